@@ -133,7 +133,7 @@ impl Dialect {
         let mut bitmap: u128 = 0;
         for f in msg.field_numbers() {
             let kind = match f {
-                1 => ErrorKind::ReservedField,
+                1 | 65 => ErrorKind::ReservedField,
                 2..=128 => {
                     bitmap |= 1u128 << (128 - u32::from(f));
                     continue;
@@ -213,6 +213,9 @@ impl Dialect {
         if bitmap & (1u128 << 127) != 0 {
             bitmap |= u128::from(self.unpack_bitmap_word(b, pos)?);
             pos += self.bitmap_len();
+        }
+        if bitmap & (1u128 << 63) != 0 {
+            return Err(Error::new(Part::Field(65), pos, ErrorKind::TertiaryBitmap));
         }
         let mut msg = Message::with_capacity(mti, bitmap.count_ones() as usize, b.len() * 2);
         let mut rest = bitmap & !(1u128 << 127);
@@ -485,10 +488,10 @@ mod tests {
     fn both_tables_parse_and_cover_every_field() {
         for name in DIALECT_NAMES {
             let d = Dialect::by_name(name).unwrap();
-            for f in 2..=128 {
+            for f in (2..=128).filter(|f| *f != 65) {
                 assert!(d.field(f).is_some(), "{name} lacks field {f}");
             }
-            assert!(d.field(1).is_none() && d.field(129).is_none());
+            assert!(d.field(1).is_none() && d.field(65).is_none() && d.field(129).is_none());
         }
     }
 

@@ -76,9 +76,12 @@ pub enum ErrorKind {
         /// How many bytes remain.
         count: usize,
     },
-    /// Field 1 (secondary bitmap) was set as a data field.
-    #[error("field 1 is the secondary bitmap and cannot carry data")]
+    /// Field 1 (secondary bitmap) or 65 (tertiary bitmap indicator) set as data.
+    #[error("fields 1 and 65 are bitmap indicators and cannot carry data")]
     ReservedField,
+    /// Bit 65 announces a tertiary bitmap (fields 129–192), which posguard does not use.
+    #[error("tertiary bitmap (fields 129-192) is not supported")]
+    TertiaryBitmap,
     /// A field number outside 2–128.
     #[error("no such field")]
     NoSuchField,

@@ -133,10 +133,19 @@ pub struct TableError {
     pub reason: String,
 }
 
+/// Whether a field number can carry data: 2–128 except 65.
+///
+/// Field 1 is the secondary bitmap; bit 65 announces a tertiary bitmap (pyiso8583's
+/// reading), which posguard does not support.
+pub fn is_data_field(field: u8) -> bool {
+    (2..=128).contains(&field) && field != 65
+}
+
 /// Reads a field table: one line per field, `field class length encoding name`.
 ///
-/// Returns an array indexed by field number; index 0 and 1 (MTI position, secondary
-/// bitmap) are always `None`. Every field 2–128 must appear exactly once.
+/// Returns an array indexed by field number. Index 0, 1 (secondary bitmap) and 65
+/// (tertiary bitmap indicator) are always `None`; every other field 2–128 must appear
+/// exactly once.
 pub fn parse_table(text: &'static str) -> Result<Vec<Option<FieldSpec>>, TableError> {
     let mut table: Vec<Option<FieldSpec>> = vec![None; 129];
     for (i, raw) in text.lines().enumerate() {
@@ -195,8 +204,8 @@ pub fn parse_table(text: &'static str) -> Result<Vec<Option<FieldSpec>>, TableEr
             LenType::Ll => 99,
             LenType::Lll => 999,
         };
-        if !(2..=128).contains(&field) {
-            return Err(err(format!("field {field} outside 2-128")));
+        if !is_data_field(field) {
+            return Err(err(format!("field {field} is not a data field")));
         }
         if max == 0 || max > limit {
             return Err(err(format!("length {max} outside 1-{limit}")));
@@ -228,7 +237,9 @@ pub fn parse_table(text: &'static str) -> Result<Vec<Option<FieldSpec>>, TableEr
             name,
         });
     }
-    if let Some(missing) = (2..=128).find(|f| table[*f].is_none()) {
+    if let Some(missing) =
+        (2..=128u8).find(|f| is_data_field(*f) && table[usize::from(*f)].is_none())
+    {
         return Err(TableError {
             line: 0,
             reason: format!("field {missing} is missing"),

@@ -1,6 +1,7 @@
 //! Integration tests of the ISO 8583 codec.
 
 mod framing;
+mod interop;
 mod known_answers;
 mod properties;
 

@@ -46,6 +46,9 @@ pub fn random_message(dialect: &Dialect, rng: &mut StdRng) -> Message {
     for _ in 0..count {
         let top = if secondary { 128 } else { 64 };
         let field = rng.gen_range(2..=top);
+        if !iso8583::spec::is_data_field(field) {
+            continue;
+        }
         let value = random_value(dialect, field, rng);
         msg.set(field, value);
     }
@@ -190,6 +193,18 @@ fn pack_refuses_values_the_spec_forbids() {
             ..
         }
     ));
+}
+
+#[test]
+fn tertiary_bitmap_is_refused_by_name() {
+    let d = Dialect::iso87_ascii();
+    let e = d
+        .unpack(b"020080000000000000008000000000000000")
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "field 65 at offset 36: tertiary bitmap (fields 129-192) is not supported"
+    );
 }
 
 #[test]
