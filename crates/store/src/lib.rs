@@ -1,0 +1,88 @@
+//! posguard's persistence.
+//!
+//! One interface ([`Backend`]) with two implementations: embedded SQLite in WAL mode
+//! ([`SqliteBackend`], the default) and PostgreSQL ([`PgBackend`]) for deployments of
+//! several nodes. Writes go in batches ([`Write`]), each batch one durable transaction;
+//! the [`Journal`] writer thread gathers whatever batches are waiting into one commit
+//! (group commit), so throughput does not cost one fsync per message.
+//!
+//! Nothing here stores a clear PAN, track data, PIN block or clear key: rows carry PAN
+//! tokens, masked PANs and keys wrapped under the LMK.
+
+mod journal;
+mod pg;
+mod rows;
+mod sqlite;
+
+pub use journal::{Journal, JournalConfig, JournalStats, Persisted};
+pub use pg::PgBackend;
+pub use rows::{EventRow, MerchantRow, TerminalRow, TxnRow, Write};
+pub use sqlite::SqliteBackend;
+
+/// Versioned migrations, applied in order; the version is the index + 1.
+pub const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_initial.sql")];
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error.
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// A unique key (request key or RRN) is already taken.
+    #[error("duplicate key: {0}")]
+    Duplicate(String),
+    /// The journal writer has stopped.
+    #[error("journal writer stopped")]
+    WriterStopped,
+    /// The data directory or database could not be opened.
+    #[error("open {what}: {reason}")]
+    Open {
+        /// What was being opened.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+/// What every backend offers: migrations, batched durable writes, and the reads the
+/// acquirer needs at start-up and the tools need afterwards.
+pub trait Backend: Send {
+    /// Applies every migration not yet applied; returns the schema version.
+    fn migrate(&mut self) -> Result<u32, StoreError>;
+
+    /// Applies the writes in one durable transaction: all or nothing.
+    fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError>;
+
+    /// Every merchant.
+    fn merchants(&mut self) -> Result<Vec<MerchantRow>, StoreError>;
+
+    /// Every terminal.
+    fn terminals(&mut self) -> Result<Vec<TerminalRow>, StoreError>;
+
+    /// Transactions with `txn_id > after`, in id order, at most `limit`.
+    fn transactions_after(&mut self, after: i64, limit: usize) -> Result<Vec<TxnRow>, StoreError>;
+
+    /// The transaction with this RRN.
+    fn transaction_by_rrn(&mut self, rrn: &str) -> Result<Option<TxnRow>, StoreError>;
+
+    /// Every event of a transaction, in order.
+    fn events(&mut self, txn_id: i64) -> Result<Vec<EventRow>, StoreError>;
+
+    /// The largest transaction id (0 when empty).
+    fn max_txn_id(&mut self) -> Result<i64, StoreError>;
+}
+
+/// Opens a backend from a URL: `postgres://…` for PostgreSQL, anything else is a
+/// SQLite data directory.
+pub fn open(url_or_dir: &str) -> Result<Box<dyn Backend>, StoreError> {
+    if url_or_dir.starts_with("postgres://") || url_or_dir.starts_with("postgresql://") {
+        Ok(Box::new(PgBackend::connect(url_or_dir)?))
+    } else {
+        Ok(Box::new(SqliteBackend::open_dir(std::path::Path::new(
+            url_or_dir,
+        ))?))
+    }
+}

@@ -1,0 +1,293 @@
+//! The PostgreSQL backend, for several acquirer nodes sharing one database.
+//!
+//! Uses the synchronous `postgres` client: it must run on a thread of its own (the
+//! journal writer, a command-line tool), never on an async runtime's worker.
+
+use postgres::error::SqlState;
+use postgres::{Client, NoTls, Row};
+
+use crate::rows::{EventRow, MerchantRow, TerminalRow, TxnRow, Write};
+use crate::sqlite::{
+    SQL_EVENT, SQL_MERCHANT, SQL_NEW_TXN, SQL_TERMINAL, SQL_UPDATE_TXN, TERMINAL_COLUMNS,
+    TXN_COLUMNS,
+};
+use crate::{Backend, StoreError, MIGRATIONS};
+
+/// A PostgreSQL connection, optionally confined to one schema.
+pub struct PgBackend {
+    client: Client,
+}
+
+impl std::fmt::Debug for PgBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgBackend")
+    }
+}
+
+impl PgBackend {
+    /// Connects to `postgres://…`.
+    pub fn connect(url: &str) -> Result<PgBackend, StoreError> {
+        Ok(PgBackend {
+            client: Client::connect(url, NoTls)?,
+        })
+    }
+
+    /// Connects and confines every statement to `schema` (created if missing); tests
+    /// use a schema each so they can run side by side in one database.
+    pub fn connect_in_schema(url: &str, schema: &str) -> Result<PgBackend, StoreError> {
+        if !schema
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(StoreError::Open {
+                what: schema.into(),
+                reason: "schema name must be [A-Za-z0-9_]".into(),
+            });
+        }
+        let mut client = Client::connect(url, NoTls)?;
+        client.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+        ))?;
+        Ok(PgBackend { client })
+    }
+
+    /// Drops a schema and everything in it (test clean-up).
+    pub fn drop_schema(&mut self, schema: &str) -> Result<(), StoreError> {
+        if !schema
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(StoreError::Open {
+                what: schema.into(),
+                reason: "schema name must be [A-Za-z0-9_]".into(),
+            });
+        }
+        self.client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
+        Ok(())
+    }
+}
+
+fn txn_from(r: &Row) -> TxnRow {
+    TxnRow {
+        txn_id: r.get(0),
+        request_key: r.get(1),
+        terminal_id: r.get(2),
+        merchant_id: r.get(3),
+        batch: r.get(4),
+        stan: r.get(5),
+        mti: r.get(6),
+        kind: r.get(7),
+        amount_minor: r.get(8),
+        currency: r.get(9),
+        pan_token: r.get(10),
+        masked_pan: r.get(11),
+        rrn: r.get(12),
+        auth_code: r.get(13),
+        response_code: r.get(14),
+        state: r.get(15),
+        original_rrn: r.get(16),
+        link_stan: r.get(17),
+        reply_hex: r.get(18),
+        local_date: r.get(19),
+        created_at: r.get(20),
+        updated_at: r.get(21),
+    }
+}
+
+impl Backend for PgBackend {
+    fn migrate(&mut self) -> Result<u32, StoreError> {
+        let mut tx = self.client.transaction()?;
+        // Several nodes may start at once: one migrates, the others wait.
+        tx.batch_execute("SELECT pg_advisory_xact_lock(8583)")?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )?;
+        let have: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )?
+            .get(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(have as usize) {
+            tx.batch_execute(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now()::text)",
+                &[&(i as i64 + 1)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(MIGRATIONS.len() as u32)
+    }
+
+    fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+        let mut tx = self.client.transaction()?;
+        for w in writes {
+            let r = match w {
+                Write::Merchant(m) => tx.execute(
+                    SQL_MERCHANT,
+                    &[
+                        &m.merchant_id,
+                        &m.name,
+                        &m.city,
+                        &m.mcc,
+                        &m.status,
+                        &m.created_at,
+                    ],
+                ),
+                Write::Terminal(t) => tx.execute(
+                    SQL_TERMINAL,
+                    &[
+                        &t.terminal_id,
+                        &t.merchant_id,
+                        &t.status,
+                        &t.tmk,
+                        &t.pik,
+                        &t.mak,
+                        &t.mak_prev,
+                        &t.key_version,
+                        &t.batch,
+                        &i64::from(t.signed_on),
+                        &t.install_location,
+                        &t.updated_at,
+                    ],
+                ),
+                Write::NewTxn(t) => tx.execute(
+                    SQL_NEW_TXN,
+                    &[
+                        &t.txn_id,
+                        &t.request_key,
+                        &t.terminal_id,
+                        &t.merchant_id,
+                        &t.batch,
+                        &t.stan,
+                        &t.mti,
+                        &t.kind,
+                        &t.amount_minor,
+                        &t.currency,
+                        &t.pan_token,
+                        &t.masked_pan,
+                        &t.rrn,
+                        &t.auth_code,
+                        &t.response_code,
+                        &t.state,
+                        &t.original_rrn,
+                        &t.link_stan,
+                        &t.reply_hex,
+                        &t.local_date,
+                        &t.created_at,
+                        &t.updated_at,
+                    ],
+                ),
+                Write::UpdateTxn(t) => tx.execute(
+                    SQL_UPDATE_TXN,
+                    &[
+                        &t.txn_id,
+                        &t.auth_code,
+                        &t.response_code,
+                        &t.state,
+                        &t.original_rrn,
+                        &t.link_stan,
+                        &t.reply_hex,
+                        &t.updated_at,
+                    ],
+                ),
+                Write::Event(e) => {
+                    tx.execute(SQL_EVENT, &[&e.txn_id, &e.seq, &e.at, &e.kind, &e.detail])
+                }
+            };
+            if let Err(e) = r {
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                    return Err(StoreError::Duplicate(e.to_string()));
+                }
+                return Err(e.into());
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn merchants(&mut self) -> Result<Vec<MerchantRow>, StoreError> {
+        let rows = self.client.query(
+            "SELECT merchant_id, name, city, mcc, status, created_at FROM merchants ORDER BY merchant_id",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| MerchantRow {
+                merchant_id: r.get(0),
+                name: r.get(1),
+                city: r.get(2),
+                mcc: r.get(3),
+                status: r.get(4),
+                created_at: r.get(5),
+            })
+            .collect())
+    }
+
+    fn terminals(&mut self) -> Result<Vec<TerminalRow>, StoreError> {
+        let rows = self.client.query(
+            &format!("SELECT {TERMINAL_COLUMNS} FROM terminals ORDER BY terminal_id"),
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| TerminalRow {
+                terminal_id: r.get(0),
+                merchant_id: r.get(1),
+                status: r.get(2),
+                tmk: r.get(3),
+                pik: r.get(4),
+                mak: r.get(5),
+                mak_prev: r.get(6),
+                key_version: r.get(7),
+                batch: r.get(8),
+                signed_on: r.get::<_, i64>(9) != 0,
+                install_location: r.get(10),
+                updated_at: r.get(11),
+            })
+            .collect())
+    }
+
+    fn transactions_after(&mut self, after: i64, limit: usize) -> Result<Vec<TxnRow>, StoreError> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT {TXN_COLUMNS} FROM transactions WHERE txn_id > $1 ORDER BY txn_id LIMIT $2"
+            ),
+            &[&after, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(txn_from).collect())
+    }
+
+    fn transaction_by_rrn(&mut self, rrn: &str) -> Result<Option<TxnRow>, StoreError> {
+        let row = self.client.query_opt(
+            &format!("SELECT {TXN_COLUMNS} FROM transactions WHERE rrn = $1"),
+            &[&rrn],
+        )?;
+        Ok(row.as_ref().map(txn_from))
+    }
+
+    fn events(&mut self, txn_id: i64) -> Result<Vec<EventRow>, StoreError> {
+        let rows = self.client.query(
+            "SELECT txn_id, seq, at, kind, detail FROM txn_events WHERE txn_id = $1 ORDER BY seq",
+            &[&txn_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| EventRow {
+                txn_id: r.get(0),
+                seq: r.get(1),
+                at: r.get(2),
+                kind: r.get(3),
+                detail: r.get(4),
+            })
+            .collect())
+    }
+
+    fn max_txn_id(&mut self) -> Result<i64, StoreError> {
+        Ok(self
+            .client
+            .query_one("SELECT COALESCE(MAX(txn_id), 0) FROM transactions", &[])?
+            .get(0))
+    }
+}

@@ -1,0 +1,126 @@
+//! Rows and writes: plain data, shared by both backends.
+
+/// A merchant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantRow {
+    /// Field 42 identity (15 characters).
+    pub merchant_id: String,
+    /// Name shown on receipts and in field 43.
+    pub name: String,
+    /// City (field 43).
+    pub city: String,
+    /// Merchant category code.
+    pub mcc: String,
+    /// `active`, `suspended` or `closed`.
+    pub status: String,
+    /// When the merchant was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// A terminal and its keys (wrapped under the LMK).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalRow {
+    /// Field 41 identity (8 characters).
+    pub terminal_id: String,
+    /// The merchant it belongs to.
+    pub merchant_id: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    /// Terminal master key, wrapped.
+    pub tmk: String,
+    /// Current PIN key, wrapped (after the first sign-on).
+    pub pik: Option<String>,
+    /// Current MAC key, wrapped.
+    pub mak: Option<String>,
+    /// Previous MAC key, wrapped, still accepted until the next sign-on.
+    pub mak_prev: Option<String>,
+    /// Working-key version (sign-on counter).
+    pub key_version: i64,
+    /// The batch number the terminal must use.
+    pub batch: i64,
+    /// Whether the terminal is signed on.
+    pub signed_on: bool,
+    /// Registered install location.
+    pub install_location: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+/// The current state of one transaction in the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnRow {
+    /// Acquirer-assigned id.
+    pub txn_id: i64,
+    /// Terminal, batch, STAN and MTI class: duplicates share it.
+    pub request_key: String,
+    /// Field 41.
+    pub terminal_id: String,
+    /// Field 42.
+    pub merchant_id: String,
+    /// Field 60.2.
+    pub batch: i64,
+    /// Field 11 as the terminal sent it.
+    pub stan: i64,
+    /// The request MTI.
+    pub mti: String,
+    /// `sale`, `void`, `refund`, `balance`, `preauth`, `preauth_cancel`, `completion`, `reversal`.
+    pub kind: String,
+    /// Amount in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 numeric code.
+    pub currency: String,
+    /// Keyed PAN token.
+    pub pan_token: String,
+    /// First six and last four digits.
+    pub masked_pan: String,
+    /// Retrieval reference number.
+    pub rrn: String,
+    /// Authorization code from the issuer.
+    pub auth_code: Option<String>,
+    /// Field 39 sent to the terminal.
+    pub response_code: Option<String>,
+    /// State machine state.
+    pub state: String,
+    /// RRN of the original (void, refund, completion, cancel, reversal).
+    pub original_rrn: Option<String>,
+    /// STAN used on the issuer link.
+    pub link_stan: Option<i64>,
+    /// The reply frame sent to the terminal (hex), to answer duplicates identically.
+    pub reply_hex: Option<String>,
+    /// Local business date (YYYY-MM-DD).
+    pub local_date: String,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+/// One append-only event in a transaction's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// The transaction.
+    pub txn_id: i64,
+    /// Sequence within the transaction, from 1.
+    pub seq: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// What happened (`received`, `sent_to_issuer`, `approved`, …).
+    pub kind: String,
+    /// Human-readable detail (never a secret).
+    pub detail: String,
+}
+
+/// One change to persist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Insert or replace a merchant.
+    Merchant(MerchantRow),
+    /// Insert or replace a terminal.
+    Terminal(TerminalRow),
+    /// Insert a new transaction (its request key and RRN must be new).
+    NewTxn(TxnRow),
+    /// Replace a transaction's current state (same id).
+    UpdateTxn(TxnRow),
+    /// Append an event.
+    Event(EventRow),
+}

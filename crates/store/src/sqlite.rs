@@ -1,0 +1,281 @@
+//! The embedded backend: SQLite in WAL mode, `synchronous = FULL`.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+
+use crate::rows::{EventRow, MerchantRow, TerminalRow, TxnRow, Write};
+use crate::{Backend, StoreError, MIGRATIONS};
+
+/// SQLite in a data directory (`posguard.db`).
+pub struct SqliteBackend {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteBackend")
+    }
+}
+
+pub(crate) const TXN_COLUMNS: &str =
+    "txn_id, request_key, terminal_id, merchant_id, batch, stan, mti, kind, \
+     amount_minor, currency, pan_token, masked_pan, rrn, auth_code, response_code, state, \
+     original_rrn, link_stan, reply_hex, local_date, created_at, updated_at";
+
+pub(crate) const TERMINAL_COLUMNS: &str =
+    "terminal_id, merchant_id, status, tmk, pik, mak, mak_prev, \
+     key_version, batch, signed_on, install_location, updated_at";
+
+pub(crate) const SQL_MERCHANT: &str =
+    "INSERT INTO merchants (merchant_id, name, city, mcc, status, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (merchant_id) DO UPDATE SET name = excluded.name, \
+     city = excluded.city, mcc = excluded.mcc, status = excluded.status";
+
+pub(crate) const SQL_TERMINAL: &str = "INSERT INTO terminals (terminal_id, merchant_id, status, tmk, pik, mak, \
+     mak_prev, key_version, batch, signed_on, install_location, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (terminal_id) DO UPDATE SET \
+     merchant_id = excluded.merchant_id, status = excluded.status, tmk = excluded.tmk, pik = excluded.pik, \
+     mak = excluded.mak, mak_prev = excluded.mak_prev, key_version = excluded.key_version, \
+     batch = excluded.batch, signed_on = excluded.signed_on, \
+     install_location = excluded.install_location, updated_at = excluded.updated_at";
+
+pub(crate) const SQL_NEW_TXN: &str = "INSERT INTO transactions (txn_id, request_key, terminal_id, merchant_id, \
+     batch, stan, mti, kind, amount_minor, currency, pan_token, masked_pan, rrn, auth_code, response_code, \
+     state, original_rrn, link_stan, reply_hex, local_date, created_at, updated_at) VALUES ($1, $2, $3, $4, \
+     $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
+
+pub(crate) const SQL_UPDATE_TXN: &str = "UPDATE transactions SET auth_code = $2, response_code = $3, \
+     state = $4, original_rrn = $5, link_stan = $6, reply_hex = $7, updated_at = $8 WHERE txn_id = $1";
+
+pub(crate) const SQL_EVENT: &str =
+    "INSERT INTO txn_events (txn_id, seq, at, kind, detail) VALUES ($1, $2, $3, $4, $5)";
+
+/// SQLite numbers parameters `?N`; the shared statements use `$N`.
+fn q(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) `posguard.db` in `dir`.
+    pub fn open_dir(dir: &Path) -> Result<SqliteBackend, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            what: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let conn = Connection::open(dir.join("posguard.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(SqliteBackend { conn })
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
+}
+
+fn txn_from(r: &Row<'_>) -> rusqlite::Result<TxnRow> {
+    Ok(TxnRow {
+        txn_id: r.get(0)?,
+        request_key: r.get(1)?,
+        terminal_id: r.get(2)?,
+        merchant_id: r.get(3)?,
+        batch: r.get(4)?,
+        stan: r.get(5)?,
+        mti: r.get(6)?,
+        kind: r.get(7)?,
+        amount_minor: r.get(8)?,
+        currency: r.get(9)?,
+        pan_token: r.get(10)?,
+        masked_pan: r.get(11)?,
+        rrn: r.get(12)?,
+        auth_code: r.get(13)?,
+        response_code: r.get(14)?,
+        state: r.get(15)?,
+        original_rrn: r.get(16)?,
+        link_stan: r.get(17)?,
+        reply_hex: r.get(18)?,
+        local_date: r.get(19)?,
+        created_at: r.get(20)?,
+        updated_at: r.get(21)?,
+    })
+}
+
+impl Backend for SqliteBackend {
+    fn migrate(&mut self) -> Result<u32, StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )?;
+        let have: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(have as usize) {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, datetime('now'))",
+                params![i as i64 + 1],
+            )?;
+        }
+        tx.commit()?;
+        Ok(MIGRATIONS.len() as u32)
+    }
+
+    fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for w in writes {
+            let r = match w {
+                Write::Merchant(m) => tx.prepare_cached(&q(SQL_MERCHANT))?.execute(params![
+                    m.merchant_id,
+                    m.name,
+                    m.city,
+                    m.mcc,
+                    m.status,
+                    m.created_at
+                ]),
+                Write::Terminal(t) => tx.prepare_cached(&q(SQL_TERMINAL))?.execute(params![
+                    t.terminal_id,
+                    t.merchant_id,
+                    t.status,
+                    t.tmk,
+                    t.pik,
+                    t.mak,
+                    t.mak_prev,
+                    t.key_version,
+                    t.batch,
+                    i64::from(t.signed_on),
+                    t.install_location,
+                    t.updated_at
+                ]),
+                Write::NewTxn(t) => tx.prepare_cached(&q(SQL_NEW_TXN))?.execute(params![
+                    t.txn_id,
+                    t.request_key,
+                    t.terminal_id,
+                    t.merchant_id,
+                    t.batch,
+                    t.stan,
+                    t.mti,
+                    t.kind,
+                    t.amount_minor,
+                    t.currency,
+                    t.pan_token,
+                    t.masked_pan,
+                    t.rrn,
+                    t.auth_code,
+                    t.response_code,
+                    t.state,
+                    t.original_rrn,
+                    t.link_stan,
+                    t.reply_hex,
+                    t.local_date,
+                    t.created_at,
+                    t.updated_at
+                ]),
+                Write::UpdateTxn(t) => tx.prepare_cached(&q(SQL_UPDATE_TXN))?.execute(params![
+                    t.txn_id,
+                    t.auth_code,
+                    t.response_code,
+                    t.state,
+                    t.original_rrn,
+                    t.link_stan,
+                    t.reply_hex,
+                    t.updated_at
+                ]),
+                Write::Event(e) => tx
+                    .prepare_cached(&q(SQL_EVENT))?
+                    .execute(params![e.txn_id, e.seq, e.at, e.kind, e.detail]),
+            };
+            if let Err(e) = r {
+                if is_unique_violation(&e) {
+                    return Err(StoreError::Duplicate(e.to_string()));
+                }
+                return Err(e.into());
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn merchants(&mut self) -> Result<Vec<MerchantRow>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT merchant_id, name, city, mcc, status, created_at FROM merchants ORDER BY merchant_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(MerchantRow {
+                merchant_id: r.get(0)?,
+                name: r.get(1)?,
+                city: r.get(2)?,
+                mcc: r.get(3)?,
+                status: r.get(4)?,
+                created_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn terminals(&mut self) -> Result<Vec<TerminalRow>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {TERMINAL_COLUMNS} FROM terminals ORDER BY terminal_id"
+        ))?;
+        let rows = st.query_map([], |r| {
+            Ok(TerminalRow {
+                terminal_id: r.get(0)?,
+                merchant_id: r.get(1)?,
+                status: r.get(2)?,
+                tmk: r.get(3)?,
+                pik: r.get(4)?,
+                mak: r.get(5)?,
+                mak_prev: r.get(6)?,
+                key_version: r.get(7)?,
+                batch: r.get(8)?,
+                signed_on: r.get::<_, i64>(9)? != 0,
+                install_location: r.get(10)?,
+                updated_at: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn transactions_after(&mut self, after: i64, limit: usize) -> Result<Vec<TxnRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TXN_COLUMNS} FROM transactions WHERE txn_id > ?1 ORDER BY txn_id LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![after, limit as i64], txn_from)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn transaction_by_rrn(&mut self, rrn: &str) -> Result<Option<TxnRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TXN_COLUMNS} FROM transactions WHERE rrn = ?1"
+        ))?;
+        Ok(st.query_row(params![rrn], txn_from).optional()?)
+    }
+
+    fn events(&mut self, txn_id: i64) -> Result<Vec<EventRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT txn_id, seq, at, kind, detail FROM txn_events WHERE txn_id = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map(params![txn_id], |r| {
+            Ok(EventRow {
+                txn_id: r.get(0)?,
+                seq: r.get(1)?,
+                at: r.get(2)?,
+                kind: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn max_txn_id(&mut self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(MAX(txn_id), 0) FROM transactions",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+}

@@ -1,0 +1,215 @@
+//! Behaviour every backend must share.
+
+use std::sync::{Arc, Mutex};
+
+use store::{
+    EventRow, Journal, JournalConfig, MerchantRow, StoreError, TerminalRow, TxnRow, Write,
+};
+
+use crate::backends;
+
+fn merchant() -> MerchantRow {
+    MerchantRow {
+        merchant_id: "952718182217875".into(),
+        name: "DEMO STORE".into(),
+        city: "SHANGHAI".into(),
+        mcc: "5411".into(),
+        status: "active".into(),
+        created_at: "2026-11-21T00:00:00Z".into(),
+    }
+}
+
+fn terminal() -> TerminalRow {
+    TerminalRow {
+        terminal_id: "00000001".into(),
+        merchant_id: "952718182217875".into(),
+        status: "active".into(),
+        tmk: "TMK:1:00112233445566778899AABBCCDDEEFF:123456".into(),
+        pik: None,
+        mak: None,
+        mak_prev: None,
+        key_version: 0,
+        batch: 1,
+        signed_on: false,
+        install_location: "31.2304,121.4737".into(),
+        updated_at: "2026-11-21T00:00:00Z".into(),
+    }
+}
+
+fn txn(id: i64, stan: i64) -> TxnRow {
+    TxnRow {
+        txn_id: id,
+        request_key: format!("00000001/1/{stan}/2"),
+        terminal_id: "00000001".into(),
+        merchant_id: "952718182217875".into(),
+        batch: 1,
+        stan,
+        mti: "0200".into(),
+        kind: "sale".into(),
+        amount_minor: 12_345,
+        currency: "156".into(),
+        pan_token: "t1.00".into(),
+        masked_pan: "622848*********0018".into(),
+        rrn: format!("6325{id:08}"),
+        auth_code: None,
+        response_code: None,
+        state: "authorizing".into(),
+        original_rrn: None,
+        link_stan: Some(id),
+        reply_hex: None,
+        local_date: "2026-11-21".into(),
+        created_at: "2026-11-21T01:00:00Z".into(),
+        updated_at: "2026-11-21T01:00:00Z".into(),
+    }
+}
+
+#[test]
+fn migrations_are_idempotent_and_rows_round_trip() {
+    for b in backends() {
+        let mut db = (b.open)();
+        assert_eq!(db.migrate().unwrap(), 1, "{}", b.name);
+        assert_eq!(db.migrate().unwrap(), 1, "{} second run", b.name);
+        let mut t = terminal();
+        db.apply(&[Write::Merchant(merchant()), Write::Terminal(t.clone())])
+            .unwrap();
+        t.signed_on = true;
+        t.key_version = 2;
+        t.mak = Some("TAK:2:00:000000".into());
+        db.apply(&[Write::Terminal(t.clone())]).unwrap();
+        assert_eq!(db.merchants().unwrap(), vec![merchant()], "{}", b.name);
+        assert_eq!(db.terminals().unwrap(), vec![t], "{}", b.name);
+
+        let mut x = txn(1, 7);
+        db.apply(&[
+            Write::NewTxn(x.clone()),
+            Write::Event(EventRow {
+                txn_id: 1,
+                seq: 1,
+                at: x.created_at.clone(),
+                kind: "received".into(),
+                detail: "sale".into(),
+            }),
+        ])
+        .unwrap();
+        x.state = "approved".into();
+        x.auth_code = Some("A1B2C3".into());
+        x.response_code = Some("00".into());
+        x.reply_hex = Some("0210".into());
+        db.apply(&[
+            Write::UpdateTxn(x.clone()),
+            Write::Event(EventRow {
+                txn_id: 1,
+                seq: 2,
+                at: x.created_at.clone(),
+                kind: "approved".into(),
+                detail: "00".into(),
+            }),
+        ])
+        .unwrap();
+        assert_eq!(
+            db.transaction_by_rrn(&x.rrn).unwrap(),
+            Some(x.clone()),
+            "{}",
+            b.name
+        );
+        assert_eq!(db.transaction_by_rrn("000000000000").unwrap(), None);
+        assert_eq!(db.transactions_after(0, 10).unwrap(), vec![x], "{}", b.name);
+        assert_eq!(
+            db.events(1)
+                .unwrap()
+                .iter()
+                .map(|e| e.kind.as_str())
+                .collect::<Vec<_>>(),
+            ["received", "approved"]
+        );
+        assert_eq!(db.max_txn_id().unwrap(), 1);
+    }
+}
+
+#[test]
+fn duplicate_request_key_or_rrn_fails_the_whole_batch() {
+    for b in backends() {
+        let mut db = (b.open)();
+        db.migrate().unwrap();
+        db.apply(&[Write::NewTxn(txn(1, 7))]).unwrap();
+        let mut dup = txn(2, 7);
+        dup.rrn = "632599999999".into();
+        let ev = EventRow {
+            txn_id: 2,
+            seq: 1,
+            at: "x".into(),
+            kind: "received".into(),
+            detail: String::new(),
+        };
+        let err = db
+            .apply(&[Write::Event(ev), Write::NewTxn(dup)])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate(_)), "{}: {err}", b.name);
+        assert!(
+            db.events(2).unwrap().is_empty(),
+            "{}: the batch is all or nothing",
+            b.name
+        );
+        let mut same_rrn = txn(3, 8);
+        same_rrn.rrn = txn(1, 7).rrn;
+        assert!(matches!(
+            db.apply(&[Write::NewTxn(same_rrn)]),
+            Err(StoreError::Duplicate(_))
+        ));
+    }
+}
+
+#[test]
+fn journal_group_commit_isolates_a_bad_batch() {
+    for b in backends() {
+        let mut db = (b.open)();
+        db.migrate().unwrap();
+        let journal = Journal::start(
+            (b.open)(),
+            JournalConfig {
+                queue_depth: 64,
+                max_group_writes: 1000,
+            },
+        );
+        let results = Arc::new(Mutex::new(Vec::new()));
+        for i in 1..=200i64 {
+            // Batch 100 reuses batch 50's request key: it alone must fail.
+            let stan = if i == 100 { 50 } else { i };
+            let r = results.clone();
+            journal.submit(vec![Write::NewTxn(txn(i, stan))], move |res| {
+                r.lock().unwrap().push((i, res.is_ok()))
+            });
+        }
+        let stats_batches = {
+            journal.write_sync(vec![]).unwrap();
+            journal
+                .stats()
+                .batches
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        journal.close();
+        let mut res = results.lock().unwrap().clone();
+        res.sort();
+        assert_eq!(res.len(), 200);
+        let failed: Vec<i64> = res.iter().filter(|(_, ok)| !ok).map(|(i, _)| *i).collect();
+        assert_eq!(failed, [100], "{}", b.name);
+        assert_eq!(db.max_txn_id().unwrap(), 200);
+        assert_eq!(
+            db.transactions_after(0, 1000).unwrap().len(),
+            199,
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            stats_batches, 200,
+            "{}: 199 good batches plus the empty one",
+            b.name
+        );
+    }
+}
+
+#[test]
+fn bad_pg_url_and_bad_dir_are_errors_not_panics() {
+    assert!(store::open("postgres://nobody@127.0.0.1:1/none").is_err());
+    assert!(store::open("/proc/posguard-cannot-create-this").is_err());
+}

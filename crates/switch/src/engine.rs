@@ -1,0 +1,1678 @@
+//! The engine: in-memory state, and one function per input.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use cardsec::{
+    EncryptedPinBlock, Expiry, KeyLayout, MacAlgorithm, Pan, SecError, SecurityModule, Track2,
+    WrappedKey,
+};
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use domain::{Currency, ResponseCode, Stan};
+use iso8583::frame::{CupEnvelope, CupHeader, Tpdu};
+use iso8583::subfields::{Field60, Field61, OriginalData};
+use iso8583::{Dialect, Message, Mti};
+use store::{EventRow, MerchantRow, TerminalRow, TxnRow, Write};
+
+use crate::kind::{TxnKind, TxnState};
+use crate::msgs::{pack_signed, received_mac};
+
+/// A terminal connection, as the driver numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
+
+/// The time an input happened, from the driver's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Milliseconds since the Unix epoch (UTC).
+    pub unix_ms: i64,
+}
+
+/// The switch's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Acquiring institution id (field 32).
+    pub acquirer_id: String,
+    /// Node number 0–9: part of every transaction id and RRN, so nodes sharing one
+    /// database never collide.
+    pub node: u8,
+    /// Currencies terminals may use.
+    pub currencies: Vec<Currency>,
+    /// Largest amount accepted in one transaction, in minor units.
+    pub max_amount_minor: i64,
+    /// How long to wait for the issuer.
+    pub issuer_timeout_ms: u64,
+    /// Requests waiting for the issuer at most; beyond it new ones get 91.
+    pub max_in_flight: usize,
+    /// Transactions kept in memory for duplicates and originals at most.
+    pub max_remembered: usize,
+    /// The acquirer's offset from UTC in seconds (Asia/Shanghai: +8 h).
+    pub utc_offset_secs: i32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            acquirer_id: "48020000".into(),
+            node: 0,
+            currencies: vec![Currency::CNY],
+            max_amount_minor: 1_000_000_000,
+            issuer_timeout_ms: 10_000,
+            max_in_flight: 10_000,
+            max_remembered: 1_000_000,
+            utc_offset_secs: 8 * 3600,
+        }
+    }
+}
+
+/// The zone keys shared with the issuer, wrapped under the LMK.
+#[derive(Debug, Clone)]
+pub struct ZoneKeys {
+    /// Zone PIN key.
+    pub zpk: WrappedKey,
+    /// Zone MAC key.
+    pub zak: WrappedKey,
+}
+
+/// One input to the engine.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A frame from a terminal (TPDU, header and message, without the length prefix).
+    TerminalFrame {
+        /// The connection it came on.
+        conn: ConnId,
+        /// The frame body.
+        frame: &'a [u8],
+    },
+    /// A message from the issuer (without the length prefix).
+    IssuerFrame {
+        /// The message bytes.
+        frame: &'a [u8],
+    },
+    /// The issuer timer of a transaction fired.
+    IssuerTimeout {
+        /// The transaction.
+        txn_id: i64,
+    },
+    /// A request for the issuer could not be written to any link: nothing was sent.
+    IssuerUnavailable {
+        /// The transaction.
+        txn_id: i64,
+    },
+    /// A persist failed; its `on_fail` actions were carried out.
+    PersistFailed {
+        /// What failed (for the log).
+        reason: String,
+    },
+}
+
+/// One thing for the driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Make `writes` durable in one batch, then carry out `then`; if it fails, carry
+    /// out `on_fail` instead.
+    Persist {
+        /// Records to write.
+        writes: Vec<Write>,
+        /// Actions allowed only once the writes are durable.
+        then: Vec<Action>,
+        /// Actions if the writes fail.
+        on_fail: Vec<Action>,
+    },
+    /// Send a message to the issuer; report `IssuerUnavailable` if no link takes it.
+    SendIssuer {
+        /// The transaction it belongs to.
+        txn_id: i64,
+        /// The packed iso87-ascii message (no length prefix).
+        message: Vec<u8>,
+    },
+    /// Send a frame body (TPDU, header, message) to a terminal connection.
+    SendTerminal {
+        /// The connection.
+        conn: ConnId,
+        /// The frame body.
+        frame: Vec<u8>,
+    },
+    /// Feed `IssuerTimeout { txn_id }` back after `after_ms`.
+    StartIssuerTimer {
+        /// The transaction.
+        txn_id: i64,
+        /// Delay.
+        after_ms: u64,
+    },
+    /// Close a terminal connection (it sent something that cannot be answered).
+    CloseTerminal {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+struct TerminalState {
+    row: TerminalRow,
+    tmk: Option<WrappedKey>,
+    pik: Option<WrappedKey>,
+    maks: Vec<WrappedKey>,
+}
+
+struct Txn {
+    row: TxnRow,
+    kind: TxnKind,
+    state: TxnState,
+    conn: ConnId,
+    envelope: (Tpdu, CupHeader),
+    /// The terminal's request, kept until it is answered.
+    request: Option<Message>,
+    events: i64,
+    refunded_minor: i64,
+    reversal_requested: bool,
+    link_mti: Mti,
+    link_datetime: String,
+    original: Option<i64>,
+}
+
+/// The state machine of every transaction in flight plus what it needs to decide:
+/// terminals, merchants and recent transactions (for duplicates and originals).
+pub struct Engine {
+    cfg: Config,
+    hsm: Arc<dyn SecurityModule>,
+    zone: ZoneKeys,
+    terminals: HashMap<String, TerminalState>,
+    merchants: HashMap<String, MerchantRow>,
+    txns: HashMap<i64, Txn>,
+    by_request: HashMap<String, i64>,
+    by_link: HashMap<(u8, String, u32), i64>,
+    by_terminal_stan: HashMap<(String, i64, i64), i64>,
+    order: VecDeque<i64>,
+    next_seq: i64,
+    link_stan: Stan,
+    in_flight: usize,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("terminals", &self.terminals.len())
+            .field("txns", &self.txns.len())
+            .field("in_flight", &self.in_flight)
+            .finish()
+    }
+}
+
+const CUP: fn() -> &'static Dialect = Dialect::cup_pos;
+const LINK: fn() -> &'static Dialect = Dialect::iso87_ascii;
+
+/// A request the engine declines before anything reaches the issuer.
+struct Reject(ResponseCode, &'static str);
+
+impl Engine {
+    /// An engine over the given state (loaded from the store by the driver).
+    pub fn new(
+        cfg: Config,
+        hsm: Arc<dyn SecurityModule>,
+        zone: ZoneKeys,
+        merchants: Vec<MerchantRow>,
+        terminals: Vec<TerminalRow>,
+        recent: Vec<TxnRow>,
+        max_txn_id: i64,
+    ) -> Engine {
+        let node_base = i64::from(cfg.node) * 1_000_000_000_000;
+        let next_seq = (max_txn_id - node_base).max(0) + 1;
+        let mut e = Engine {
+            cfg,
+            hsm,
+            zone,
+            terminals: HashMap::new(),
+            merchants: merchants
+                .into_iter()
+                .map(|m| (m.merchant_id.clone(), m))
+                .collect(),
+            txns: HashMap::new(),
+            by_request: HashMap::new(),
+            by_link: HashMap::new(),
+            by_terminal_stan: HashMap::new(),
+            order: VecDeque::new(),
+            next_seq,
+            link_stan: Stan::new(1).unwrap_or_else(|_| unreachable!("1 is a valid STAN")),
+            in_flight: 0,
+        };
+        for t in terminals {
+            e.put_terminal(t);
+        }
+        for row in recent {
+            e.restore(row);
+        }
+        e
+    }
+
+    fn put_terminal(&mut self, row: TerminalRow) {
+        let parse = |s: &Option<String>| s.as_deref().and_then(|t| WrappedKey::parse(t).ok());
+        let tmk = WrappedKey::parse(&row.tmk).ok();
+        let pik = parse(&row.pik);
+        let maks = [parse(&row.mak), parse(&row.mak_prev)]
+            .into_iter()
+            .flatten()
+            .collect();
+        self.terminals.insert(
+            row.terminal_id.clone(),
+            TerminalState {
+                row,
+                tmk,
+                pik,
+                maks,
+            },
+        );
+    }
+
+    fn restore(&mut self, row: TxnRow) {
+        let (Some(kind), Some(state)) = (TxnKind::parse(&row.kind), TxnState::parse(&row.state))
+        else {
+            return;
+        };
+        let id = row.txn_id;
+        self.by_request.insert(row.request_key.clone(), id);
+        if kind != TxnKind::Reversal {
+            self.by_terminal_stan
+                .insert((row.terminal_id.clone(), row.batch, row.stan), id);
+        }
+        let txn = Txn {
+            kind,
+            state,
+            conn: ConnId(0),
+            envelope: (
+                Tpdu::from_bytes([0x60, 0, 0, 0, 0]),
+                CupHeader([0x60, 0, 0, 0, 0, 0]),
+            ),
+            request: None,
+            events: 1_000_000,
+            refunded_minor: 0,
+            reversal_requested: false,
+            link_mti: Mti::lit("0200"),
+            link_datetime: String::new(),
+            original: None,
+            row,
+        };
+        self.txns.insert(id, txn);
+        self.order.push_back(id);
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.order.len() > self.cfg.max_remembered {
+            let Some(id) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(t) = self.txns.get(&id) {
+                if t.state == TxnState::Authorizing {
+                    self.order.push_back(id);
+                    break;
+                }
+            }
+            if let Some(t) = self.txns.remove(&id) {
+                self.by_request.remove(&t.row.request_key);
+                self.by_terminal_stan
+                    .remove(&(t.row.terminal_id.clone(), t.row.batch, t.row.stan));
+            }
+        }
+    }
+
+    /// Handles one input.
+    pub fn handle(&mut self, now: Now, input: Input<'_>) -> Vec<Action> {
+        match input {
+            Input::TerminalFrame { conn, frame } => self.on_terminal(now, conn, frame),
+            Input::IssuerFrame { frame } => self.on_issuer(now, frame),
+            Input::IssuerTimeout { txn_id } => self.on_timeout(now, txn_id),
+            Input::IssuerUnavailable { txn_id } => self.on_unavailable(now, txn_id),
+            Input::PersistFailed { reason } => {
+                tracing::error!(%reason, "journal write failed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// How many requests wait for the issuer.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    fn local(&self, now: Now) -> DateTime<FixedOffset> {
+        let utc = DateTime::<Utc>::from_timestamp_millis(now.unix_ms).unwrap_or_default();
+        let off = FixedOffset::east_opt(self.cfg.utc_offset_secs).unwrap_or_else(|| {
+            FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!("zero offset"))
+        });
+        utc.with_timezone(&off)
+    }
+
+    fn rfc3339(&self, now: Now) -> String {
+        DateTime::<Utc>::from_timestamp_millis(now.unix_ms)
+            .unwrap_or_default()
+            .to_rfc3339()
+    }
+
+    fn next_ids(&mut self, now: Now) -> (i64, String) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let id = i64::from(self.cfg.node) * 1_000_000_000_000 + seq;
+        let local = self.local(now);
+        let rrn = format!(
+            "{}{}{:03}{:07}",
+            self.cfg.node % 10,
+            local.year() % 10,
+            local.ordinal(),
+            seq % 10_000_000
+        );
+        (id, rrn)
+    }
+
+    fn next_link_stan(&mut self) -> Stan {
+        let s = self.link_stan;
+        self.link_stan = s.next();
+        s
+    }
+
+    // ---- terminal side -------------------------------------------------------------
+
+    fn on_terminal(&mut self, now: Now, conn: ConnId, frame: &[u8]) -> Vec<Action> {
+        let Ok(env) = CupEnvelope::split(frame) else {
+            tracing::warn!(
+                conn = conn.0,
+                len = frame.len(),
+                "terminal frame too short; closing"
+            );
+            return vec![Action::CloseTerminal { conn }];
+        };
+        let reply_env = (env.tpdu.reply(), env.header);
+        let msg = match CUP().unpack(env.message) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(conn = conn.0, error = %e, "malformed terminal message");
+                return self.format_error(conn, reply_env, env.message);
+            }
+        };
+        if !msg.mti().is_request() {
+            tracing::warn!(conn = conn.0, mti = %msg.mti(), "terminal sent a non-request");
+            return vec![Action::CloseTerminal { conn }];
+        }
+        match msg.mti().class() {
+            8 => self.network(now, conn, reply_env, msg),
+            _ => self.financial(now, conn, reply_env, env.message, msg),
+        }
+    }
+
+    /// Answers 30 when the MTI parses, else closes the connection.
+    fn format_error(&mut self, conn: ConnId, env: (Tpdu, CupHeader), raw: &[u8]) -> Vec<Action> {
+        let mti = raw.get(..2).and_then(|b| {
+            Mti::from_digits([
+                b'0' + (b[0] >> 4),
+                b'0' + (b[0] & 15),
+                b'0' + (b[1] >> 4),
+                b'0' + (b[1] & 15),
+            ])
+        });
+        match mti {
+            Some(m) if m.is_request() => {
+                let mut reply = Message::new(m.response());
+                reply.set_response_code(ResponseCode::FORMAT_ERROR);
+                match CUP().pack(&reply) {
+                    Ok(bytes) => vec![Action::SendTerminal {
+                        conn,
+                        frame: envelope(env, &bytes),
+                    }],
+                    Err(_) => vec![Action::CloseTerminal { conn }],
+                }
+            }
+            _ => vec![Action::CloseTerminal { conn }],
+        }
+    }
+
+    fn unsigned_reply(
+        &self,
+        conn: ConnId,
+        env: (Tpdu, CupHeader),
+        req: &Message,
+        code: ResponseCode,
+    ) -> Vec<Action> {
+        let mut reply = Message::new(req.mti().response());
+        for f in [3, 4, 11, 25, 41, 42, 49, 60] {
+            if let Some(v) = req.get(f) {
+                reply.set(f, v);
+            }
+        }
+        reply.set_response_code(code);
+        match CUP().pack(&reply) {
+            Ok(bytes) => vec![Action::SendTerminal {
+                conn,
+                frame: envelope(env, &bytes),
+            }],
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot echo request fields");
+                let mut bare = Message::new(req.mti().response());
+                bare.set_response_code(code);
+                CUP()
+                    .pack(&bare)
+                    .map_or(vec![Action::CloseTerminal { conn }], |b| {
+                        vec![Action::SendTerminal {
+                            conn,
+                            frame: envelope(env, &b),
+                        }]
+                    })
+            }
+        }
+    }
+
+    fn network(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        env: (Tpdu, CupHeader),
+        req: Message,
+    ) -> Vec<Action> {
+        let tid = req.get_str(41).unwrap_or("").to_owned();
+        let Some(term) = self.terminals.get(&tid) else {
+            tracing::warn!(terminal = %tid, "sign-on from an unknown terminal");
+            return self.unsigned_reply(conn, env, &req, ResponseCode::TERMINAL_NOT_REGISTERED);
+        };
+        if term.row.status != "active" {
+            return self.unsigned_reply(conn, env, &req, ResponseCode::NOT_PERMITTED_TERMINAL);
+        }
+        let Ok(f60) = Field60::read(&req) else {
+            return self.unsigned_reply(conn, env, &req, ResponseCode::FORMAT_ERROR);
+        };
+        let code = f60.net_code.clone().unwrap_or_default();
+        match (req.mti().as_str(), code.as_str()) {
+            ("0800", c) => match KeyLayout::from_net_code(c) {
+                Some(layout) => self.sign_on(now, conn, env, req, layout),
+                None => self.unsigned_reply(conn, env, &req, ResponseCode::FORMAT_ERROR),
+            },
+            ("0820", "301") => self.unsigned_reply(conn, env, &req, ResponseCode::APPROVED),
+            ("0820", "002") => {
+                let mut row = term.row.clone();
+                row.signed_on = false;
+                row.updated_at = self.rfc3339(now);
+                self.put_terminal(row.clone());
+                let then = self.unsigned_reply(conn, env, &req, ResponseCode::APPROVED);
+                vec![Action::Persist {
+                    writes: vec![Write::Terminal(row)],
+                    then,
+                    on_fail: vec![],
+                }]
+            }
+            _ => self.unsigned_reply(conn, env, &req, ResponseCode::INVALID_TRANSACTION),
+        }
+    }
+
+    fn sign_on(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        env: (Tpdu, CupHeader),
+        req: Message,
+        layout: KeyLayout,
+    ) -> Vec<Action> {
+        let Some(term) = self.terminals.get(req.get_str(41).unwrap_or("")) else {
+            return vec![];
+        };
+        let Some(tmk) = term.tmk.clone() else {
+            tracing::error!(terminal = %term.row.terminal_id, "terminal master key unreadable");
+            return self.unsigned_reply(conn, env, &req, ResponseCode::SYSTEM_MALFUNCTION);
+        };
+        let version = term.row.key_version + 1;
+        let keys = match self.hsm.generate_working_keys(&tmk, layout, version as u32) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "working key generation failed");
+                return self.unsigned_reply(conn, env, &req, ResponseCode::SYSTEM_MALFUNCTION);
+            }
+        };
+        let mut row = term.row.clone();
+        row.mak_prev = row.mak.take();
+        row.pik = Some(keys.pik.to_text());
+        row.mak = Some(keys.mak.to_text());
+        row.key_version = version;
+        row.signed_on = true;
+        row.updated_at = self.rfc3339(now);
+        let local = self.local(now);
+        let mut reply = Message::new(req.mti().response());
+        reply.set(11, req.get(11).unwrap_or(b"000000"));
+        reply.set(12, local.format("%H%M%S").to_string());
+        reply.set(13, local.format("%m%d").to_string());
+        reply.set(32, self.cfg.acquirer_id.as_str());
+        reply.set(37, format!("{:012}", 0));
+        reply.set_response_code(ResponseCode::APPROVED);
+        reply.set(41, row.terminal_id.as_str());
+        reply.set(42, row.merchant_id.as_str());
+        let f60 = Field60 {
+            tx_type: "00".into(),
+            batch: row.batch as u32,
+            net_code: Some(layout.net_code().into()),
+            rest: String::new(),
+        };
+        reply.set(60, f60.to_text());
+        reply.set(62, &keys.field62);
+        self.put_terminal(row.clone());
+        let then = match CUP().pack(&reply) {
+            Ok(bytes) => vec![Action::SendTerminal {
+                conn,
+                frame: envelope(env, &bytes),
+            }],
+            Err(e) => {
+                tracing::error!(error = %e, "sign-on reply does not pack");
+                vec![Action::CloseTerminal { conn }]
+            }
+        };
+        tracing::info!(terminal = %row.terminal_id, version, "terminal signed on");
+        vec![Action::Persist {
+            writes: vec![Write::Terminal(row)],
+            then,
+            on_fail: vec![Action::CloseTerminal { conn }],
+        }]
+    }
+
+    fn financial(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        env: (Tpdu, CupHeader),
+        raw: &[u8],
+        req: Message,
+    ) -> Vec<Action> {
+        let tid = req.get_str(41).unwrap_or("").to_owned();
+        let Some(term) = self.terminals.get(&tid) else {
+            tracing::warn!(terminal = %tid, "request from an unknown terminal");
+            return self.unsigned_reply(conn, env, &req, ResponseCode::TERMINAL_NOT_REGISTERED);
+        };
+        if term.maks.is_empty() || !term.row.signed_on {
+            return self.unsigned_reply(conn, env, &req, ResponseCode::MAC_ERROR);
+        }
+        let verified = received_mac(CUP(), raw, &req)
+            .ok_or(SecError::MacMismatch)
+            .and_then(|(data, mac)| {
+                self.hsm
+                    .verify_mac_any(&term.maks, MacAlgorithm::CupEcb, data, &mac)
+            });
+        if let Err(e) = verified {
+            tracing::warn!(terminal = %tid, error = %e, "terminal MAC did not verify");
+            return self.unsigned_reply(conn, env, &req, ResponseCode::MAC_ERROR);
+        }
+        let (Ok(f60), Ok(stan)) = (Field60::read(&req), req.stan()) else {
+            return self.signed_reply_now(conn, env, &req, ResponseCode::FORMAT_ERROR);
+        };
+        let Some(kind) = TxnKind::of(&req) else {
+            return self.signed_reply_now(conn, env, &req, ResponseCode::INVALID_TRANSACTION);
+        };
+        let key = format!("{tid}/{}/{}/{}", f60.batch, stan.get(), req.mti().class());
+        if let Some(&id) = self.by_request.get(&key) {
+            return self.duplicate(conn, id);
+        }
+        if kind == TxnKind::Reversal {
+            return self.terminal_reversal(
+                now,
+                conn,
+                env,
+                req,
+                key,
+                i64::from(f60.batch),
+                i64::from(stan.get()),
+            );
+        }
+        match self.check(now, &req, kind, &f60) {
+            Ok(checked) => self.authorize(now, conn, env, req, key, kind, checked),
+            Err(Reject(code, why)) => {
+                tracing::info!(terminal = %tid, code = %code, why, "declined before the issuer");
+                self.reject(now, conn, env, req, key, kind, code, why)
+            }
+        }
+    }
+
+    fn duplicate(&mut self, conn: ConnId, id: i64) -> Vec<Action> {
+        let Some(t) = self.txns.get_mut(&id) else {
+            return vec![];
+        };
+        tracing::info!(rrn = %t.row.rrn, "duplicate request answered from the journal");
+        match &t.row.reply_hex {
+            Some(h) => match hex::decode(h) {
+                Ok(frame) => vec![Action::SendTerminal { conn, frame }],
+                Err(_) => vec![],
+            },
+            None => {
+                // Still in flight: the reply will go to the connection that asked last.
+                t.conn = conn;
+                vec![]
+            }
+        }
+    }
+
+    fn check(
+        &self,
+        now: Now,
+        req: &Message,
+        kind: TxnKind,
+        f60: &Field60,
+    ) -> Result<Checked, Reject> {
+        let tid = req.get_str(41).unwrap_or("");
+        let term = self.terminals.get(tid).ok_or(Reject(
+            ResponseCode::TERMINAL_NOT_REGISTERED,
+            "unknown terminal",
+        ))?;
+        if i64::from(f60.batch) != term.row.batch {
+            return Err(Reject(
+                ResponseCode::BATCH_MISMATCH,
+                "batch number is not current",
+            ));
+        }
+        if req.get_str(42) != Some(term.row.merchant_id.as_str()) {
+            return Err(Reject(
+                ResponseCode::INVALID_MERCHANT,
+                "merchant id does not match the terminal",
+            ));
+        }
+        let merchant = self.merchants.get(&term.row.merchant_id);
+        if merchant.is_none_or(|m| m.status != "active") {
+            return Err(Reject(
+                ResponseCode::INVALID_MERCHANT,
+                "merchant is not active",
+            ));
+        }
+        if term.row.status != "active" {
+            return Err(Reject(
+                ResponseCode::NOT_PERMITTED_TERMINAL,
+                "terminal is not active",
+            ));
+        }
+        let card = self.card(now, req)?;
+        let amount_minor = if kind == TxnKind::Balance {
+            0
+        } else {
+            let amount = req.amount().map_err(|_| {
+                Reject(
+                    ResponseCode::INVALID_AMOUNT,
+                    "amount or currency missing or malformed",
+                )
+            })?;
+            if !self.cfg.currencies.contains(&amount.currency) {
+                return Err(Reject(
+                    ResponseCode::INVALID_TRANSACTION,
+                    "currency not accepted",
+                ));
+            }
+            if amount.minor <= 0 || amount.minor > self.cfg.max_amount_minor {
+                return Err(Reject(
+                    ResponseCode::INVALID_AMOUNT,
+                    "amount outside the accepted range",
+                ));
+            }
+            amount.minor
+        };
+        let original = if kind.needs_original() {
+            Some(self.original(req, kind, amount_minor, card.as_ref())?)
+        } else {
+            None
+        };
+        if card.is_none() && original.is_none() {
+            return Err(Reject(ResponseCode::INVALID_CARD, "no card number"));
+        }
+        let pin = match req.get(52) {
+            None => None,
+            Some(b) => {
+                let block: [u8; 8] = b
+                    .try_into()
+                    .map_err(|_| Reject(ResponseCode::FORMAT_ERROR, "PIN block length"))?;
+                let (Some(pik), Some(c)) = (term.pik.as_ref(), card.as_ref()) else {
+                    return Err(Reject(
+                        ResponseCode::PIN_FORMAT_ERROR,
+                        "PIN without key or card",
+                    ));
+                };
+                match self
+                    .hsm
+                    .translate_pin(pik, &self.zone.zpk, &c.pan, &EncryptedPinBlock(block))
+                {
+                    Ok(t) => Some(t.0),
+                    Err(SecError::PinBlockFormat) => {
+                        return Err(Reject(
+                            ResponseCode::PIN_FORMAT_ERROR,
+                            "PIN block does not decrypt to format 0",
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(Reject(
+                            ResponseCode::SYSTEM_MALFUNCTION,
+                            "PIN translation failed",
+                        ))
+                    }
+                }
+            }
+        };
+        if self.in_flight >= self.cfg.max_in_flight {
+            return Err(Reject(
+                ResponseCode::ISSUER_INOPERATIVE,
+                "too many requests waiting for the issuer",
+            ));
+        }
+        Ok(Checked {
+            card,
+            amount_minor,
+            original,
+            pin,
+        })
+    }
+
+    fn card(&self, now: Now, req: &Message) -> Result<Option<Card>, Reject> {
+        let bad = |why| Reject(ResponseCode::INVALID_CARD, why);
+        let (pan, expiry, track2) = if let Some(t2) = req.get_str(35) {
+            let t = Track2::parse(t2).map_err(|_| bad("track 2 does not parse"))?;
+            (t.pan().clone(), t.expiry(), Some(t2.to_owned()))
+        } else if let Some(p) = req.get_str(2) {
+            let pan = Pan::new(p).map_err(|_| bad("PAN is not 12-19 digits"))?;
+            (pan, req.get_str(14).and_then(Expiry::parse), None)
+        } else {
+            return Ok(None);
+        };
+        if !pan.luhn_ok() {
+            return Err(bad("PAN fails the Luhn check"));
+        }
+        if let Some(e) = expiry {
+            let local = self.local(now);
+            if !e.valid_in(local.year() as u16, local.month() as u8) {
+                return Err(Reject(ResponseCode::EXPIRED_CARD, "card expired"));
+            }
+        }
+        let token = self.hsm.tokenize(&pan).to_string();
+        Ok(Some(Card {
+            masked: pan.masked().to_string(),
+            token,
+            expiry,
+            track2,
+            pan,
+        }))
+    }
+
+    fn original(
+        &self,
+        req: &Message,
+        kind: TxnKind,
+        amount: i64,
+        card: Option<&Card>,
+    ) -> Result<i64, Reject> {
+        let not_found = Reject(
+            ResponseCode::ORIGINAL_NOT_FOUND,
+            "original transaction not found",
+        );
+        let f61 = Field61::read(req)
+            .map_err(|_| Reject(ResponseCode::FORMAT_ERROR, "field 61 missing or malformed"))?;
+        let tid = req.get_str(41).unwrap_or("").to_owned();
+        let id = *self
+            .by_terminal_stan
+            .get(&(tid, i64::from(f61.batch), i64::from(f61.stan)))
+            .ok_or(not_found)?;
+        let o = self.txns.get(&id).ok_or(Reject(
+            ResponseCode::ORIGINAL_NOT_FOUND,
+            "original forgotten",
+        ))?;
+        if let Some(c) = card {
+            if c.token != o.row.pan_token {
+                return Err(Reject(
+                    ResponseCode::INVALID_TRANSACTION,
+                    "card differs from the original's",
+                ));
+            }
+        }
+        let wanted: &[TxnKind] = match kind {
+            TxnKind::Void | TxnKind::Refund => &[TxnKind::Sale, TxnKind::Completion],
+            _ => &[TxnKind::PreAuth],
+        };
+        if !wanted.contains(&o.kind) {
+            return Err(Reject(
+                ResponseCode::ORIGINAL_NOT_FOUND,
+                "original is of another kind",
+            ));
+        }
+        if o.state == TxnState::Voided {
+            return Err(Reject(
+                ResponseCode::INVALID_TRANSACTION,
+                "original already voided",
+            ));
+        }
+        if o.state != TxnState::Approved {
+            return Err(Reject(
+                ResponseCode::ORIGINAL_NOT_FOUND,
+                "original was not approved",
+            ));
+        }
+        let limit = match kind {
+            TxnKind::Refund => o.row.amount_minor - o.refunded_minor,
+            TxnKind::Void => o.row.amount_minor,
+            _ => o.row.amount_minor,
+        };
+        if amount > limit || (kind == TxnKind::Void && amount != o.row.amount_minor) {
+            return Err(Reject(
+                ResponseCode::INVALID_AMOUNT,
+                "amount exceeds what the original allows",
+            ));
+        }
+        Ok(id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_txn(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        env: (Tpdu, CupHeader),
+        req: &Message,
+        key: String,
+        kind: TxnKind,
+        state: TxnState,
+    ) -> i64 {
+        let (id, rrn) = self.next_ids(now);
+        let at = self.rfc3339(now);
+        let batch = Field60::read(req).map(|f| i64::from(f.batch)).unwrap_or(0);
+        let stan = req.stan().map(|s| i64::from(s.get())).unwrap_or(0);
+        let row = TxnRow {
+            txn_id: id,
+            request_key: key.clone(),
+            terminal_id: req.get_str(41).unwrap_or("").into(),
+            merchant_id: req.get_str(42).unwrap_or("").into(),
+            batch,
+            stan,
+            mti: req.mti().to_string(),
+            kind: kind.name().into(),
+            amount_minor: req.get_str(4).and_then(|s| s.parse().ok()).unwrap_or(0),
+            currency: req.get_str(49).unwrap_or("156").into(),
+            pan_token: String::new(),
+            masked_pan: String::new(),
+            rrn,
+            auth_code: None,
+            response_code: None,
+            state: state.name().into(),
+            original_rrn: None,
+            link_stan: None,
+            reply_hex: None,
+            local_date: self.local(now).format("%Y-%m-%d").to_string(),
+            created_at: at.clone(),
+            updated_at: at,
+        };
+        self.by_request.insert(key, id);
+        if kind != TxnKind::Reversal {
+            self.by_terminal_stan
+                .insert((row.terminal_id.clone(), batch, stan), id);
+        }
+        self.txns.insert(
+            id,
+            Txn {
+                row,
+                kind,
+                state,
+                conn,
+                envelope: env,
+                request: Some(req.clone()),
+                events: 0,
+                refunded_minor: 0,
+                reversal_requested: false,
+                link_mti: req.mti(),
+                link_datetime: String::new(),
+                original: None,
+            },
+        );
+        self.order.push_back(id);
+        self.evict();
+        id
+    }
+
+    fn event(&mut self, now: Now, id: i64, kind: &str, detail: String) -> Write {
+        let at = self.rfc3339(now);
+        let t = self.txns.get_mut(&id);
+        let seq = t.map_or(1, |t| {
+            t.events += 1;
+            t.events
+        });
+        Write::Event(EventRow {
+            txn_id: id,
+            seq,
+            at,
+            kind: kind.into(),
+            detail,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reject(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        env: (Tpdu, CupHeader),
+        req: Message,
+        key: String,
+        kind: TxnKind,
+        code: ResponseCode,
+        why: &str,
+    ) -> Vec<Action> {
+        let id = self.new_txn(now, conn, env, &req, key, kind, TxnState::Rejected);
+        let reply = self.reply_frame(id, code, None, None);
+        let ev = self.event(now, id, "rejected", format!("{code} {why}"));
+        let Some(t) = self.txns.get_mut(&id) else {
+            return vec![];
+        };
+        t.row.response_code = Some(code.to_string());
+        t.row.reply_hex = reply.as_ref().map(hex::encode);
+        t.request = None;
+        let then = reply
+            .map(|frame| vec![Action::SendTerminal { conn, frame }])
+            .unwrap_or_default();
+        vec![Action::Persist {
+            writes: vec![Write::NewTxn(t.row.clone()), ev],
+            then,
+            on_fail: vec![Action::CloseTerminal { conn }],
+        }]
+    }
+
+    fn signed_reply_now(
+        &mut self,
+        conn: ConnId,
+        env: (Tpdu, CupHeader),
+        req: &Message,
+        code: ResponseCode,
+    ) -> Vec<Action> {
+        let tid = req.get_str(41).unwrap_or("");
+        let mut reply = Message::new(req.mti().response());
+        for f in [3, 4, 11, 25, 41, 42, 49, 60] {
+            if let Some(v) = req.get(f) {
+                reply.set(f, v);
+            }
+        }
+        reply.set_response_code(code);
+        match self.sign_for_terminal(tid, &mut reply) {
+            Some(bytes) => vec![Action::SendTerminal {
+                conn,
+                frame: envelope(env, &bytes),
+            }],
+            None => self.unsigned_reply(conn, env, req, code),
+        }
+    }
+
+    fn sign_for_terminal(&self, tid: &str, reply: &mut Message) -> Option<Vec<u8>> {
+        let mak = self.terminals.get(tid)?.maks.first()?;
+        match pack_signed(CUP(), reply, self.hsm.as_ref(), mak, MacAlgorithm::CupEcb) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign a terminal reply");
+                None
+            }
+        }
+    }
+
+    /// The terminal reply for a transaction, signed with the terminal's current MAK.
+    fn reply_frame(
+        &self,
+        id: i64,
+        code: ResponseCode,
+        auth: Option<&str>,
+        balance: Option<&[u8]>,
+    ) -> Option<Vec<u8>> {
+        let t = self.txns.get(&id)?;
+        let req = t.request.as_ref()?;
+        let mut reply = Message::new(req.mti().response());
+        for f in [3, 4, 11, 12, 13, 25, 41, 42, 49, 60] {
+            if let Some(v) = req.get(f) {
+                reply.set(f, v);
+            }
+        }
+        reply.set(32, self.cfg.acquirer_id.as_str());
+        reply.set(37, t.row.rrn.as_str());
+        if let Some(a) = auth {
+            reply.set(38, a);
+        }
+        reply.set_response_code(code);
+        if let Some(b) = balance {
+            reply.set(54, b);
+        }
+        let bytes = self.sign_for_terminal(&t.row.terminal_id, &mut reply)?;
+        Some(envelope(t.envelope, &bytes))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn authorize(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        env: (Tpdu, CupHeader),
+        req: Message,
+        key: String,
+        kind: TxnKind,
+        c: Checked,
+    ) -> Vec<Action> {
+        let id = self.new_txn(now, conn, env, &req, key, kind, TxnState::Authorizing);
+        let link_stan = self.next_link_stan();
+        let original = c.original.and_then(|o| self.txns.get(&o)).map(|o| {
+            (
+                o.row.rrn.clone(),
+                o.row.auth_code.clone(),
+                o.row.pan_token.clone(),
+                o.row.masked_pan.clone(),
+                o.link_mti,
+                o.row.link_stan,
+                o.link_datetime.clone(),
+            )
+        });
+        let message =
+            match self.issuer_request(now, id, &req, kind, &c, link_stan, original.as_ref()) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the issuer request");
+                    return self.finish(
+                        now,
+                        id,
+                        TxnState::Rejected,
+                        ResponseCode::SYSTEM_MALFUNCTION,
+                        None,
+                        None,
+                        "issuer request not built".into(),
+                        true,
+                    );
+                }
+            };
+        let Some(t) = self.txns.get_mut(&id) else {
+            return vec![];
+        };
+        if let Some(card) = &c.card {
+            t.row.pan_token = card.token.clone();
+            t.row.masked_pan = card.masked.clone();
+        } else if let Some((_, _, token, masked, ..)) = &original {
+            t.row.pan_token = token.clone();
+            t.row.masked_pan = masked.clone();
+        }
+        t.row.amount_minor = c.amount_minor;
+        t.row.link_stan = Some(i64::from(link_stan.get()));
+        t.row.original_rrn = original.as_ref().map(|o| o.0.clone());
+        t.original = c.original;
+        t.link_mti = link_mti(kind);
+        t.link_datetime = DateTime::<Utc>::from_timestamp_millis(now.unix_ms)
+            .unwrap_or_default()
+            .format("%m%d%H%M%S")
+            .to_string();
+        let row = t.row.clone();
+        self.by_link.insert(
+            (t.link_mti.class(), row.terminal_id.clone(), link_stan.get()),
+            id,
+        );
+        self.in_flight += 1;
+        let detail = format!(
+            "{} {} {} card {}",
+            kind.name(),
+            row.amount_minor,
+            row.currency,
+            row.masked_pan
+        );
+        let ev1 = self.event(now, id, "received", detail);
+        let ev2 = self.event(
+            now,
+            id,
+            "sent_to_issuer",
+            format!("link STAN {:06}", link_stan.get()),
+        );
+        vec![Action::Persist {
+            writes: vec![Write::NewTxn(row), ev1, ev2],
+            then: vec![
+                Action::SendIssuer {
+                    txn_id: id,
+                    message,
+                },
+                Action::StartIssuerTimer {
+                    txn_id: id,
+                    after_ms: self.cfg.issuer_timeout_ms,
+                },
+            ],
+            on_fail: self
+                .reply_frame(id, ResponseCode::SYSTEM_MALFUNCTION, None, None)
+                .map(|frame| Action::SendTerminal { conn, frame })
+                .into_iter()
+                .collect(),
+        }]
+    }
+
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn issuer_request(
+        &self,
+        now: Now,
+        id: i64,
+        req: &Message,
+        kind: TxnKind,
+        c: &Checked,
+        link_stan: Stan,
+        original: Option<&(
+            String,
+            Option<String>,
+            String,
+            String,
+            Mti,
+            Option<i64>,
+            String,
+        )>,
+    ) -> Result<Vec<u8>, String> {
+        let t = self.txns.get(&id).ok_or("no transaction")?;
+        let local = self.local(now);
+        let utc = DateTime::<Utc>::from_timestamp_millis(now.unix_ms).unwrap_or_default();
+        let mut m = Message::new(link_mti(kind));
+        if let Some(card) = &c.card {
+            m.set(2, card.pan.digits());
+            if let Some(e) = card.expiry {
+                m.set(14, e.to_yymm());
+            }
+            if let Some(t2) = &card.track2 {
+                m.set(35, t2.as_str());
+            }
+        }
+        for f in [3, 22, 25, 49] {
+            if let Some(v) = req.get(f) {
+                m.set(f, v);
+            }
+        }
+        if kind != TxnKind::Balance {
+            m.set(4, format!("{:012}", c.amount_minor));
+        }
+        m.set(7, utc.format("%m%d%H%M%S").to_string());
+        m.set_stan(link_stan);
+        m.set(12, local.format("%H%M%S").to_string());
+        m.set(13, local.format("%m%d").to_string());
+        m.set(32, self.cfg.acquirer_id.as_str());
+        m.set(41, t.row.terminal_id.as_str());
+        m.set(42, t.row.merchant_id.as_str());
+        let merchant = self.merchants.get(&t.row.merchant_id);
+        let name = merchant.map_or("", |m| m.name.as_str());
+        let city = merchant.map_or("", |m| m.city.as_str());
+        m.set(
+            43,
+            format!("{:<25.25}{:<13.13}CN", ascii(name), ascii(city)),
+        );
+        if let Some(pin) = c.pin {
+            m.set(52, pin);
+        }
+        match original {
+            Some((rrn, auth, _, _, omti, ostan, odt)) => {
+                m.set(37, rrn.as_str());
+                if let Some(a) = auth {
+                    m.set(38, a.as_str());
+                }
+                let od = OriginalData {
+                    mti: omti.to_string(),
+                    stan: format!("{:06}", ostan.unwrap_or(0)),
+                    datetime: if odt.is_empty() {
+                        "0000000000".into()
+                    } else {
+                        odt.clone()
+                    },
+                    acquirer: self.cfg.acquirer_id.clone(),
+                    forwarder: String::new(),
+                };
+                m.set(90, od.to_text());
+            }
+            None => {
+                m.set(37, t.row.rrn.as_str());
+            }
+        }
+        pack_signed(
+            LINK(),
+            &mut m,
+            self.hsm.as_ref(),
+            &self.zone.zak,
+            MacAlgorithm::X9_19,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn terminal_reversal(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        env: (Tpdu, CupHeader),
+        req: Message,
+        key: String,
+        batch: i64,
+        stan: i64,
+    ) -> Vec<Action> {
+        let tid = req.get_str(41).unwrap_or("").to_owned();
+        let reason = req.get_str(39).unwrap_or("06").to_owned();
+        let original = self.by_terminal_stan.get(&(tid, batch, stan)).copied();
+        let id = self.new_txn(
+            now,
+            conn,
+            env,
+            &req,
+            key,
+            TxnKind::Reversal,
+            TxnState::Recorded,
+        );
+        let Some(oid) = original else {
+            return self.finish(
+                now,
+                id,
+                TxnState::Recorded,
+                ResponseCode::ORIGINAL_NOT_FOUND,
+                None,
+                None,
+                format!("reversal ({reason}) of an unknown original"),
+                false,
+            );
+        };
+        let mut actions = Vec::new();
+        let mut writes = Vec::new();
+        let ostate = self.txns.get(&oid).map(|o| o.state);
+        let orrn = self.txns.get(&oid).map(|o| o.row.rrn.clone());
+        if let Some(t) = self.txns.get_mut(&id) {
+            t.row.original_rrn = orrn;
+            if let Some(o) = self.txns.get(&oid) {
+                let (amount, token, masked) = (
+                    o.row.amount_minor,
+                    o.row.pan_token.clone(),
+                    o.row.masked_pan.clone(),
+                );
+                if let Some(t) = self.txns.get_mut(&id) {
+                    t.row.amount_minor = amount;
+                    t.row.pan_token = token;
+                    t.row.masked_pan = masked;
+                }
+            }
+        }
+        let detail = match ostate {
+            Some(TxnState::Authorizing) => {
+                if let Some(o) = self.txns.get_mut(&oid) {
+                    o.reversal_requested = true;
+                }
+                format!("terminal reversal ({reason}) while the original waits for the issuer")
+            }
+            Some(TxnState::Approved) => {
+                let (w, a) = self.reverse(now, oid, &reason);
+                writes.extend(w);
+                actions.extend(a);
+                format!("terminal reversal ({reason}) of an approved original: advice sent")
+            }
+            Some(s) => format!(
+                "terminal reversal ({reason}); original is {}: nothing to undo",
+                s.name()
+            ),
+            None => "original forgotten".into(),
+        };
+        let mut out = self.finish(
+            now,
+            id,
+            TxnState::Recorded,
+            ResponseCode::APPROVED,
+            None,
+            None,
+            detail,
+            false,
+        );
+        if let Some(Action::Persist {
+            writes: w, then, ..
+        }) = out.first_mut()
+        {
+            w.extend(writes);
+            then.extend(actions);
+        }
+        out
+    }
+
+    /// Moves an approved (or timed-out) transaction to reversal and builds the advice.
+    fn reverse(&mut self, now: Now, id: i64, reason: &str) -> (Vec<Write>, Vec<Action>) {
+        let reversible = self.txns.get(&id).is_some_and(|o| {
+            o.state.can_become(TxnState::ReversalPending) && o.kind.is_reversible()
+        });
+        if !reversible {
+            return (vec![], vec![]);
+        }
+        let link_stan = self.next_link_stan();
+        let Some(o) = self.txns.get(&id) else {
+            return (vec![], vec![]);
+        };
+        let utc = DateTime::<Utc>::from_timestamp_millis(now.unix_ms).unwrap_or_default();
+        let mut m = Message::new(Mti::lit("0420"));
+        let req = o.request.clone();
+        if let Some(r) = &req {
+            for f in [3, 25, 49] {
+                if let Some(v) = r.get(f) {
+                    m.set(f, v);
+                }
+            }
+        }
+        if !m.has(3) {
+            m.set(3, "000000");
+        }
+        m.set(4, format!("{:012}", o.row.amount_minor));
+        m.set(7, utc.format("%m%d%H%M%S").to_string());
+        m.set_stan(link_stan);
+        m.set(32, self.cfg.acquirer_id.as_str());
+        m.set(
+            37,
+            o.row
+                .original_rrn
+                .clone()
+                .unwrap_or_else(|| o.row.rrn.clone()),
+        );
+        m.set(39, reason);
+        m.set(41, o.row.terminal_id.as_str());
+        m.set(42, o.row.merchant_id.as_str());
+        if !m.has(49) {
+            m.set(49, o.row.currency.as_str());
+        }
+        let od = OriginalData {
+            mti: o.link_mti.to_string(),
+            stan: format!("{:06}", o.row.link_stan.unwrap_or(0)),
+            datetime: if o.link_datetime.is_empty() {
+                "0000000000".into()
+            } else {
+                o.link_datetime.clone()
+            },
+            acquirer: self.cfg.acquirer_id.clone(),
+            forwarder: String::new(),
+        };
+        m.set(90, od.to_text());
+        let tid = o.row.terminal_id.clone();
+        let packed = pack_signed(
+            LINK(),
+            &mut m,
+            self.hsm.as_ref(),
+            &self.zone.zak,
+            MacAlgorithm::X9_19,
+        );
+        let Ok(message) = packed else {
+            tracing::error!("reversal advice does not pack");
+            return (vec![], vec![]);
+        };
+        self.by_link.insert((4, tid, link_stan.get()), id);
+        let Some(o) = self.txns.get_mut(&id) else {
+            return (vec![], vec![]);
+        };
+        o.state = TxnState::ReversalPending;
+        o.row.state = o.state.name().into();
+        o.row.updated_at = DateTime::<Utc>::from_timestamp_millis(now.unix_ms)
+            .unwrap_or_default()
+            .to_rfc3339();
+        let row = o.row.clone();
+        let ev = self.event(
+            now,
+            id,
+            "reversal_sent",
+            format!("reason {reason}, advice link STAN {:06}", link_stan.get()),
+        );
+        (
+            vec![Write::UpdateTxn(row), ev],
+            vec![Action::SendIssuer {
+                txn_id: id,
+                message,
+            }],
+        )
+    }
+
+    /// Records a final outcome for a transaction and replies to its terminal.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &mut self,
+        now: Now,
+        id: i64,
+        state: TxnState,
+        code: ResponseCode,
+        auth: Option<&str>,
+        balance: Option<&[u8]>,
+        detail: String,
+        new_row: bool,
+    ) -> Vec<Action> {
+        let reply = self.reply_frame(id, code, auth, balance);
+        let ev = self.event(now, id, state.name(), format!("{code} {detail}"));
+        let at = self.rfc3339(now);
+        let Some(t) = self.txns.get_mut(&id) else {
+            return vec![];
+        };
+        t.state = state;
+        t.row.state = state.name().into();
+        t.row.response_code = Some(code.to_string());
+        t.row.auth_code = auth.map(str::to_owned);
+        t.row.reply_hex = reply.as_ref().map(hex::encode);
+        t.row.updated_at = at;
+        t.request = None;
+        let conn = t.conn;
+        let write = if new_row || t.events <= 1 {
+            Write::NewTxn(t.row.clone())
+        } else {
+            Write::UpdateTxn(t.row.clone())
+        };
+        let then = reply
+            .map(|frame| vec![Action::SendTerminal { conn, frame }])
+            .unwrap_or_default();
+        vec![Action::Persist {
+            writes: vec![write, ev],
+            then,
+            on_fail: vec![],
+        }]
+    }
+
+    // ---- issuer side ---------------------------------------------------------------
+
+    fn on_issuer(&mut self, now: Now, frame: &[u8]) -> Vec<Action> {
+        let msg = match LINK().unpack(frame) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed issuer message ignored");
+                return vec![];
+            }
+        };
+        if msg.mti().class() == 8 {
+            return vec![];
+        }
+        let (Ok(stan), Some(tid)) = (msg.stan(), msg.get_str(41)) else {
+            tracing::warn!(mti = %msg.mti(), "issuer message without STAN or terminal");
+            return vec![];
+        };
+        let Some(&id) = self
+            .by_link
+            .get(&(msg.mti().class(), tid.to_owned(), stan.get()))
+        else {
+            tracing::warn!(mti = %msg.mti(), terminal = tid, stan = %stan, "unmatched issuer message");
+            return vec![];
+        };
+        let mac_ok = received_mac(LINK(), frame, &msg).is_some_and(|(data, mac)| {
+            self.hsm
+                .verify_mac(&self.zone.zak, MacAlgorithm::X9_19, data, &mac)
+                .is_ok()
+        });
+        if msg.mti().class() == 4 {
+            return self.on_reversal_ack(now, id, mac_ok);
+        }
+        let Some(t) = self.txns.get(&id) else {
+            return vec![];
+        };
+        if t.state != TxnState::Authorizing {
+            tracing::warn!(rrn = %t.row.rrn, state = t.state.name(), "late issuer response");
+            return vec![];
+        }
+        self.by_link
+            .remove(&(msg.mti().class(), tid.to_owned(), stan.get()));
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if !mac_ok {
+            tracing::warn!(rrn = %t.row.rrn, "issuer response MAC did not verify");
+            return self.unsure(now, id, "A0", "issuer response MAC did not verify");
+        }
+        let code = msg
+            .response_code()
+            .unwrap_or(ResponseCode::SYSTEM_MALFUNCTION);
+        if !code.is_approved() {
+            return self.finish(
+                now,
+                id,
+                TxnState::Declined,
+                code,
+                None,
+                None,
+                "declined by the issuer".into(),
+                false,
+            );
+        }
+        let auth = msg.get_str(38).unwrap_or("000000").to_owned();
+        let balance = msg.get(54).map(<[u8]>::to_vec);
+        let mut out = self.finish(
+            now,
+            id,
+            TxnState::Approved,
+            code,
+            Some(&auth),
+            balance.as_deref(),
+            "approved by the issuer".into(),
+            false,
+        );
+        let (kind, original, amount, wants_reversal) = match self.txns.get(&id) {
+            Some(t) => (t.kind, t.original, t.row.amount_minor, t.reversal_requested),
+            None => return out,
+        };
+        let mut extra_writes = Vec::new();
+        let mut extra_actions = Vec::new();
+        if let Some(oid) = original {
+            let at = self.rfc3339(now);
+            if let Some(o) = self.txns.get_mut(&oid) {
+                match kind {
+                    TxnKind::Void | TxnKind::PreAuthCancel
+                        if o.state.can_become(TxnState::Voided) =>
+                    {
+                        o.state = TxnState::Voided;
+                        o.row.state = o.state.name().into();
+                        o.row.updated_at = at;
+                        extra_writes.push(Write::UpdateTxn(o.row.clone()));
+                    }
+                    TxnKind::Refund => o.refunded_minor += amount,
+                    _ => {}
+                }
+            }
+        }
+        if wants_reversal {
+            let (w, a) = self.reverse(now, id, "06");
+            extra_writes.extend(w);
+            extra_actions.extend(a);
+        }
+        if let Some(Action::Persist { writes, then, .. }) = out.first_mut() {
+            writes.extend(extra_writes);
+            then.extend(extra_actions);
+        }
+        out
+    }
+
+    fn on_reversal_ack(&mut self, now: Now, id: i64, mac_ok: bool) -> Vec<Action> {
+        if !mac_ok {
+            tracing::warn!("reversal acknowledgement MAC did not verify; ignored");
+            return vec![];
+        }
+        let Some(t) = self.txns.get_mut(&id) else {
+            return vec![];
+        };
+        if !t.state.can_become(TxnState::Reversed) {
+            return vec![];
+        }
+        t.state = TxnState::Reversed;
+        t.row.state = t.state.name().into();
+        let row = t.row.clone();
+        let ev = self.event(
+            now,
+            id,
+            "reversed",
+            "issuer acknowledged the reversal".into(),
+        );
+        vec![Action::Persist {
+            writes: vec![Write::UpdateTxn(row), ev],
+            then: vec![],
+            on_fail: vec![],
+        }]
+    }
+
+    /// The outcome at the issuer is unknown: tell the terminal 98 and reverse.
+    fn unsure(&mut self, now: Now, id: i64, reason: &str, why: &str) -> Vec<Action> {
+        let mut out = self.finish(
+            now,
+            id,
+            TxnState::TimedOut,
+            ResponseCode::NO_RESPONSE,
+            None,
+            None,
+            why.into(),
+            false,
+        );
+        let reversible = self.txns.get(&id).is_some_and(|t| t.kind.is_reversible());
+        if reversible {
+            let (w, a) = self.reverse(now, id, reason);
+            if let Some(Action::Persist { writes, then, .. }) = out.first_mut() {
+                writes.extend(w);
+                then.extend(a);
+            }
+        }
+        out
+    }
+
+    fn on_timeout(&mut self, now: Now, id: i64) -> Vec<Action> {
+        let Some(t) = self.txns.get(&id) else {
+            return vec![];
+        };
+        if t.state != TxnState::Authorizing {
+            return vec![];
+        }
+        tracing::warn!(rrn = %t.row.rrn, "no issuer response in time");
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.unsure(now, id, "98", "no response from the issuer in time")
+    }
+
+    fn on_unavailable(&mut self, now: Now, id: i64) -> Vec<Action> {
+        let Some(t) = self.txns.get(&id) else {
+            return vec![];
+        };
+        if t.state != TxnState::Authorizing {
+            return vec![];
+        }
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.finish(
+            now,
+            id,
+            TxnState::Unavailable,
+            ResponseCode::ISSUER_INOPERATIVE,
+            None,
+            None,
+            "issuer link unavailable; nothing sent".into(),
+            false,
+        )
+    }
+}
+
+struct Card {
+    pan: Pan,
+    masked: String,
+    token: String,
+    expiry: Option<Expiry>,
+    track2: Option<String>,
+}
+
+struct Checked {
+    card: Option<Card>,
+    amount_minor: i64,
+    original: Option<i64>,
+    pin: Option<[u8; 8]>,
+}
+
+fn link_mti(kind: TxnKind) -> Mti {
+    match kind {
+        TxnKind::PreAuth | TxnKind::PreAuthCancel => Mti::lit("0100"),
+        TxnKind::Refund => Mti::lit("0220"),
+        TxnKind::Reversal => Mti::lit("0420"),
+        _ => Mti::lit("0200"),
+    }
+}
+
+fn envelope(env: (Tpdu, CupHeader), message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 11);
+    CupEnvelope {
+        tpdu: env.0,
+        header: env.1,
+        message,
+    }
+    .write(&mut out);
+    out
+}
+
+fn ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| if (' '..='~').contains(&c) { c } else { ' ' })
+        .collect()
+}

@@ -1,0 +1,16 @@
+//! posguard's switch: the transaction state machine, with no IO.
+//!
+//! [`Engine::handle`] takes one [`Input`] (a terminal frame, an issuer frame, a timer,
+//! the issuer link being unavailable) and returns [`Action`]s for the driver to carry
+//! out: persist records, send frames, start timers, close connections. A
+//! [`Action::Persist`] carries the actions that may only happen once its records are
+//! durable — the journal record is durable before the issuer request is sent and
+//! before the terminal reply is sent. Time comes in with each input ([`Now`]);
+//! randomness and keys come from the security module the caller provides.
+
+mod engine;
+mod kind;
+mod msgs;
+
+pub use engine::{Action, Config, ConnId, Engine, Input, Now, ZoneKeys};
+pub use kind::{TxnKind, TxnState};
