@@ -1,0 +1,344 @@
+//! The driver: one task that owns the engine and carries out its actions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::{Journal, Persisted};
+use switch::{Action, ConnId, Engine, Input, Now};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::link::{spawn_links, LinkEvent};
+use crate::terminals::{serve_terminals, TerminalEvent};
+
+/// Where time comes from (the only clock the gateway reads).
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now(&self) -> Now;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the edge: the one place wall time is read
+    fn now(&self) -> Now {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Now { unix_ms: ms }
+    }
+}
+
+/// The gateway's limits and addresses.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The issuer's address.
+    pub issuer: SocketAddr,
+    /// Connections kept to the issuer.
+    pub issuer_connections: usize,
+    /// Terminal connections accepted at once; more are refused.
+    pub max_connections: usize,
+    /// Largest frame accepted from a terminal or the issuer.
+    pub max_frame: usize,
+    /// A terminal connection silent this long is closed.
+    pub idle_timeout: Duration,
+    /// Requests one terminal connection may have unanswered; reading pauses beyond it.
+    pub max_in_flight_per_conn: usize,
+    /// How long shutdown waits for in-flight transactions.
+    pub drain_timeout: Duration,
+    /// Interval of echo messages on each idle issuer connection.
+    pub echo_interval: Duration,
+    /// Inputs waiting for the engine at most.
+    pub queue_depth: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> GatewayConfig {
+        GatewayConfig {
+            issuer: SocketAddr::from(([127, 0, 0, 1], 9583)),
+            issuer_connections: 4,
+            max_connections: 10_000,
+            max_frame: iso8583::frame::DEFAULT_MAX_FRAME,
+            idle_timeout: Duration::from_secs(300),
+            max_in_flight_per_conn: 8,
+            drain_timeout: Duration::from_secs(15),
+            echo_interval: Duration::from_secs(30),
+            queue_depth: 65_536,
+        }
+    }
+}
+
+/// Counters the gateway keeps.
+#[derive(Debug, Default)]
+pub struct GatewayStats {
+    /// Terminal frames handed to the engine.
+    pub terminal_frames: AtomicU64,
+    /// Frames sent to terminals.
+    pub terminal_replies: AtomicU64,
+    /// Messages sent to the issuer.
+    pub issuer_sent: AtomicU64,
+    /// Messages received from the issuer.
+    pub issuer_received: AtomicU64,
+    /// Requests answered 91 because no issuer link took them.
+    pub issuer_unavailable: AtomicU64,
+    /// Terminal connections refused at the connection limit.
+    pub refused_connections: AtomicU64,
+}
+
+/// What reaches the driver task.
+pub(crate) enum Event {
+    Terminal(TerminalEvent),
+    Link(LinkEvent),
+}
+
+struct Completion {
+    result: Persisted,
+    then: Vec<Action>,
+    on_fail: Vec<Action>,
+}
+
+struct Driver {
+    engine: Engine,
+    journal: Journal,
+    clock: Arc<dyn Clock>,
+    conns: HashMap<ConnId, mpsc::Sender<Vec<u8>>>,
+    links: Vec<Option<mpsc::Sender<Vec<u8>>>>,
+    next_link: usize,
+    timers: BTreeMap<(Instant, i64), ()>,
+    completions: mpsc::UnboundedSender<Completion>,
+    pending_persists: usize,
+    stats: Arc<GatewayStats>,
+}
+
+/// Runs the acquirer's network edge until `shutdown` resolves, then drains: stops
+/// accepting, waits (up to the drain timeout) for in-flight transactions and pending
+/// journal writes, and returns.
+pub async fn run(
+    config: GatewayConfig,
+    engine: Engine,
+    journal: Journal,
+    terminal_listener: TcpListener,
+    clock: Arc<dyn Clock>,
+    stats: Arc<GatewayStats>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (tx, mut rx) = mpsc::channel::<Event>(config.queue_depth.max(16));
+    let (ctx, mut crx) = mpsc::unbounded_channel::<Completion>();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(serve_terminals(
+        terminal_listener,
+        tx.clone(),
+        config.clone(),
+        stats.clone(),
+        stop_rx.clone(),
+    ));
+    let links = spawn_links(&config, tx.clone(), stop_rx.clone());
+    drop(tx);
+    let mut d = Driver {
+        engine,
+        journal,
+        clock,
+        conns: HashMap::new(),
+        links: vec![None; config.issuer_connections.max(1)],
+        next_link: 0,
+        timers: BTreeMap::new(),
+        completions: ctx,
+        pending_persists: 0,
+        stats,
+    };
+    tokio::pin!(shutdown);
+    let mut draining_since: Option<Instant> = None;
+    loop {
+        let next_timer = d.timers.keys().next().map(|(at, _)| *at);
+        let sleep_until = next_timer.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        if let Some(since) = draining_since {
+            let idle = d.engine.in_flight() == 0 && d.pending_persists == 0;
+            if idle || since.elapsed() > config.drain_timeout {
+                if !idle {
+                    tracing::warn!(
+                        in_flight = d.engine.in_flight(),
+                        "drain timeout: stopping with transactions in flight"
+                    );
+                }
+                break;
+            }
+        }
+        tokio::select! {
+            biased;
+            Some(c) = crx.recv() => d.complete(c),
+            _ = &mut shutdown, if draining_since.is_none() => {
+                tracing::info!("shutting down: draining in-flight transactions");
+                draining_since = Some(Instant::now());
+                let _ = stop_tx.send(true);
+            }
+            _ = tokio::time::sleep_until(sleep_until) => d.fire_timers(),
+            ev = rx.recv() => match ev {
+                Some(e) => d.on_event(e),
+                None if draining_since.is_some() => tokio::time::sleep(Duration::from_millis(5)).await,
+                None => break,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(50)), if draining_since.is_some() => {}
+        }
+    }
+    let _ = stop_tx.send(true);
+    server.abort();
+    for l in links {
+        l.abort();
+    }
+    let Driver { journal, .. } = d;
+    tokio::task::spawn_blocking(move || journal.close())
+        .await
+        .ok();
+}
+
+impl Driver {
+    fn feed(&mut self, input: Input<'_>) {
+        let now = self.clock.now();
+        let actions = self.engine.handle(now, input);
+        self.execute(actions);
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Terminal(TerminalEvent::Connected { conn, tx }) => {
+                self.conns.insert(conn, tx);
+            }
+            Event::Terminal(TerminalEvent::Frame { conn, frame }) => {
+                self.stats.terminal_frames.fetch_add(1, Ordering::Relaxed);
+                self.feed(Input::TerminalFrame {
+                    conn,
+                    frame: &frame,
+                });
+            }
+            Event::Terminal(TerminalEvent::Closed { conn }) => {
+                self.conns.remove(&conn);
+            }
+            Event::Link(LinkEvent::Up { index, tx }) => {
+                if let Some(slot) = self.links.get_mut(index) {
+                    *slot = Some(tx);
+                }
+            }
+            Event::Link(LinkEvent::Down { index }) => {
+                if let Some(slot) = self.links.get_mut(index) {
+                    *slot = None;
+                }
+            }
+            Event::Link(LinkEvent::Message { frame }) => {
+                self.stats.issuer_received.fetch_add(1, Ordering::Relaxed);
+                self.feed(Input::IssuerFrame { frame: &frame });
+            }
+        }
+    }
+
+    fn complete(&mut self, c: Completion) {
+        self.pending_persists = self.pending_persists.saturating_sub(1);
+        match c.result {
+            Ok(()) => self.execute(c.then),
+            Err(e) => {
+                self.execute(c.on_fail);
+                self.feed(Input::PersistFailed {
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some((&(at, txn_id), _)) = self.timers.iter().next() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, txn_id));
+            self.feed(Input::IssuerTimeout { txn_id });
+        }
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Persist {
+                    writes,
+                    then,
+                    on_fail,
+                } => {
+                    self.pending_persists += 1;
+                    let tx = self.completions.clone();
+                    self.journal.submit(writes, move |result| {
+                        let _ = tx.send(Completion {
+                            result,
+                            then,
+                            on_fail,
+                        });
+                    });
+                }
+                Action::SendIssuer { txn_id, message } => {
+                    if self.send_issuer(message) {
+                        self.stats.issuer_sent.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.stats
+                            .issuer_unavailable
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.feed(Input::IssuerUnavailable { txn_id });
+                    }
+                }
+                Action::SendTerminal { conn, frame } => {
+                    let Some(tx) = self.conns.get(&conn) else {
+                        tracing::info!(conn = conn.0, "reply for a closed connection dropped");
+                        continue;
+                    };
+                    let mut framed = Vec::with_capacity(frame.len() + 2);
+                    framed.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+                    framed.extend_from_slice(&frame);
+                    if tx.try_send(framed).is_ok() {
+                        self.stats.terminal_replies.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        tracing::warn!(
+                            conn = conn.0,
+                            "terminal connection not keeping up; reply dropped"
+                        );
+                    }
+                }
+                Action::StartIssuerTimer { txn_id, after_ms } => {
+                    self.timers.insert(
+                        (Instant::now() + Duration::from_millis(after_ms), txn_id),
+                        (),
+                    );
+                }
+                Action::CloseTerminal { conn } => {
+                    self.conns.remove(&conn);
+                }
+            }
+        }
+    }
+
+    /// Hands a message to a live issuer connection (round robin); false if none took it.
+    fn send_issuer(&mut self, message: Vec<u8>) -> bool {
+        let n = self.links.len();
+        let mut framed = Vec::with_capacity(message.len() + 2);
+        framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&message);
+        for i in 0..n {
+            let idx = (self.next_link + i) % n;
+            if let Some(tx) = &self.links[idx] {
+                match tx.try_send(framed) {
+                    Ok(()) => {
+                        self.next_link = (idx + 1) % n;
+                        return true;
+                    }
+                    Err(
+                        mpsc::error::TrySendError::Full(f) | mpsc::error::TrySendError::Closed(f),
+                    ) => framed = f,
+                }
+            }
+        }
+        false
+    }
+}

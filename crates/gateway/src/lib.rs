@@ -1,0 +1,15 @@
+//! posguard's network edge.
+//!
+//! [`run`] serves terminals (`cup-pos`, length-prefixed, TPDU and header) on a TCP
+//! listener, keeps several connections to the issuer (`iso87-ascii`) with reconnect
+//! and echo keep-alive, and drives the sans-IO [`switch::Engine`] from one task: it
+//! feeds inputs in and carries out the actions that come out — persisting through the
+//! [`store::Journal`] (group commit) before anything is sent, sending frames, running
+//! issuer timers. Every limit (connections, frame size, requests in flight per
+//! connection, idle time, queue depths) is configured here.
+
+mod driver;
+mod link;
+mod terminals;
+
+pub use driver::{run, Clock, GatewayConfig, GatewayStats, SystemClock};

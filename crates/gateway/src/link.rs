@@ -1,0 +1,149 @@
+//! The issuer link: several framed `iso87-ascii` connections, each reconnecting with
+//! bounded backoff and sending an echo (0800, 70 = 301) when idle.
+
+use std::time::Duration;
+
+use iso8583::frame::FrameDecoder;
+use iso8583::{Dialect, Message, Mti};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::driver::{Event, GatewayConfig};
+
+/// What an issuer connection tells the driver.
+pub(crate) enum LinkEvent {
+    /// Connection `index` is up; send to it through `tx`.
+    Up {
+        index: usize,
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+    /// Connection `index` is down.
+    Down { index: usize },
+    /// A message arrived (no length prefix).
+    Message { frame: Vec<u8> },
+}
+
+/// Starts one task per issuer connection.
+pub(crate) fn spawn_links(
+    cfg: &GatewayConfig,
+    events: mpsc::Sender<Event>,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    (0..cfg.issuer_connections.max(1))
+        .map(|index| tokio::spawn(link_task(index, cfg.clone(), events.clone(), stop.clone())))
+        .collect()
+}
+
+async fn link_task(
+    index: usize,
+    cfg: GatewayConfig,
+    events: mpsc::Sender<Event>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut echo_stan = 1u32;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match TcpStream::connect(cfg.issuer).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                backoff = Duration::from_millis(100);
+                tracing::info!(index, issuer = %cfg.issuer, "issuer link up");
+                serve_link(index, stream, &cfg, &events, stop.clone(), &mut echo_stan).await;
+                let _ = events.send(Event::Link(LinkEvent::Down { index })).await;
+                tracing::warn!(index, "issuer link down");
+            }
+            Err(e) => tracing::debug!(index, error = %e, "issuer connect failed"),
+        }
+        let mut stop2 = stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop2.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn serve_link(
+    index: usize,
+    stream: TcpStream,
+    cfg: &GatewayConfig,
+    events: &mpsc::Sender<Event>,
+    mut stop: watch::Receiver<bool>,
+    echo_stan: &mut u32,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
+    if events
+        .send(Event::Link(LinkEvent::Up { index, tx }))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut dec = FrameDecoder::new(cfg.max_frame);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut out = Vec::with_capacity(16 * 1024);
+    loop {
+        tokio::select! {
+            r = rd.read(&mut buf) => {
+                let n = match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                dec.feed(&buf[..n]);
+                loop {
+                    match dec.next_frame() {
+                        Ok(Some(f)) => {
+                            if events.send(Event::Link(LinkEvent::Message { frame: f.to_vec() })).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(index, error = %e, "issuer sent a bad frame; reconnecting");
+                            return;
+                        }
+                    }
+                }
+            }
+            m = rx.recv() => {
+                let Some(first) = m else { return };
+                out.clear();
+                out.extend_from_slice(&first);
+                while out.len() < 64 * 1024 {
+                    match rx.try_recv() {
+                        Ok(more) => out.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                if wr.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(cfg.echo_interval) => {
+                let Some(echo) = echo_frame(*echo_stan) else { continue };
+                *echo_stan = if *echo_stan >= 999_999 { 1 } else { *echo_stan + 1 };
+                if wr.write_all(&echo).await.is_err() {
+                    return;
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn echo_frame(stan: u32) -> Option<Vec<u8>> {
+    let mut m = Message::new(Mti::lit("0800"));
+    m.set(7, "0000000000")
+        .set(11, format!("{stan:06}"))
+        .set(70, "301");
+    let body = Dialect::iso87_ascii().pack(&m).ok()?;
+    let mut out = (body.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    Some(out)
+}
