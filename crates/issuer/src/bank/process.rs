@@ -1,0 +1,949 @@
+//! Answering link messages: network management, authorizations, financial requests,
+//! advices and reversals, as `docs/protocol.md` ("Issuer behaviour") says.
+//!
+//! A transaction is identified by its RRN (field 37), its MTI (repeat digit cleared)
+//! and the first two digits of its processing code: a void carries its sale's RRN, so
+//! the RRN alone would not tell them apart. A request whose key was seen before is a
+//! duplicate: it gets the recorded answer and has no second effect (`94` if its amount
+//! or card differ). Originals of voids, refunds, cancels and completions are found by
+//! RRN, or by field 90 (MTI, STAN, field 7) when the acquirer gave them a new RRN.
+
+use std::collections::HashMap;
+
+use cardsec::{EncryptedPinBlock, Expiry, MacAlgorithm, Pan, PanToken, SecError, Track2};
+use chrono::{NaiveDate, NaiveDateTime};
+use domain::{Amount, ResponseCode, Rrn};
+use iso8583::subfields::OriginalData;
+use iso8583::{Dialect, Message, Mti};
+
+use super::{Bank, ClearingType, Movement, SmsKind, TxRef, MAX_PIN_TRIES};
+use crate::faults::chance;
+use crate::linkmac;
+
+/// Fields a financial reply echoes from its request.
+const FINANCIAL_ECHO: [u8; 13] = [3, 4, 7, 11, 12, 13, 25, 32, 37, 41, 42, 49, 90];
+/// Fields a reversal reply echoes.
+const REVERSAL_ECHO: [u8; 10] = [3, 4, 7, 11, 32, 37, 41, 42, 49, 90];
+/// Fields a network management reply echoes.
+const NETWORK_ECHO: [u8; 3] = [7, 11, 70];
+
+/// What identifies a transaction at the issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct TxKey {
+    rrn: Rrn,
+    mti: Mti,
+    proc2: [u8; 2],
+}
+
+/// Original MTI, STAN and field 7, as field 90 names an original (its first 20 digits).
+type LinkRef = [u8; 20];
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxKind {
+    Balance,
+    Sale,
+    Void,
+    Refund,
+    PreAuth,
+    Cancel,
+    Completion,
+}
+
+/// The answer recorded for a transaction or a reversal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outcome {
+    rc: ResponseCode,
+    auth_code: Option<String>,
+    balance: Option<String>,
+}
+
+impl Outcome {
+    fn decline(rc: ResponseCode) -> Outcome {
+        Outcome {
+            rc,
+            auth_code: None,
+            balance: None,
+        }
+    }
+
+    fn approved(auth_code: Option<String>) -> Outcome {
+        Outcome {
+            rc: ResponseCode::APPROVED,
+            auth_code,
+            balance: None,
+        }
+    }
+}
+
+/// What a retransmission must repeat to be the same request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    amount_minor: Option<i64>,
+    token: Option<PanToken>,
+}
+
+/// One transaction the bank has answered.
+struct Tx {
+    kind: TxKind,
+    rrn: Rrn,
+    date: NaiveDate,
+    account: Option<usize>,
+    amount_minor: i64,
+    fingerprint: Fingerprint,
+    stan: String,
+    terminal: String,
+    merchant: String,
+    merchant_name: String,
+    outcome: Outcome,
+    approved: bool,
+    reversed: bool,
+    voided: bool,
+    cancelled: bool,
+    completed: bool,
+    refunded_minor: i64,
+    /// Pre-authorization: the amount held. Void: the amount credited back.
+    effect_minor: i64,
+    original: Option<usize>,
+}
+
+/// Every transaction answered, with indexes by key and by link reference.
+#[derive(Default)]
+pub(crate) struct Transactions {
+    list: Vec<Tx>,
+    by_key: HashMap<TxKey, usize>,
+    by_link: HashMap<LinkRef, usize>,
+    reversals: HashMap<TxKey, Outcome>,
+}
+
+/// The card as presented in a request.
+enum CardInput {
+    Absent,
+    Invalid,
+    Pan(Pan),
+}
+
+/// A parsed authorization or financial request.
+struct Request {
+    key: TxKey,
+    kind: TxKind,
+    link: Option<LinkRef>,
+    original_link: Option<LinkRef>,
+    amount: Option<Amount>,
+    card: CardInput,
+    expiry: Option<Expiry>,
+    expiry_unreadable: bool,
+    pin_block: Option<EncryptedPinBlock>,
+    /// The presented card's token, computed once.
+    token: Option<PanToken>,
+    auth_code: Option<String>,
+    stan: String,
+    terminal: String,
+    merchant: String,
+    merchant_name: String,
+}
+
+/// The MTI with its repeat digit cleared: 0421 and 0420 name the same message.
+fn base_mti(m: Mti) -> Mti {
+    let mut d = m.digits();
+    d[3] = b'0';
+    Mti::from_digits(d).unwrap_or(m)
+}
+
+fn link_ref(mti: Mti, stan: &str, field7: &str) -> Option<LinkRef> {
+    let s = format!("{}{stan}{field7}", base_mti(mti));
+    s.as_bytes().try_into().ok()
+}
+
+fn proc2(msg: &Message) -> Result<[u8; 2], ResponseCode> {
+    match msg.get(3) {
+        Some(p) if p.len() == 6 && p.iter().all(u8::is_ascii_digit) => Ok([p[0], p[1]]),
+        _ => Err(ResponseCode::FORMAT_ERROR),
+    }
+}
+
+fn classify(mti: Mti, proc2: [u8; 2], condition: Option<&str>) -> Option<TxKind> {
+    let preauth_condition = condition == Some("06");
+    match (mti.digits(), &proc2) {
+        ([_, b'2', b'0', _], b"31") => Some(TxKind::Balance),
+        ([_, b'2', b'0', _], b"00") if preauth_condition => Some(TxKind::Completion),
+        ([_, b'2', b'0', _], b"00") => Some(TxKind::Sale),
+        ([_, b'2', b'0', _], b"20") => Some(TxKind::Void),
+        ([_, b'2', b'2', _], b"20") => Some(TxKind::Refund),
+        ([_, b'1', b'0', _], b"03") => Some(TxKind::PreAuth),
+        ([_, b'1', b'0', _], b"20") => Some(TxKind::Cancel),
+        _ => None,
+    }
+}
+
+fn text(msg: &Message, field: u8) -> String {
+    msg.get_str(field).unwrap_or("").trim_end().to_owned()
+}
+
+fn card_input(msg: &Message) -> (CardInput, Option<Expiry>, bool) {
+    let field2 = msg.get_str(2).map(Pan::new);
+    let track = msg.get_str(35).map(Track2::parse);
+    let mut expiry_unreadable = false;
+    let mut expiry = match msg.get_str(14) {
+        Some(s) => {
+            let e = Expiry::parse(s);
+            expiry_unreadable = e.is_none();
+            e
+        }
+        None => None,
+    };
+    let card = match (field2, track) {
+        (None, None) => CardInput::Absent,
+        (Some(Err(_)), _) | (_, Some(Err(_))) => CardInput::Invalid,
+        (Some(Ok(p)), None) => CardInput::Pan(p),
+        (p2, Some(Ok(t))) => {
+            if expiry.is_none() {
+                expiry = t.expiry();
+                expiry_unreadable |= t.expiry().is_none();
+            }
+            match p2 {
+                Some(Ok(p)) if p != *t.pan() => CardInput::Invalid,
+                _ => CardInput::Pan(t.pan().clone()),
+            }
+        }
+    };
+    (card, expiry, expiry_unreadable)
+}
+
+impl Request {
+    fn parse(msg: &Message) -> Result<Request, ResponseCode> {
+        let format = ResponseCode::FORMAT_ERROR;
+        let proc2 = proc2(msg)?;
+        let rrn = msg.rrn().map_err(|_| format)?;
+        let stan = msg.get_str(11).ok_or(format)?.to_owned();
+        let terminal = msg.get_str(41).ok_or(format)?.to_owned();
+        let mti = base_mti(msg.mti());
+        let kind =
+            classify(mti, proc2, msg.get_str(25)).ok_or(ResponseCode::INVALID_TRANSACTION)?;
+        let amount = if msg.has(4) {
+            Some(msg.amount().map_err(|_| format)?)
+        } else if kind == TxKind::Balance {
+            None
+        } else {
+            return Err(format);
+        };
+        let (card, expiry, expiry_unreadable) = card_input(msg);
+        let needs_card = matches!(kind, TxKind::Sale | TxKind::PreAuth | TxKind::Balance);
+        if needs_card && matches!(card, CardInput::Absent) {
+            return Err(format);
+        }
+        let pin_block = match msg.get(52) {
+            Some(b) => Some(EncryptedPinBlock(b.try_into().map_err(|_| format)?)),
+            None => None,
+        };
+        let link = msg.get_str(7).and_then(|f7| link_ref(mti, &stan, f7));
+        let original_link = OriginalData::read(msg).ok().and_then(|o| {
+            let m: Mti = o.mti.parse().ok()?;
+            link_ref(m, &o.stan, &o.datetime)
+        });
+        Ok(Request {
+            key: TxKey { rrn, mti, proc2 },
+            kind,
+            link,
+            original_link,
+            amount,
+            card,
+            expiry,
+            expiry_unreadable,
+            pin_block,
+            token: None,
+            auth_code: msg.get_str(38).map(str::to_owned),
+            stan,
+            terminal,
+            merchant: text(msg, 42),
+            merchant_name: text(msg, 43),
+        })
+    }
+}
+
+impl Bank {
+    /// Answers one decoded request at local time `now`; `None` for messages that are
+    /// not requests (replies are not for the issuer).
+    ///
+    /// The MAC is checked over the re-packed message, which is byte-identical to what
+    /// the acquirer sent when it used this codec; [`Bank::handle_packed`] checks the
+    /// bytes as received.
+    pub fn handle(&mut self, now: NaiveDateTime, req: &Message) -> Option<Message> {
+        self.dispatch(now, req, None)
+    }
+
+    /// Unpacks one `iso87-ascii` message and answers it, checking the MAC over the
+    /// bytes as received.
+    pub fn handle_packed(
+        &mut self,
+        now: NaiveDateTime,
+        raw: &[u8],
+    ) -> Result<Option<Message>, iso8583::Error> {
+        let msg = Dialect::iso87_ascii().unpack(raw)?;
+        Ok(self.dispatch(now, &msg, Some(raw)))
+    }
+
+    /// Answers a message already unpacked from `raw` (the bytes as received, over
+    /// which the MAC is checked).
+    pub fn handle_received(
+        &mut self,
+        now: NaiveDateTime,
+        msg: &Message,
+        raw: &[u8],
+    ) -> Option<Message> {
+        self.dispatch(now, msg, Some(raw))
+    }
+
+    fn dispatch(
+        &mut self,
+        now: NaiveDateTime,
+        req: &Message,
+        raw: Option<&[u8]>,
+    ) -> Option<Message> {
+        let mti = req.mti();
+        if !mti.is_request() {
+            return None;
+        }
+        let reply = match mti.class() {
+            8 => self.network(req),
+            1 | 2 => self.financial(now, req, raw),
+            4 => self.reversal(now, req, raw),
+            _ => self.reply(
+                req,
+                &FINANCIAL_ECHO,
+                &Outcome::decline(ResponseCode::INVALID_TRANSACTION),
+            ),
+        };
+        Some(reply)
+    }
+
+    fn network(&self, req: &Message) -> Message {
+        let mut m = Message::new(req.mti().response());
+        for f in NETWORK_ECHO {
+            if let Some(v) = req.get(f) {
+                m.set(f, v);
+            }
+        }
+        let rc = match req.get_str(70) {
+            Some("001" | "002" | "301") => ResponseCode::APPROVED,
+            Some(_) => ResponseCode::INVALID_TRANSACTION,
+            None => ResponseCode::FORMAT_ERROR,
+        };
+        m.set_response_code(rc);
+        m
+    }
+
+    fn mac_ok(&self, req: &Message, raw: Option<&[u8]>) -> bool {
+        linkmac::verify(req, raw, |data, mac| {
+            self.hsm
+                .verify_mac(&self.keys.zak, MacAlgorithm::X9_19, data, mac)
+                .is_ok()
+        })
+    }
+
+    fn reply(&self, req: &Message, echo: &[u8], o: &Outcome) -> Message {
+        let mut m = Message::new(req.mti().response());
+        for &f in echo {
+            if let Some(v) = req.get(f) {
+                m.set(f, v);
+            }
+        }
+        if o.rc.is_approved() {
+            if let Some(a) = &o.auth_code {
+                m.set(38, a);
+            }
+            if let Some(b) = &o.balance {
+                m.set(54, b);
+            }
+        }
+        m.set_response_code(o.rc);
+        let signed = linkmac::sign(&mut m, |data| {
+            self.hsm
+                .generate_mac(&self.keys.zak, MacAlgorithm::X9_19, data)
+        });
+        if let Err(e) = signed {
+            tracing::error!(error = %e, mti = %m.mti(), "reply could not be signed");
+        }
+        m
+    }
+
+    fn financial(&mut self, now: NaiveDateTime, req: &Message, raw: Option<&[u8]>) -> Message {
+        if !self.mac_ok(req, raw) {
+            tracing::warn!(mti = %req.mti(), rrn = req.get_str(37).unwrap_or("-"), "MAC failure: answered A0, no effect");
+            return self.reply(
+                req,
+                &FINANCIAL_ECHO,
+                &Outcome::decline(ResponseCode::MAC_ERROR),
+            );
+        }
+        let outcome = match Request::parse(req) {
+            Ok(mut r) => {
+                if let CardInput::Pan(p) = &r.card {
+                    r.token = Some(self.token_of(p));
+                }
+                self.authorize(now, r)
+            }
+            Err(rc) => {
+                tracing::warn!(mti = %req.mti(), %rc, "request refused before processing");
+                Outcome::decline(rc)
+            }
+        };
+        self.reply(req, &FINANCIAL_ECHO, &outcome)
+    }
+
+    fn authorize(&mut self, now: NaiveDateTime, r: Request) -> Outcome {
+        let fingerprint = Fingerprint {
+            amount_minor: r.amount.map(|a| a.minor),
+            token: r.token,
+        };
+        if let Some(&i) = self.txs.by_key.get(&r.key) {
+            let tx = &self.txs.list[i];
+            if tx.fingerprint == fingerprint {
+                tracing::debug!(rrn = %r.key.rrn, kind = ?r.kind, "duplicate answered from the record");
+                return tx.outcome.clone();
+            }
+            tracing::warn!(rrn = %r.key.rrn, kind = ?r.kind, "same key, different content: 94");
+            return Outcome::decline(ResponseCode::DUPLICATE);
+        }
+        let i = self.txs.list.len();
+        self.txs.list.push(Tx {
+            kind: r.kind,
+            rrn: r.key.rrn,
+            date: now.date(),
+            account: None,
+            amount_minor: r.amount.map_or(0, |a| a.minor),
+            fingerprint,
+            stan: r.stan.clone(),
+            terminal: r.terminal.clone(),
+            merchant: r.merchant.clone(),
+            merchant_name: r.merchant_name.clone(),
+            outcome: Outcome::decline(ResponseCode::SYSTEM_MALFUNCTION),
+            approved: false,
+            reversed: false,
+            voided: false,
+            cancelled: false,
+            completed: false,
+            refunded_minor: 0,
+            effect_minor: 0,
+            original: None,
+        });
+        self.txs.by_key.insert(r.key, i);
+        if let Some(l) = r.link {
+            self.txs.by_link.insert(l, i);
+        }
+        let result = if self.early_reversals.contains(&r.key) {
+            tracing::warn!(rrn = %r.key.rrn, kind = ?r.kind, "original arrived after its reversal: declined");
+            Err(ResponseCode::INVALID_TRANSACTION)
+        } else {
+            match r.kind {
+                TxKind::Balance => self.balance_inquiry(now, i, &r),
+                TxKind::Sale => self.sale(now, i, &r),
+                TxKind::PreAuth => self.preauth(now, i, &r),
+                TxKind::Void => self.void(now, i, &r),
+                TxKind::Refund => self.refund(now, i, &r),
+                TxKind::Cancel => self.cancel(now, i, &r),
+                TxKind::Completion => self.completion(now, i, &r),
+            }
+        };
+        let outcome = result.unwrap_or_else(Outcome::decline);
+        tracing::debug!(rrn = %r.key.rrn, kind = ?r.kind, rc = %outcome.rc, "answered");
+        let tx = &mut self.txs.list[i];
+        tx.approved = outcome.rc.is_approved();
+        tx.outcome = outcome.clone();
+        outcome
+    }
+
+    /// Checks a presented card: number, status, expiry, then PIN. Returns its account.
+    fn present_card(&mut self, now: NaiveDateTime, r: &Request) -> Result<usize, ResponseCode> {
+        let CardInput::Pan(pan) = &r.card else {
+            return Err(ResponseCode::INVALID_CARD);
+        };
+        if !pan.luhn_ok() {
+            return Err(ResponseCode::INVALID_CARD);
+        }
+        let token = r.token.unwrap_or_else(|| self.token_of(pan));
+        let a = *self
+            .by_token
+            .get(&token)
+            .ok_or(ResponseCode::INVALID_CARD)?;
+        let card = &self.accounts[a].card;
+        if let Some(rc) = card.status.decline_code() {
+            return Err(rc);
+        }
+        let wrong_expiry = r.expiry.is_some_and(|e| e != card.expiry);
+        if r.expiry_unreadable || wrong_expiry || self.card_expired(a, now) {
+            return Err(ResponseCode::EXPIRED_CARD);
+        }
+        if let Some(block) = &r.pin_block {
+            self.check_pin(a, block)?;
+        }
+        Ok(a)
+    }
+
+    fn check_pin(&mut self, a: usize, block: &EncryptedPinBlock) -> Result<(), ResponseCode> {
+        let card = &self.accounts[a].card;
+        if card.pin_tries >= MAX_PIN_TRIES {
+            return Err(ResponseCode::PIN_TRIES_EXCEEDED);
+        }
+        let verified = self
+            .hsm
+            .verify_pin(&self.keys.zpk, &card.pan, block, &card.pvv);
+        let card = &mut self.accounts[a].card;
+        match verified {
+            Ok(true) => {
+                card.pin_tries = 0;
+                Ok(())
+            }
+            Ok(false) | Err(SecError::PinBlockFormat) => {
+                card.pin_tries += 1;
+                if card.pin_tries >= MAX_PIN_TRIES {
+                    Err(ResponseCode::PIN_TRIES_EXCEEDED)
+                } else {
+                    Err(ResponseCode::WRONG_PIN)
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "PIN verification failed");
+                Err(ResponseCode::SYSTEM_MALFUNCTION)
+            }
+        }
+    }
+
+    /// Checks that account `a` may spend `amount` now: currency, amount, funds, daily limit.
+    fn check_spend(
+        &mut self,
+        now: NaiveDateTime,
+        a: usize,
+        amount: Option<Amount>,
+    ) -> Result<i64, ResponseCode> {
+        let amount = amount.ok_or(ResponseCode::FORMAT_ERROR)?;
+        if amount.currency != self.accounts[a].currency {
+            return Err(ResponseCode::INVALID_TRANSACTION);
+        }
+        if amount.minor <= 0 {
+            return Err(ResponseCode::INVALID_AMOUNT);
+        }
+        if self.available_minor(a) < amount.minor {
+            return Err(ResponseCode::INSUFFICIENT_FUNDS);
+        }
+        let spent = self.daily_spent(a, now.date());
+        if spent + amount.minor > self.accounts[a].daily_limit_minor {
+            return Err(ResponseCode::OVER_AMOUNT_LIMIT);
+        }
+        Ok(amount.minor)
+    }
+
+    fn tx_ref(&self, i: usize, auth_code: &str) -> TxRef {
+        let tx = &self.txs.list[i];
+        TxRef {
+            rrn: tx.rrn,
+            auth_code: auth_code.to_owned(),
+            stan: tx.stan.clone(),
+            terminal: tx.terminal.clone(),
+            merchant: tx.merchant.clone(),
+            merchant_name: tx.merchant_name.clone(),
+        }
+    }
+
+    /// Debits a sale or completion, twice under the double-debit fault.
+    fn debit(
+        &mut self,
+        now: NaiveDateTime,
+        i: usize,
+        a: usize,
+        minor: i64,
+        auth: &str,
+        kind: TxKind,
+    ) {
+        let (sms, clearing, memo) = if kind == TxKind::Completion {
+            (SmsKind::Completion, ClearingType::Completion, "completion")
+        } else {
+            (SmsKind::Sale, ClearingType::Sale, "sale")
+        };
+        let m = Movement {
+            debit: true,
+            amount_minor: minor,
+            sms,
+            clearing,
+            memo,
+        };
+        let tx = self.tx_ref(i, auth);
+        self.apply(now, a, m, &tx);
+        if chance(&mut self.rng, self.faults.double_debit_permille) {
+            tracing::warn!(rrn = %tx.rrn, "fault: debited twice");
+            self.apply(now, a, m, &tx);
+        }
+    }
+
+    fn balance_inquiry(
+        &mut self,
+        now: NaiveDateTime,
+        i: usize,
+        r: &Request,
+    ) -> Result<Outcome, ResponseCode> {
+        let a = self.present_card(now, r)?;
+        self.txs.list[i].account = Some(a);
+        let available = self.available_minor(a);
+        let sign = if available < 0 { 'D' } else { 'C' };
+        let numeric = self.accounts[a].currency.numeric();
+        let mut o = Outcome::approved(Some(self.next_auth_code()));
+        o.balance = Some(format!(
+            "1002{numeric:03}{sign}{:012}",
+            available.unsigned_abs()
+        ));
+        Ok(o)
+    }
+
+    fn sale(&mut self, now: NaiveDateTime, i: usize, r: &Request) -> Result<Outcome, ResponseCode> {
+        let a = self.present_card(now, r)?;
+        self.txs.list[i].account = Some(a);
+        let minor = self.check_spend(now, a, r.amount)?;
+        let auth = self.next_auth_code();
+        self.add_daily(a, now.date(), minor);
+        self.debit(now, i, a, minor, &auth, TxKind::Sale);
+        Ok(Outcome::approved(Some(auth)))
+    }
+
+    fn preauth(
+        &mut self,
+        now: NaiveDateTime,
+        i: usize,
+        r: &Request,
+    ) -> Result<Outcome, ResponseCode> {
+        let a = self.present_card(now, r)?;
+        self.txs.list[i].account = Some(a);
+        let minor = self.check_spend(now, a, r.amount)?;
+        self.add_daily(a, now.date(), minor);
+        self.accounts[a].holds_minor += minor;
+        self.txs.list[i].effect_minor = minor;
+        Ok(Outcome::approved(Some(self.next_auth_code())))
+    }
+
+    /// The original a void, refund, cancel or completion names, checked against it.
+    fn original(
+        &self,
+        r: &Request,
+        mti: &str,
+        proc2: &[u8; 2],
+        kinds: &[TxKind],
+    ) -> Result<usize, ResponseCode> {
+        let not_found = ResponseCode::ORIGINAL_NOT_FOUND;
+        let key = TxKey {
+            rrn: r.key.rrn,
+            mti: Mti::lit(mti),
+            proc2: *proc2,
+        };
+        let fits = |&i: &usize| kinds.contains(&self.txs.list[i].kind);
+        let o = self
+            .txs
+            .by_key
+            .get(&key)
+            .copied()
+            .filter(fits)
+            .or_else(|| {
+                r.original_link
+                    .and_then(|l| self.txs.by_link.get(&l).copied())
+                    .filter(fits)
+            })
+            .ok_or(not_found)?;
+        let orig = &self.txs.list[o];
+        let a = orig.account.filter(|_| orig.approved).ok_or(not_found)?;
+        match &r.card {
+            CardInput::Absent => {}
+            CardInput::Invalid => return Err(ResponseCode::INVALID_CARD),
+            CardInput::Pan(_) if r.token != Some(self.accounts[a].card.token) => {
+                return Err(not_found)
+            }
+            CardInput::Pan(_) => {}
+        }
+        if r.auth_code.is_some() && r.auth_code != orig.outcome.auth_code {
+            return Err(not_found);
+        }
+        Ok(o)
+    }
+
+    fn void(&mut self, now: NaiveDateTime, i: usize, r: &Request) -> Result<Outcome, ResponseCode> {
+        let o = self.original(r, "0200", b"00", &[TxKind::Sale, TxKind::Completion])?;
+        let orig = &self.txs.list[o];
+        let (a, orig_kind, orig_date) = (orig.account.unwrap_or(0), orig.kind, orig.date);
+        if r.amount.map(|x| x.minor) != Some(orig.amount_minor) {
+            return Err(ResponseCode::INVALID_AMOUNT);
+        }
+        let undone = orig.voided || orig.reversed;
+        let credit = if undone {
+            0
+        } else {
+            orig.amount_minor - orig.refunded_minor
+        };
+        let auth = self.next_auth_code();
+        let tx = &mut self.txs.list[i];
+        tx.account = Some(a);
+        tx.original = Some(o);
+        tx.effect_minor = credit;
+        self.txs.list[o].voided = true;
+        if orig_kind == TxKind::Sale && !undone {
+            self.undo_daily(a, orig_date, self.txs.list[o].amount_minor);
+        }
+        let m = Movement {
+            debit: false,
+            amount_minor: credit,
+            sms: SmsKind::Void,
+            clearing: ClearingType::Void,
+            memo: "void",
+        };
+        let tx = self.tx_ref(i, &auth);
+        self.apply(now, a, m, &tx);
+        Ok(Outcome::approved(Some(auth)))
+    }
+
+    fn refund(
+        &mut self,
+        now: NaiveDateTime,
+        i: usize,
+        r: &Request,
+    ) -> Result<Outcome, ResponseCode> {
+        let o = self.original(r, "0200", b"00", &[TxKind::Sale, TxKind::Completion])?;
+        let orig = &self.txs.list[o];
+        let a = orig.account.unwrap_or(0);
+        if orig.voided || orig.reversed {
+            return Err(ResponseCode::INVALID_TRANSACTION);
+        }
+        let minor = r.amount.map_or(0, |x| x.minor);
+        if minor <= 0 || minor > orig.amount_minor - orig.refunded_minor {
+            return Err(ResponseCode::INVALID_AMOUNT);
+        }
+        let auth = self.next_auth_code();
+        self.txs.list[o].refunded_minor += minor;
+        let tx = &mut self.txs.list[i];
+        tx.account = Some(a);
+        tx.original = Some(o);
+        let m = Movement {
+            debit: false,
+            amount_minor: minor,
+            sms: SmsKind::Refund,
+            clearing: ClearingType::Refund,
+            memo: "refund",
+        };
+        let tx = self.tx_ref(i, &auth);
+        self.apply(now, a, m, &tx);
+        Ok(Outcome::approved(Some(auth)))
+    }
+
+    fn cancel(
+        &mut self,
+        _now: NaiveDateTime,
+        i: usize,
+        r: &Request,
+    ) -> Result<Outcome, ResponseCode> {
+        let o = self.original(r, "0100", b"03", &[TxKind::PreAuth])?;
+        let orig = &self.txs.list[o];
+        let (a, hold, date) = (orig.account.unwrap_or(0), orig.effect_minor, orig.date);
+        if orig.completed {
+            return Err(ResponseCode::INVALID_TRANSACTION);
+        }
+        if r.amount.map(|x| x.minor) != Some(orig.amount_minor) {
+            return Err(ResponseCode::INVALID_AMOUNT);
+        }
+        if !orig.cancelled && !orig.reversed {
+            self.release_hold(a, hold);
+            self.undo_daily(a, date, hold);
+            self.txs.list[o].cancelled = true;
+        }
+        let tx = &mut self.txs.list[i];
+        tx.account = Some(a);
+        tx.original = Some(o);
+        Ok(Outcome::approved(Some(self.next_auth_code())))
+    }
+
+    fn completion(
+        &mut self,
+        now: NaiveDateTime,
+        i: usize,
+        r: &Request,
+    ) -> Result<Outcome, ResponseCode> {
+        let o = self.original(r, "0100", b"03", &[TxKind::PreAuth])?;
+        let orig = &self.txs.list[o];
+        let (a, hold) = (orig.account.unwrap_or(0), orig.effect_minor);
+        if orig.completed || orig.cancelled || orig.reversed {
+            return Err(ResponseCode::INVALID_TRANSACTION);
+        }
+        let minor = r.amount.map_or(0, |x| x.minor);
+        if minor <= 0 || minor > hold {
+            return Err(ResponseCode::INVALID_AMOUNT);
+        }
+        let auth = self.next_auth_code();
+        self.release_hold(a, hold);
+        self.txs.list[o].completed = true;
+        let tx = &mut self.txs.list[i];
+        tx.account = Some(a);
+        tx.original = Some(o);
+        self.debit(now, i, a, minor, &auth, TxKind::Completion);
+        Ok(Outcome::approved(Some(auth)))
+    }
+
+    fn release_hold(&mut self, a: usize, minor: i64) {
+        let h = &mut self.accounts[a].holds_minor;
+        *h = (*h - minor).max(0);
+    }
+
+    fn undo_daily(&mut self, a: usize, date: NaiveDate, minor: i64) {
+        let acct = &mut self.accounts[a];
+        if acct.daily_date == Some(date) {
+            acct.daily_spent_minor = (acct.daily_spent_minor - minor).max(0);
+        }
+    }
+
+    fn reversal(&mut self, now: NaiveDateTime, req: &Message, raw: Option<&[u8]>) -> Message {
+        if !self.mac_ok(req, raw) {
+            tracing::warn!(
+                rrn = req.get_str(37).unwrap_or("-"),
+                "reversal MAC failure: answered A0, no effect"
+            );
+            return self.reply(
+                req,
+                &REVERSAL_ECHO,
+                &Outcome::decline(ResponseCode::MAC_ERROR),
+            );
+        }
+        let key = match self.reversal_key(req) {
+            Ok(k) => k,
+            Err(rc) => return self.reply(req, &REVERSAL_ECHO, &Outcome::decline(rc)),
+        };
+        if let Some(o) = self.txs.reversals.get(&key) {
+            tracing::debug!(rrn = %key.rrn, rc = %o.rc, "repeated reversal answered from the record");
+            return self.reply(req, &REVERSAL_ECHO, &o.clone());
+        }
+        let outcome = match self.txs.by_key.get(&key).copied() {
+            None => {
+                tracing::warn!(rrn = %key.rrn, "reversal before its original: remembered, answered 25");
+                self.early_reversals.insert(key);
+                Outcome::decline(ResponseCode::ORIGINAL_NOT_FOUND)
+            }
+            Some(i) if !self.same_card(req, i) => {
+                Outcome::decline(ResponseCode::ORIGINAL_NOT_FOUND)
+            }
+            Some(_)
+                if chance(
+                    &mut self.rng,
+                    self.faults.reversal_ack_without_apply_permille,
+                ) =>
+            {
+                tracing::warn!(rrn = %key.rrn, "fault: reversal acknowledged without applying it");
+                Outcome::approved(None)
+            }
+            Some(i) => self.undo(now, i),
+        };
+        tracing::debug!(rrn = %key.rrn, rc = %outcome.rc, "reversal answered");
+        self.txs.reversals.insert(key, outcome.clone());
+        self.reply(req, &REVERSAL_ECHO, &outcome)
+    }
+
+    /// The key of the transaction a reversal names: RRN, processing code, and the
+    /// original MTI from field 90 (inferred from what is known when 90 is absent).
+    fn reversal_key(&self, req: &Message) -> Result<TxKey, ResponseCode> {
+        let proc2 = proc2(req)?;
+        let rrn = req.rrn().map_err(|_| ResponseCode::FORMAT_ERROR)?;
+        let from_90 = OriginalData::read(req)
+            .ok()
+            .and_then(|o| o.mti.parse::<Mti>().ok())
+            .map(base_mti);
+        let mti = from_90.unwrap_or_else(|| {
+            let candidates = if &proc2 == b"03" {
+                ["0100"].as_slice()
+            } else {
+                ["0200", "0100", "0220"].as_slice()
+            };
+            candidates
+                .iter()
+                .map(|m| Mti::lit(m))
+                .find(|&mti| self.txs.by_key.contains_key(&TxKey { rrn, mti, proc2 }))
+                .unwrap_or(Mti::lit(candidates[0]))
+        });
+        Ok(TxKey { rrn, mti, proc2 })
+    }
+
+    fn same_card(&self, req: &Message, i: usize) -> bool {
+        let Some(token) = self.txs.list[i].fingerprint.token else {
+            return true;
+        };
+        match card_input(req).0 {
+            CardInput::Absent => true,
+            CardInput::Invalid => false,
+            CardInput::Pan(p) => self.token_of(&p) == token,
+        }
+    }
+
+    /// Undoes transaction `i` once; what is already undone is left alone.
+    fn undo(&mut self, now: NaiveDateTime, i: usize) -> Outcome {
+        let ok = Outcome::approved(None);
+        let tx = &self.txs.list[i];
+        let (Some(a), true, false) = (tx.account, tx.approved, tx.reversed) else {
+            return ok;
+        };
+        let (kind, amount, date, original) = (tx.kind, tx.amount_minor, tx.date, tx.original);
+        let auth = tx.outcome.auth_code.clone().unwrap_or_default();
+        let mut movement = Movement {
+            debit: false,
+            amount_minor: 0,
+            sms: SmsKind::Reversal,
+            clearing: ClearingType::Reversal,
+            memo: "reversal",
+        };
+        match kind {
+            TxKind::Balance => {}
+            TxKind::Sale | TxKind::Completion => {
+                // A void already gave the money back and closed the transaction.
+                if !tx.voided {
+                    movement.amount_minor = amount - tx.refunded_minor;
+                    if kind == TxKind::Sale {
+                        self.undo_daily(a, date, amount);
+                    }
+                    if let Some(p) = original.filter(|&p| !self.txs.list[p].reversed) {
+                        // The pre-authorization is open again.
+                        self.txs.list[p].completed = false;
+                        self.accounts[a].holds_minor += self.txs.list[p].effect_minor;
+                    }
+                }
+            }
+            TxKind::PreAuth => {
+                if tx.completed {
+                    return Outcome::decline(ResponseCode::INVALID_TRANSACTION);
+                }
+                if !tx.cancelled {
+                    let hold = tx.effect_minor;
+                    self.release_hold(a, hold);
+                    self.undo_daily(a, date, hold);
+                }
+            }
+            TxKind::Void => {
+                let o = original.unwrap_or(i);
+                if !self.txs.list[o].reversed && tx.effect_minor > 0 {
+                    movement.debit = true;
+                    movement.amount_minor = tx.effect_minor;
+                    movement.clearing = ClearingType::VoidReversal;
+                    self.txs.list[o].voided = false;
+                }
+            }
+            TxKind::Refund => {
+                let o = original.unwrap_or(i);
+                self.txs.list[o].refunded_minor -= amount;
+                movement.debit = true;
+                movement.amount_minor = amount;
+                movement.clearing = ClearingType::RefundReversal;
+            }
+            TxKind::Cancel => {
+                let p = original.unwrap_or(i);
+                let pre = &self.txs.list[p];
+                if !pre.reversed && !pre.completed {
+                    let hold = pre.effect_minor;
+                    self.txs.list[p].cancelled = false;
+                    self.accounts[a].holds_minor += hold;
+                }
+            }
+        }
+        self.txs.list[i].reversed = true;
+        let tx = self.tx_ref(i, &auth);
+        self.apply(now, a, movement, &tx);
+        ok
+    }
+}
