@@ -1,6 +1,11 @@
 //! The posguard binary: parses the command line and runs one command.
 
+mod check;
+mod demo;
+mod demo_data;
 mod iso_cli;
+mod node;
+mod run_cli;
 
 use std::process::ExitCode;
 
@@ -19,6 +24,16 @@ enum Command {
     /// Decode and encode ISO 8583 messages (for people who debug terminals).
     #[command(subcommand)]
     Iso(iso_cli::IsoCommand),
+    /// Run an acquirer node: terminal server, switch, journal, issuer link.
+    Acquirer(run_cli::AcquirerArgs),
+    /// Run the issuer simulator: host-to-host link and HTTP API.
+    IssuerSim(run_cli::IssuerArgs),
+    /// Run a fleet of simulated terminals against an acquirer.
+    Terminals(run_cli::TerminalsArgs),
+    /// Start everything embedded, run a terminal fleet, and report.
+    Demo(demo::DemoArgs),
+    /// Compare the acquirer's journal with the issuer's book and clearing file.
+    Check(check::CheckArgs),
 }
 
 /// An error caused by the input rather than by posguard: exit code 2.
@@ -30,6 +45,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Iso(cmd) => iso_cli::run(cmd),
+        Command::Acquirer(a) => run_cli::acquirer(a),
+        Command::IssuerSim(a) => run_cli::issuer_sim(a),
+        Command::Terminals(a) => run_cli::terminals(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Check(a) => check::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,4 +59,14 @@ fn main() -> ExitCode {
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
+}
+
+/// Starts logging to stderr at `info` (or `RUST_LOG`).
+pub fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

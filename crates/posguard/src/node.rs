@@ -1,0 +1,177 @@
+//! An acquirer node: store, security module, engine and gateway wired together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use cardsec::{DataKey, Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule};
+use gateway::{GatewayConfig, GatewayStats, SystemClock};
+use store::{Backend, Journal, JournalConfig, MerchantRow, TerminalRow, Write};
+use switch::{Config, Engine, ZoneKeys};
+
+use crate::demo_data::DemoData;
+
+/// How to start an acquirer node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// SQLite data directory, or a `postgres://` URL.
+    pub store: String,
+    /// LMK (32 hex).
+    pub lmk_hex: String,
+    /// Zone PIN key agreed with the issuer (32 hex).
+    pub zpk_hex: String,
+    /// Zone MAC key agreed with the issuer (32 hex).
+    pub zak_hex: String,
+    /// PAN token data key (id, hex), agreed with the issuer so clearing-file tokens match.
+    pub token_key: (u16, String),
+    /// The switch's settings.
+    pub switch: Config,
+    /// The gateway's settings.
+    pub gateway: GatewayConfig,
+}
+
+/// Opens the store named by `NodeOptions::store` and migrates it.
+pub fn open_store(store: &str) -> anyhow::Result<Box<dyn Backend>> {
+    let mut b = store::open(store).with_context(|| format!("open store {store}"))?;
+    b.migrate().context("migrate store")?;
+    Ok(b)
+}
+
+/// The acquirer's security module.
+pub fn security_module(
+    lmk_hex: &str,
+    token_key: &(u16, String),
+) -> anyhow::Result<Arc<SoftwareSecurityModule>> {
+    let lmk = Lmk::from_hex(lmk_hex).context("read LMK")?;
+    let mut hsm = SoftwareSecurityModule::new(lmk, Box::new(rand::rngs::OsRng));
+    let key = hex::decode(&token_key.1).context("token key hex")?;
+    hsm.set_data_key(DataKey::new(token_key.0, &key).context("token key")?);
+    Ok(Arc::new(hsm))
+}
+
+/// Writes the demo merchants and terminals (TMKs wrapped under the LMK) if the store
+/// has none yet.
+pub fn seed_demo(
+    db: &mut dyn Backend,
+    hsm: &dyn SecurityModule,
+    data: &DemoData,
+    now_rfc3339: &str,
+) -> anyhow::Result<bool> {
+    if !db.terminals().context("read terminals")?.is_empty() {
+        return Ok(false);
+    }
+    let mut writes = Vec::new();
+    for m in &data.merchants {
+        writes.push(Write::Merchant(MerchantRow {
+            merchant_id: m.merchant_id.clone(),
+            name: m.name.clone(),
+            city: m.city.clone(),
+            mcc: m.mcc.clone(),
+            status: "active".into(),
+            created_at: now_rfc3339.into(),
+        }));
+    }
+    for t in &data.terminals {
+        let tmk = Key::from_hex(&t.tmk_hex).context("demo TMK")?;
+        let wrapped = hsm
+            .import_key(KeyKind::Tmk, 1, &tmk)
+            .context("import TMK")?;
+        writes.push(Write::Terminal(TerminalRow {
+            terminal_id: t.terminal_id.clone(),
+            merchant_id: t.merchant_id.clone(),
+            status: "active".into(),
+            tmk: wrapped.to_text(),
+            pik: None,
+            mak: None,
+            mak_prev: None,
+            key_version: 0,
+            batch: 1,
+            signed_on: false,
+            install_location: t.location.clone(),
+            updated_at: now_rfc3339.into(),
+        }));
+    }
+    db.apply(&writes)
+        .context("write demo merchants and terminals")?;
+    Ok(true)
+}
+
+/// Loads the node's state and builds its engine and journal (blocking: call it before
+/// the runtime or on a blocking thread).
+pub fn prepare(
+    opts: &NodeOptions,
+    hsm: Arc<SoftwareSecurityModule>,
+) -> anyhow::Result<(Engine, Journal)> {
+    let mut db = open_store(&opts.store)?;
+    let merchants = db.merchants().context("load merchants")?;
+    let terminals = db.terminals().context("load terminals")?;
+    let mut recent = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = db
+            .transactions_after(after, 10_000)
+            .context("load transactions")?;
+        let Some(last) = page.last() else { break };
+        after = last.txn_id;
+        recent.extend(page);
+        if recent.len() >= opts.switch.max_remembered {
+            break;
+        }
+    }
+    let max_id = db.max_txn_id().context("read last transaction id")?;
+    let zpk = hsm.import_key(
+        KeyKind::Zpk,
+        1,
+        &Key::from_hex(&opts.zpk_hex).context("read ZPK")?,
+    )?;
+    let zak = hsm.import_key(
+        KeyKind::Zak,
+        1,
+        &Key::from_hex(&opts.zak_hex).context("read ZAK")?,
+    )?;
+    tracing::info!(
+        merchants = merchants.len(),
+        terminals = terminals.len(),
+        transactions = recent.len(),
+        "acquirer state loaded"
+    );
+    let engine = Engine::new(
+        opts.switch.clone(),
+        hsm,
+        ZoneKeys { zpk, zak },
+        merchants,
+        terminals,
+        recent,
+        max_id,
+    );
+    let writer = open_store(&opts.store)?;
+    let journal = Journal::start(writer, JournalConfig::default());
+    Ok((engine, journal))
+}
+
+/// Runs a node on an already bound terminal listener until `shutdown`.
+pub async fn run_node(
+    opts: NodeOptions,
+    listener: tokio::net::TcpListener,
+    stats: Arc<GatewayStats>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let hsm = security_module(&opts.lmk_hex, &opts.token_key)?;
+    let o = opts.clone();
+    let (engine, journal) = tokio::task::spawn_blocking(move || prepare(&o, hsm))
+        .await
+        .context("join loader")??;
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(listen = ?addr, issuer = %opts.gateway.issuer, "acquirer node running");
+    gateway::run(
+        opts.gateway,
+        engine,
+        journal,
+        listener,
+        Arc::new(SystemClock),
+        stats,
+        shutdown,
+    )
+    .await;
+    Ok(())
+}

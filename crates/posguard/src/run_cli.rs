@@ -1,0 +1,345 @@
+//! `posguard acquirer`, `posguard issuer-sim` and `posguard terminals`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cardsec::{Expiry, Pan, Pin};
+use chrono::NaiveDateTime;
+use clap::Args;
+use domain::Currency;
+use issuer::{Bank, CardStatus, ClearKeys, Faults, IssuerConfig, Language, NewAccount};
+use terminal::{Card, EntryKind, FleetConfig, Mix, TerminalSetup};
+
+use crate::demo_data::{demo_data, CardFate, DemoData, DEMO_LMK};
+use crate::node::{open_store, run_node, security_module, seed_demo, NodeOptions};
+
+/// Where the acquirer keeps its journal.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// SQLite data directory (the embedded default).
+    #[arg(long, default_value = "./posguard-data")]
+    pub data: String,
+    /// PostgreSQL URL (`postgres://…`); overrides `--data`.
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store location `store::open` understands.
+    pub fn location(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| self.data.clone())
+    }
+}
+
+/// The demo data set's shape.
+#[derive(Debug, Clone, Args)]
+pub struct DemoDataArgs {
+    /// Seed of the demo data set (terminals, keys, cards).
+    #[arg(long, default_value_t = 8583)]
+    pub data_seed: u64,
+    /// Terminals in the demo data set.
+    #[arg(long, default_value_t = 20)]
+    pub terminals: usize,
+    /// Good cards in the demo data set.
+    #[arg(long, default_value_t = 200)]
+    pub cards: usize,
+}
+
+impl DemoDataArgs {
+    /// Builds the data set.
+    pub fn data(&self) -> DemoData {
+        demo_data(self.data_seed, self.terminals, self.cards)
+    }
+}
+
+/// `posguard acquirer`.
+#[derive(Debug, Args)]
+pub struct AcquirerArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    demo: DemoDataArgs,
+    /// Terminal listener.
+    #[arg(long, default_value = "127.0.0.1:8583")]
+    listen: SocketAddr,
+    /// Issuer link address.
+    #[arg(long, default_value = "127.0.0.1:9583")]
+    issuer: SocketAddr,
+    /// Issuer timeout in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    issuer_timeout_ms: u64,
+    /// Do not create the demo merchants and terminals in an empty store.
+    #[arg(long)]
+    no_demo_data: bool,
+}
+
+/// The acquirer's clock reading as RFC 3339 (for records created outside the engine).
+#[allow(clippy::disallowed_methods)] // the edge
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
+/// Local time in the acquirer's zone (UTC+8), for the issuer simulator's clock.
+#[allow(clippy::disallowed_methods)] // the edge
+pub fn shanghai_now() -> NaiveDateTime {
+    (chrono::Utc::now() + chrono::Duration::hours(8)).naive_utc()
+}
+
+/// Node options for the demo keys (zone keys agreed with the demo issuer).
+pub fn node_options(store: String, issuer: SocketAddr, issuer_timeout_ms: u64) -> NodeOptions {
+    let keys = ClearKeys::demo();
+    NodeOptions {
+        store,
+        lmk_hex: std::env::var("POSGUARD_LMK").unwrap_or_else(|_| DEMO_LMK.into()),
+        zpk_hex: keys.zpk_hex.clone(),
+        zak_hex: keys.zak_hex.clone(),
+        token_key: (keys.token_key_id, keys.token_key_hex.clone()),
+        switch: switch::Config {
+            issuer_timeout_ms,
+            ..switch::Config::default()
+        },
+        gateway: gateway::GatewayConfig {
+            issuer,
+            ..gateway::GatewayConfig::default()
+        },
+    }
+}
+
+/// Seeds the demo data set into an empty store.
+pub fn seed_store(opts: &NodeOptions, data: &DemoData) -> anyhow::Result<bool> {
+    let mut db = open_store(&opts.store)?;
+    let hsm = security_module(&opts.lmk_hex, &opts.token_key)?;
+    seed_demo(db.as_mut(), hsm.as_ref(), data, &now_rfc3339())
+}
+
+/// Runs `posguard acquirer`.
+pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
+    crate::init_logging("info");
+    let opts = node_options(a.store.location(), a.issuer, a.issuer_timeout_ms);
+    if !a.no_demo_data && seed_store(&opts, &a.demo.data())? {
+        tracing::info!("demo merchants and terminals created");
+    }
+    let rt = tokio::runtime::Runtime::new().context("start runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("bind {}", a.listen))?;
+        let stats = Arc::new(gateway::GatewayStats::default());
+        run_node(opts, listener, stats, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    })
+}
+
+/// `posguard issuer-sim`.
+#[derive(Debug, Args)]
+pub struct IssuerArgs {
+    #[command(flatten)]
+    demo: DemoDataArgs,
+    /// Host-to-host link listener.
+    #[arg(long, default_value = "127.0.0.1:9583")]
+    listen: SocketAddr,
+    /// HTTP API listener.
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    http: SocketAddr,
+    /// Do not open the demo cardholder accounts.
+    #[arg(long)]
+    no_demo_accounts: bool,
+    /// Seed of fault decisions.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Response latency, lowest (ms).
+    #[arg(long, default_value_t = 0)]
+    latency_min_ms: u64,
+    /// Response latency, highest (ms).
+    #[arg(long, default_value_t = 0)]
+    latency_max_ms: u64,
+    /// Per mille of debits whose response is dropped.
+    #[arg(long, default_value_t = 0)]
+    drop_after_debit_permille: u16,
+    /// Per mille of responses sent late.
+    #[arg(long, default_value_t = 0)]
+    late_permille: u16,
+    /// How late a late response is (ms).
+    #[arg(long, default_value_t = 15_000)]
+    late_ms: u64,
+    /// Per mille of responses sent twice.
+    #[arg(long, default_value_t = 0)]
+    duplicate_permille: u16,
+    /// Refuse every connection.
+    #[arg(long)]
+    refuse_connections: bool,
+}
+
+/// Opens the demo cardholders' accounts at the issuer.
+pub fn open_demo_accounts(
+    bank: &mut Bank,
+    data: &DemoData,
+    now: NaiveDateTime,
+) -> anyhow::Result<()> {
+    for c in &data.cards {
+        let status = match c.fate {
+            CardFate::Lost => CardStatus::Lost,
+            CardFate::Stolen => CardStatus::Stolen,
+            CardFate::Blocked => CardStatus::Blocked,
+            _ => CardStatus::Active,
+        };
+        bank.open_account(
+            now,
+            NewAccount {
+                pan: Pan::new(&c.pan).context("demo PAN")?,
+                pin: Pin::new(&c.pin).context("demo PIN")?,
+                expiry: Expiry::parse(&c.expiry).context("demo expiry")?,
+                currency: Currency::CNY,
+                balance_minor: c.balance_minor,
+                credit_limit_minor: c.credit_limit_minor,
+                daily_limit_minor: c.daily_limit_minor,
+                status,
+                holder: c.holder.clone(),
+                phone: c.phone.clone(),
+                language: if c.language == "zh" {
+                    Language::Zh
+                } else {
+                    Language::En
+                },
+            },
+        )
+        .context("open demo account")?;
+    }
+    Ok(())
+}
+
+/// Runs `posguard issuer-sim`.
+pub fn issuer_sim(a: IssuerArgs) -> anyhow::Result<()> {
+    crate::init_logging("info");
+    let faults = Faults {
+        latency_min_ms: a.latency_min_ms,
+        latency_max_ms: a.latency_max_ms.max(a.latency_min_ms),
+        drop_after_debit_permille: a.drop_after_debit_permille,
+        late_permille: a.late_permille,
+        late_ms: a.late_ms,
+        duplicate_permille: a.duplicate_permille,
+        refuse_connections: a.refuse_connections,
+        ..Faults::default()
+    };
+    let config = IssuerConfig {
+        listen_addr: a.listen,
+        http_addr: a.http,
+        faults,
+        seed: a.seed,
+        ..IssuerConfig::default()
+    };
+    let rt = tokio::runtime::Runtime::new().context("start runtime")?;
+    rt.block_on(async {
+        let mut bank = Bank::from_clear_keys(&config.keys).context("issuer keys")?.with_faults(config.faults.clone(), config.seed);
+        if !a.no_demo_accounts {
+            open_demo_accounts(&mut bank, &a.demo.data(), shanghai_now())?;
+        }
+        let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now)).await.context("start issuer")?;
+        tracing::info!(link = %issuer.iso_addr(), http = %issuer.http_addr(), "issuer simulator running");
+        let _ = tokio::signal::ctrl_c().await;
+        issuer.stop().await;
+        Ok(())
+    })
+}
+
+/// `posguard terminals`.
+#[derive(Debug, Args)]
+pub struct TerminalsArgs {
+    #[command(flatten)]
+    demo: DemoDataArgs,
+    /// The acquirer's terminal port.
+    #[arg(long, default_value = "127.0.0.1:8583")]
+    acquirer: SocketAddr,
+    /// Financial requests per second for the whole fleet (0: as fast as possible).
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Stop after this many requests.
+    #[arg(long)]
+    transactions: Option<u64>,
+    /// Seed of the customers' choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Only sales with good cards.
+    #[arg(long)]
+    sales_only: bool,
+}
+
+/// The fleet configuration for a demo data set.
+pub fn fleet_config(
+    data: &DemoData,
+    acquirer: SocketAddr,
+    rate: f64,
+    duration: Duration,
+    seed: u64,
+) -> FleetConfig {
+    let terminals = data
+        .terminals
+        .iter()
+        .map(|t| TerminalSetup {
+            terminal_id: t.terminal_id.clone(),
+            merchant_id: t.merchant_id.clone(),
+            tmk_hex: t.tmk_hex.clone(),
+        })
+        .collect();
+    let card = |c: &crate::demo_data::DemoCard, i: usize| {
+        let entry = match i % 10 {
+            0..=5 => EntryKind::Chip,
+            6 | 7 => EntryKind::Contactless,
+            _ => EntryKind::Magstripe,
+        };
+        let mut card = Card::new(&c.pan, Some(&c.pin), &c.expiry, entry);
+        card.service_code = c.service_code.clone();
+        card
+    };
+    let cards = data
+        .cards
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.fate == CardFate::Good)
+        .map(|(i, c)| card(c, i))
+        .collect();
+    let decline = data
+        .cards
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.fate != CardFate::Good)
+        .map(|(i, c)| card(c, i))
+        .collect();
+    let mut cfg = FleetConfig::new(acquirer, terminals, cards);
+    cfg.decline_cards = decline;
+    cfg.rate_per_sec = rate;
+    cfg.duration = duration;
+    cfg.seed = seed;
+    cfg
+}
+
+/// Runs `posguard terminals`.
+pub fn terminals(a: TerminalsArgs) -> anyhow::Result<()> {
+    crate::init_logging("warn");
+    let data = a.demo.data();
+    let mut cfg = fleet_config(
+        &data,
+        a.acquirer,
+        a.rate,
+        Duration::from_secs(a.duration),
+        a.seed,
+    );
+    cfg.max_transactions = a.transactions;
+    cfg.progress = true;
+    if a.sales_only {
+        cfg.mix = Mix::sales_only();
+    }
+    let rt = tokio::runtime::Runtime::new().context("start runtime")?;
+    let report = rt.block_on(terminal::run_fleet(cfg));
+    println!("{report}");
+    Ok(())
+}
