@@ -17,6 +17,7 @@ use crate::run_cli::{
 /// `posguard demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
+    /// The demo data set's shape.
     #[command(flatten)]
     pub demo: DemoDataArgs,
     /// Seconds the terminal fleet runs.

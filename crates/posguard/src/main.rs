@@ -1,15 +1,9 @@
 //! The posguard binary: parses the command line and runs one command.
 
-mod check;
-mod demo;
-mod demo_data;
-mod iso_cli;
-mod node;
-mod run_cli;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use posguard::{check, demo, iso_cli, run_cli, BadInput};
 
 /// posguard: a risk-controlled POS acquiring platform.
 #[derive(Debug, Parser)]
@@ -36,11 +30,6 @@ enum Command {
     Check(check::CheckArgs),
 }
 
-/// An error caused by the input rather than by posguard: exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -59,14 +48,4 @@ fn main() -> ExitCode {
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
-}
-
-/// Starts logging to stderr at `info` (or `RUST_LOG`).
-pub fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

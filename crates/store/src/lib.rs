@@ -76,13 +76,61 @@ pub trait Backend: Send {
 }
 
 /// Opens a backend from a URL: `postgres://…` for PostgreSQL, anything else is a
-/// SQLite data directory.
+/// SQLite data directory. A `schema=NAME` query parameter on a PostgreSQL URL confines
+/// the connection to that schema (created if missing), so several deployments or test
+/// runs can share one database.
 pub fn open(url_or_dir: &str) -> Result<Box<dyn Backend>, StoreError> {
     if url_or_dir.starts_with("postgres://") || url_or_dir.starts_with("postgresql://") {
-        Ok(Box::new(PgBackend::connect(url_or_dir)?))
+        match split_schema(url_or_dir) {
+            (url, Some(schema)) => Ok(Box::new(PgBackend::connect_in_schema(&url, &schema)?)),
+            (url, None) => Ok(Box::new(PgBackend::connect(&url)?)),
+        }
     } else {
         Ok(Box::new(SqliteBackend::open_dir(std::path::Path::new(
             url_or_dir,
         ))?))
+    }
+}
+
+/// Takes a `schema=NAME` parameter out of a PostgreSQL URL.
+fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("schema=") {
+            Some(s) => {
+                schema = Some(s.to_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, schema)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn schema_parameter_is_taken_out() {
+        assert_eq!(
+            super::split_schema("postgres://a@h/db?schema=s1"),
+            ("postgres://a@h/db".into(), Some("s1".into()))
+        );
+        assert_eq!(
+            super::split_schema("postgres://a@h/db?x=1&schema=s1"),
+            ("postgres://a@h/db?x=1".into(), Some("s1".into()))
+        );
+        assert_eq!(
+            super::split_schema("postgres://a@h/db"),
+            ("postgres://a@h/db".into(), None)
+        );
     }
 }

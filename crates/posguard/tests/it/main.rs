@@ -1,6 +1,7 @@
 //! End-to-end tests of the posguard binary.
 
 mod iso;
+mod scenarios;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

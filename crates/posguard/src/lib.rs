@@ -1,0 +1,24 @@
+//! posguard's wiring: the commands of the `posguard` binary as a library, so tests can
+//! start nodes, simulators and fleets the way the binary does.
+
+pub mod check;
+pub mod demo;
+pub mod demo_data;
+pub mod iso_cli;
+pub mod node;
+pub mod run_cli;
+
+/// An error caused by the input rather than by posguard: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Starts logging to stderr at `default` level (or `RUST_LOG`).
+pub fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

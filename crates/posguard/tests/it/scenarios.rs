@@ -1,0 +1,423 @@
+//! The authorization path over real loopback sockets: a terminal, the acquirer node
+//! and the issuer simulator, asserting on the money (issuer balances, holds, SMS), on
+//! SQLite and, when `POSGUARD_TEST_PG_URL` is set, PostgreSQL.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iso8583::frame::FrameDecoder;
+use issuer::{AccountView, Bank, IssuerConfig};
+use posguard::demo_data::{demo_data, CardFate, DemoCard, DemoData, DemoTerminal};
+use posguard::node::run_node;
+use posguard::run_cli::{node_options, open_demo_accounts, seed_store, shanghai_now};
+use terminal::{Card, EntryKind, Outcome, Request, Terminal, TerminalConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Stores to run against: a fresh SQLite directory, and a fresh PostgreSQL schema.
+fn stores(name: &str) -> Vec<String> {
+    let mut out = vec![std::env::temp_dir()
+        .join(format!("posguard-scenario-{name}-{}", std::process::id()))
+        .display()
+        .to_string()];
+    match std::env::var("POSGUARD_TEST_PG_URL") {
+        Ok(url) => out.push(format!(
+            "{url}?schema=scenario_{name}_{}",
+            std::process::id()
+        )),
+        Err(_) => eprintln!("POSGUARD_TEST_PG_URL not set: PostgreSQL scenario skipped"),
+    }
+    out
+}
+
+fn cleanup(store: &str) {
+    if let Some((url, schema)) = store.split_once("?schema=") {
+        if let Ok(mut b) = store::PgBackend::connect(url) {
+            let _ = b.drop_schema(schema);
+        }
+    } else {
+        let _ = std::fs::remove_dir_all(store);
+    }
+}
+
+struct World {
+    issuer: issuer::Issuer,
+    acquirer: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    node: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    data: DemoData,
+}
+
+impl World {
+    async fn start(store: &str, issuer_reachable: bool) -> World {
+        let data = demo_data(42, 4, 30);
+        let config = IssuerConfig {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..IssuerConfig::default()
+        };
+        let mut bank = Bank::from_clear_keys(&config.keys).expect("issuer keys");
+        open_demo_accounts(&mut bank, &data, shanghai_now()).expect("accounts");
+        let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
+            .await
+            .expect("issuer");
+        let issuer_addr = if issuer_reachable {
+            issuer.iso_addr()
+        } else {
+            // A port nothing listens on.
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
+            l.local_addr().expect("addr")
+        };
+        let mut opts = node_options(store.to_owned(), issuer_addr, 5_000);
+        opts.gateway.issuer_connections = 2;
+        let (o, d) = (opts.clone(), data.clone());
+        tokio::task::spawn_blocking(move || seed_store(&o, &d))
+            .await
+            .expect("join")
+            .expect("seed");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let acquirer = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let node = tokio::spawn(run_node(
+            opts,
+            listener,
+            Arc::new(gateway::GatewayStats::default()),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        if issuer_reachable {
+            // The issuer link connects in the background; give it a moment.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        World {
+            issuer,
+            acquirer,
+            stop: Some(tx),
+            node: Some(node),
+            data,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(n) = self.node.take() {
+            n.await.expect("join").expect("node");
+        }
+        self.issuer.stop().await;
+    }
+
+    fn card(&self, fate: CardFate, nth: usize) -> &DemoCard {
+        self.data
+            .cards
+            .iter()
+            .filter(|c| c.fate == fate)
+            .nth(nth)
+            .expect("card of that fate")
+    }
+
+    fn account(&self, card: &DemoCard) -> AccountView {
+        let masked = format!(
+            "{}{}{}",
+            &card.pan[..6],
+            "*".repeat(card.pan.len() - 10),
+            &card.pan[card.pan.len() - 4..]
+        );
+        let bank = self.issuer.bank();
+        let b = bank.lock().expect("bank");
+        b.accounts()
+            .into_iter()
+            .find(|a| a.masked_pan == masked)
+            .expect("account")
+    }
+
+    fn sms_count(&self, card: &DemoCard) -> usize {
+        let id = self.account(card).id;
+        let bank = self.issuer.bank();
+        let b = bank.lock().expect("bank");
+        b.sms().iter().filter(|s| s.account == id).count()
+    }
+}
+
+/// A terminal on a real connection.
+struct Pos {
+    term: Terminal,
+    stream: TcpStream,
+    dec: FrameDecoder,
+}
+
+impl Pos {
+    async fn connect(addr: SocketAddr, t: &DemoTerminal) -> Pos {
+        let key = cardsec::Key::from_hex(&t.tmk_hex).expect("tmk");
+        let cfg = TerminalConfig::new(
+            t.terminal_id.parse().expect("tid"),
+            t.merchant_id.parse().expect("mid"),
+            key,
+        );
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        Pos {
+            term: Terminal::new(cfg),
+            stream,
+            dec: FrameDecoder::new(8192),
+        }
+    }
+
+    async fn exchange(&mut self, frame: &[u8]) -> Vec<u8> {
+        self.stream.write_all(frame).await.expect("write");
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(f) = self.dec.next_frame().expect("frame") {
+                return f.to_vec();
+            }
+            let n = tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut buf))
+                .await
+                .expect("reply in time")
+                .expect("read");
+            assert!(n > 0, "acquirer closed the connection");
+            self.dec.feed(&buf[..n]);
+        }
+    }
+
+    async fn send(&mut self, req: Request) -> Outcome {
+        let reply = self.exchange(&req.frame).await;
+        self.term.on_reply(&reply).expect("valid reply")
+    }
+
+    async fn sign_on(&mut self) -> Outcome {
+        let r = self.term.sign_on().expect("sign-on");
+        self.send(r).await
+    }
+}
+
+fn code(o: &Outcome) -> String {
+    o.response_code.map(|c| c.to_string()).unwrap_or_default()
+}
+
+fn card(c: &DemoCard) -> Card {
+    let mut card = Card::new(&c.pan, Some(&c.pin), &c.expiry, EntryKind::Chip);
+    card.service_code = c.service_code.clone();
+    card
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_scenarios_move_the_right_money() {
+    for store in stores("auth") {
+        let w = World::start(&store, true).await;
+        let mut pos = Pos::connect(w.acquirer, &w.data.terminals[0]).await;
+        assert_eq!(code(&pos.sign_on().await), "00", "{store}");
+
+        // Approved sale: one debit, one SMS.
+        let c = w.card(CardFate::Good, 0).clone();
+        let before = w.account(&c).balance_minor;
+        let sale = {
+            let r = pos.term.sale(&card(&c), 12_345).expect("sale");
+            pos.send(r).await
+        };
+        assert_eq!(code(&sale), "00", "{store}");
+        assert_eq!(w.account(&c).balance_minor, before - 12_345);
+        assert_eq!(w.sms_count(&c), 1);
+
+        // Void of that sale: the money comes back, the cardholder is told.
+        let entry = sale.entry.clone().expect("batch entry");
+        let void = {
+            let r = pos.term.void(&card(&c), &entry).expect("void");
+            pos.send(r).await
+        };
+        assert_eq!(code(&void), "00", "{store}");
+        assert_eq!(w.account(&c).balance_minor, before);
+        assert_eq!(w.sms_count(&c), 2);
+
+        // Refund of part of another sale.
+        let c = w.card(CardFate::Good, 1).clone();
+        let before = w.account(&c).balance_minor;
+        let sale = {
+            let r = pos.term.sale(&card(&c), 50_000).expect("sale");
+            pos.send(r).await
+        };
+        let entry = sale.entry.clone().expect("entry");
+        let refund = {
+            let r = pos.term.refund(&card(&c), 20_000, &entry).expect("refund");
+            pos.send(r).await
+        };
+        assert_eq!(
+            (code(&sale), code(&refund)),
+            ("00".into(), "00".into()),
+            "{store}"
+        );
+        assert_eq!(w.account(&c).balance_minor, before - 30_000);
+        assert_eq!(w.sms_count(&c), 2);
+
+        // Balance inquiry: an answer, no money moves, no SMS.
+        let c = w.card(CardFate::Good, 2).clone();
+        let before = w.account(&c);
+        let bal = {
+            let r = pos.term.balance(&card(&c)).expect("balance");
+            pos.send(r).await
+        };
+        assert_eq!(code(&bal), "00", "{store}");
+        assert!(bal.balance_minor.is_some());
+        assert_eq!(w.account(&c).balance_minor, before.balance_minor);
+        assert_eq!(w.sms_count(&c), 0);
+
+        // Pre-authorization holds, completion debits and releases the hold.
+        let c = w.card(CardFate::Good, 3).clone();
+        let before = w.account(&c);
+        let pre = {
+            let r = pos.term.pre_auth(&card(&c), 30_000).expect("pre-auth");
+            pos.send(r).await
+        };
+        assert_eq!(code(&pre), "00", "{store}");
+        assert_eq!(w.account(&c).holds_minor, before.holds_minor + 30_000);
+        assert_eq!(w.account(&c).balance_minor, before.balance_minor);
+        let entry = pre.entry.clone().expect("entry");
+        let done = {
+            let r = pos.term.completion(25_000, &entry).expect("completion");
+            pos.send(r).await
+        };
+        assert_eq!(code(&done), "00", "{store}");
+        assert_eq!(w.account(&c).holds_minor, before.holds_minor);
+        assert_eq!(w.account(&c).balance_minor, before.balance_minor - 25_000);
+
+        // Declines: no money moves, no SMS.
+        let good = w.card(CardFate::Good, 4).clone();
+        let mut wrong_pin = card(&good);
+        wrong_pin.pin = Some(if good.pin == "000000" {
+            "111111".into()
+        } else {
+            "000000".into()
+        });
+        let mut bad_luhn = card(&good);
+        let last = bad_luhn.pan.pop().expect("digit");
+        bad_luhn.pan.push(if last == '9' {
+            '0'
+        } else {
+            char::from(last as u8 + 1)
+        });
+        let cases = [
+            ("wrong PIN", good.clone(), wrong_pin, "55"),
+            (
+                "insufficient funds",
+                w.card(CardFate::Poor, 0).clone(),
+                card(w.card(CardFate::Poor, 0)),
+                "51",
+            ),
+            (
+                "expired",
+                w.card(CardFate::Expired, 0).clone(),
+                card(w.card(CardFate::Expired, 0)),
+                "54",
+            ),
+            (
+                "lost",
+                w.card(CardFate::Lost, 0).clone(),
+                card(w.card(CardFate::Lost, 0)),
+                "41",
+            ),
+            ("invalid card number", good.clone(), bad_luhn, "14"),
+        ];
+        for (what, account_card, presented, want) in cases {
+            let before = w.account(&account_card).balance_minor;
+            let sms = w.sms_count(&account_card);
+            let o = {
+                let r = pos.term.sale(&presented, 1_000).expect("sale");
+                pos.send(r).await
+            };
+            assert_eq!(code(&o), want, "{what} on {store}");
+            assert_eq!(
+                w.account(&account_card).balance_minor,
+                before,
+                "{what}: no debit"
+            );
+            assert_eq!(w.sms_count(&account_card), sms, "{what}: no SMS");
+        }
+
+        // Duplicate transmission: the same frame twice, one debit, the same reply.
+        let c = w.card(CardFate::Good, 5).clone();
+        let before = w.account(&c).balance_minor;
+        let req = pos.term.sale(&card(&c), 7_777).expect("sale");
+        let first = pos.exchange(&req.frame).await;
+        let second = pos.exchange(&req.frame).await;
+        assert_eq!(
+            first, second,
+            "duplicate answered from the journal ({store})"
+        );
+        assert_eq!(code(&pos.term.on_reply(&first).expect("reply")), "00");
+        assert_eq!(
+            w.account(&c).balance_minor,
+            before - 7_777,
+            "one debit ({store})"
+        );
+        assert_eq!(w.sms_count(&c), 1);
+
+        // Bad MAC: A0, nothing reaches the issuer.
+        let c = w.card(CardFate::Good, 6).clone();
+        let before = w.account(&c).balance_minor;
+        let mut req = pos.term.sale(&card(&c), 4_321).expect("sale");
+        let n = req.frame.len();
+        req.frame[n - 1] ^= 0x01;
+        let reply = pos.exchange(&req.frame).await;
+        let rc = iso8583::Dialect::cup_pos()
+            .unpack(&reply[11..])
+            .expect("reply")
+            .response_code()
+            .expect("39");
+        assert_eq!(rc.to_string(), "A0", "{store}");
+        assert_eq!(w.account(&c).balance_minor, before);
+
+        // Unknown terminal: 97 at sign-on.
+        let stranger = DemoTerminal {
+            terminal_id: "99999999".into(),
+            ..w.data.terminals[0].clone()
+        };
+        let mut other = Pos::connect(w.acquirer, &stranger).await;
+        let r = other.term.sign_on().expect("sign-on");
+        let reply = other.exchange(&r.frame).await;
+        let rc = iso8583::Dialect::cup_pos()
+            .unpack(&reply[11..])
+            .expect("reply")
+            .response_code()
+            .expect("39");
+        assert_eq!(rc.to_string(), "97", "{store}");
+
+        // The issuer's book still balances.
+        let bank = w.issuer.bank();
+        let totals = bank.lock().expect("bank").book().totals();
+        assert!(
+            totals.balanced && totals.sum_by_currency.values().all(|v| *v == 0),
+            "{totals:?}"
+        );
+        w.stop().await;
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || cleanup(&s))
+            .await
+            .expect("cleanup");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_issuer_gets_91_and_no_debit() {
+    for store in stores("down") {
+        let w = World::start(&store, false).await;
+        let mut pos = Pos::connect(w.acquirer, &w.data.terminals[1]).await;
+        assert_eq!(code(&pos.sign_on().await), "00");
+        let c = w.card(CardFate::Good, 0).clone();
+        let before = w.account(&c).balance_minor;
+        let o = {
+            let r = pos.term.sale(&card(&c), 5_000).expect("sale");
+            pos.send(r).await
+        };
+        assert_eq!(code(&o), "91", "{store}");
+        assert_eq!(w.account(&c).balance_minor, before);
+        assert_eq!(w.sms_count(&c), 0);
+        w.stop().await;
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || cleanup(&s))
+            .await
+            .expect("cleanup");
+    }
+}
