@@ -1,6 +1,7 @@
 //! posguard's wiring: the commands of the `posguard` binary as a library, so tests can
 //! start nodes, simulators and fleets the way the binary does.
 
+pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod demo_data;

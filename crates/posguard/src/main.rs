@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use posguard::{check, demo, iso_cli, run_cli, BadInput};
+use posguard::{bench, check, demo, iso_cli, run_cli, BadInput};
 
 /// posguard: a risk-controlled POS acquiring platform.
 #[derive(Debug, Parser)]
@@ -28,6 +28,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Compare the acquirer's journal with the issuer's book and clearing file.
     Check(check::CheckArgs),
+    /// Measure sales per second and latency end to end, next to a loopback baseline.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Terminals(a) => run_cli::terminals(a),
         Command::Demo(a) => demo::run(a),
         Command::Check(a) => check::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
