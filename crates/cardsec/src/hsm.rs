@@ -5,8 +5,9 @@
 //! as a PIN key. Like a hardware module, [`SoftwareSecurityModule`] keeps no per-key
 //! state: callers store wrapped keys and hand them back with each command.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -391,12 +392,25 @@ pub trait SecurityModule: Send + Sync {
     fn tokenize(&self, pan: &Pan) -> PanToken;
 }
 
-/// A software security module: the LMK in memory, a random source for key generation.
+/// A key unwrapped and scheduled: the whole key and its halves (for X9.9/X9.19).
+struct Scheduled {
+    full: KeyCipher,
+    left: KeyCipher,
+    right: KeyCipher,
+}
+
+/// Scheduled keys kept inside the module, at most this many (then it starts afresh).
+const KEY_CACHE_LIMIT: usize = 65_536;
+
+/// A software security module: the LMK in memory, a random source for key generation,
+/// and — like a hardware module — the working keys it has unwrapped, kept scheduled
+/// inside it (bounded) so each MAC or PIN operation does not unwrap again.
 pub struct SoftwareSecurityModule {
     lmk: Lmk,
     data_key: DataKey,
     pvk: Vec<u8>,
     rng: Mutex<Box<dyn rand_core::RngCore + Send>>,
+    cache: Mutex<HashMap<(KeyKind, Vec<u8>, [u8; 3]), Arc<Scheduled>>>,
 }
 
 impl fmt::Debug for SoftwareSecurityModule {
@@ -426,7 +440,40 @@ impl SoftwareSecurityModule {
             data_key,
             pvk,
             rng: Mutex::new(rng),
+            cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The key unwrapped (checking kind and check value) and scheduled, from the cache
+    /// when it is there.
+    fn scheduled(&self, key: &WrappedKey, kind: KeyKind) -> Result<Arc<Scheduled>, SecError> {
+        if key.kind != kind {
+            return Err(SecError::WrongKeyKind {
+                expected: kind.name(),
+                got: key.kind.name(),
+            });
+        }
+        let id = (key.kind, key.cipher.clone(), key.kcv);
+        if let Some(s) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            return Ok(s.clone());
+        }
+        let (k, full) = self.lmk.unwrap_cipher(key, kind)?;
+        let s = Arc::new(Scheduled {
+            full,
+            left: k.left().cipher(),
+            right: k.right().cipher(),
+        });
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= KEY_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(id, s.clone());
+        Ok(s)
     }
 
     /// Replaces the token data key (re-keying): new tokens carry the new key id.
@@ -504,8 +551,8 @@ impl SecurityModule for SoftwareSecurityModule {
                 got: key.kind.name(),
             });
         }
-        let k = self.lmk.unwrap(key, key.kind)?;
-        Ok(alg.compute(&k, data))
+        let s = self.scheduled(key, key.kind)?;
+        Ok(alg.compute_scheduled(&s.full, &s.left, &s.right, data))
     }
 
     fn translate_pin(
@@ -515,8 +562,9 @@ impl SecurityModule for SoftwareSecurityModule {
         pan: &Pan,
         block: &EncryptedPinBlock,
     ) -> Result<EncryptedPinBlock, SecError> {
-        let (_, from) = self.lmk.unwrap_cipher(tpk, KeyKind::Tpk)?;
-        let (_, to) = self.lmk.unwrap_cipher(zpk, KeyKind::Zpk)?;
+        let from = self.scheduled(tpk, KeyKind::Tpk)?;
+        let to = self.scheduled(zpk, KeyKind::Zpk)?;
+        let (from, to) = (&from.full, &to.full);
         let mut b = block.0;
         from.decrypt_block(&mut b);
         let clear = PinBlock::from_bytes(b);
@@ -543,8 +591,11 @@ impl SecurityModule for SoftwareSecurityModule {
         block: &EncryptedPinBlock,
         pvv: &str,
     ) -> Result<bool, SecError> {
-        let key = self.lmk.unwrap(zpk, KeyKind::Zpk)?;
-        let clear: PinBlock = block.decrypt(&key);
+        let key = self.scheduled(zpk, KeyKind::Zpk)?;
+        let mut b = block.0;
+        key.full.decrypt_block(&mut b);
+        let clear = PinBlock::from_bytes(b);
+        b.zeroize();
         let pin = clear.pin(pan)?;
         let want = self.pin_verification_value(pan, &pin);
         Ok(mac_equal(want.as_bytes(), pvv.as_bytes()))

@@ -25,6 +25,21 @@ impl MacAlgorithm {
         }
     }
 
+    /// Computes this MAC with keys already scheduled: the whole key and its halves.
+    pub fn compute_scheduled(
+        self,
+        full: &KeyCipher,
+        left: &KeyCipher,
+        right: &KeyCipher,
+        data: &[u8],
+    ) -> [u8; 8] {
+        match self {
+            MacAlgorithm::X9_9 => cbc_mac(left, data),
+            MacAlgorithm::X9_19 => x9_19_scheduled(left, right, data),
+            MacAlgorithm::CupEcb => cup_ecb_scheduled(full, data),
+        }
+    }
+
     /// Parses `x9.9`, `x9.19` or `cup-ecb`.
     pub fn parse(s: &str) -> Option<MacAlgorithm> {
         match s {
@@ -61,9 +76,12 @@ pub fn x9_9_mac(key: &Key, data: &[u8]) -> [u8; 8] {
 /// ANSI X9.19 retail MAC: X9.9 under the left half, then decrypt with the right half
 /// and encrypt with the left.
 pub fn x9_19_mac(key: &Key, data: &[u8]) -> [u8; 8] {
-    let left = key.left().cipher();
-    let mut h = cbc_mac(&left, data);
-    key.right().cipher().decrypt_block(&mut h);
+    x9_19_scheduled(&key.left().cipher(), &key.right().cipher(), data)
+}
+
+fn x9_19_scheduled(left: &KeyCipher, right: &KeyCipher, data: &[u8]) -> [u8; 8] {
+    let mut h = cbc_mac(left, data);
+    right.decrypt_block(&mut h);
     left.encrypt_block(&mut h);
     h
 }
@@ -72,6 +90,10 @@ pub fn x9_19_mac(key: &Key, data: &[u8]) -> [u8; 8] {
 /// uppercase hex characters, encrypt the first 8 with the MAK, XOR with the last 8,
 /// encrypt again, and keep the first 8 hex characters of the result (as ASCII).
 pub fn cup_ecb_mac(key: &Key, data: &[u8]) -> [u8; 8] {
+    cup_ecb_scheduled(&key.cipher(), data)
+}
+
+fn cup_ecb_scheduled(cipher: &KeyCipher, data: &[u8]) -> [u8; 8] {
     let mut x = [0u8; 8];
     for block in zero_padded_blocks(data) {
         xor_into(&mut x, &block);
@@ -79,7 +101,6 @@ pub fn cup_ecb_mac(key: &Key, data: &[u8]) -> [u8; 8] {
     let hex = hex_upper(&x);
     let mut first: [u8; 8] = std::array::from_fn(|i| hex[i]);
     let last: [u8; 8] = std::array::from_fn(|i| hex[8 + i]);
-    let cipher = key.cipher();
     cipher.encrypt_block(&mut first);
     xor_into(&mut first, &last);
     cipher.encrypt_block(&mut first);
