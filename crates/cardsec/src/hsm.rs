@@ -399,6 +399,9 @@ struct Scheduled {
     right: KeyCipher,
 }
 
+/// Scheduled keys by kind, wrapped bytes and check value.
+type KeyCache = HashMap<(KeyKind, Vec<u8>, [u8; 3]), Arc<Scheduled>>;
+
 /// Scheduled keys kept inside the module, at most this many (then it starts afresh).
 const KEY_CACHE_LIMIT: usize = 65_536;
 
@@ -410,7 +413,7 @@ pub struct SoftwareSecurityModule {
     data_key: DataKey,
     pvk: Vec<u8>,
     rng: Mutex<Box<dyn rand_core::RngCore + Send>>,
-    cache: Mutex<HashMap<(KeyKind, Vec<u8>, [u8; 3]), Arc<Scheduled>>>,
+    cache: Mutex<KeyCache>,
 }
 
 impl fmt::Debug for SoftwareSecurityModule {
