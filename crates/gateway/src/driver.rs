@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use store::{Journal, Persisted};
-use switch::{Action, ConnId, Engine, Input, Now};
+use switch::{Action, ConnId, Engine, Input, Now, TerminalDialect};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -108,7 +108,7 @@ struct Driver {
     engine: Engine,
     journal: Journal,
     clock: Arc<dyn Clock>,
-    conns: HashMap<ConnId, mpsc::Sender<Vec<u8>>>,
+    conns: HashMap<ConnId, (mpsc::Sender<Vec<u8>>, TerminalDialect)>,
     links: Vec<Option<mpsc::Sender<Vec<u8>>>>,
     next_link: usize,
     timers: BTreeMap<(Instant, i64), ()>,
@@ -119,12 +119,13 @@ struct Driver {
 
 /// Runs the acquirer's network edge until `shutdown` resolves, then drains: stops
 /// accepting, waits (up to the drain timeout) for in-flight transactions and pending
-/// journal writes, and returns.
+/// journal writes, and returns. Each terminal listener speaks one dialect; the
+/// connection limit is shared by all of them.
 pub async fn run(
     config: GatewayConfig,
     engine: Engine,
     journal: Journal,
-    terminal_listener: TcpListener,
+    terminal_listeners: Vec<(TcpListener, TerminalDialect)>,
     clock: Arc<dyn Clock>,
     stats: Arc<GatewayStats>,
     shutdown: impl Future<Output = ()>,
@@ -132,13 +133,22 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<Event>(config.queue_depth.max(16));
     let (ctx, mut crx) = mpsc::unbounded_channel::<Completion>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(serve_terminals(
-        terminal_listener,
-        tx.clone(),
-        config.clone(),
-        stats.clone(),
-        stop_rx.clone(),
-    ));
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let servers: Vec<_> = terminal_listeners
+        .into_iter()
+        .map(|(l, dialect)| {
+            let (tx, cfg, st, stop) = (tx.clone(), config.clone(), stats.clone(), stop_rx.clone());
+            tokio::spawn(serve_terminals(
+                l,
+                dialect,
+                slots.clone(),
+                tx,
+                cfg,
+                st,
+                stop,
+            ))
+        })
+        .collect();
     let links = spawn_links(&config, tx.clone(), stop_rx.clone());
     drop(tx);
     let mut d = Driver {
@@ -188,7 +198,9 @@ pub async fn run(
         }
     }
     let _ = stop_tx.send(true);
-    server.abort();
+    for s in servers {
+        s.abort();
+    }
     for l in links {
         l.abort();
     }
@@ -207,13 +219,17 @@ impl Driver {
 
     fn on_event(&mut self, e: Event) {
         match e {
-            Event::Terminal(TerminalEvent::Connected { conn, tx }) => {
-                self.conns.insert(conn, tx);
+            Event::Terminal(TerminalEvent::Connected { conn, dialect, tx }) => {
+                self.conns.insert(conn, (tx, dialect));
             }
             Event::Terminal(TerminalEvent::Frame { conn, frame }) => {
                 self.stats.terminal_frames.fetch_add(1, Ordering::Relaxed);
+                let Some(&(_, dialect)) = self.conns.get(&conn) else {
+                    return;
+                };
                 self.feed(Input::TerminalFrame {
                     conn,
+                    dialect,
                     frame: &frame,
                 });
             }
@@ -290,7 +306,7 @@ impl Driver {
                     }
                 }
                 Action::SendTerminal { conn, frame } => {
-                    let Some(tx) = self.conns.get(&conn) else {
+                    let Some((tx, _)) = self.conns.get(&conn) else {
                         tracing::info!(conn = conn.0, "reply for a closed connection dropped");
                         continue;
                     };

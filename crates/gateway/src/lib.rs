@@ -13,3 +13,4 @@ mod link;
 mod terminals;
 
 pub use driver::{run, Clock, GatewayConfig, GatewayStats, SystemClock};
+pub use switch::TerminalDialect;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use iso8583::frame::FrameDecoder;
-use switch::ConnId;
+use switch::{ConnId, TerminalDialect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -14,9 +14,11 @@ use crate::driver::{Event, GatewayConfig, GatewayStats};
 
 /// What a terminal connection tells the driver.
 pub(crate) enum TerminalEvent {
-    /// A connection opened; replies go through `tx` (length-prefixed frames).
+    /// A connection opened on a listener of `dialect`; replies go through `tx`
+    /// (length-prefixed frames).
     Connected {
         conn: ConnId,
+        dialect: TerminalDialect,
         tx: mpsc::Sender<Vec<u8>>,
     },
     /// A frame arrived (no length prefix).
@@ -30,12 +32,13 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// Accepts terminal connections until `stop` turns true.
 pub(crate) async fn serve_terminals(
     listener: TcpListener,
+    dialect: TerminalDialect,
+    slots: Arc<Semaphore>,
     events: mpsc::Sender<Event>,
     cfg: GatewayConfig,
     stats: Arc<GatewayStats>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(cfg.max_connections));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -55,7 +58,7 @@ pub(crate) async fn serve_terminals(
         let cfg = cfg.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
-            serve_connection(conn, stream, events.clone(), cfg, stop).await;
+            serve_connection(conn, dialect, stream, events.clone(), cfg, stop).await;
             let _ = events
                 .send(Event::Terminal(TerminalEvent::Closed { conn }))
                 .await;
@@ -66,6 +69,7 @@ pub(crate) async fn serve_terminals(
 
 async fn serve_connection(
     conn: ConnId,
+    dialect: TerminalDialect,
     stream: TcpStream,
     events: mpsc::Sender<Event>,
     cfg: GatewayConfig,
@@ -75,7 +79,11 @@ async fn serve_connection(
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     if events
-        .send(Event::Terminal(TerminalEvent::Connected { conn, tx }))
+        .send(Event::Terminal(TerminalEvent::Connected {
+            conn,
+            dialect,
+            tx,
+        }))
         .await
         .is_err()
     {

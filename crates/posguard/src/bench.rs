@@ -269,9 +269,14 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<Vec<Measured>> {
     let addr = listener.local_addr().context("terminal port")?;
     let stats = Arc::new(gateway::GatewayStats::default());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let node = tokio::spawn(crate::node::run_node(opts, listener, stats, async {
-        let _ = rx.await;
-    }));
+    let node = tokio::spawn(crate::node::run_node(
+        opts,
+        vec![(listener, gateway::TerminalDialect::CupPos)],
+        stats,
+        async {
+            let _ = rx.await;
+        },
+    ));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let echo = TcpListener::bind("127.0.0.1:0")

@@ -79,9 +79,14 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
     let acquirer_addr = listener.local_addr().context("terminal port")?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stats = Arc::new(gateway::GatewayStats::default());
-    let node = tokio::spawn(crate::node::run_node(opts, listener, stats, async {
-        let _ = stop_rx.await;
-    }));
+    let node = tokio::spawn(crate::node::run_node(
+        opts,
+        vec![(listener, gateway::TerminalDialect::CupPos)],
+        stats,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     // The fleet.
     let mut fleet = fleet_config(

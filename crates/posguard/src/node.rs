@@ -149,10 +149,10 @@ pub fn prepare(
     Ok((engine, journal))
 }
 
-/// Runs a node on an already bound terminal listener until `shutdown`.
+/// Runs a node on already bound terminal listeners (one dialect each) until `shutdown`.
 pub async fn run_node(
     opts: NodeOptions,
-    listener: tokio::net::TcpListener,
+    listeners: Vec<(tokio::net::TcpListener, gateway::TerminalDialect)>,
     stats: Arc<GatewayStats>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -161,13 +161,16 @@ pub async fn run_node(
     let (engine, journal) = tokio::task::spawn_blocking(move || prepare(&o, hsm))
         .await
         .context("join loader")??;
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(listen = ?addr, issuer = %opts.gateway.issuer, "acquirer node running");
+    let addrs: Vec<(Option<SocketAddr>, gateway::TerminalDialect)> = listeners
+        .iter()
+        .map(|(l, d)| (l.local_addr().ok(), *d))
+        .collect();
+    tracing::info!(listen = ?addrs, issuer = %opts.gateway.issuer, "acquirer node running");
     gateway::run(
         opts.gateway,
         engine,
         journal,
-        listener,
+        listeners,
         Arc::new(SystemClock),
         stats,
         shutdown,

@@ -69,6 +69,9 @@ pub struct AcquirerArgs {
     /// Issuer link address.
     #[arg(long, default_value = "127.0.0.1:9583")]
     issuer: SocketAddr,
+    /// Also accept terminals speaking iso87-ascii (bare messages, X9.19 MAC) here.
+    #[arg(long)]
+    ascii_listen: Option<SocketAddr>,
     /// Issuer timeout in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     issuer_timeout_ms: u64,
@@ -128,8 +131,15 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(a.listen)
             .await
             .with_context(|| format!("bind {}", a.listen))?;
+        let mut listeners = vec![(listener, gateway::TerminalDialect::CupPos)];
+        if let Some(addr) = a.ascii_listen {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind {addr}"))?;
+            listeners.push((l, gateway::TerminalDialect::Iso87Ascii));
+        }
         let stats = Arc::new(gateway::GatewayStats::default());
-        run_node(opts, listener, stats, async {
+        run_node(opts, listeners, stats, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await

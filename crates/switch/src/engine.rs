@@ -21,6 +21,47 @@ use crate::msgs::{pack_signed, received_mac};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(pub u64);
 
+/// The dialect a terminal connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TerminalDialect {
+    /// UnionPay-style binary: TPDU and header before the message, UnionPay ECB MAC.
+    CupPos,
+    /// ISO 8583:1987 ASCII: the bare message, ANSI X9.19 MAC.
+    Iso87Ascii,
+}
+
+/// How replies go back on one terminal connection: the dialect and, for `cup-pos`,
+/// the TPDU (already swapped) and header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wire {
+    dialect: TerminalDialect,
+    env: Option<(Tpdu, CupHeader)>,
+}
+
+impl Wire {
+    fn codec(self) -> &'static Dialect {
+        match self.dialect {
+            TerminalDialect::CupPos => Dialect::cup_pos(),
+            TerminalDialect::Iso87Ascii => Dialect::iso87_ascii(),
+        }
+    }
+
+    fn mac(self) -> MacAlgorithm {
+        match self.dialect {
+            TerminalDialect::CupPos => MacAlgorithm::CupEcb,
+            TerminalDialect::Iso87Ascii => MacAlgorithm::X9_19,
+        }
+    }
+
+    /// The frame body for a packed message.
+    fn wrap(self, message: &[u8]) -> Vec<u8> {
+        match self.env {
+            Some(env) => envelope(env, message),
+            None => message.to_vec(),
+        }
+    }
+}
+
 /// The time an input happened, from the driver's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Now {
@@ -81,7 +122,9 @@ pub enum Input<'a> {
     TerminalFrame {
         /// The connection it came on.
         conn: ConnId,
-        /// The frame body.
+        /// The dialect of that connection.
+        dialect: TerminalDialect,
+        /// The frame body (for `cup-pos`: TPDU, header and message).
         frame: &'a [u8],
     },
     /// A message from the issuer (without the length prefix).
@@ -159,7 +202,7 @@ struct Txn {
     kind: TxnKind,
     state: TxnState,
     conn: ConnId,
-    envelope: (Tpdu, CupHeader),
+    wire: Wire,
     /// The terminal's request, kept until it is answered.
     request: Option<Message>,
     events: i64,
@@ -198,7 +241,6 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-const CUP: fn() -> &'static Dialect = Dialect::cup_pos;
 const LINK: fn() -> &'static Dialect = Dialect::iso87_ascii;
 
 /// A request the engine declines before anything reaches the issuer.
@@ -278,10 +320,13 @@ impl Engine {
             kind,
             state,
             conn: ConnId(0),
-            envelope: (
-                Tpdu::from_bytes([0x60, 0, 0, 0, 0]),
-                CupHeader([0x60, 0, 0, 0, 0, 0]),
-            ),
+            wire: Wire {
+                dialect: TerminalDialect::CupPos,
+                env: Some((
+                    Tpdu::from_bytes([0x60, 0, 0, 0, 0]),
+                    CupHeader([0x60, 0, 0, 0, 0, 0]),
+                )),
+            },
             request: None,
             events: 1_000_000,
             refunded_minor: 0,
@@ -318,7 +363,11 @@ impl Engine {
     /// Handles one input.
     pub fn handle(&mut self, now: Now, input: Input<'_>) -> Vec<Action> {
         match input {
-            Input::TerminalFrame { conn, frame } => self.on_terminal(now, conn, frame),
+            Input::TerminalFrame {
+                conn,
+                dialect,
+                frame,
+            } => self.on_terminal(now, conn, dialect, frame),
             Input::IssuerFrame { frame } => self.on_issuer(now, frame),
             Input::IssuerTimeout { txn_id } => self.on_timeout(now, txn_id),
             Input::IssuerUnavailable { txn_id } => self.on_unavailable(now, txn_id),
@@ -371,21 +420,38 @@ impl Engine {
 
     // ---- terminal side -------------------------------------------------------------
 
-    fn on_terminal(&mut self, now: Now, conn: ConnId, frame: &[u8]) -> Vec<Action> {
-        let Ok(env) = CupEnvelope::split(frame) else {
-            tracing::warn!(
-                conn = conn.0,
-                len = frame.len(),
-                "terminal frame too short; closing"
-            );
-            return vec![Action::CloseTerminal { conn }];
+    fn on_terminal(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        dialect: TerminalDialect,
+        frame: &[u8],
+    ) -> Vec<Action> {
+        let (wire, raw) = match dialect {
+            TerminalDialect::Iso87Ascii => (Wire { dialect, env: None }, frame),
+            TerminalDialect::CupPos => {
+                let Ok(env) = CupEnvelope::split(frame) else {
+                    tracing::warn!(
+                        conn = conn.0,
+                        len = frame.len(),
+                        "terminal frame too short; closing"
+                    );
+                    return vec![Action::CloseTerminal { conn }];
+                };
+                (
+                    Wire {
+                        dialect,
+                        env: Some((env.tpdu.reply(), env.header)),
+                    },
+                    env.message,
+                )
+            }
         };
-        let reply_env = (env.tpdu.reply(), env.header);
-        let msg = match CUP().unpack(env.message) {
+        let msg = match wire.codec().unpack(raw) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(conn = conn.0, error = %e, "malformed terminal message");
-                return self.format_error(conn, reply_env, env.message);
+                return self.format_error(conn, wire, raw);
             }
         };
         if !msg.mti().is_request() {
@@ -393,29 +459,34 @@ impl Engine {
             return vec![Action::CloseTerminal { conn }];
         }
         match msg.mti().class() {
-            8 => self.network(now, conn, reply_env, msg),
-            _ => self.financial(now, conn, reply_env, env.message, msg),
+            8 => self.network(now, conn, wire, msg),
+            _ => self.financial(now, conn, wire, raw, msg),
         }
     }
 
     /// Answers 30 when the MTI parses, else closes the connection.
-    fn format_error(&mut self, conn: ConnId, env: (Tpdu, CupHeader), raw: &[u8]) -> Vec<Action> {
-        let mti = raw.get(..2).and_then(|b| {
-            Mti::from_digits([
-                b'0' + (b[0] >> 4),
-                b'0' + (b[0] & 15),
-                b'0' + (b[1] >> 4),
-                b'0' + (b[1] & 15),
-            ])
-        });
+    fn format_error(&mut self, conn: ConnId, wire: Wire, raw: &[u8]) -> Vec<Action> {
+        let mti = match wire.dialect {
+            TerminalDialect::CupPos => raw.get(..2).and_then(|b| {
+                Mti::from_digits([
+                    b'0' + (b[0] >> 4),
+                    b'0' + (b[0] & 15),
+                    b'0' + (b[1] >> 4),
+                    b'0' + (b[1] & 15),
+                ])
+            }),
+            TerminalDialect::Iso87Ascii => raw
+                .get(..4)
+                .and_then(|b| Mti::from_digits([b[0], b[1], b[2], b[3]])),
+        };
         match mti {
             Some(m) if m.is_request() => {
                 let mut reply = Message::new(m.response());
                 reply.set_response_code(ResponseCode::FORMAT_ERROR);
-                match CUP().pack(&reply) {
+                match wire.codec().pack(&reply) {
                     Ok(bytes) => vec![Action::SendTerminal {
                         conn,
-                        frame: envelope(env, &bytes),
+                        frame: wire.wrap(&bytes),
                     }],
                     Err(_) => vec![Action::CloseTerminal { conn }],
                 }
@@ -427,7 +498,7 @@ impl Engine {
     fn unsigned_reply(
         &self,
         conn: ConnId,
-        env: (Tpdu, CupHeader),
+        wire: Wire,
         req: &Message,
         code: ResponseCode,
     ) -> Vec<Action> {
@@ -438,65 +509,59 @@ impl Engine {
             }
         }
         reply.set_response_code(code);
-        match CUP().pack(&reply) {
+        match wire.codec().pack(&reply) {
             Ok(bytes) => vec![Action::SendTerminal {
                 conn,
-                frame: envelope(env, &bytes),
+                frame: wire.wrap(&bytes),
             }],
             Err(e) => {
                 tracing::warn!(error = %e, "cannot echo request fields");
                 let mut bare = Message::new(req.mti().response());
                 bare.set_response_code(code);
-                CUP()
+                wire.codec()
                     .pack(&bare)
                     .map_or(vec![Action::CloseTerminal { conn }], |b| {
                         vec![Action::SendTerminal {
                             conn,
-                            frame: envelope(env, &b),
+                            frame: wire.wrap(&b),
                         }]
                     })
             }
         }
     }
 
-    fn network(
-        &mut self,
-        now: Now,
-        conn: ConnId,
-        env: (Tpdu, CupHeader),
-        req: Message,
-    ) -> Vec<Action> {
+    fn network(&mut self, now: Now, conn: ConnId, wire: Wire, req: Message) -> Vec<Action> {
         let tid = req.get_str(41).unwrap_or("").to_owned();
         let Some(term) = self.terminals.get(&tid) else {
             tracing::warn!(terminal = %tid, "sign-on from an unknown terminal");
-            return self.unsigned_reply(conn, env, &req, ResponseCode::TERMINAL_NOT_REGISTERED);
+            return self.unsigned_reply(conn, wire, &req, ResponseCode::TERMINAL_NOT_REGISTERED);
         };
         if term.row.status != "active" {
-            return self.unsigned_reply(conn, env, &req, ResponseCode::NOT_PERMITTED_TERMINAL);
+            return self.unsigned_reply(conn, wire, &req, ResponseCode::NOT_PERMITTED_TERMINAL);
         }
         let Ok(f60) = Field60::read(&req) else {
-            return self.unsigned_reply(conn, env, &req, ResponseCode::FORMAT_ERROR);
+            return self.unsigned_reply(conn, wire, &req, ResponseCode::FORMAT_ERROR);
         };
         let code = f60.net_code.clone().unwrap_or_default();
         match (req.mti().as_str(), code.as_str()) {
             ("0800", c) => match KeyLayout::from_net_code(c) {
-                Some(layout) => self.sign_on(now, conn, env, req, layout),
-                None => self.unsigned_reply(conn, env, &req, ResponseCode::FORMAT_ERROR),
+                Some(layout) => self.sign_on(now, conn, wire, req, layout),
+                None => self.unsigned_reply(conn, wire, &req, ResponseCode::FORMAT_ERROR),
             },
-            ("0820", "301") => self.unsigned_reply(conn, env, &req, ResponseCode::APPROVED),
+            ("0820", "301") => self.unsigned_reply(conn, wire, &req, ResponseCode::APPROVED),
             ("0820", "002") => {
                 let mut row = term.row.clone();
                 row.signed_on = false;
                 row.updated_at = self.rfc3339(now);
                 self.put_terminal(row.clone());
-                let then = self.unsigned_reply(conn, env, &req, ResponseCode::APPROVED);
+                let then = self.unsigned_reply(conn, wire, &req, ResponseCode::APPROVED);
                 vec![Action::Persist {
                     writes: vec![Write::Terminal(row)],
                     then,
                     on_fail: vec![],
                 }]
             }
-            _ => self.unsigned_reply(conn, env, &req, ResponseCode::INVALID_TRANSACTION),
+            _ => self.unsigned_reply(conn, wire, &req, ResponseCode::INVALID_TRANSACTION),
         }
     }
 
@@ -504,7 +569,7 @@ impl Engine {
         &mut self,
         now: Now,
         conn: ConnId,
-        env: (Tpdu, CupHeader),
+        wire: Wire,
         req: Message,
         layout: KeyLayout,
     ) -> Vec<Action> {
@@ -513,14 +578,14 @@ impl Engine {
         };
         let Some(tmk) = term.tmk.clone() else {
             tracing::error!(terminal = %term.row.terminal_id, "terminal master key unreadable");
-            return self.unsigned_reply(conn, env, &req, ResponseCode::SYSTEM_MALFUNCTION);
+            return self.unsigned_reply(conn, wire, &req, ResponseCode::SYSTEM_MALFUNCTION);
         };
         let version = term.row.key_version + 1;
         let keys = match self.hsm.generate_working_keys(&tmk, layout, version as u32) {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!(error = %e, "working key generation failed");
-                return self.unsigned_reply(conn, env, &req, ResponseCode::SYSTEM_MALFUNCTION);
+                return self.unsigned_reply(conn, wire, &req, ResponseCode::SYSTEM_MALFUNCTION);
             }
         };
         let mut row = term.row.clone();
@@ -547,12 +612,16 @@ impl Engine {
             rest: String::new(),
         };
         reply.set(60, f60.to_text());
-        reply.set(62, &keys.field62);
+        match wire.dialect {
+            TerminalDialect::CupPos => reply.set(62, &keys.field62),
+            // Field 62 is text in iso87-ascii: the key block travels as hex.
+            TerminalDialect::Iso87Ascii => reply.set(62, hex::encode_upper(&keys.field62)),
+        };
         self.put_terminal(row.clone());
-        let then = match CUP().pack(&reply) {
+        let then = match wire.codec().pack(&reply) {
             Ok(bytes) => vec![Action::SendTerminal {
                 conn,
-                frame: envelope(env, &bytes),
+                frame: wire.wrap(&bytes),
             }],
             Err(e) => {
                 tracing::error!(error = %e, "sign-on reply does not pack");
@@ -571,33 +640,30 @@ impl Engine {
         &mut self,
         now: Now,
         conn: ConnId,
-        env: (Tpdu, CupHeader),
+        wire: Wire,
         raw: &[u8],
         req: Message,
     ) -> Vec<Action> {
         let tid = req.get_str(41).unwrap_or("").to_owned();
         let Some(term) = self.terminals.get(&tid) else {
             tracing::warn!(terminal = %tid, "request from an unknown terminal");
-            return self.unsigned_reply(conn, env, &req, ResponseCode::TERMINAL_NOT_REGISTERED);
+            return self.unsigned_reply(conn, wire, &req, ResponseCode::TERMINAL_NOT_REGISTERED);
         };
         if term.maks.is_empty() || !term.row.signed_on {
-            return self.unsigned_reply(conn, env, &req, ResponseCode::MAC_ERROR);
+            return self.unsigned_reply(conn, wire, &req, ResponseCode::MAC_ERROR);
         }
-        let verified = received_mac(CUP(), raw, &req)
+        let verified = received_mac(wire.codec(), raw, &req)
             .ok_or(SecError::MacMismatch)
-            .and_then(|(data, mac)| {
-                self.hsm
-                    .verify_mac_any(&term.maks, MacAlgorithm::CupEcb, data, &mac)
-            });
+            .and_then(|(data, mac)| self.hsm.verify_mac_any(&term.maks, wire.mac(), data, &mac));
         if let Err(e) = verified {
             tracing::warn!(terminal = %tid, error = %e, "terminal MAC did not verify");
-            return self.unsigned_reply(conn, env, &req, ResponseCode::MAC_ERROR);
+            return self.unsigned_reply(conn, wire, &req, ResponseCode::MAC_ERROR);
         }
         let (Ok(f60), Ok(stan)) = (Field60::read(&req), req.stan()) else {
-            return self.signed_reply_now(conn, env, &req, ResponseCode::FORMAT_ERROR);
+            return self.signed_reply_now(conn, wire, &req, ResponseCode::FORMAT_ERROR);
         };
         let Some(kind) = TxnKind::of(&req) else {
-            return self.signed_reply_now(conn, env, &req, ResponseCode::INVALID_TRANSACTION);
+            return self.signed_reply_now(conn, wire, &req, ResponseCode::INVALID_TRANSACTION);
         };
         let key = format!("{tid}/{}/{}/{}", f60.batch, stan.get(), req.mti().class());
         if let Some(&id) = self.by_request.get(&key) {
@@ -607,7 +673,7 @@ impl Engine {
             return self.terminal_reversal(
                 now,
                 conn,
-                env,
+                wire,
                 req,
                 key,
                 i64::from(f60.batch),
@@ -615,10 +681,10 @@ impl Engine {
             );
         }
         match self.check(now, &req, kind, &f60) {
-            Ok(checked) => self.authorize(now, conn, env, req, key, kind, checked),
+            Ok(checked) => self.authorize(now, conn, wire, req, key, kind, checked),
             Err(Reject(code, why)) => {
                 tracing::info!(terminal = %tid, code = %code, why, "declined before the issuer");
-                self.reject(now, conn, env, req, key, kind, code, why)
+                self.reject(now, conn, wire, req, key, kind, code, why)
             }
         }
     }
@@ -857,7 +923,7 @@ impl Engine {
         &mut self,
         now: Now,
         conn: ConnId,
-        env: (Tpdu, CupHeader),
+        wire: Wire,
         req: &Message,
         key: String,
         kind: TxnKind,
@@ -903,7 +969,7 @@ impl Engine {
                 kind,
                 state,
                 conn,
-                envelope: env,
+                wire,
                 request: Some(req.clone()),
                 events: 0,
                 refunded_minor: 0,
@@ -939,14 +1005,14 @@ impl Engine {
         &mut self,
         now: Now,
         conn: ConnId,
-        env: (Tpdu, CupHeader),
+        wire: Wire,
         req: Message,
         key: String,
         kind: TxnKind,
         code: ResponseCode,
         why: &str,
     ) -> Vec<Action> {
-        let id = self.new_txn(now, conn, env, &req, key, kind, TxnState::Rejected);
+        let id = self.new_txn(now, conn, wire, &req, key, kind, TxnState::Rejected);
         let reply = self.reply_frame(id, code, None, None);
         let ev = self.event(now, id, "rejected", format!("{code} {why}"));
         let Some(t) = self.txns.get_mut(&id) else {
@@ -968,7 +1034,7 @@ impl Engine {
     fn signed_reply_now(
         &mut self,
         conn: ConnId,
-        env: (Tpdu, CupHeader),
+        wire: Wire,
         req: &Message,
         code: ResponseCode,
     ) -> Vec<Action> {
@@ -980,18 +1046,18 @@ impl Engine {
             }
         }
         reply.set_response_code(code);
-        match self.sign_for_terminal(tid, &mut reply) {
+        match self.sign_for_terminal(tid, wire, &mut reply) {
             Some(bytes) => vec![Action::SendTerminal {
                 conn,
-                frame: envelope(env, &bytes),
+                frame: wire.wrap(&bytes),
             }],
-            None => self.unsigned_reply(conn, env, req, code),
+            None => self.unsigned_reply(conn, wire, req, code),
         }
     }
 
-    fn sign_for_terminal(&self, tid: &str, reply: &mut Message) -> Option<Vec<u8>> {
+    fn sign_for_terminal(&self, tid: &str, wire: Wire, reply: &mut Message) -> Option<Vec<u8>> {
         let mak = self.terminals.get(tid)?.maks.first()?;
-        match pack_signed(CUP(), reply, self.hsm.as_ref(), mak, MacAlgorithm::CupEcb) {
+        match pack_signed(wire.codec(), reply, self.hsm.as_ref(), mak, wire.mac()) {
             Ok(b) => Some(b),
             Err(e) => {
                 tracing::error!(error = %e, "cannot sign a terminal reply");
@@ -1025,8 +1091,8 @@ impl Engine {
         if let Some(b) = balance {
             reply.set(54, b);
         }
-        let bytes = self.sign_for_terminal(&t.row.terminal_id, &mut reply)?;
-        Some(envelope(t.envelope, &bytes))
+        let bytes = self.sign_for_terminal(&t.row.terminal_id, t.wire, &mut reply)?;
+        Some(t.wire.wrap(&bytes))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1034,13 +1100,13 @@ impl Engine {
         &mut self,
         now: Now,
         conn: ConnId,
-        env: (Tpdu, CupHeader),
+        wire: Wire,
         req: Message,
         key: String,
         kind: TxnKind,
         c: Checked,
     ) -> Vec<Action> {
-        let id = self.new_txn(now, conn, env, &req, key, kind, TxnState::Authorizing);
+        let id = self.new_txn(now, conn, wire, &req, key, kind, TxnState::Authorizing);
         let link_stan = self.next_link_stan();
         let original = c.original.and_then(|o| self.txns.get(&o)).map(|o| {
             (
@@ -1224,7 +1290,7 @@ impl Engine {
         &mut self,
         now: Now,
         conn: ConnId,
-        env: (Tpdu, CupHeader),
+        wire: Wire,
         req: Message,
         key: String,
         batch: i64,
@@ -1236,7 +1302,7 @@ impl Engine {
         let id = self.new_txn(
             now,
             conn,
-            env,
+            wire,
             &req,
             key,
             TxnKind::Reversal,

@@ -12,5 +12,5 @@ mod engine;
 mod kind;
 mod msgs;
 
-pub use engine::{Action, Config, ConnId, Engine, Input, Now, ZoneKeys};
+pub use engine::{Action, Config, ConnId, Engine, Input, Now, TerminalDialect, ZoneKeys};
 pub use kind::{TxnKind, TxnState};

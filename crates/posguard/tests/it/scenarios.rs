@@ -44,6 +44,7 @@ fn cleanup(store: &str) {
 struct World {
     issuer: issuer::Issuer,
     acquirer: SocketAddr,
+    ascii: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     node: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     data: DemoData,
@@ -80,10 +81,17 @@ impl World {
             .await
             .expect("bind");
         let acquirer = listener.local_addr().expect("addr");
+        let ascii_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let ascii = ascii_listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let node = tokio::spawn(run_node(
             opts,
-            listener,
+            vec![
+                (listener, gateway::TerminalDialect::CupPos),
+                (ascii_listener, gateway::TerminalDialect::Iso87Ascii),
+            ],
             Arc::new(gateway::GatewayStats::default()),
             async {
                 let _ = rx.await;
@@ -96,6 +104,7 @@ impl World {
         World {
             issuer,
             acquirer,
+            ascii,
             stop: Some(tx),
             node: Some(node),
             data,
@@ -414,6 +423,112 @@ async fn unreachable_issuer_gets_91_and_no_debit() {
         assert_eq!(code(&o), "91", "{store}");
         assert_eq!(w.account(&c).balance_minor, before);
         assert_eq!(w.sms_count(&c), 0);
+        w.stop().await;
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || cleanup(&s))
+            .await
+            .expect("cleanup");
+    }
+}
+
+/// Sends one framed message and reads one framed reply (no TPDU: iso87-ascii).
+async fn ascii_exchange(stream: &mut TcpStream, dec: &mut FrameDecoder, msg: &[u8]) -> Vec<u8> {
+    let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(msg);
+    stream.write_all(&framed).await.expect("write");
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(f) = dec.next_frame().expect("frame") {
+            return f.to_vec();
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert!(n > 0, "closed");
+        dec.feed(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iso87_ascii_terminal_signs_on_and_sells() {
+    use cardsec::{KeyLayout, MacAlgorithm, Pan, Pin, PinBlock, TerminalKeys};
+    use iso8583::{Dialect, Message, Mti};
+    for store in stores("ascii") {
+        let w = World::start(&store, true).await;
+        let t = w.data.terminals[2].clone();
+        let d = Dialect::iso87_ascii();
+        let mut stream = TcpStream::connect(w.ascii).await.expect("connect");
+        let mut dec = FrameDecoder::new(8192);
+        let mut m = Message::new(Mti::lit("0800"));
+        m.set(11, "000001")
+            .set(41, t.terminal_id.as_str())
+            .set(42, t.merchant_id.as_str())
+            .set(60, "00000001003")
+            .set(63, "001");
+        let reply = d
+            .unpack(&ascii_exchange(&mut stream, &mut dec, &d.pack(&m).expect("pack")).await)
+            .expect("0810");
+        assert_eq!(reply.get_str(39), Some("00"), "{store}");
+        let tmk = cardsec::Key::from_hex(&t.tmk_hex).expect("tmk");
+        let block = hex::decode(reply.get_str(62).expect("keys")).expect("hex key block");
+        let keys = TerminalKeys::unwrap(&tmk, KeyLayout::Double, &block).expect("unwrap");
+        let batch = &reply.get_str(60).expect("60")[2..8];
+
+        let c = w.card(CardFate::Good, 7).clone();
+        let before = w.account(&c).balance_minor;
+        let pan = Pan::new(&c.pan).expect("pan");
+        let block = PinBlock::format0(&Pin::new(&c.pin).expect("pin"), &pan).encrypt(&keys.pik);
+        let mut sale = Message::new(Mti::lit("0200"));
+        sale.set(2, c.pan.as_str())
+            .set(3, "000000")
+            .set(4, "000000008800")
+            .set(11, "000002")
+            .set(14, c.expiry.as_str());
+        sale.set(22, "051")
+            .set(25, "00")
+            .set(41, t.terminal_id.as_str())
+            .set(42, t.merchant_id.as_str())
+            .set(49, "156");
+        sale.set(52, block.0)
+            .set(60, format!("22{batch}000"))
+            .set(64, [0u8; 8]);
+        let mut bytes = d.pack(&sale).expect("pack");
+        let n = bytes.len();
+        let mac = MacAlgorithm::X9_19.compute(&keys.mak, &bytes[..n - 16]);
+        bytes[n - 16..].copy_from_slice(hex::encode_upper(mac).as_bytes());
+        let raw = ascii_exchange(&mut stream, &mut dec, &bytes).await;
+        let reply = d.unpack(&raw).expect("0210");
+        assert_eq!(reply.get_str(39), Some("00"), "{store}");
+        let want = MacAlgorithm::X9_19.compute(&keys.mak, &raw[..raw.len() - 16]);
+        assert_eq!(
+            reply.get(64),
+            Some(&want[..]),
+            "reply MAC verifies ({store})"
+        );
+        assert_eq!(w.account(&c).balance_minor, before - 8_800);
+
+        // A malformed message whose MTI parses is answered 30; garbage closes the connection.
+        let reply = d
+            .unpack(&ascii_exchange(&mut stream, &mut dec, b"0200ZZZZ").await)
+            .expect("reply");
+        assert_eq!(
+            (reply.mti().as_str(), reply.get_str(39)),
+            ("0210", Some("30"))
+        );
+        stream
+            .write_all(&[0, 4, b'?', b'?', b'?', b'?'])
+            .await
+            .expect("write");
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("in time")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "connection closed after garbage");
+        // And the node is still serving.
+        let mut pos = Pos::connect(w.acquirer, &w.data.terminals[3]).await;
+        assert_eq!(code(&pos.sign_on().await), "00");
         w.stop().await;
         let s = store.clone();
         tokio::task::spawn_blocking(move || cleanup(&s))
