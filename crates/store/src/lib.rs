@@ -16,11 +16,14 @@ mod sqlite;
 
 pub use journal::{Journal, JournalConfig, JournalStats, Persisted};
 pub use pg::PgBackend;
-pub use rows::{EventRow, MerchantRow, TerminalRow, TxnRow, Write};
+pub use rows::{EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write};
 pub use sqlite::SqliteBackend;
 
 /// Versioned migrations, applied in order; the version is the index + 1.
-pub const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_initial.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/001_initial.sql"),
+    include_str!("../migrations/002_saf.sql"),
+];
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,21 @@ pub trait Backend: Send {
 
     /// The largest transaction id (0 when empty).
     fn max_txn_id(&mut self) -> Result<i64, StoreError>;
+
+    /// Every store-and-forward entry in `state` (`pending`, `done`, `exception`).
+    fn saf_in_state(&mut self, state: &str) -> Result<Vec<SafRow>, StoreError>;
+
+    /// Claims up to `limit` pending entries due at `now_ms` for `owner`, pushing their
+    /// next attempt `lease_ms` ahead so no other node takes them meanwhile. On
+    /// PostgreSQL rows locked by another node are skipped (`FOR UPDATE SKIP LOCKED`), so
+    /// several nodes drain one queue and a stuck entry never blocks the others.
+    fn claim_due_saf(
+        &mut self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SafRow>, StoreError>;
 }
 
 /// Opens a backend from a URL: `postgres://…` for PostgreSQL, anything else is a

@@ -6,10 +6,10 @@
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row};
 
-use crate::rows::{EventRow, MerchantRow, TerminalRow, TxnRow, Write};
+use crate::rows::{EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write};
 use crate::sqlite::{
-    SQL_EVENT, SQL_MERCHANT, SQL_NEW_TXN, SQL_TERMINAL, SQL_UPDATE_TXN, TERMINAL_COLUMNS,
-    TXN_COLUMNS,
+    SAF_COLUMNS, SQL_EVENT, SQL_MERCHANT, SQL_NEW_TXN, SQL_SAF, SQL_TERMINAL, SQL_UPDATE_TXN,
+    TERMINAL_COLUMNS, TXN_COLUMNS,
 };
 use crate::{Backend, StoreError, MIGRATIONS};
 
@@ -65,6 +65,22 @@ impl PgBackend {
         self.client
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
         Ok(())
+    }
+}
+
+fn saf_from(r: &Row) -> SafRow {
+    SafRow {
+        saf_id: r.get(0),
+        txn_id: r.get(1),
+        kind: r.get(2),
+        message_hex: r.get(3),
+        attempts: r.get(4),
+        next_at_ms: r.get(5),
+        state: r.get(6),
+        reason: r.get(7),
+        owner: r.get(8),
+        created_at: r.get(9),
+        updated_at: r.get(10),
     }
 }
 
@@ -195,6 +211,22 @@ impl Backend for PgBackend {
                 Write::Event(e) => {
                     tx.execute(SQL_EVENT, &[&e.txn_id, &e.seq, &e.at, &e.kind, &e.detail])
                 }
+                Write::Saf(r) => tx.execute(
+                    SQL_SAF,
+                    &[
+                        &r.saf_id,
+                        &r.txn_id,
+                        &r.kind,
+                        &r.message_hex,
+                        &r.attempts,
+                        &r.next_at_ms,
+                        &r.state,
+                        &r.reason,
+                        &r.owner,
+                        &r.created_at,
+                        &r.updated_at,
+                    ],
+                ),
             };
             if let Err(e) = r {
                 if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
@@ -289,5 +321,39 @@ impl Backend for PgBackend {
             .client
             .query_one("SELECT COALESCE(MAX(txn_id), 0) FROM transactions", &[])?
             .get(0))
+    }
+
+    fn saf_in_state(&mut self, state: &str) -> Result<Vec<SafRow>, StoreError> {
+        let rows = self.client.query(
+            &format!("SELECT {SAF_COLUMNS} FROM saf WHERE state = $1 ORDER BY saf_id"),
+            &[&state],
+        )?;
+        Ok(rows.iter().map(saf_from).collect())
+    }
+
+    fn claim_due_saf(
+        &mut self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SafRow>, StoreError> {
+        let sql = format!(
+            "UPDATE saf SET owner = $1, next_at_ms = $2 + $3 WHERE saf_id IN (\
+             SELECT saf_id FROM saf WHERE state = 'pending' AND next_at_ms <= $2 \
+             ORDER BY next_at_ms LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {SAF_COLUMNS}"
+        );
+        let rows = self
+            .client
+            .query(&sql, &[&owner, &now_ms, &lease_ms, &(limit as i64)])?;
+        // RETURNING shows the pushed-ahead time; report when each was due instead.
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let mut s = saf_from(r);
+                s.next_at_ms -= lease_ms;
+                s
+            })
+            .collect())
     }
 }

@@ -110,6 +110,33 @@ pub struct EventRow {
     pub detail: String,
 }
 
+/// One store-and-forward entry: a message that must reach the issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafRow {
+    /// Entry id.
+    pub saf_id: i64,
+    /// The transaction it serves.
+    pub txn_id: i64,
+    /// `reversal`.
+    pub kind: String,
+    /// The message as first sent (hex, iso87-ascii, no PAN or PIN block).
+    pub message_hex: String,
+    /// Sends so far.
+    pub attempts: i64,
+    /// When the next attempt is due (ms since the epoch).
+    pub next_at_ms: i64,
+    /// `pending`, `done` or `exception`.
+    pub state: String,
+    /// Why the entry exists (reversal reason code and cause).
+    pub reason: String,
+    /// The node that claimed it last.
+    pub owner: Option<String>,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
 /// One change to persist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
@@ -123,4 +150,6 @@ pub enum Write {
     UpdateTxn(TxnRow),
     /// Append an event.
     Event(EventRow),
+    /// Insert or replace a store-and-forward entry.
+    Saf(SafRow),
 }

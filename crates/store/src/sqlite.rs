@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 
-use crate::rows::{EventRow, MerchantRow, TerminalRow, TxnRow, Write};
+use crate::rows::{EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write};
 use crate::{Backend, StoreError, MIGRATIONS};
 
 /// SQLite in a data directory (`posguard.db`).
@@ -51,6 +51,13 @@ pub(crate) const SQL_UPDATE_TXN: &str = "UPDATE transactions SET auth_code = $2,
 pub(crate) const SQL_EVENT: &str =
     "INSERT INTO txn_events (txn_id, seq, at, kind, detail) VALUES ($1, $2, $3, $4, $5)";
 
+pub(crate) const SAF_COLUMNS: &str = "saf_id, txn_id, kind, message_hex, attempts, next_at_ms, state, reason, owner, created_at, updated_at";
+
+pub(crate) const SQL_SAF: &str = "INSERT INTO saf (saf_id, txn_id, kind, message_hex, attempts, next_at_ms, \
+     state, reason, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (saf_id) DO UPDATE SET attempts = excluded.attempts, next_at_ms = excluded.next_at_ms, \
+     state = excluded.state, reason = excluded.reason, owner = excluded.owner, updated_at = excluded.updated_at";
+
 /// SQLite numbers parameters `?N`; the shared statements use `$N`.
 fn q(sql: &str) -> String {
     sql.replace('$', "?")
@@ -74,6 +81,22 @@ impl SqliteBackend {
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
+}
+
+fn saf_from(r: &Row<'_>) -> rusqlite::Result<SafRow> {
+    Ok(SafRow {
+        saf_id: r.get(0)?,
+        txn_id: r.get(1)?,
+        kind: r.get(2)?,
+        message_hex: r.get(3)?,
+        attempts: r.get(4)?,
+        next_at_ms: r.get(5)?,
+        state: r.get(6)?,
+        reason: r.get(7)?,
+        owner: r.get(8)?,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+    })
 }
 
 fn txn_from(r: &Row<'_>) -> rusqlite::Result<TxnRow> {
@@ -188,6 +211,19 @@ impl Backend for SqliteBackend {
                 Write::Event(e) => tx
                     .prepare_cached(&q(SQL_EVENT))?
                     .execute(params![e.txn_id, e.seq, e.at, e.kind, e.detail]),
+                Write::Saf(r) => tx.prepare_cached(&q(SQL_SAF))?.execute(params![
+                    r.saf_id,
+                    r.txn_id,
+                    r.kind,
+                    r.message_hex,
+                    r.attempts,
+                    r.next_at_ms,
+                    r.state,
+                    r.reason,
+                    r.owner,
+                    r.created_at,
+                    r.updated_at
+                ]),
             };
             if let Err(e) = r {
                 if is_unique_violation(&e) {
@@ -277,5 +313,45 @@ impl Backend for SqliteBackend {
             [],
             |r| r.get(0),
         )?)
+    }
+
+    fn saf_in_state(&mut self, state: &str) -> Result<Vec<SafRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SAF_COLUMNS} FROM saf WHERE state = ?1 ORDER BY saf_id"
+        ))?;
+        let rows = st.query_map(params![state], saf_from)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn claim_due_saf(
+        &mut self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SafRow>, StoreError> {
+        // One writer at a time in SQLite: a transaction is enough to claim.
+        let tx = self.conn.transaction()?;
+        let due: Vec<SafRow> = {
+            let mut st = tx.prepare_cached(&format!(
+                "SELECT {SAF_COLUMNS} FROM saf WHERE state = 'pending' AND next_at_ms <= ?1 ORDER BY next_at_ms LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![now_ms, limit as i64], saf_from)?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for r in &due {
+            tx.execute(
+                "UPDATE saf SET owner = ?2, next_at_ms = ?3 WHERE saf_id = ?1",
+                params![r.saf_id, owner, now_ms + lease_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(due
+            .into_iter()
+            .map(|mut r| {
+                r.owner = Some(owner.to_owned());
+                r
+            })
+            .collect())
     }
 }

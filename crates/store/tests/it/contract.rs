@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use store::{
-    EventRow, Journal, JournalConfig, MerchantRow, StoreError, TerminalRow, TxnRow, Write,
+    Backend, EventRow, Journal, JournalConfig, MerchantRow, StoreError, TerminalRow, TxnRow, Write,
 };
 
 use crate::backends;
@@ -67,8 +67,8 @@ fn txn(id: i64, stan: i64) -> TxnRow {
 fn migrations_are_idempotent_and_rows_round_trip() {
     for b in backends() {
         let mut db = (b.open)();
-        assert_eq!(db.migrate().unwrap(), 1, "{}", b.name);
-        assert_eq!(db.migrate().unwrap(), 1, "{} second run", b.name);
+        assert_eq!(db.migrate().unwrap(), 2, "{}", b.name);
+        assert_eq!(db.migrate().unwrap(), 2, "{} second run", b.name);
         let mut t = terminal();
         db.apply(&[Write::Merchant(merchant()), Write::Terminal(t.clone())])
             .unwrap();
@@ -212,4 +212,112 @@ fn journal_group_commit_isolates_a_bad_batch() {
 fn bad_pg_url_and_bad_dir_are_errors_not_panics() {
     assert!(store::open("postgres://nobody@127.0.0.1:1/none").is_err());
     assert!(store::open("/proc/posguard-cannot-create-this").is_err());
+}
+
+fn saf(id: i64, next_at_ms: i64) -> store::SafRow {
+    store::SafRow {
+        saf_id: id,
+        txn_id: id,
+        kind: "reversal".into(),
+        message_hex: "30343230".into(),
+        attempts: 1,
+        next_at_ms,
+        state: "pending".into(),
+        reason: "98 no response".into(),
+        owner: None,
+        created_at: "2026-11-21T01:00:00Z".into(),
+        updated_at: "2026-11-21T01:00:00Z".into(),
+    }
+}
+
+#[test]
+fn saf_entries_are_claimed_when_due_and_leased() {
+    for b in backends() {
+        let mut db = (b.open)();
+        db.migrate().unwrap();
+        db.apply(
+            &(1..=5)
+                .map(|i| Write::Saf(saf(i, i * 1000)))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let mut done = saf(2, 2000);
+        done.state = "done".into();
+        db.apply(&[Write::Saf(done)]).unwrap();
+        let claimed: Vec<i64> = db
+            .claim_due_saf("node-a", 3500, 60_000, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.saf_id)
+            .collect();
+        assert_eq!(claimed, [1, 3], "{}: due, pending entries only", b.name);
+        assert!(
+            db.claim_due_saf("node-b", 3500, 60_000, 10)
+                .unwrap()
+                .is_empty(),
+            "{}: leased entries are not claimed again",
+            b.name
+        );
+        let pending: Vec<i64> = db
+            .saf_in_state("pending")
+            .unwrap()
+            .iter()
+            .map(|r| r.saf_id)
+            .collect();
+        assert_eq!(pending, [1, 3, 4, 5]);
+        assert_eq!(
+            db.saf_in_state("pending").unwrap()[0].owner.as_deref(),
+            Some("node-a")
+        );
+        let later: Vec<i64> = db
+            .claim_due_saf("node-b", 70_000, 60_000, 2)
+            .unwrap()
+            .iter()
+            .map(|r| r.saf_id)
+            .collect();
+        assert_eq!(later.len(), 2, "{}: the limit holds", b.name);
+    }
+}
+
+#[test]
+fn concurrent_claims_on_postgres_never_overlap() {
+    let Ok(url) = std::env::var("POSGUARD_TEST_PG_URL") else {
+        eprintln!("POSGUARD_TEST_PG_URL not set: PostgreSQL SKIP LOCKED test skipped");
+        return;
+    };
+    let schema = format!("store_skip_{}", std::process::id());
+    let mut db = store::PgBackend::connect_in_schema(&url, &schema).unwrap();
+    db.migrate().unwrap();
+    db.apply(&(1..=200).map(|i| Write::Saf(saf(i, 0))).collect::<Vec<_>>())
+        .unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|n| {
+            let (url, schema) = (url.clone(), schema.clone());
+            std::thread::spawn(move || {
+                let mut db = store::PgBackend::connect_in_schema(&url, &schema).unwrap();
+                let mut mine = Vec::new();
+                loop {
+                    let got = db
+                        .claim_due_saf(&format!("node-{n}"), 1, 600_000, 7)
+                        .unwrap();
+                    if got.is_empty() {
+                        break;
+                    }
+                    mine.extend(got.into_iter().map(|r| r.saf_id));
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all: Vec<i64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort();
+    assert_eq!(
+        all,
+        (1..=200).collect::<Vec<_>>(),
+        "every entry claimed exactly once"
+    );
+    db.drop_schema(&schema).unwrap();
 }
