@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::{Journal, Persisted};
+use store::{Journal, Persisted, SafRow};
 use switch::{Action, ConnId, Engine, Input, Now, TerminalDialect};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -98,6 +98,24 @@ pub(crate) enum Event {
     Link(LinkEvent),
 }
 
+/// The node's state machine, its journal, and the queue entries to resume.
+#[derive(Debug)]
+pub struct Core {
+    /// The engine, loaded from the store.
+    pub engine: Engine,
+    /// The journal writer.
+    pub journal: Journal,
+    /// Store-and-forward entries still pending at start-up.
+    pub pending_saf: Vec<SafRow>,
+}
+
+/// What a timer feeds back to the engine.
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    Issuer(i64),
+    Saf(i64),
+}
+
 struct Completion {
     result: Persisted,
     then: Vec<Action>,
@@ -111,7 +129,8 @@ struct Driver {
     conns: HashMap<ConnId, (mpsc::Sender<Vec<u8>>, TerminalDialect)>,
     links: Vec<Option<mpsc::Sender<Vec<u8>>>>,
     next_link: usize,
-    timers: BTreeMap<(Instant, i64), ()>,
+    timers: BTreeMap<(Instant, u64), Timer>,
+    timer_seq: u64,
     completions: mpsc::UnboundedSender<Completion>,
     pending_persists: usize,
     stats: Arc<GatewayStats>,
@@ -123,13 +142,17 @@ struct Driver {
 /// connection limit is shared by all of them.
 pub async fn run(
     config: GatewayConfig,
-    engine: Engine,
-    journal: Journal,
+    core: Core,
     terminal_listeners: Vec<(TcpListener, TerminalDialect)>,
     clock: Arc<dyn Clock>,
     stats: Arc<GatewayStats>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let Core {
+        engine,
+        journal,
+        pending_saf,
+    } = core;
     let (tx, mut rx) = mpsc::channel::<Event>(config.queue_depth.max(16));
     let (ctx, mut crx) = mpsc::unbounded_channel::<Completion>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -159,10 +182,15 @@ pub async fn run(
         links: vec![None; config.issuer_connections.max(1)],
         next_link: 0,
         timers: BTreeMap::new(),
+        timer_seq: 0,
         completions: ctx,
         pending_persists: 0,
         stats,
     };
+    // Recovery: reverse what a crash left waiting for the issuer, resume the queue.
+    let now = d.clock.now();
+    let actions = d.engine.recover(now, pending_saf);
+    d.execute(actions);
     tokio::pin!(shutdown);
     let mut draining_since: Option<Instant> = None;
     loop {
@@ -268,13 +296,27 @@ impl Driver {
 
     fn fire_timers(&mut self) {
         let now = Instant::now();
-        while let Some((&(at, txn_id), _)) = self.timers.iter().next() {
+        while let Some((&(at, seq), &timer)) = self.timers.iter().next() {
             if at > now {
                 break;
             }
-            self.timers.remove(&(at, txn_id));
-            self.feed(Input::IssuerTimeout { txn_id });
+            self.timers.remove(&(at, seq));
+            match timer {
+                Timer::Issuer(txn_id) => self.feed(Input::IssuerTimeout { txn_id }),
+                Timer::Saf(saf_id) => self.feed(Input::SafTimer { saf_id }),
+            }
         }
+    }
+
+    fn start_timer(&mut self, after_ms: u64, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.insert(
+            (
+                Instant::now() + Duration::from_millis(after_ms),
+                self.timer_seq,
+            ),
+            timer,
+        );
     }
 
     fn execute(&mut self, actions: Vec<Action>) {
@@ -323,10 +365,10 @@ impl Driver {
                     }
                 }
                 Action::StartIssuerTimer { txn_id, after_ms } => {
-                    self.timers.insert(
-                        (Instant::now() + Duration::from_millis(after_ms), txn_id),
-                        (),
-                    );
+                    self.start_timer(after_ms, Timer::Issuer(txn_id))
+                }
+                Action::StartSafTimer { saf_id, after_ms } => {
+                    self.start_timer(after_ms, Timer::Saf(saf_id))
                 }
                 Action::CloseTerminal { conn } => {
                     self.conns.remove(&conn);

@@ -12,5 +12,5 @@ mod driver;
 mod link;
 mod terminals;
 
-pub use driver::{run, Clock, GatewayConfig, GatewayStats, SystemClock};
+pub use driver::{run, Clock, Core, GatewayConfig, GatewayStats, SystemClock};
 pub use switch::TerminalDialect;

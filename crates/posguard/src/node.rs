@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use cardsec::{DataKey, Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule};
 use gateway::{GatewayConfig, GatewayStats, SystemClock};
-use store::{Backend, Journal, JournalConfig, MerchantRow, TerminalRow, Write};
+use store::{Backend, Journal, JournalConfig, MerchantRow, SafRow, TerminalRow, Write};
 use switch::{Config, Engine, ZoneKeys};
 
 use crate::demo_data::DemoData;
@@ -101,7 +101,7 @@ pub fn seed_demo(
 pub fn prepare(
     opts: &NodeOptions,
     hsm: Arc<SoftwareSecurityModule>,
-) -> anyhow::Result<(Engine, Journal)> {
+) -> anyhow::Result<(Engine, Journal, Vec<SafRow>)> {
     let mut db = open_store(&opts.store)?;
     let merchants = db.merchants().context("load merchants")?;
     let terminals = db.terminals().context("load terminals")?;
@@ -119,6 +119,9 @@ pub fn prepare(
         }
     }
     let max_id = db.max_txn_id().context("read last transaction id")?;
+    let pending_saf = db
+        .saf_in_state("pending")
+        .context("load store-and-forward queue")?;
     let zpk = hsm.import_key(
         KeyKind::Zpk,
         1,
@@ -146,7 +149,7 @@ pub fn prepare(
     );
     let writer = open_store(&opts.store)?;
     let journal = Journal::start(writer, JournalConfig::default());
-    Ok((engine, journal))
+    Ok((engine, journal, pending_saf))
 }
 
 /// Runs a node on already bound terminal listeners (one dialect each) until `shutdown`.
@@ -158,7 +161,7 @@ pub async fn run_node(
 ) -> anyhow::Result<()> {
     let hsm = security_module(&opts.lmk_hex, &opts.token_key)?;
     let o = opts.clone();
-    let (engine, journal) = tokio::task::spawn_blocking(move || prepare(&o, hsm))
+    let (engine, journal, pending_saf) = tokio::task::spawn_blocking(move || prepare(&o, hsm))
         .await
         .context("join loader")??;
     let addrs: Vec<(Option<SocketAddr>, gateway::TerminalDialect)> = listeners
@@ -168,8 +171,11 @@ pub async fn run_node(
     tracing::info!(listen = ?addrs, issuer = %opts.gateway.issuer, "acquirer node running");
     gateway::run(
         opts.gateway,
-        engine,
-        journal,
+        gateway::Core {
+            engine,
+            journal,
+            pending_saf,
+        },
         listeners,
         Arc::new(SystemClock),
         stats,

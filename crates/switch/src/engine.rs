@@ -12,7 +12,7 @@ use domain::{Currency, ResponseCode, Stan};
 use iso8583::frame::{CupEnvelope, CupHeader, Tpdu};
 use iso8583::subfields::{Field60, Field61, OriginalData};
 use iso8583::{Dialect, Message, Mti};
-use store::{EventRow, MerchantRow, TerminalRow, TxnRow, Write};
+use store::{EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write};
 
 use crate::kind::{TxnKind, TxnState};
 use crate::msgs::{pack_signed, received_mac};
@@ -89,6 +89,12 @@ pub struct Config {
     pub max_remembered: usize,
     /// The acquirer's offset from UTC in seconds (Asia/Shanghai: +8 h).
     pub utc_offset_secs: i32,
+    /// Sends of a reversal advice before it becomes an operator exception.
+    pub saf_max_attempts: u32,
+    /// Delay before the first repeat; doubles with each attempt.
+    pub saf_backoff_ms: u64,
+    /// Longest delay between repeats.
+    pub saf_backoff_max_ms: u64,
 }
 
 impl Default for Config {
@@ -102,6 +108,9 @@ impl Default for Config {
             max_in_flight: 10_000,
             max_remembered: 1_000_000,
             utc_offset_secs: 8 * 3600,
+            saf_max_attempts: 10,
+            saf_backoff_ms: 1_000,
+            saf_backoff_max_ms: 60_000,
         }
     }
 }
@@ -142,6 +151,11 @@ pub enum Input<'a> {
         /// The transaction.
         txn_id: i64,
     },
+    /// A store-and-forward timer fired.
+    SafTimer {
+        /// The entry.
+        saf_id: i64,
+    },
     /// A persist failed; its `on_fail` actions were carried out.
     PersistFailed {
         /// What failed (for the log).
@@ -180,6 +194,13 @@ pub enum Action {
     StartIssuerTimer {
         /// The transaction.
         txn_id: i64,
+        /// Delay.
+        after_ms: u64,
+    },
+    /// Feed `SafTimer { saf_id }` back after `after_ms`.
+    StartSafTimer {
+        /// The entry.
+        saf_id: i64,
         /// Delay.
         after_ms: u64,
     },
@@ -229,6 +250,7 @@ pub struct Engine {
     next_seq: i64,
     link_stan: Stan,
     in_flight: usize,
+    saf: HashMap<i64, SafRow>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -276,6 +298,7 @@ impl Engine {
             next_seq,
             link_stan: Stan::new(1).unwrap_or_else(|_| unreachable!("1 is a valid STAN")),
             in_flight: 0,
+            saf: HashMap::new(),
         };
         for t in terminals {
             e.put_terminal(t);
@@ -347,7 +370,7 @@ impl Engine {
                 break;
             };
             if let Some(t) = self.txns.get(&id) {
-                if t.state == TxnState::Authorizing {
+                if matches!(t.state, TxnState::Authorizing | TxnState::ReversalPending) {
                     self.order.push_back(id);
                     break;
                 }
@@ -371,6 +394,7 @@ impl Engine {
             Input::IssuerFrame { frame } => self.on_issuer(now, frame),
             Input::IssuerTimeout { txn_id } => self.on_timeout(now, txn_id),
             Input::IssuerUnavailable { txn_id } => self.on_unavailable(now, txn_id),
+            Input::SafTimer { saf_id } => self.on_saf_timer(now, saf_id),
             Input::PersistFailed { reason } => {
                 tracing::error!(%reason, "journal write failed");
                 Vec::new()
@@ -668,6 +692,21 @@ impl Engine {
         let key = format!("{tid}/{}/{}/{}", f60.batch, stan.get(), req.mti().class());
         if let Some(&id) = self.by_request.get(&key) {
             return self.duplicate(conn, id);
+        }
+        let reversed_first = format!("{tid}/{}/{}/4", f60.batch, stan.get());
+        if kind != TxnKind::Reversal && self.by_request.contains_key(&reversed_first) {
+            // The terminal reversed this request before it reached us: never forward it.
+            let code = ResponseCode::INVALID_TRANSACTION;
+            return self.reject(
+                now,
+                conn,
+                wire,
+                req,
+                key,
+                kind,
+                code,
+                "the terminal reversed it before it arrived",
+            );
         }
         if kind == TxnKind::Reversal {
             return self.terminal_reversal(
@@ -1378,7 +1417,9 @@ impl Engine {
         out
     }
 
-    /// Moves an approved (or timed-out) transaction to reversal and builds the advice.
+    /// Moves an approved (or unsure) transaction to reversal: builds the advice (0420),
+    /// records it as a store-and-forward entry and sends it; it is repeated as 0421
+    /// with backoff until the issuer acknowledges it.
     fn reverse(&mut self, now: Now, id: i64, reason: &str) -> (Vec<Write>, Vec<Action>) {
         let reversible = self.txns.get(&id).is_some_and(|o| {
             o.state.can_become(TxnState::ReversalPending) && o.kind.is_reversible()
@@ -1392,20 +1433,11 @@ impl Engine {
         };
         let utc = DateTime::<Utc>::from_timestamp_millis(now.unix_ms).unwrap_or_default();
         let mut m = Message::new(Mti::lit("0420"));
-        let req = o.request.clone();
-        if let Some(r) = &req {
-            for f in [3, 25, 49] {
-                if let Some(v) = r.get(f) {
-                    m.set(f, v);
-                }
-            }
-        }
-        if !m.has(3) {
-            m.set(3, "000000");
-        }
+        m.set(3, processing_code(o.kind));
         m.set(4, format!("{:012}", o.row.amount_minor));
         m.set(7, utc.format("%m%d%H%M%S").to_string());
         m.set_stan(link_stan);
+        m.set(25, condition_code(o.kind));
         m.set(32, self.cfg.acquirer_id.as_str());
         m.set(
             37,
@@ -1417,11 +1449,9 @@ impl Engine {
         m.set(39, reason);
         m.set(41, o.row.terminal_id.as_str());
         m.set(42, o.row.merchant_id.as_str());
-        if !m.has(49) {
-            m.set(49, o.row.currency.as_str());
-        }
+        m.set(49, o.row.currency.as_str());
         let od = OriginalData {
-            mti: o.link_mti.to_string(),
+            mti: link_mti(o.kind).to_string(),
             stan: format!("{:06}", o.row.link_stan.unwrap_or(0)),
             datetime: if o.link_datetime.is_empty() {
                 "0000000000".into()
@@ -1433,40 +1463,208 @@ impl Engine {
         };
         m.set(90, od.to_text());
         let tid = o.row.terminal_id.clone();
-        let packed = pack_signed(
+        let Ok(message) = pack_signed(
             LINK(),
             &mut m,
             self.hsm.as_ref(),
             &self.zone.zak,
             MacAlgorithm::X9_19,
-        );
-        let Ok(message) = packed else {
+        ) else {
             tracing::error!("reversal advice does not pack");
             return (vec![], vec![]);
         };
         self.by_link.insert((4, tid, link_stan.get()), id);
+        let at = self.rfc3339(now);
         let Some(o) = self.txns.get_mut(&id) else {
             return (vec![], vec![]);
         };
         o.state = TxnState::ReversalPending;
         o.row.state = o.state.name().into();
-        o.row.updated_at = DateTime::<Utc>::from_timestamp_millis(now.unix_ms)
-            .unwrap_or_default()
-            .to_rfc3339();
+        o.row.updated_at = at.clone();
         let row = o.row.clone();
+        let why = match reason {
+            "98" => "no valid response from the issuer",
+            "A0" => "issuer response failed its MAC",
+            _ => "cancelled at the terminal or undeliverable to it",
+        };
+        let entry = SafRow {
+            saf_id: id,
+            txn_id: id,
+            kind: "reversal".into(),
+            message_hex: hex::encode_upper(&message),
+            attempts: 1,
+            next_at_ms: now.unix_ms + self.backoff_ms(1) as i64,
+            state: "pending".into(),
+            reason: format!("{reason} {why}"),
+            owner: None,
+            created_at: at.clone(),
+            updated_at: at,
+        };
+        self.saf.insert(id, entry.clone());
         let ev = self.event(
             now,
             id,
             "reversal_sent",
-            format!("reason {reason}, advice link STAN {:06}", link_stan.get()),
+            format!("{reason} {why}; advice link STAN {:06}", link_stan.get()),
         );
         (
-            vec![Write::UpdateTxn(row), ev],
-            vec![Action::SendIssuer {
-                txn_id: id,
-                message,
-            }],
+            vec![Write::UpdateTxn(row), ev, Write::Saf(entry)],
+            vec![
+                Action::SendIssuer {
+                    txn_id: id,
+                    message,
+                },
+                Action::StartSafTimer {
+                    saf_id: id,
+                    after_ms: self.backoff_ms(1),
+                },
+            ],
         )
+    }
+
+    /// Delay before attempt `attempt + 1`: exponential from the base, capped.
+    fn backoff_ms(&self, attempt: i64) -> u64 {
+        let shift = attempt.clamp(1, 20) as u32 - 1;
+        self.cfg
+            .saf_backoff_ms
+            .saturating_mul(1u64 << shift)
+            .min(self.cfg.saf_backoff_max_ms)
+    }
+
+    /// A store-and-forward entry is due: repeat it as 0421, or give up to an operator.
+    fn on_saf_timer(&mut self, now: Now, saf_id: i64) -> Vec<Action> {
+        let at = self.rfc3339(now);
+        let Some(entry) = self.saf.get(&saf_id).cloned() else {
+            return vec![];
+        };
+        if entry.state != "pending" {
+            return vec![];
+        }
+        if entry.attempts >= i64::from(self.cfg.saf_max_attempts) {
+            let mut e = entry;
+            e.state = "exception".into();
+            e.updated_at = at;
+            self.saf.insert(saf_id, e.clone());
+            tracing::error!(
+                txn = e.txn_id,
+                attempts = e.attempts,
+                "ALERT: reversal not acknowledged after the maximum attempts; operator exception opened"
+            );
+            let ev = self.event(
+                now,
+                e.txn_id,
+                "reversal_exception",
+                format!(
+                    "{} attempts without acknowledgement; handed to operators",
+                    e.attempts
+                ),
+            );
+            return vec![Action::Persist {
+                writes: vec![Write::Saf(e), ev],
+                then: vec![],
+                on_fail: vec![],
+            }];
+        }
+        let repeat = hex::decode(&entry.message_hex)
+            .ok()
+            .and_then(|b| LINK().unpack(&b).ok())
+            .and_then(|mut m| {
+                m.set_mti(m.mti().repeat());
+                pack_signed(
+                    LINK(),
+                    &mut m,
+                    self.hsm.as_ref(),
+                    &self.zone.zak,
+                    MacAlgorithm::X9_19,
+                )
+                .ok()
+            });
+        let Some(message) = repeat else {
+            tracing::error!(saf_id, "stored advice unreadable; operator exception");
+            let mut e = entry;
+            e.state = "exception".into();
+            e.updated_at = at;
+            self.saf.insert(saf_id, e.clone());
+            return vec![Action::Persist {
+                writes: vec![Write::Saf(e)],
+                then: vec![],
+                on_fail: vec![],
+            }];
+        };
+        let mut e = entry;
+        e.attempts += 1;
+        let delay = self.backoff_ms(e.attempts);
+        e.next_at_ms = now.unix_ms + delay as i64;
+        e.updated_at = at;
+        self.saf.insert(saf_id, e.clone());
+        vec![Action::Persist {
+            writes: vec![Write::Saf(e.clone())],
+            then: vec![
+                Action::SendIssuer {
+                    txn_id: e.txn_id,
+                    message,
+                },
+                Action::StartSafTimer {
+                    saf_id,
+                    after_ms: delay,
+                },
+            ],
+            on_fail: vec![Action::StartSafTimer {
+                saf_id,
+                after_ms: delay,
+            }],
+        }]
+    }
+
+    /// After a restart: every transaction left waiting for the issuer is reversed (the
+    /// terminal never got an answer), and every pending store-and-forward entry is
+    /// resumed.
+    pub fn recover(&mut self, now: Now, pending: Vec<SafRow>) -> Vec<Action> {
+        let mut out = Vec::new();
+        for e in pending {
+            if let Some(m) = hex::decode(&e.message_hex)
+                .ok()
+                .and_then(|b| LINK().unpack(&b).ok())
+            {
+                if let (Ok(stan), Some(tid)) = (m.stan(), m.get_str(41)) {
+                    self.by_link
+                        .insert((4, tid.to_owned(), stan.get()), e.txn_id);
+                }
+            }
+            let due = (e.next_at_ms - now.unix_ms).max(0) as u64;
+            out.push(Action::StartSafTimer {
+                saf_id: e.saf_id,
+                after_ms: due,
+            });
+            self.saf.insert(e.saf_id, e);
+        }
+        let stuck: Vec<i64> = self
+            .txns
+            .iter()
+            .filter(|(_, t)| t.state == TxnState::Authorizing)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stuck {
+            tracing::warn!(
+                txn = id,
+                "left waiting for the issuer by a restart: reversing"
+            );
+            out.extend(self.unsure(now, id, "98", "node restarted while waiting for the issuer"));
+        }
+        out
+    }
+
+    /// Store-and-forward entries waiting, and the age of the oldest (ms).
+    pub fn saf_depth(&self, now: Now) -> (usize, i64) {
+        let pending = self.saf.values().filter(|e| e.state == "pending");
+        let (mut n, mut oldest) = (0, 0);
+        for e in pending {
+            n += 1;
+            let created = DateTime::parse_from_rfc3339(&e.created_at)
+                .map_or(now.unix_ms, |d| d.timestamp_millis());
+            oldest = oldest.max(now.unix_ms - created);
+        }
+        (n, oldest)
     }
 
     /// Records a final outcome for a transaction and replies to its terminal.
@@ -1541,7 +1739,7 @@ impl Engine {
                 .is_ok()
         });
         if msg.mti().class() == 4 {
-            return self.on_reversal_ack(now, id, mac_ok);
+            return self.on_reversal_ack(now, id, mac_ok, msg.get_str(39).unwrap_or("").to_owned());
         }
         let Some(t) = self.txns.get(&id) else {
             return vec![];
@@ -1619,28 +1817,48 @@ impl Engine {
         out
     }
 
-    fn on_reversal_ack(&mut self, now: Now, id: i64, mac_ok: bool) -> Vec<Action> {
+    fn on_reversal_ack(&mut self, now: Now, id: i64, mac_ok: bool, code: String) -> Vec<Action> {
         if !mac_ok {
             tracing::warn!("reversal acknowledgement MAC did not verify; ignored");
             return vec![];
         }
+        let at = self.rfc3339(now);
+        let mut writes = Vec::new();
+        if let Some(e) = self.saf.get_mut(&id) {
+            if e.state == "pending" {
+                e.state = "done".into();
+                e.updated_at = at.clone();
+                writes.push(Write::Saf(e.clone()));
+            }
+        }
         let Some(t) = self.txns.get_mut(&id) else {
-            return vec![];
+            return if writes.is_empty() {
+                vec![]
+            } else {
+                vec![Action::Persist {
+                    writes,
+                    then: vec![],
+                    on_fail: vec![],
+                }]
+            };
         };
-        if !t.state.can_become(TxnState::Reversed) {
+        if t.state.can_become(TxnState::Reversed) {
+            t.state = TxnState::Reversed;
+            t.row.state = t.state.name().into();
+            t.row.updated_at = at;
+            writes.push(Write::UpdateTxn(t.row.clone()));
+            let detail = if code == "00" {
+                "issuer acknowledged the reversal".to_owned()
+            } else {
+                format!("issuer answered {code}: nothing left to undo")
+            };
+            writes.push(self.event(now, id, "reversed", detail));
+        }
+        if writes.is_empty() {
             return vec![];
         }
-        t.state = TxnState::Reversed;
-        t.row.state = t.state.name().into();
-        let row = t.row.clone();
-        let ev = self.event(
-            now,
-            id,
-            "reversed",
-            "issuer acknowledged the reversal".into(),
-        );
         vec![Action::Persist {
-            writes: vec![Write::UpdateTxn(row), ev],
+            writes,
             then: vec![],
             on_fail: vec![],
         }]
@@ -1715,6 +1933,24 @@ struct Checked {
     amount_minor: i64,
     original: Option<i64>,
     pin: Option<[u8; 8]>,
+}
+
+/// Field 3 of a kind (the UnionPay conventions).
+fn processing_code(kind: TxnKind) -> &'static str {
+    match kind {
+        TxnKind::Balance => "310000",
+        TxnKind::PreAuth => "030000",
+        TxnKind::Void | TxnKind::Refund | TxnKind::PreAuthCancel => "200000",
+        _ => "000000",
+    }
+}
+
+/// Field 25 of a kind.
+fn condition_code(kind: TxnKind) -> &'static str {
+    match kind {
+        TxnKind::PreAuth | TxnKind::PreAuthCancel | TxnKind::Completion => "06",
+        _ => "00",
+    }
 }
 
 fn link_mti(kind: TxnKind) -> Mti {
