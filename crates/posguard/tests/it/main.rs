@@ -1,5 +1,6 @@
 //! End-to-end tests of the posguard binary.
 
+mod faults;
 mod iso;
 mod scenarios;
 

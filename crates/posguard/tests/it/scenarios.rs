@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Stores to run against: a fresh SQLite directory, and a fresh PostgreSQL schema.
-fn stores(name: &str) -> Vec<String> {
+pub fn stores(name: &str) -> Vec<String> {
     let mut out = vec![std::env::temp_dir()
         .join(format!("posguard-scenario-{name}-{}", std::process::id()))
         .display()
@@ -31,7 +31,7 @@ fn stores(name: &str) -> Vec<String> {
     out
 }
 
-fn cleanup(store: &str) {
+pub fn cleanup(store: &str) {
     if let Some((url, schema)) = store.split_once("?schema=") {
         if let Ok(mut b) = store::PgBackend::connect(url) {
             let _ = b.drop_schema(schema);
@@ -41,24 +41,64 @@ fn cleanup(store: &str) {
     }
 }
 
-struct World {
-    issuer: issuer::Issuer,
-    acquirer: SocketAddr,
+/// How a world is set up.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Whether the acquirer can reach the issuer.
+    pub issuer_reachable: bool,
+    /// The issuer's faults.
+    pub faults: issuer::Faults,
+    /// The acquirer's issuer timeout.
+    pub issuer_timeout_ms: u64,
+    /// First store-and-forward repeat delay.
+    pub saf_backoff_ms: u64,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            issuer_reachable: true,
+            faults: issuer::Faults::default(),
+            issuer_timeout_ms: 5_000,
+            saf_backoff_ms: 1_000,
+        }
+    }
+}
+
+pub struct World {
+    pub issuer: issuer::Issuer,
+    pub acquirer: SocketAddr,
     ascii: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     node: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    data: DemoData,
+    pub data: DemoData,
 }
 
 impl World {
     async fn start(store: &str, issuer_reachable: bool) -> World {
+        World::start_with(
+            store,
+            Setup {
+                issuer_reachable,
+                ..Setup::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn start_with(store: &str, setup: Setup) -> World {
+        let issuer_reachable = setup.issuer_reachable;
         let data = demo_data(42, 4, 30);
         let config = IssuerConfig {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            faults: setup.faults.clone(),
+            seed: 7,
             ..IssuerConfig::default()
         };
-        let mut bank = Bank::from_clear_keys(&config.keys).expect("issuer keys");
+        let mut bank = Bank::from_clear_keys(&config.keys)
+            .expect("issuer keys")
+            .with_faults(setup.faults.clone(), 7);
         open_demo_accounts(&mut bank, &data, shanghai_now()).expect("accounts");
         let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
             .await
@@ -70,7 +110,9 @@ impl World {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
             l.local_addr().expect("addr")
         };
-        let mut opts = node_options(store.to_owned(), issuer_addr, 5_000);
+        let mut opts = node_options(store.to_owned(), issuer_addr, setup.issuer_timeout_ms);
+        opts.switch.saf_backoff_ms = setup.saf_backoff_ms;
+        opts.switch.saf_backoff_max_ms = setup.saf_backoff_ms * 4;
         opts.gateway.issuer_connections = 2;
         let (o, d) = (opts.clone(), data.clone());
         tokio::task::spawn_blocking(move || seed_store(&o, &d))
@@ -111,7 +153,7 @@ impl World {
         }
     }
 
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -121,7 +163,7 @@ impl World {
         self.issuer.stop().await;
     }
 
-    fn card(&self, fate: CardFate, nth: usize) -> &DemoCard {
+    pub fn card(&self, fate: CardFate, nth: usize) -> &DemoCard {
         self.data
             .cards
             .iter()
@@ -130,7 +172,7 @@ impl World {
             .expect("card of that fate")
     }
 
-    fn account(&self, card: &DemoCard) -> AccountView {
+    pub fn account(&self, card: &DemoCard) -> AccountView {
         let masked = format!(
             "{}{}{}",
             &card.pan[..6],
@@ -145,7 +187,7 @@ impl World {
             .expect("account")
     }
 
-    fn sms_count(&self, card: &DemoCard) -> usize {
+    pub fn sms_count(&self, card: &DemoCard) -> usize {
         let id = self.account(card).id;
         let bank = self.issuer.bank();
         let b = bank.lock().expect("bank");
@@ -154,14 +196,14 @@ impl World {
 }
 
 /// A terminal on a real connection.
-struct Pos {
-    term: Terminal,
+pub struct Pos {
+    pub term: Terminal,
     stream: TcpStream,
     dec: FrameDecoder,
 }
 
 impl Pos {
-    async fn connect(addr: SocketAddr, t: &DemoTerminal) -> Pos {
+    pub async fn connect(addr: SocketAddr, t: &DemoTerminal) -> Pos {
         let key = cardsec::Key::from_hex(&t.tmk_hex).expect("tmk");
         let cfg = TerminalConfig::new(
             t.terminal_id.parse().expect("tid"),
@@ -176,7 +218,7 @@ impl Pos {
         }
     }
 
-    async fn exchange(&mut self, frame: &[u8]) -> Vec<u8> {
+    pub async fn exchange(&mut self, frame: &[u8]) -> Vec<u8> {
         self.stream.write_all(frame).await.expect("write");
         let mut buf = [0u8; 4096];
         loop {
@@ -192,22 +234,37 @@ impl Pos {
         }
     }
 
-    async fn send(&mut self, req: Request) -> Outcome {
+    /// Writes a frame without waiting for the reply.
+    pub async fn write_only(&mut self, frame: &[u8]) {
+        self.stream.write_all(frame).await.expect("write");
+    }
+
+    /// The same terminal on a new connection (the old one is dropped).
+    pub async fn reconnect(self, addr: SocketAddr) -> Pos {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        Pos {
+            term: self.term,
+            stream,
+            dec: FrameDecoder::new(8192),
+        }
+    }
+
+    pub async fn send(&mut self, req: Request) -> Outcome {
         let reply = self.exchange(&req.frame).await;
         self.term.on_reply(&reply).expect("valid reply")
     }
 
-    async fn sign_on(&mut self) -> Outcome {
+    pub async fn sign_on(&mut self) -> Outcome {
         let r = self.term.sign_on().expect("sign-on");
         self.send(r).await
     }
 }
 
-fn code(o: &Outcome) -> String {
+pub fn code(o: &Outcome) -> String {
     o.response_code.map(|c| c.to_string()).unwrap_or_default()
 }
 
-fn card(c: &DemoCard) -> Card {
+pub fn card(c: &DemoCard) -> Card {
     let mut card = Card::new(&c.pan, Some(&c.pin), &c.expiry, EntryKind::Chip);
     card.service_code = c.service_code.clone();
     card
