@@ -1,5 +1,6 @@
 //! End-to-end tests of the posguard binary.
 
+mod crash;
 mod faults;
 mod iso;
 mod scenarios;
