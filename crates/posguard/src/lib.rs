@@ -3,11 +3,12 @@
 
 pub mod bench;
 pub mod check;
+pub use sim::demo_data;
 pub mod demo;
-pub mod demo_data;
 pub mod iso_cli;
 pub mod node;
 pub mod run_cli;
+pub mod simulate;
 
 /// An error caused by the input rather than by posguard: exit code 2.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use posguard::{bench, check, demo, iso_cli, run_cli, BadInput};
+use posguard::{bench, check, demo, iso_cli, run_cli, simulate, BadInput};
 
 /// posguard: a risk-controlled POS acquiring platform.
 #[derive(Debug, Parser)]
@@ -30,6 +30,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Measure sales per second and latency end to end, next to a loopback baseline.
     Bench(bench::BenchArgs),
+    /// Run the deterministic simulation (faults, crashes) and check the invariants.
+    Simulate(simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Check(a) => check::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Simulate(a) => simulate::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

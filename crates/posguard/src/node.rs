@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use cardsec::{DataKey, Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule};
 use gateway::{GatewayConfig, GatewayStats, SystemClock};
-use store::{Backend, Journal, JournalConfig, MerchantRow, SafRow, TerminalRow, Write};
+use store::{Backend, Journal, JournalConfig, SafRow, Write};
 use switch::{Config, Engine, ZoneKeys};
 
 use crate::demo_data::DemoData;
@@ -60,37 +60,13 @@ pub fn seed_demo(
     if !db.terminals().context("read terminals")?.is_empty() {
         return Ok(false);
     }
-    let mut writes = Vec::new();
-    for m in &data.merchants {
-        writes.push(Write::Merchant(MerchantRow {
-            merchant_id: m.merchant_id.clone(),
-            name: m.name.clone(),
-            city: m.city.clone(),
-            mcc: m.mcc.clone(),
-            status: "active".into(),
-            created_at: now_rfc3339.into(),
-        }));
-    }
-    for t in &data.terminals {
-        let tmk = Key::from_hex(&t.tmk_hex).context("demo TMK")?;
-        let wrapped = hsm
-            .import_key(KeyKind::Tmk, 1, &tmk)
-            .context("import TMK")?;
-        writes.push(Write::Terminal(TerminalRow {
-            terminal_id: t.terminal_id.clone(),
-            merchant_id: t.merchant_id.clone(),
-            status: "active".into(),
-            tmk: wrapped.to_text(),
-            pik: None,
-            mak: None,
-            mak_prev: None,
-            key_version: 0,
-            batch: 1,
-            signed_on: false,
-            install_location: t.location.clone(),
-            updated_at: now_rfc3339.into(),
-        }));
-    }
+    let (merchants, terminals) =
+        sim::acquirer_rows(hsm, data, now_rfc3339).context("wrap demo terminal keys")?;
+    let writes: Vec<Write> = merchants
+        .into_iter()
+        .map(Write::Merchant)
+        .chain(terminals.into_iter().map(Write::Terminal))
+        .collect();
     db.apply(&writes)
         .context("write demo merchants and terminals")?;
     Ok(true)

@@ -5,11 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use cardsec::{Expiry, Pan, Pin};
 use chrono::NaiveDateTime;
 use clap::Args;
-use domain::Currency;
-use issuer::{Bank, CardStatus, ClearKeys, Faults, IssuerConfig, Language, NewAccount};
+use issuer::{Bank, ClearKeys, Faults, IssuerConfig};
 use terminal::{Card, EntryKind, FleetConfig, Mix, TerminalSetup};
 
 use crate::demo_data::{demo_data, CardFate, DemoData, DEMO_LMK};
@@ -192,36 +190,8 @@ pub fn open_demo_accounts(
     data: &DemoData,
     now: NaiveDateTime,
 ) -> anyhow::Result<()> {
-    for c in &data.cards {
-        let status = match c.fate {
-            CardFate::Lost => CardStatus::Lost,
-            CardFate::Stolen => CardStatus::Stolen,
-            CardFate::Blocked => CardStatus::Blocked,
-            _ => CardStatus::Active,
-        };
-        bank.open_account(
-            now,
-            NewAccount {
-                pan: Pan::new(&c.pan).context("demo PAN")?,
-                pin: Pin::new(&c.pin).context("demo PIN")?,
-                expiry: Expiry::parse(&c.expiry).context("demo expiry")?,
-                currency: Currency::CNY,
-                balance_minor: c.balance_minor,
-                credit_limit_minor: c.credit_limit_minor,
-                daily_limit_minor: c.daily_limit_minor,
-                status,
-                holder: c.holder.clone(),
-                phone: c.phone.clone(),
-                language: if c.language == "zh" {
-                    Language::Zh
-                } else {
-                    Language::En
-                },
-            },
-        )
-        .context("open demo account")?;
-    }
-    Ok(())
+    sim::demo_data::open_accounts(bank, data, now)
+        .map_err(|e| anyhow::anyhow!("open demo accounts: {e}"))
 }
 
 /// Runs `posguard issuer-sim`.

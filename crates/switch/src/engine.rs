@@ -36,6 +36,9 @@ pub enum TerminalDialect {
 struct Wire {
     dialect: TerminalDialect,
     env: Option<(Tpdu, CupHeader)>,
+    /// The MAC key version the terminal's request verified under: the reply is
+    /// signed under the same key, the one the terminal demonstrably holds.
+    mac_version: Option<u32>,
 }
 
 impl Wire {
@@ -349,6 +352,7 @@ impl Engine {
                     Tpdu::from_bytes([0x60, 0, 0, 0, 0]),
                     CupHeader([0x60, 0, 0, 0, 0, 0]),
                 )),
+                mac_version: None,
             },
             request: None,
             events: 1_000_000,
@@ -452,7 +456,14 @@ impl Engine {
         frame: &[u8],
     ) -> Vec<Action> {
         let (wire, raw) = match dialect {
-            TerminalDialect::Iso87Ascii => (Wire { dialect, env: None }, frame),
+            TerminalDialect::Iso87Ascii => (
+                Wire {
+                    dialect,
+                    env: None,
+                    mac_version: None,
+                },
+                frame,
+            ),
             TerminalDialect::CupPos => {
                 let Ok(env) = CupEnvelope::split(frame) else {
                     tracing::warn!(
@@ -466,6 +477,7 @@ impl Engine {
                     Wire {
                         dialect,
                         env: Some((env.tpdu.reply(), env.header)),
+                        mac_version: None,
                     },
                     env.message,
                 )
@@ -679,6 +691,10 @@ impl Engine {
         let verified = received_mac(wire.codec(), raw, &req)
             .ok_or(SecError::MacMismatch)
             .and_then(|(data, mac)| self.hsm.verify_mac_any(&term.maks, wire.mac(), data, &mac));
+        let wire = Wire {
+            mac_version: verified.as_ref().ok().copied(),
+            ..wire
+        };
         if let Err(e) = verified {
             tracing::warn!(terminal = %tid, error = %e, "terminal MAC did not verify");
             return self.unsigned_reply(conn, wire, &req, ResponseCode::MAC_ERROR);
@@ -1095,7 +1111,11 @@ impl Engine {
     }
 
     fn sign_for_terminal(&self, tid: &str, wire: Wire, reply: &mut Message) -> Option<Vec<u8>> {
-        let mak = self.terminals.get(tid)?.maks.first()?;
+        let maks = &self.terminals.get(tid)?.maks;
+        let mak = maks
+            .iter()
+            .find(|k| Some(k.version()) == wire.mac_version)
+            .or_else(|| maks.first())?;
         match pack_signed(wire.codec(), reply, self.hsm.as_ref(), mak, wire.mac()) {
             Ok(b) => Some(b),
             Err(e) => {
@@ -1638,12 +1658,13 @@ impl Engine {
             });
             self.saf.insert(e.saf_id, e);
         }
-        let stuck: Vec<i64> = self
+        let mut stuck: Vec<i64> = self
             .txns
             .iter()
             .filter(|(_, t)| t.state == TxnState::Authorizing)
             .map(|(id, _)| *id)
             .collect();
+        stuck.sort_unstable(); // deterministic order: a replay must do the same
         for id in stuck {
             tracing::warn!(
                 txn = id,

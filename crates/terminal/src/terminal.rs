@@ -531,6 +531,8 @@ impl Terminal {
     }
 
     fn mac_failed(&mut self, flight: InFlight, msg: &Message) -> Outcome {
+        // Our keys and the host's disagree: sign on again before anything else.
+        self.signed_on = false;
         if flight.kind.is_reversible() {
             if let Some(p) = &mut self.pending {
                 p.info.reason = ResponseCode::MAC_ERROR;

@@ -7,6 +7,19 @@ use terminal::{Terminal, TxKind, Verdict};
 use crate::host::{render, FakeHost};
 use crate::{answer, chip_card, signed_on};
 
+/// A reply MAC failure means the keys disagree: the terminal must sign on again first.
+fn sign_on_again(host: &mut FakeHost, t: &mut Terminal) {
+    assert!(!t.is_signed_on(), "a MAC failure drops the sign-on");
+    assert!(
+        t.sale(&chip_card(), 1).is_err(),
+        "nothing goes out before a new sign-on"
+    );
+    let so = t.sign_on().unwrap();
+    let inc = host.receive(&so.frame);
+    let r = host.reply(&inc, "00");
+    assert!(t.on_reply(&host.frame(&inc, r)).unwrap().is_approved());
+}
+
 /// Asks for a sale and expects the 0400 instead; returns the host's view of it.
 fn expect_reversal(host: &FakeHost, t: &mut Terminal, stan: &str, reason: &str) -> Vec<u8> {
     let req = t.sale(&chip_card(), 999).unwrap();
@@ -60,6 +73,7 @@ fn timeout_leaves_a_98_reversal_sent_before_the_next_transaction_until_acknowled
     let n = bad.len();
     bad[n - 2] ^= 0x10;
     assert_eq!(t.on_reply(&bad).unwrap().verdict, Verdict::MacFailure);
+    sign_on_again(&mut host, &mut t);
     let third = expect_reversal(&host, &mut t, &stan, "98");
     let (_, ok) = answer(&mut host, &third, "00");
     let out = t.on_reply(&ok).unwrap();
@@ -68,11 +82,11 @@ fn timeout_leaves_a_98_reversal_sent_before_the_next_transaction_until_acknowled
         (TxKind::Reversal, Verdict::Approved)
     );
     assert!(t.pending_reversal().is_none());
-    // Now the sale itself goes out, with a fresh STAN.
+    // Now the sale itself goes out, with a fresh STAN (000003 went to the new sign-on).
     let next = t.sale(&chip_card(), 999).unwrap();
     assert_eq!(
         (next.kind, next.stan.to_string().as_str()),
-        (TxKind::Sale, "000003")
+        (TxKind::Sale, "000004")
     );
     assert!(t.batch().is_empty(), "the reversed sale was never recorded");
 }
@@ -94,6 +108,7 @@ fn reply_with_a_bad_mac_leaves_an_a0_reversal() {
     );
     let pending = t.pending_reversal().unwrap();
     assert_eq!((pending.stan, pending.reason.as_str()), (sale.stan, "A0"));
+    sign_on_again(&mut host, &mut t);
     let rev = expect_reversal(&host, &mut t, &sale.stan.to_string(), "A0");
     let (_, ack) = answer(&mut host, &rev, "00");
     t.on_reply(&ack).unwrap();

@@ -220,6 +220,42 @@ pub fn demo_data(seed: u64, terminals: usize, cards: usize) -> DemoData {
     }
 }
 
+/// Opens the demo cardholders' accounts at an issuer simulator.
+pub fn open_accounts(
+    bank: &mut issuer::Bank,
+    data: &DemoData,
+    now: chrono::NaiveDateTime,
+) -> Result<(), String> {
+    use issuer::{CardStatus, Language, NewAccount};
+    for c in &data.cards {
+        let status = match c.fate {
+            CardFate::Lost => CardStatus::Lost,
+            CardFate::Stolen => CardStatus::Stolen,
+            CardFate::Blocked => CardStatus::Blocked,
+            _ => CardStatus::Active,
+        };
+        let account = NewAccount {
+            pan: cardsec::Pan::new(&c.pan).map_err(|e| e.to_string())?,
+            pin: cardsec::Pin::new(&c.pin).map_err(|e| e.to_string())?,
+            expiry: cardsec::Expiry::parse(&c.expiry).ok_or("demo expiry")?,
+            currency: domain::Currency::CNY,
+            balance_minor: c.balance_minor,
+            credit_limit_minor: c.credit_limit_minor,
+            daily_limit_minor: c.daily_limit_minor,
+            status,
+            holder: c.holder.clone(),
+            phone: c.phone.clone(),
+            language: if c.language == "zh" {
+                Language::Zh
+            } else {
+                Language::En
+            },
+        };
+        bank.open_account(now, account).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

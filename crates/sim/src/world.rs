@@ -1,0 +1,831 @@
+//! The simulated world: event queue, network, durable store, crashes, invariants.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use cardsec::{Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule};
+use chrono::NaiveDateTime;
+use issuer::{Bank, ClearKeys, ClearingType, SmsKind};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use store::{MerchantRow, SafRow, TerminalRow, TxnRow, Write};
+use switch::{Action, Config, ConnId, Engine, Input, Now, TerminalDialect, ZoneKeys};
+use terminal::{Card, EntryKind, Terminal, TerminalConfig};
+
+use crate::demo_data::{demo_data, CardFate, DemoData};
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The seed of every choice.
+    pub seed: u64,
+    /// Financial requests the terminals start (not counting reversals).
+    pub transactions: u32,
+    /// Terminals.
+    pub terminals: usize,
+    /// Per mille of network messages dropped (during the load).
+    pub drop_permille: u16,
+    /// Per mille of network messages delivered twice.
+    pub duplicate_permille: u16,
+    /// Per mille of messages delayed past every timeout.
+    pub long_delay_permille: u16,
+    /// Largest ordinary delay of a message (ms); different delays reorder messages.
+    pub delay_max_ms: u64,
+    /// Acquirer crashes during the load.
+    pub acquirer_crashes: u32,
+    /// Issuer outages during the load.
+    pub issuer_outages: u32,
+    /// Per mille of approved sales the customer cancels at the terminal.
+    pub cancel_permille: u16,
+    /// Test hook: skip the acquirer's crash recovery (the simulation must catch it).
+    pub skip_recovery: bool,
+}
+
+impl SimConfig {
+    /// A busy default fault mix for `seed`.
+    pub fn new(seed: u64, transactions: u32) -> SimConfig {
+        SimConfig {
+            seed,
+            transactions,
+            terminals: 3,
+            drop_permille: 30,
+            duplicate_permille: 20,
+            long_delay_permille: 20,
+            delay_max_ms: 40,
+            acquirer_crashes: 1,
+            issuer_outages: 1,
+            cancel_permille: 50,
+            skip_recovery: false,
+        }
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        let mut c = format!(
+            "posguard simulate --seed {} --transactions {}",
+            self.seed, self.transactions
+        );
+        if self.skip_recovery {
+            c.push_str(" --skip-recovery");
+        }
+        c
+    }
+}
+
+/// What a run did and whether every invariant held.
+#[derive(Debug, Clone, Default)]
+pub struct SimOutcome {
+    /// Invariant violations (empty when the run is good).
+    pub violations: Vec<String>,
+    /// Events processed.
+    pub events: u64,
+    /// Simulated time at the end (ms).
+    pub sim_ms: u64,
+    /// Sales the terminals recorded as approved.
+    pub approved_sales: usize,
+    /// Reversals the issuer applied.
+    pub reversals_applied: usize,
+    /// Acquirer crashes that happened.
+    pub crashes: u32,
+    /// Messages the network dropped.
+    pub dropped: u64,
+    /// A hash of the event trace: the same seed gives the same hash.
+    pub trace_hash: u64,
+}
+
+/// Merchant and terminal rows for the demo data set (terminal master keys wrapped).
+pub fn acquirer_rows(
+    hsm: &dyn SecurityModule,
+    data: &DemoData,
+    at: &str,
+) -> Result<(Vec<MerchantRow>, Vec<TerminalRow>), cardsec::SecError> {
+    let merchants = data
+        .merchants
+        .iter()
+        .map(|m| MerchantRow {
+            merchant_id: m.merchant_id.clone(),
+            name: m.name.clone(),
+            city: m.city.clone(),
+            mcc: m.mcc.clone(),
+            status: "active".into(),
+            created_at: at.into(),
+        })
+        .collect();
+    let mut terminals = Vec::new();
+    for t in &data.terminals {
+        let tmk = hsm.import_key(KeyKind::Tmk, 1, &Key::from_hex(&t.tmk_hex)?)?;
+        terminals.push(TerminalRow {
+            terminal_id: t.terminal_id.clone(),
+            merchant_id: t.merchant_id.clone(),
+            status: "active".into(),
+            tmk: tmk.to_text(),
+            pik: None,
+            mak: None,
+            mak_prev: None,
+            key_version: 0,
+            batch: 1,
+            signed_on: false,
+            install_location: t.location.clone(),
+            updated_at: at.into(),
+        });
+    }
+    Ok((merchants, terminals))
+}
+
+/// The acquirer's durable state: what survives a crash.
+#[derive(Default)]
+struct Db {
+    merchants: BTreeMap<String, MerchantRow>,
+    terminals: BTreeMap<String, TerminalRow>,
+    txns: BTreeMap<i64, TxnRow>,
+    keys: BTreeSet<String>,
+    rrns: BTreeSet<String>,
+    saf: BTreeMap<i64, SafRow>,
+}
+
+impl Db {
+    /// Applies a batch all or nothing, refusing duplicate request keys and RRNs.
+    fn apply(&mut self, writes: &[Write]) -> bool {
+        let mut keys = BTreeSet::new();
+        for w in writes {
+            if let Write::NewTxn(t) = w {
+                if self.keys.contains(&t.request_key)
+                    || self.rrns.contains(&t.rrn)
+                    || !keys.insert(t.request_key.clone())
+                {
+                    return false;
+                }
+            }
+        }
+        for w in writes {
+            match w {
+                Write::Merchant(m) => {
+                    self.merchants.insert(m.merchant_id.clone(), m.clone());
+                }
+                Write::Terminal(t) => {
+                    self.terminals.insert(t.terminal_id.clone(), t.clone());
+                }
+                Write::NewTxn(t) => {
+                    self.keys.insert(t.request_key.clone());
+                    self.rrns.insert(t.rrn.clone());
+                    self.txns.insert(t.txn_id, t.clone());
+                }
+                Write::UpdateTxn(t) => {
+                    self.txns.insert(t.txn_id, t.clone());
+                }
+                Write::Event(_) => {}
+                Write::Saf(s) => {
+                    self.saf.insert(s.saf_id, s.clone());
+                }
+            }
+        }
+        true
+    }
+}
+
+enum Ev {
+    TermWake {
+        t: usize,
+    },
+    ToAcquirer {
+        t: usize,
+        gen: u64,
+        frame: Vec<u8>,
+    },
+    ToTerminal {
+        t: usize,
+        gen: u64,
+        frame: Vec<u8>,
+    },
+    ToIssuer {
+        msg: Vec<u8>,
+    },
+    FromIssuer {
+        epoch: u64,
+        msg: Vec<u8>,
+    },
+    TermTimeout {
+        t: usize,
+        attempt: u64,
+    },
+    IssuerTimer {
+        epoch: u64,
+        txn_id: i64,
+    },
+    SafTimer {
+        epoch: u64,
+        saf_id: i64,
+    },
+    Durable {
+        epoch: u64,
+        writes: Vec<Write>,
+        then: Vec<Action>,
+        on_fail: Vec<Action>,
+    },
+    AcquirerCrash,
+    AcquirerRestart,
+    IssuerDown,
+    IssuerUp,
+}
+
+struct Term {
+    term: Terminal,
+    card: Card,
+    gen: u64,
+    waiting: Option<u64>,
+    attempt: u64,
+}
+
+const ISSUER_TIMEOUT_MS: u64 = 800;
+const TERMINAL_TIMEOUT_MS: u64 = 2_000;
+const LONG_DELAY_MS: u64 = 3_000;
+const EPOCH_MS: i64 = 1_795_000_000_000;
+const MAX_EVENTS: u64 = 2_000_000;
+
+struct World {
+    cfg: SimConfig,
+    rng: ChaCha8Rng,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    events: HashMap<u64, Ev>,
+    seq: u64,
+    now: u64,
+    engine: Option<Engine>,
+    epoch: u64,
+    db: Db,
+    durable_at: u64,
+    hsm: Arc<SoftwareSecurityModule>,
+    zone: ZoneKeys,
+    bank: Bank,
+    issuer_up: bool,
+    terms: Vec<Term>,
+    started: u32,
+    loading: bool,
+    crashes_left: u32,
+    outages_left: u32,
+    out: SimOutcome,
+    trace: u64,
+}
+
+fn conn_of(t: usize, gen: u64) -> ConnId {
+    ConnId(t as u64 * 1_000_000 + gen)
+}
+
+impl World {
+    fn at(&mut self, delay: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((self.now + delay, self.seq)));
+        self.events.insert(self.seq, ev);
+    }
+
+    fn sim_now(&self) -> Now {
+        Now {
+            unix_ms: EPOCH_MS + self.now as i64,
+        }
+    }
+
+    fn bank_now(&self) -> NaiveDateTime {
+        chrono::DateTime::from_timestamp_millis(EPOCH_MS + self.now as i64 + 8 * 3_600_000)
+            .unwrap_or_default()
+            .naive_utc()
+    }
+
+    /// Sends over the simulated network: maybe dropped, delayed, duplicated.
+    fn net(&mut self, mk: impl Fn() -> Ev) {
+        let faulty = self.loading;
+        if faulty && self.rng.gen_range(0..1000u16) < self.cfg.drop_permille {
+            self.out.dropped += 1;
+            return;
+        }
+        let copies = if faulty && self.rng.gen_range(0..1000u16) < self.cfg.duplicate_permille {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut delay = 1 + self.rng.gen_range(0..=self.cfg.delay_max_ms);
+            if faulty && self.rng.gen_range(0..1000u16) < self.cfg.long_delay_permille {
+                delay += LONG_DELAY_MS;
+            }
+            self.at(delay, mk());
+        }
+    }
+
+    fn boot_engine(&mut self) {
+        let txns: Vec<TxnRow> = self.db.txns.values().cloned().collect();
+        let max_id = self.db.txns.keys().next_back().copied().unwrap_or(0);
+        let cfg = Config {
+            issuer_timeout_ms: ISSUER_TIMEOUT_MS,
+            saf_backoff_ms: 500,
+            saf_backoff_max_ms: 4_000,
+            saf_max_attempts: 50,
+            ..Config::default()
+        };
+        let mut engine = Engine::new(
+            cfg,
+            self.hsm.clone(),
+            self.zone.clone(),
+            self.db.merchants.values().cloned().collect(),
+            self.db.terminals.values().cloned().collect(),
+            txns,
+            max_id,
+        );
+        let pending: Vec<SafRow> = self
+            .db
+            .saf
+            .values()
+            .filter(|s| s.state == "pending")
+            .cloned()
+            .collect();
+        let actions = if self.cfg.skip_recovery {
+            Vec::new()
+        } else {
+            engine.recover(self.sim_now(), pending)
+        };
+        self.engine = Some(engine);
+        self.execute(actions);
+    }
+
+    fn feed(&mut self, input: Input<'_>) {
+        let now = self.sim_now();
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let actions = engine.handle(now, input);
+        self.execute(actions);
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Persist {
+                    writes,
+                    then,
+                    on_fail,
+                } => {
+                    let fsync = 1 + self.rng.gen_range(0..3);
+                    self.durable_at = self.durable_at.max(self.now) + fsync;
+                    let delay = self.durable_at - self.now;
+                    let epoch = self.epoch;
+                    self.at(
+                        delay,
+                        Ev::Durable {
+                            epoch,
+                            writes,
+                            then,
+                            on_fail,
+                        },
+                    );
+                }
+                Action::SendIssuer { txn_id, message } => {
+                    if self.issuer_up {
+                        self.net(|| Ev::ToIssuer {
+                            msg: message.clone(),
+                        });
+                    } else {
+                        self.feed(Input::IssuerUnavailable { txn_id });
+                    }
+                }
+                Action::SendTerminal { conn, frame } => {
+                    let (t, gen) = ((conn.0 / 1_000_000) as usize, conn.0 % 1_000_000);
+                    self.net(|| Ev::ToTerminal {
+                        t,
+                        gen,
+                        frame: frame.clone(),
+                    });
+                }
+                Action::StartIssuerTimer { txn_id, after_ms } => {
+                    let epoch = self.epoch;
+                    self.at(after_ms, Ev::IssuerTimer { epoch, txn_id });
+                }
+                Action::StartSafTimer { saf_id, after_ms } => {
+                    let epoch = self.epoch;
+                    self.at(after_ms, Ev::SafTimer { epoch, saf_id });
+                }
+                Action::CloseTerminal { conn } => {
+                    let t = (conn.0 / 1_000_000) as usize;
+                    if let Some(term) = self.terms.get_mut(t) {
+                        term.gen += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::TermWake { t } => self.term_wake(t),
+            Ev::ToAcquirer { t, gen, frame } => {
+                if self.terms[t].gen == gen {
+                    self.feed(Input::TerminalFrame {
+                        conn: conn_of(t, gen),
+                        dialect: TerminalDialect::CupPos,
+                        frame: &frame,
+                    });
+                }
+            }
+            Ev::ToTerminal { t, gen, frame } => self.term_reply(t, gen, &frame),
+            Ev::ToIssuer { msg } => {
+                if !self.issuer_up {
+                    return;
+                }
+                let now = self.bank_now();
+                if let Ok(Some(reply)) = self.bank.handle_packed(now, &msg) {
+                    if let Ok(bytes) = iso8583::Dialect::iso87_ascii().pack(&reply) {
+                        let epoch = self.epoch;
+                        self.net(|| Ev::FromIssuer {
+                            epoch,
+                            msg: bytes.clone(),
+                        });
+                    }
+                }
+            }
+            Ev::FromIssuer { epoch, msg } => {
+                if epoch == self.epoch {
+                    self.feed(Input::IssuerFrame { frame: &msg });
+                }
+            }
+            Ev::TermTimeout { t, attempt } => {
+                let term = &mut self.terms[t];
+                if term.waiting.is_some() && term.attempt == attempt {
+                    if let Some(stan) = term
+                        .waiting
+                        .take()
+                        .and_then(|s| domain::Stan::new(s as u32).ok())
+                    {
+                        term.term.on_timeout(stan);
+                    }
+                    term.gen += 1; // a terminal that timed out dials again
+                    self.at(10, Ev::TermWake { t });
+                }
+            }
+            Ev::IssuerTimer { epoch, txn_id } => {
+                if epoch == self.epoch {
+                    self.feed(Input::IssuerTimeout { txn_id });
+                }
+            }
+            Ev::SafTimer { epoch, saf_id } => {
+                if epoch == self.epoch {
+                    self.feed(Input::SafTimer { saf_id });
+                }
+            }
+            Ev::Durable {
+                epoch,
+                writes,
+                then,
+                on_fail,
+            } => {
+                if epoch != self.epoch {
+                    return; // lost in the crash: never durable
+                }
+                if self.db.apply(&writes) {
+                    self.execute(then);
+                } else {
+                    self.execute(on_fail);
+                    self.feed(Input::PersistFailed {
+                        reason: "duplicate key".into(),
+                    });
+                }
+            }
+            Ev::AcquirerCrash => {
+                self.engine = None;
+                self.epoch += 1;
+                self.out.crashes += 1;
+                for term in &mut self.terms {
+                    term.gen += 1; // every connection is lost
+                }
+                let down = 100 + self.rng.gen_range(0..1_500);
+                self.at(down, Ev::AcquirerRestart);
+            }
+            Ev::AcquirerRestart => self.boot_engine(),
+            Ev::IssuerDown => {
+                self.issuer_up = false;
+                let down = 200 + self.rng.gen_range(0..2_000);
+                self.at(down, Ev::IssuerUp);
+            }
+            Ev::IssuerUp => self.issuer_up = true,
+        }
+    }
+
+    fn term_wake(&mut self, t: usize) {
+        if self.terms[t].waiting.is_some() {
+            return;
+        }
+        let amount = 100 + self.rng.gen_range(0..50_000i64);
+        let start_new = self.started < self.cfg.transactions;
+        let term = &mut self.terms[t];
+        let req = if !term.term.is_signed_on() {
+            term.term.sign_on().ok()
+        } else if term.term.pending_reversal().is_some() {
+            term.term.reversal().ok().flatten()
+        } else if start_new {
+            let card = term.card.clone();
+            let r = term.term.sale(&card, amount).ok();
+            if r.is_some() {
+                self.started += 1;
+            }
+            r
+        } else {
+            None
+        };
+        let Some(req) = req else { return };
+        let term = &mut self.terms[t];
+        term.attempt += 1;
+        term.waiting = Some(u64::from(req.stan.get()));
+        let (gen, attempt) = (term.gen, term.attempt);
+        let body = req.frame[2..].to_vec();
+        self.net(|| Ev::ToAcquirer {
+            t,
+            gen,
+            frame: body.clone(),
+        });
+        self.at(TERMINAL_TIMEOUT_MS, Ev::TermTimeout { t, attempt });
+        self.maybe_fault();
+    }
+
+    fn maybe_fault(&mut self) {
+        if !self.loading {
+            return;
+        }
+        let n = u64::from(self.cfg.transactions.max(1));
+        if self.crashes_left > 0
+            && self.rng.gen_range(0..n) < u64::from(self.cfg.acquirer_crashes)
+            && self.engine.is_some()
+        {
+            self.crashes_left -= 1;
+            let when = self.rng.gen_range(0..50);
+            self.at(when, Ev::AcquirerCrash);
+        }
+        if self.outages_left > 0
+            && self.rng.gen_range(0..n) < u64::from(self.cfg.issuer_outages)
+            && self.issuer_up
+        {
+            self.outages_left -= 1;
+            self.at(0, Ev::IssuerDown);
+        }
+    }
+
+    fn term_reply(&mut self, t: usize, gen: u64, frame: &[u8]) {
+        let cancel = self.rng.gen_range(0..1000u16) < self.cfg.cancel_permille;
+        let term = &mut self.terms[t];
+        if term.gen != gen || term.waiting.is_none() {
+            return;
+        }
+        let outcome = term.term.on_reply(frame);
+        let Ok(outcome) = outcome else { return };
+        term.waiting = None;
+        if outcome.is_approved() && outcome.kind == terminal::TxKind::Sale && cancel {
+            let _ = term.term.cancel_after_approval();
+        }
+        let think = 5 + self.rng.gen_range(0..30);
+        self.at(think, Ev::TermWake { t });
+    }
+}
+
+/// Runs one simulation and checks the invariants.
+pub fn run(cfg: &SimConfig) -> SimOutcome {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let data = demo_data(cfg.seed, cfg.terminals.max(1), cfg.terminals.max(1) * 2);
+    let keys = ClearKeys::demo();
+    let lmk = Lmk::from_hex(crate::demo_data::DEMO_LMK)
+        .unwrap_or_else(|_| unreachable!("demo LMK is valid"));
+    let mut hsm =
+        SoftwareSecurityModule::new(lmk, Box::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5afe)));
+    if let (Ok(k), Ok(id)) = (
+        hex::decode(&keys.token_key_hex),
+        Ok::<u16, ()>(keys.token_key_id),
+    ) {
+        if let Ok(dk) = cardsec::DataKey::new(id, &k) {
+            hsm.set_data_key(dk);
+        }
+    }
+    let hsm = Arc::new(hsm);
+    let import =
+        |kind, hexkey: &str| Key::from_hex(hexkey).and_then(|k| hsm.import_key(kind, 1, &k));
+    let (Ok(zpk), Ok(zak)) = (
+        import(KeyKind::Zpk, &keys.zpk_hex),
+        import(KeyKind::Zak, &keys.zak_hex),
+    ) else {
+        return SimOutcome {
+            violations: vec!["zone keys do not import".into()],
+            ..SimOutcome::default()
+        };
+    };
+    let Ok(mut bank) = Bank::from_clear_keys(&keys) else {
+        return SimOutcome {
+            violations: vec!["issuer keys do not load".into()],
+            ..SimOutcome::default()
+        };
+    };
+    let mut db = Db::default();
+    let at = "2026-11-21T00:00:00Z";
+    let Ok((merchants, terminals)) = acquirer_rows(hsm.as_ref(), &data, at) else {
+        return SimOutcome {
+            violations: vec!["terminal keys do not import".into()],
+            ..SimOutcome::default()
+        };
+    };
+    let seed_writes: Vec<Write> = merchants
+        .into_iter()
+        .map(Write::Merchant)
+        .chain(terminals.into_iter().map(Write::Terminal))
+        .collect();
+    db.apply(&seed_writes);
+
+    let good: Vec<_> = data
+        .cards
+        .iter()
+        .filter(|c| c.fate == CardFate::Good)
+        .collect();
+    let mut terms = Vec::new();
+    for (i, t) in data.terminals.iter().enumerate() {
+        let (Ok(tid), Ok(mid), Ok(tmk)) = (
+            t.terminal_id.parse(),
+            t.merchant_id.parse(),
+            Key::from_hex(&t.tmk_hex),
+        ) else {
+            return SimOutcome {
+                violations: vec!["demo terminal does not parse".into()],
+                ..SimOutcome::default()
+            };
+        };
+        let c = good[i % good.len()];
+        let mut card = Card::new(&c.pan, Some(&c.pin), &c.expiry, EntryKind::Chip);
+        card.service_code = c.service_code.clone();
+        terms.push(Term {
+            term: Terminal::new(TerminalConfig::new(tid, mid, tmk)),
+            card,
+            gen: 1,
+            waiting: None,
+            attempt: 0,
+        });
+    }
+
+    let mut w = World {
+        cfg: cfg.clone(),
+        rng: ChaCha8Rng::seed_from_u64(rng.gen()),
+        queue: BinaryHeap::new(),
+        events: HashMap::new(),
+        seq: 0,
+        now: 0,
+        engine: None,
+        epoch: 0,
+        db,
+        durable_at: 0,
+        hsm,
+        zone: ZoneKeys { zpk, zak },
+        bank: Bank::from_clear_keys(&keys).unwrap_or_else(|_| unreachable!("loaded above")),
+        issuer_up: true,
+        terms,
+        started: 0,
+        loading: true,
+        crashes_left: cfg.acquirer_crashes,
+        outages_left: cfg.issuer_outages,
+        out: SimOutcome::default(),
+        trace: 0xcbf2_9ce4_8422_2325,
+    };
+    let open_at = w.bank_now();
+    if let Err(e) = crate::demo_data::open_accounts(&mut bank, &data, open_at) {
+        return SimOutcome {
+            violations: vec![format!("accounts: {e}")],
+            ..SimOutcome::default()
+        };
+    }
+    w.bank = bank;
+    let opening: i64 = w.bank.accounts().iter().map(|a| a.balance_minor).sum();
+    w.boot_engine();
+    for t in 0..w.terms.len() {
+        let jitter = w.rng.gen_range(0..20);
+        w.at(jitter, Ev::TermWake { t });
+    }
+    while let Some(Reverse((time, seq))) = w.queue.pop() {
+        w.now = time;
+        w.out.events += 1;
+        w.trace = (w.trace ^ time ^ (seq << 32)).wrapping_mul(0x1000_0000_01b3);
+        if w.out.events > MAX_EVENTS {
+            w.out
+                .violations
+                .push(format!("did not settle within {MAX_EVENTS} events"));
+            break;
+        }
+        if w.loading
+            && w.started >= w.cfg.transactions
+            && w.terms.iter().all(|t| t.waiting.is_none())
+        {
+            // The load is over: faults stop, so queues and pending reversals can drain.
+            w.loading = false;
+        }
+        if let Some(ev) = w.events.remove(&seq) {
+            w.step(ev);
+        }
+        if w.engine.is_none()
+            && !w
+                .queue
+                .iter()
+                .any(|Reverse((_, s))| matches!(w.events.get(s), Some(Ev::AcquirerRestart)))
+        {
+            w.boot_engine();
+        }
+    }
+    w.out.sim_ms = w.now;
+    w.out.trace_hash = w.trace;
+    check(&mut w, opening);
+    w.out
+}
+
+fn check(w: &mut World, opening: i64) {
+    let v = &mut w.out.violations;
+    // Terminals' view: sales they recorded as approved.
+    let mut approved: BTreeMap<String, i64> = BTreeMap::new();
+    for (i, t) in w.terms.iter().enumerate() {
+        if t.term.pending_reversal().is_some() {
+            v.push(format!("terminal #{i} still holds a pending reversal"));
+        }
+        for e in t.term.batch() {
+            if e.kind == terminal::TxKind::Sale {
+                approved.insert(e.rrn.to_string(), e.amount_minor);
+            }
+        }
+    }
+    w.out.approved_sales = approved.len();
+    // Issuer's view.
+    let mut sales: BTreeMap<String, u32> = BTreeMap::new();
+    let mut reversals: BTreeMap<String, u32> = BTreeMap::new();
+    for r in w.bank.clearing_records() {
+        match r.kind {
+            ClearingType::Sale => *sales.entry(r.rrn.to_string()).or_default() += 1,
+            ClearingType::Reversal => *reversals.entry(r.rrn.to_string()).or_default() += 1,
+            _ => {}
+        }
+    }
+    w.out.reversals_applied = reversals.values().map(|n| *n as usize).sum();
+    for (rrn, n) in &sales {
+        let rev = reversals.get(rrn).copied().unwrap_or(0);
+        if *n > 1 {
+            v.push(format!("I2 double debit: RRN {rrn} debited {n} times"));
+        }
+        if rev > 1 {
+            v.push(format!(
+                "I2 double reversal: RRN {rrn} reversed {rev} times"
+            ));
+        }
+        if *n > rev && !approved.contains_key(rrn) {
+            v.push(format!("I1 phantom debit: RRN {rrn} debited, not reversed, and no terminal recorded it as approved"));
+        }
+        if *n <= rev && approved.contains_key(rrn) {
+            v.push(format!(
+                "lost credit: RRN {rrn} approved at the terminal but reversed at the issuer"
+            ));
+        }
+    }
+    for rrn in approved.keys() {
+        if !sales.contains_key(rrn) {
+            v.push(format!(
+                "RRN {rrn} approved at the terminal but never debited"
+            ));
+        }
+        let durable =
+            w.db.txns
+                .values()
+                .any(|t| &t.rrn == rrn && t.kind == "sale" && t.state == "approved");
+        if !durable {
+            v.push(format!(
+                "I6 RRN {rrn} approved at the terminal but not approved in the durable journal"
+            ));
+        }
+    }
+    // Notifications.
+    let sms_debits = w
+        .bank
+        .sms()
+        .iter()
+        .filter(|s| s.kind == SmsKind::Sale)
+        .count();
+    let sms_reversals = w
+        .bank
+        .sms()
+        .iter()
+        .filter(|s| s.kind == SmsKind::Reversal)
+        .count();
+    let debits: u32 = sales.values().sum();
+    let revs: u32 = reversals.values().sum();
+    if sms_debits != debits as usize || sms_reversals != revs as usize {
+        v.push(format!("I5 SMS: {sms_debits} debit / {sms_reversals} reversal messages for {debits} debits / {revs} reversals"));
+    }
+    // Money.
+    let now: i64 = w.bank.accounts().iter().map(|a| a.balance_minor).sum();
+    let want: i64 = approved.values().sum();
+    if opening - now != want {
+        v.push(format!(
+            "money: cardholders debited {} net, terminals approved {want}",
+            opening - now
+        ));
+    }
+    // The queue drained.
+    let stuck = w.db.saf.values().filter(|s| s.state != "done").count();
+    if stuck > 0 {
+        v.push(format!(
+            "{stuck} store-and-forward entries not acknowledged"
+        ));
+    }
+}
