@@ -90,6 +90,10 @@ pub struct GatewayStats {
     pub issuer_unavailable: AtomicU64,
     /// Terminal connections refused at the connection limit.
     pub refused_connections: AtomicU64,
+    /// Store-and-forward entries waiting (updated every second).
+    pub saf_depth: AtomicU64,
+    /// Age of the oldest waiting entry in ms (updated every second).
+    pub saf_oldest_ms: AtomicU64,
 }
 
 /// What reaches the driver task.
@@ -191,6 +195,8 @@ pub async fn run(
     let now = d.clock.now();
     let actions = d.engine.recover(now, pending_saf);
     d.execute(actions);
+    let mut metrics = tokio::time::interval(Duration::from_secs(1));
+    metrics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tokio::pin!(shutdown);
     let mut draining_since: Option<Instant> = None;
     loop {
@@ -217,6 +223,7 @@ pub async fn run(
                 let _ = stop_tx.send(true);
             }
             _ = tokio::time::sleep_until(sleep_until) => d.fire_timers(),
+            _ = metrics.tick() => d.publish_metrics(),
             ev = rx.recv() => match ev {
                 Some(e) => d.on_event(e),
                 None if draining_since.is_some() => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -305,6 +312,17 @@ impl Driver {
                 Timer::Issuer(txn_id) => self.feed(Input::IssuerTimeout { txn_id }),
                 Timer::Saf(saf_id) => self.feed(Input::SafTimer { saf_id }),
             }
+        }
+    }
+
+    fn publish_metrics(&mut self) {
+        let (depth, oldest) = self.engine.saf_depth(self.clock.now());
+        self.stats.saf_depth.store(depth as u64, Ordering::Relaxed);
+        self.stats
+            .saf_oldest_ms
+            .store(oldest.max(0) as u64, Ordering::Relaxed);
+        if depth > 0 {
+            tracing::info!(depth, oldest_ms = oldest, "store-and-forward queue");
         }
     }
 

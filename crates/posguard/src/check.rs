@@ -253,3 +253,24 @@ pub fn run(a: CheckArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Store-and-forward entries waiting and transactions still waiting for the issuer.
+pub fn pending_work(store: &str) -> anyhow::Result<(usize, usize)> {
+    let mut db = crate::node::open_store(store)?;
+    let saf = db.saf_in_state("pending").context("read queue")?.len();
+    let in_flight = load_journal(store)?
+        .iter()
+        .filter(|t| t.state == "authorizing")
+        .count();
+    Ok((saf, in_flight))
+}
+
+/// Every store-and-forward entry, whatever its state.
+pub fn load_saf(store: &str) -> anyhow::Result<Vec<store::SafRow>> {
+    let mut db = crate::node::open_store(store)?;
+    let mut all = Vec::new();
+    for state in ["pending", "done", "exception"] {
+        all.extend(db.saf_in_state(state).context("read queue")?);
+    }
+    Ok(all)
+}

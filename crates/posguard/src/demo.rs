@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use issuer::{Bank, IssuerConfig};
+use issuer::{Bank, ClearingType, Faults, IssuerConfig, SmsKind};
+use store::{SafRow, TxnRow};
 
 use crate::check::{clearing_dates, compare, load_journal, parse_clearing, CheckReport};
 use crate::run_cli::{
@@ -35,6 +36,10 @@ pub struct DemoArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Turn off the fault mix (lost, late and duplicated issuer responses, customers
+    /// cancelling after approval, one acquirer restart mid-run).
+    #[arg(long)]
+    pub no_faults: bool,
 }
 
 /// What a demo run produced.
@@ -44,6 +49,10 @@ pub struct DemoOutcome {
     pub fleet: terminal::FleetReport,
     /// The consistency check.
     pub check: CheckReport,
+    /// Anomalies by kind and how they were resolved.
+    pub resolution: Resolution,
+    /// SMS sent per kind against the issuer's clearing lines.
+    pub sms: SmsCheck,
     /// The run's data directory.
     pub data_dir: String,
 }
@@ -54,20 +63,37 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
     let run_id = shanghai_now().format("%Y%m%d-%H%M%S%.3f").to_string();
     let data_dir = format!("{}/demo-{run_id}", a.data.trim_end_matches('/'));
 
-    // The issuer, with the demo cardholders.
+    // The issuer, with the demo cardholders and (unless turned off) its fault mix.
+    let faults = if a.no_faults {
+        Faults::default()
+    } else {
+        Faults {
+            drop_after_debit_permille: 15,
+            late_permille: 10,
+            late_ms: 2_500,
+            duplicate_permille: 10,
+            ..Faults::default()
+        }
+    };
     let config = IssuerConfig {
         listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        faults: faults.clone(),
+        seed: a.seed,
         ..IssuerConfig::default()
     };
-    let mut bank = Bank::from_clear_keys(&config.keys).context("issuer keys")?;
+    let mut bank = Bank::from_clear_keys(&config.keys)
+        .context("issuer keys")?
+        .with_faults(faults, a.seed);
     open_demo_accounts(&mut bank, &data, shanghai_now())?;
     let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
         .await
         .context("start issuer")?;
 
     // The acquirer, on a fresh embedded store with the demo merchants and terminals.
-    let opts = node_options(data_dir.clone(), issuer.iso_addr(), 10_000);
+    let mut opts = node_options(data_dir.clone(), issuer.iso_addr(), 2_000);
+    opts.switch.saf_backoff_ms = 500;
+    opts.switch.saf_backoff_max_ms = 5_000;
     let o = opts.clone();
     let d2 = data.clone();
     tokio::task::spawn_blocking(move || seed_store(&o, &d2))
@@ -77,16 +103,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         .await
         .context("bind terminal port")?;
     let acquirer_addr = listener.local_addr().context("terminal port")?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stats = Arc::new(gateway::GatewayStats::default());
-    let node = tokio::spawn(crate::node::run_node(
-        opts,
-        vec![(listener, gateway::TerminalDialect::CupPos)],
-        stats,
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
 
     // The fleet.
     let mut fleet = fleet_config(
@@ -97,40 +114,103 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         a.seed,
     );
     fleet.progress = !a.quiet;
-    let report = terminal::run_fleet(fleet).await;
+    fleet.reply_timeout = Duration::from_secs(5);
+    let fleet_task = tokio::spawn(terminal::run_fleet(fleet));
 
-    // Stop the acquirer (it drains in-flight work) and the issuer, then compare.
-    let _ = stop_tx.send(());
+    let (stop, node) = if a.no_faults {
+        start_node(opts.clone(), listener, stats.clone())
+    } else {
+        // One acquirer restart at 40% of the run: stopped without draining (what was
+        // waiting for the issuer stays in the journal as in flight), started again on
+        // the same port, recovering from its store.
+        let mut abrupt = opts.clone();
+        abrupt.gateway.drain_timeout = Duration::ZERO;
+        let (tx, task) = start_node(abrupt, listener, stats.clone());
+        tokio::time::sleep(Duration::from_millis(a.duration * 400)).await;
+        let _ = tx.send(());
+        task.await.context("join acquirer")??;
+        let listener = tokio::net::TcpListener::bind(acquirer_addr)
+            .await
+            .context("rebind terminal port")?;
+        start_node(opts.clone(), listener, stats.clone())
+    };
+    let report = fleet_task.await.context("join fleet")?;
+
+    // Let the store-and-forward queue drain (bounded), then stop and compare.
+    let store = data_dir.clone();
+    for _ in 0..600 {
+        let s = store.clone();
+        let (pending, in_flight) =
+            tokio::task::spawn_blocking(move || crate::check::pending_work(&s))
+                .await
+                .context("join")??;
+        if pending == 0 && in_flight == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
     node.await.context("join acquirer")??;
     let bank = issuer.bank();
-    let store = data_dir.clone();
     let journal = tokio::task::spawn_blocking(move || load_journal(&store))
         .await
         .context("join journal read")??;
+    let s = data_dir.clone();
+    let saf = tokio::task::spawn_blocking(move || crate::check::load_saf(&s))
+        .await
+        .context("join")??;
     let mut lines = Vec::new();
-    for d in clearing_dates(&journal) {
-        let csv = bank
+    let sms = {
+        let b = bank
             .lock()
-            .map_err(|_| anyhow::anyhow!("issuer state poisoned"))?
-            .clearing_csv(d);
-        lines.extend(parse_clearing(&csv)?);
-    }
+            .map_err(|_| anyhow::anyhow!("issuer state poisoned"))?;
+        for d in clearing_dates(&journal) {
+            lines.extend(parse_clearing(&b.clearing_csv(d))?);
+        }
+        SmsCheck::of(&b)
+    };
     issuer.stop().await;
     let approved: Vec<String> = report
         .approved_entries()
         .map(|(_, e)| e.rrn.to_string())
         .collect();
     let check = compare(&journal, &lines, Some(&approved));
+    let resolution = Resolution::of(&journal, &saf);
     Ok(DemoOutcome {
         fleet: report,
         check,
+        resolution,
+        sms,
         data_dir,
     })
 }
 
+type NodeHandle = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+);
+
+/// Starts an acquirer node on `listener`; the sender stops it.
+fn start_node(
+    opts: crate::node::NodeOptions,
+    listener: tokio::net::TcpListener,
+    stats: Arc<gateway::GatewayStats>,
+) -> NodeHandle {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(crate::node::run_node(
+        opts,
+        vec![(listener, gateway::TerminalDialect::CupPos)],
+        stats,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    (stop_tx, task)
+}
+
 /// Runs `posguard demo`.
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
-    crate::init_logging("warn");
+    crate::init_logging("error");
     println!(
         "posguard demo: issuer simulator, acquirer (SQLite under {}), {} terminals at {}/s for {} s",
         a.data, a.demo.terminals, a.rate, a.duration
@@ -138,10 +218,163 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("start runtime")?;
     let out = rt.block_on(demo(a))?;
     println!("{}", out.fleet);
+    print!("{}", out.resolution);
+    print!("{}", out.sms);
     print!("{}", out.check);
     println!("journal: {}/posguard.db", out.data_dir);
-    if out.check.anomalies() > 0 {
-        anyhow::bail!("{} anomalies", out.check.anomalies());
+    let unresolved =
+        out.check.anomalies() + out.resolution.unresolved() + usize::from(!out.sms.matches());
+    if unresolved > 0 {
+        anyhow::bail!("{unresolved} unresolved anomalies");
     }
     Ok(())
+}
+
+/// Anomalies the acquirer resolved itself: transactions it reversed, by cause, and how
+/// long each took from the request to the issuer's acknowledgement.
+#[derive(Debug, Default, Clone)]
+pub struct Resolution {
+    /// (cause, occurred, resolved, resolution times in ms).
+    pub kinds: Vec<(String, usize, usize, Vec<i64>)>,
+    /// Reversals handed to operators.
+    pub exceptions: usize,
+}
+
+impl Resolution {
+    /// Builds the report from the journal and the store-and-forward queue.
+    pub fn of(journal: &[TxnRow], saf: &[SafRow]) -> Resolution {
+        let by_id: std::collections::HashMap<i64, &TxnRow> =
+            journal.iter().map(|t| (t.txn_id, t)).collect();
+        let mut kinds: std::collections::BTreeMap<String, (usize, usize, Vec<i64>)> =
+            std::collections::BTreeMap::new();
+        let mut exceptions = 0;
+        for e in saf {
+            let cause = match e.reason.get(..2) {
+                _ if e.reason.contains("restart") => "in flight at an acquirer restart",
+                Some("98") => "issuer response lost or late (98)",
+                Some("A0") => "issuer response failed its MAC (A0)",
+                _ => "cancelled after approval or reply undeliverable (06)",
+            };
+            let slot = kinds.entry(cause.to_owned()).or_default();
+            slot.0 += 1;
+            if e.state == "exception" {
+                exceptions += 1;
+            }
+            if let (Some(t), "done") = (by_id.get(&e.txn_id), e.state.as_str()) {
+                slot.1 += 1;
+                let ms = |s: &str| {
+                    chrono::DateTime::parse_from_rfc3339(s)
+                        .map(|d| d.timestamp_millis())
+                        .ok()
+                };
+                if let (Some(a), Some(b)) = (ms(&t.created_at), ms(&t.updated_at)) {
+                    slot.2.push(b - a);
+                }
+            }
+        }
+        Resolution {
+            kinds: kinds
+                .into_iter()
+                .map(|(k, (o, r, t))| (k, o, r, t))
+                .collect(),
+            exceptions,
+        }
+    }
+
+    /// Reversals not acknowledged.
+    pub fn unresolved(&self) -> usize {
+        self.kinds.iter().map(|(_, o, r, _)| o - r).sum()
+    }
+}
+
+fn percentile(sorted: &[i64], q: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+impl std::fmt::Display for Resolution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "anomalies resolved automatically (reversals through the store-and-forward queue):"
+        )?;
+        writeln!(
+            f,
+            "  {:<56} {:>8} {:>8} {:>10} {:>8} {:>8}",
+            "cause", "occurred", "resolved", "unresolved", "p50 ms", "p99 ms"
+        )?;
+        for (cause, occurred, resolved, times) in &self.kinds {
+            let mut t = times.clone();
+            t.sort_unstable();
+            writeln!(
+                f,
+                "  {cause:<56} {occurred:>8} {resolved:>8} {:>10} {:>8} {:>8}",
+                occurred - resolved,
+                percentile(&t, 0.5),
+                percentile(&t, 0.99)
+            )?;
+        }
+        if self.kinds.is_empty() {
+            writeln!(f, "  (none)")?;
+        }
+        writeln!(f, "  operator exceptions: {}", self.exceptions)
+    }
+}
+
+/// SMS the issuer sent against its clearing lines: every debit and reversal notified.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SmsCheck {
+    /// Debit SMS (sales and completions).
+    pub debit_sms: usize,
+    /// Debit clearing lines.
+    pub debits: usize,
+    /// Reversal SMS.
+    pub reversal_sms: usize,
+    /// Reversal clearing lines.
+    pub reversals: usize,
+}
+
+impl SmsCheck {
+    /// Counts both sides at the issuer.
+    pub fn of(bank: &Bank) -> SmsCheck {
+        let sms = bank.sms();
+        let lines = bank.clearing_records();
+        SmsCheck {
+            debit_sms: sms
+                .iter()
+                .filter(|s| matches!(s.kind, SmsKind::Sale | SmsKind::Completion))
+                .count(),
+            debits: lines
+                .iter()
+                .filter(|r| matches!(r.kind, ClearingType::Sale | ClearingType::Completion))
+                .count(),
+            reversal_sms: sms.iter().filter(|s| s.kind == SmsKind::Reversal).count(),
+            reversals: lines
+                .iter()
+                .filter(|r| r.kind == ClearingType::Reversal)
+                .count(),
+        }
+    }
+
+    /// Whether the cardholders' messages match the final state.
+    pub fn matches(&self) -> bool {
+        self.debit_sms == self.debits && self.reversal_sms == self.reversals
+    }
+}
+
+impl std::fmt::Display for SmsCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "cardholder SMS: {} debit messages for {} debits, {} reversal messages for {} reversals: {}",
+            self.debit_sms,
+            self.debits,
+            self.reversal_sms,
+            self.reversals,
+            if self.matches() { "match" } else { "MISMATCH" }
+        )
+    }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the posguard binary.
 
 mod crash;
+mod demo;
 mod faults;
 mod iso;
 mod scenarios;
