@@ -707,7 +707,12 @@ impl Engine {
         };
         let key = format!("{tid}/{}/{}/{}", f60.batch, stan.get(), req.mti().class());
         if let Some(&id) = self.by_request.get(&key) {
-            return self.duplicate(conn, id);
+            if self.same_request(id, &req, kind) {
+                return self.duplicate(conn, id);
+            }
+            // Same terminal, batch and STAN but another request: not a retransmission.
+            tracing::warn!(terminal = %tid, stan = %stan, "STAN reused within the batch for a different request");
+            return self.signed_reply_now(conn, wire, &req, ResponseCode::DUPLICATE);
         }
         let reversed_first = format!("{tid}/{}/{}/4", f60.batch, stan.get());
         if kind != TxnKind::Reversal && self.by_request.contains_key(&reversed_first) {
@@ -742,6 +747,19 @@ impl Engine {
                 self.reject(now, conn, wire, req, key, kind, code, why)
             }
         }
+    }
+
+    /// Whether a request with an already seen key is the same request (a retransmission):
+    /// same kind and same amount.
+    fn same_request(&self, id: i64, req: &Message, kind: TxnKind) -> bool {
+        let Some(t) = self.txns.get(&id) else {
+            return false;
+        };
+        let amount = req
+            .get_str(4)
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0);
+        t.kind == kind && (kind == TxnKind::Balance || t.row.amount_minor == amount)
     }
 
     fn duplicate(&mut self, conn: ConnId, id: i64) -> Vec<Action> {
@@ -1357,7 +1375,15 @@ impl Engine {
     ) -> Vec<Action> {
         let tid = req.get_str(41).unwrap_or("").to_owned();
         let reason = req.get_str(39).unwrap_or("06").to_owned();
-        let original = self.by_terminal_stan.get(&(tid, batch, stan)).copied();
+        let amount = req.get_str(4).and_then(|s| s.parse::<i64>().ok());
+        // The original must be the request this reversal repeats: same amount.
+        let original = self
+            .by_terminal_stan
+            .get(&(tid, batch, stan))
+            .copied()
+            .filter(|o| {
+                amount.is_none_or(|a| self.txns.get(o).is_some_and(|t| t.row.amount_minor == a))
+            });
         let id = self.new_txn(
             now,
             conn,

@@ -450,6 +450,26 @@ async fn authorization_scenarios_move_the_right_money() {
             .expect("39");
         assert_eq!(rc.to_string(), "97", "{store}");
 
+        // A terminal that lost its memory reuses STAN 000002 of this batch for another
+        // sale: not a retransmission, so 94 — no money moves, the first sale stands.
+        let c = w.card(CardFate::Good, 8).clone();
+        let before = w.account(&c).balance_minor;
+        let mut amnesiac = Pos::connect(w.acquirer, &w.data.terminals[0]).await;
+        assert_eq!(code(&amnesiac.sign_on().await), "00");
+        let o = {
+            let r = amnesiac.term.sale(&card(&c), 1_111).expect("sale");
+            assert_eq!(r.stan.to_string(), "000002");
+            amnesiac.send(r).await
+        };
+        assert_eq!(code(&o), "94", "{store}");
+        assert_eq!(w.account(&c).balance_minor, before);
+        let first = w.card(CardFate::Good, 0).clone();
+        assert_eq!(
+            w.sms_count(&first),
+            2,
+            "the first sale and its void only ({store})"
+        );
+
         // The issuer's book still balances.
         let bank = w.issuer.bank();
         let totals = bank.lock().expect("bank").book().totals();
