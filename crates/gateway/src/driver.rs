@@ -57,6 +57,10 @@ pub struct GatewayConfig {
     pub echo_interval: Duration,
     /// Inputs waiting for the engine at most.
     pub queue_depth: usize,
+    /// Seconds between sweeps of the shared store-and-forward queue.
+    pub saf_sweep_secs: u64,
+    /// How overdue (ms) an entry must be before this node takes it over.
+    pub saf_adopt_after_ms: i64,
 }
 
 impl Default for GatewayConfig {
@@ -71,6 +75,8 @@ impl Default for GatewayConfig {
             drain_timeout: Duration::from_secs(15),
             echo_interval: Duration::from_secs(30),
             queue_depth: 65_536,
+            saf_sweep_secs: 10,
+            saf_adopt_after_ms: 30_000,
         }
     }
 }
@@ -103,7 +109,6 @@ pub(crate) enum Event {
 }
 
 /// The node's state machine, its journal, and the queue entries to resume.
-#[derive(Debug)]
 pub struct Core {
     /// The engine, loaded from the store.
     pub engine: Engine,
@@ -111,6 +116,39 @@ pub struct Core {
     pub journal: Journal,
     /// Store-and-forward entries still pending at start-up.
     pub pending_saf: Vec<SafRow>,
+    /// A store connection for sweeping the shared queue (several nodes on PostgreSQL),
+    /// and this node's name as the owner of what it claims.
+    pub sweeper: Option<(Box<dyn store::Backend>, String)>,
+}
+
+/// Claims queue entries due before `cutoff_ms` on a blocking thread and hands them back:
+/// only entries overdue by the adoption delay, whose owner has stopped sending them.
+fn spawn_sweep(
+    db: Arc<std::sync::Mutex<Box<dyn store::Backend>>>,
+    owner: String,
+    cutoff_ms: i64,
+    back: mpsc::Sender<Vec<SafRow>>,
+) {
+    tokio::task::spawn_blocking(move || {
+        let mut db = db.lock().unwrap_or_else(|p| p.into_inner());
+        match db.claim_due_saf(&owner, cutoff_ms, 60_000, 100) {
+            Ok(rows) if !rows.is_empty() => {
+                let _ = back.blocking_send(rows);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "queue sweep failed"),
+        }
+    });
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("engine", &self.engine)
+            .field("pending_saf", &self.pending_saf.len())
+            .field("sweeper", &self.sweeper.as_ref().map(|(_, owner)| owner))
+            .finish()
+    }
 }
 
 /// What a timer feeds back to the engine.
@@ -156,7 +194,11 @@ pub async fn run(
         engine,
         journal,
         pending_saf,
+        sweeper,
     } = core;
+    let (adopt_tx, mut adopt_rx) = mpsc::channel::<Vec<SafRow>>(4);
+    let sweeper = sweeper.map(|(b, owner)| (Arc::new(std::sync::Mutex::new(b)), owner));
+    let adopt_after_ms = config.saf_adopt_after_ms;
     let (tx, mut rx) = mpsc::channel::<Event>(config.queue_depth.max(16));
     let (ctx, mut crx) = mpsc::unbounded_channel::<Completion>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -196,6 +238,7 @@ pub async fn run(
     let actions = d.engine.recover(now, pending_saf);
     d.execute(actions);
     let mut metrics = tokio::time::interval(Duration::from_secs(1));
+    let mut sweep_ticks = 0u64;
     metrics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tokio::pin!(shutdown);
     let mut draining_since: Option<Instant> = None;
@@ -223,7 +266,19 @@ pub async fn run(
                 let _ = stop_tx.send(true);
             }
             _ = tokio::time::sleep_until(sleep_until) => d.fire_timers(),
-            _ = metrics.tick() => d.publish_metrics(),
+            _ = metrics.tick() => {
+                d.publish_metrics();
+                sweep_ticks += 1;
+                if let (Some((db, owner)), true) = (&sweeper, sweep_ticks % config.saf_sweep_secs.max(1) == 0) {
+                    let cutoff = d.clock.now().unix_ms - adopt_after_ms;
+                    spawn_sweep(db.clone(), owner.clone(), cutoff, adopt_tx.clone());
+                }
+            }
+            Some(rows) = adopt_rx.recv() => {
+                for entry in rows {
+                    d.feed(Input::SafAdopt { entry });
+                }
+            }
             ev = rx.recv() => match ev {
                 Some(e) => d.on_event(e),
                 None if draining_since.is_some() => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -240,9 +295,13 @@ pub async fn run(
         l.abort();
     }
     let Driver { journal, .. } = d;
-    tokio::task::spawn_blocking(move || journal.close())
-        .await
-        .ok();
+    // Both the journal and a PostgreSQL sweeper connection block when they close.
+    tokio::task::spawn_blocking(move || {
+        journal.close();
+        drop(sweeper);
+    })
+    .await
+    .ok();
 }
 
 impl Driver {

@@ -137,6 +137,12 @@ pub async fn run_node(
 ) -> anyhow::Result<()> {
     let hsm = security_module(&opts.lmk_hex, &opts.token_key)?;
     let o = opts.clone();
+    let owner = format!("node-{}", opts.switch.node);
+    let sweep_store = opts.store.clone();
+    let sweeper = tokio::task::spawn_blocking(move || open_store(&sweep_store))
+        .await
+        .context("join")??;
+    let sweeper = Some((sweeper, owner));
     let (engine, journal, pending_saf) = tokio::task::spawn_blocking(move || prepare(&o, hsm))
         .await
         .context("join loader")??;
@@ -151,6 +157,7 @@ pub async fn run_node(
             engine,
             journal,
             pending_saf,
+            sweeper,
         },
         listeners,
         Arc::new(SystemClock),

@@ -175,6 +175,16 @@ impl Db {
                     self.txns.insert(t.txn_id, t.clone());
                 }
                 Write::Event(_) => {}
+                Write::TxnState {
+                    txn_id,
+                    state,
+                    updated_at,
+                } => {
+                    if let Some(t) = self.txns.get_mut(txn_id) {
+                        t.state = state.clone();
+                        t.updated_at = updated_at.clone();
+                    }
+                }
                 Write::Saf(s) => {
                     self.saf.insert(s.saf_id, s.clone());
                 }

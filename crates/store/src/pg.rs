@@ -8,8 +8,8 @@ use postgres::{Client, NoTls, Row};
 
 use crate::rows::{EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write};
 use crate::sqlite::{
-    SAF_COLUMNS, SQL_EVENT, SQL_MERCHANT, SQL_NEW_TXN, SQL_SAF, SQL_TERMINAL, SQL_UPDATE_TXN,
-    TERMINAL_COLUMNS, TXN_COLUMNS,
+    SAF_COLUMNS, SQL_EVENT, SQL_MERCHANT, SQL_NEW_TXN, SQL_SAF, SQL_TERMINAL, SQL_TXN_STATE,
+    SQL_UPDATE_TXN, TERMINAL_COLUMNS, TXN_COLUMNS,
 };
 use crate::{Backend, StoreError, MIGRATIONS};
 
@@ -211,6 +211,11 @@ impl Backend for PgBackend {
                 Write::Event(e) => {
                     tx.execute(SQL_EVENT, &[&e.txn_id, &e.seq, &e.at, &e.kind, &e.detail])
                 }
+                Write::TxnState {
+                    txn_id,
+                    state,
+                    updated_at,
+                } => tx.execute(SQL_TXN_STATE, &[txn_id, state, updated_at]),
                 Write::Saf(r) => tx.execute(
                     SQL_SAF,
                     &[

@@ -152,4 +152,14 @@ pub enum Write {
     Event(EventRow),
     /// Insert or replace a store-and-forward entry.
     Saf(SafRow),
+    /// Set only a transaction's state (when its full row is not at hand, e.g. a
+    /// reversal adopted from another node).
+    TxnState {
+        /// The transaction.
+        txn_id: i64,
+        /// The new state.
+        state: String,
+        /// When (RFC 3339).
+        updated_at: String,
+    },
 }

@@ -51,6 +51,9 @@ pub(crate) const SQL_UPDATE_TXN: &str = "UPDATE transactions SET auth_code = $2,
 pub(crate) const SQL_EVENT: &str =
     "INSERT INTO txn_events (txn_id, seq, at, kind, detail) VALUES ($1, $2, $3, $4, $5)";
 
+pub(crate) const SQL_TXN_STATE: &str =
+    "UPDATE transactions SET state = $2, updated_at = $3 WHERE txn_id = $1";
+
 pub(crate) const SAF_COLUMNS: &str = "saf_id, txn_id, kind, message_hex, attempts, next_at_ms, state, reason, owner, created_at, updated_at";
 
 pub(crate) const SQL_SAF: &str = "INSERT INTO saf (saf_id, txn_id, kind, message_hex, attempts, next_at_ms, \
@@ -211,6 +214,13 @@ impl Backend for SqliteBackend {
                 Write::Event(e) => tx
                     .prepare_cached(&q(SQL_EVENT))?
                     .execute(params![e.txn_id, e.seq, e.at, e.kind, e.detail]),
+                Write::TxnState {
+                    txn_id,
+                    state,
+                    updated_at,
+                } => tx
+                    .prepare_cached(&q(SQL_TXN_STATE))?
+                    .execute(params![txn_id, state, updated_at]),
                 Write::Saf(r) => tx.prepare_cached(&q(SQL_SAF))?.execute(params![
                     r.saf_id,
                     r.txn_id,

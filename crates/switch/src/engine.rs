@@ -154,6 +154,12 @@ pub enum Input<'a> {
         /// The transaction.
         txn_id: i64,
     },
+    /// A store-and-forward entry this node claimed from the shared queue (another node
+    /// created it and stopped sending it).
+    SafAdopt {
+        /// The entry.
+        entry: SafRow,
+    },
     /// A store-and-forward timer fired.
     SafTimer {
         /// The entry.
@@ -399,6 +405,7 @@ impl Engine {
             Input::IssuerTimeout { txn_id } => self.on_timeout(now, txn_id),
             Input::IssuerUnavailable { txn_id } => self.on_unavailable(now, txn_id),
             Input::SafTimer { saf_id } => self.on_saf_timer(now, saf_id),
+            Input::SafAdopt { entry } => self.adopt(entry),
             Input::PersistFailed { reason } => {
                 tracing::error!(%reason, "journal write failed");
                 Vec::new()
@@ -1701,6 +1708,39 @@ impl Engine {
         out
     }
 
+    /// Takes over a queue entry another node left overdue; entries this node already
+    /// runs are left alone.
+    fn adopt(&mut self, entry: SafRow) -> Vec<Action> {
+        if entry.state != "pending"
+            || self
+                .saf
+                .get(&entry.saf_id)
+                .is_some_and(|e| e.state == "pending")
+        {
+            return vec![];
+        }
+        tracing::info!(
+            saf_id = entry.saf_id,
+            txn = entry.txn_id,
+            "adopting an overdue reversal from the shared queue"
+        );
+        if let Some(m) = hex::decode(&entry.message_hex)
+            .ok()
+            .and_then(|b| LINK().unpack(&b).ok())
+        {
+            if let (Ok(stan), Some(tid)) = (m.stan(), m.get_str(41)) {
+                self.by_link
+                    .insert((4, tid.to_owned(), stan.get()), entry.txn_id);
+            }
+        }
+        let saf_id = entry.saf_id;
+        self.saf.insert(saf_id, entry);
+        vec![Action::StartSafTimer {
+            saf_id,
+            after_ms: 0,
+        }]
+    }
+
     /// Store-and-forward entries waiting, and the age of the oldest (ms).
     pub fn saf_depth(&self, now: Now) -> (usize, i64) {
         let pending = self.saf.values().filter(|e| e.state == "pending");
@@ -1879,15 +1919,20 @@ impl Engine {
             }
         }
         let Some(t) = self.txns.get_mut(&id) else {
-            return if writes.is_empty() {
-                vec![]
-            } else {
-                vec![Action::Persist {
-                    writes,
-                    then: vec![],
-                    on_fail: vec![],
-                }]
-            };
+            // Adopted from another node: its row is not in memory, set its state alone.
+            if writes.is_empty() {
+                return vec![];
+            }
+            writes.push(Write::TxnState {
+                txn_id: id,
+                state: TxnState::Reversed.name().into(),
+                updated_at: at,
+            });
+            return vec![Action::Persist {
+                writes,
+                then: vec![],
+                on_fail: vec![],
+            }];
         };
         if t.state.can_become(TxnState::Reversed) {
             t.state = TxnState::Reversed;

@@ -200,3 +200,149 @@ async fn reply_to_the_terminal_is_lost_and_the_terminal_reverses() {
             .expect("cleanup");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_takes_over_an_orphaned_reversal() {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use issuer::{Bank, IssuerConfig};
+    use posguard::demo_data::demo_data;
+    use posguard::node::run_node;
+    use posguard::run_cli::{node_options, open_demo_accounts, seed_store, shanghai_now};
+
+    let Ok(url) = std::env::var("POSGUARD_TEST_PG_URL") else {
+        eprintln!("POSGUARD_TEST_PG_URL not set: multi-node queue test skipped");
+        return;
+    };
+    let store = format!("{url}?schema=adopt_{}", std::process::id());
+    let data = demo_data(42, 4, 30);
+    // Every issuer answer comes 2.5 s late: node A's reversal is still unanswered when A stops.
+    let faults = Faults {
+        late_permille: 1000,
+        late_ms: 2_500,
+        ..Faults::default()
+    };
+    let config = IssuerConfig {
+        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        faults: faults.clone(),
+        ..IssuerConfig::default()
+    };
+    let mut bank = Bank::from_clear_keys(&config.keys)
+        .expect("keys")
+        .with_faults(faults, 3);
+    open_demo_accounts(&mut bank, &data, shanghai_now()).expect("accounts");
+    let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
+        .await
+        .expect("issuer");
+
+    let node = |n: u8, drain_ms: u64| {
+        let mut o = node_options(store.clone(), issuer.iso_addr(), 500);
+        o.switch.node = n;
+        o.switch.saf_backoff_ms = 2_000; // A would repeat after 2 s; it is gone by then
+        o.gateway.drain_timeout = Duration::from_millis(drain_ms);
+        o.gateway.saf_sweep_secs = 1;
+        o.gateway.saf_adopt_after_ms = 500;
+        o
+    };
+    let (a_opts, b_opts) = (node(1, 0), node(2, 5_000));
+    let o = a_opts.clone();
+    let d = data.clone();
+    tokio::task::spawn_blocking(move || seed_store(&o, &d))
+        .await
+        .expect("join")
+        .expect("seed");
+    let start = |opts: posguard::node::NodeOptions, l: tokio::net::TcpListener| {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run_node(
+            opts,
+            vec![(l, gateway::TerminalDialect::CupPos)],
+            Arc::new(gateway::GatewayStats::default()),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        (tx, task)
+    };
+    let la = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let a_addr = la.local_addr().expect("addr");
+    let (stop_a, task_a) = start(a_opts, la);
+    let lb = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (stop_b, task_b) = start(b_opts, lb);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut pos = Pos::connect(a_addr, &data.terminals[0]).await;
+    assert_eq!(code(&pos.sign_on().await), "00");
+    let c = data
+        .cards
+        .iter()
+        .find(|c| c.fate == CardFate::Good)
+        .expect("card")
+        .clone();
+    let masked = format!(
+        "{}{}{}",
+        &c.pan[..6],
+        "*".repeat(c.pan.len() - 10),
+        &c.pan[c.pan.len() - 4..]
+    );
+    let balance = || {
+        let b = issuer.bank();
+        let b = b.lock().expect("bank");
+        b.accounts()
+            .into_iter()
+            .find(|a| a.masked_pan == masked)
+            .expect("account")
+            .balance_minor
+    };
+    let before = balance();
+    let o = {
+        let r = pos.term.sale(&card(&c), 2_200).expect("sale");
+        pos.send(r).await
+    };
+    assert_eq!(code(&o), "98", "A gave up on the late approval");
+    // A stops without draining: its reversal advice is still pending in the shared queue.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = stop_a.send(());
+    task_a.await.expect("join a").expect("node a");
+    let pending = saf_states(&store).await;
+    assert!(
+        pending.iter().any(|s| s == "pending"),
+        "an orphan is left: {pending:?}"
+    );
+    // B adopts it (FOR UPDATE SKIP LOCKED), repeats it, and the debit is undone.
+    eventually(
+        "node B reverses the orphaned sale",
+        Duration::from_secs(20),
+        || balance() == before,
+    )
+    .await;
+    eventually_async_state(&store, "reversed").await;
+    let s = store.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        store::open(&s)
+            .expect("open")
+            .saf_in_state("done")
+            .expect("saf")
+    })
+    .await
+    .expect("join");
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        done[0].owner.as_deref(),
+        Some("node-2"),
+        "node B claimed and finished it"
+    );
+    assert!(done[0].attempts >= 2, "B repeated the advice as 0421");
+    let _ = stop_b.send(());
+    task_b.await.expect("join b").expect("node b");
+    issuer.stop().await;
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || cleanup(&s))
+        .await
+        .expect("cleanup");
+}
