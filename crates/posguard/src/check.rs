@@ -90,42 +90,45 @@ impl CheckReport {
 
 /// Compares the journal with the clearing lines (and, if given, the RRNs terminals
 /// recorded as approved).
+///
+/// Every line names the issuer-side transaction by its own RRN; voids and reversals of
+/// voids are mapped to the sale they act on through the journal (`original_rrn`).
 pub fn compare(
     journal: &[TxnRow],
     clearing: &[ClearingLine],
     terminal_approved: Option<&[String]>,
 ) -> CheckReport {
+    let by_rrn: BTreeMap<&str, &TxnRow> = journal.iter().map(|t| (t.rrn.as_str(), t)).collect();
+    let original_of =
+        |rrn: &str| -> Option<String> { by_rrn.get(rrn).and_then(|t| t.original_rrn.clone()) };
     let mut expected: BTreeMap<String, i64> = BTreeMap::new();
-    let mut known: BTreeSet<String> = BTreeSet::new();
     for t in journal {
-        known.insert(t.rrn.clone());
-        let key = if t.kind == "completion" {
-            t.original_rrn.clone().unwrap_or_default()
-        } else {
-            t.rrn.clone()
-        };
         if t.kind == "sale" || t.kind == "completion" {
-            let debit = i64::from(t.state == "approved");
-            *expected.entry(key).or_default() += debit;
+            *expected.entry(t.rrn.clone()).or_default() += i64::from(t.state == "approved");
         }
     }
     let mut net: BTreeMap<String, i64> = BTreeMap::new();
     let mut debits: BTreeMap<String, i64> = BTreeMap::new();
     let mut unknown = BTreeSet::new();
     for c in clearing {
-        if !known.contains(&c.rrn) {
+        if !by_rrn.contains_key(c.rrn.as_str()) {
             unknown.insert(c.rrn.clone());
+            continue;
         }
-        let delta = match c.kind.as_str() {
+        // (the sale or completion affected, change in its debit count)
+        let effect = match c.kind.as_str() {
             "sale" | "completion" => {
                 *debits.entry(c.rrn.clone()).or_default() += 1;
-                1
+                Some((c.rrn.clone(), 1))
             }
-            "void" | "reversal" => -1,
-            "void_reversal" => 1,
-            _ => 0,
+            "reversal" => Some((c.rrn.clone(), -1)),
+            "void" => original_of(&c.rrn).map(|o| (o, -1)),
+            "void_reversal" => original_of(&c.rrn).map(|o| (o, 1)),
+            _ => None,
         };
-        *net.entry(c.rrn.clone()).or_default() += delta;
+        if let Some((key, delta)) = effect {
+            *net.entry(key).or_default() += delta;
+        }
     }
     let mut report = CheckReport {
         journal_transactions: journal.len(),
@@ -136,8 +139,7 @@ pub fn compare(
     for k in keys {
         let want = expected.get(k).copied().unwrap_or(0);
         let have = net.get(k).copied().unwrap_or(0);
-        let expected_debits = expected.get(k).copied().unwrap_or(0).max(1);
-        if debits.get(k).copied().unwrap_or(0) > expected_debits || have > want.max(1) {
+        if debits.get(k).copied().unwrap_or(0) > 1 || have > want.max(1) {
             report.double_debits.push(k.clone());
         } else if have > want {
             report.phantom_debits.push(k.clone());

@@ -354,7 +354,14 @@ impl SmsCheck {
             reversal_sms: sms.iter().filter(|s| s.kind == SmsKind::Reversal).count(),
             reversals: lines
                 .iter()
-                .filter(|r| r.kind == ClearingType::Reversal)
+                .filter(|r| {
+                    matches!(
+                        r.kind,
+                        ClearingType::Reversal
+                            | ClearingType::VoidReversal
+                            | ClearingType::RefundReversal
+                    )
+                })
                 .count(),
         }
     }

@@ -364,8 +364,8 @@ impl Engine {
             events: 1_000_000,
             refunded_minor: 0,
             reversal_requested: false,
-            link_mti: Mti::lit("0200"),
-            link_datetime: String::new(),
+            link_mti: link_mti(kind),
+            link_datetime: link_datetime_of(&row.created_at),
             original: None,
             row,
         };
@@ -1337,8 +1337,10 @@ impl Engine {
             m.set(52, pin);
         }
         match original {
-            Some((rrn, auth, _, _, omti, ostan, odt)) => {
-                m.set(37, rrn.as_str());
+            Some((_, auth, _, _, omti, ostan, odt)) => {
+                // Every link message is its own transaction at the issuer (its own RRN);
+                // the original is named by field 90 and its authorization code.
+                m.set(37, t.row.rrn.as_str());
                 if let Some(a) = auth {
                     m.set(38, a.as_str());
                 }
@@ -1492,13 +1494,8 @@ impl Engine {
         m.set_stan(link_stan);
         m.set(25, condition_code(o.kind));
         m.set(32, self.cfg.acquirer_id.as_str());
-        m.set(
-            37,
-            o.row
-                .original_rrn
-                .clone()
-                .unwrap_or_else(|| o.row.rrn.clone()),
-        );
+        // The reversed transaction's own RRN: the issuer knows it by that.
+        m.set(37, o.row.rrn.as_str());
         m.set(39, reason);
         m.set(41, o.row.terminal_id.as_str());
         m.set(42, o.row.merchant_id.as_str());
@@ -2025,6 +2022,14 @@ struct Checked {
     amount_minor: i64,
     original: Option<i64>,
     pin: Option<[u8; 8]>,
+}
+
+/// Field 7 (MMDDhhmmss, UTC) of a link request sent when the transaction was created:
+/// the engine sends it at the same instant it creates the row.
+fn link_datetime_of(created_at: &str) -> String {
+    DateTime::parse_from_rfc3339(created_at)
+        .map(|d| d.with_timezone(&Utc).format("%m%d%H%M%S").to_string())
+        .unwrap_or_default()
 }
 
 /// Field 3 of a kind (the UnionPay conventions).

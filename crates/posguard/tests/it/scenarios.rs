@@ -317,6 +317,19 @@ async fn authorization_scenarios_move_the_right_money() {
         );
         assert_eq!(w.account(&c).balance_minor, before - 30_000);
         assert_eq!(w.sms_count(&c), 2);
+        // A second partial refund of the same sale is a transaction of its own at the
+        // issuer (its own RRN), not a duplicate of the first.
+        let entry = sale.entry.clone().expect("entry");
+        let second = {
+            let r = pos
+                .term
+                .refund(&card(&c), 10_000, &entry)
+                .expect("second refund");
+            pos.send(r).await
+        };
+        assert_eq!(code(&second), "00", "{store}");
+        assert_eq!(w.account(&c).balance_minor, before - 20_000);
+        assert_eq!(w.sms_count(&c), 3);
 
         // Balance inquiry: an answer, no money moves, no SMS.
         let c = w.card(CardFate::Good, 2).clone();
