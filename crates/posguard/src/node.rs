@@ -28,6 +28,31 @@ pub struct NodeOptions {
     pub switch: Config,
     /// The gateway's settings.
     pub gateway: GatewayConfig,
+    /// Risk rules (TOML); the default rule set when `None`.
+    pub rules: Option<std::path::PathBuf>,
+    /// What risk control does when it runs out of time.
+    pub risk_policy: risk::Policy,
+    /// Risk control's time budget per decision.
+    pub risk_budget_us: u64,
+}
+
+/// Reads a rule file, or the default rule set.
+pub fn load_rules(path: Option<&std::path::Path>) -> anyhow::Result<risk::RuleSet> {
+    match path {
+        None => Ok(risk::RuleSet::default_rules()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("read rules {}", p.display()))?;
+            risk::RuleSet::from_toml(&text).with_context(|| format!("load rules {}", p.display()))
+        }
+    }
+}
+
+/// A monotonic clock in nanoseconds, for risk control's time budget (the edge).
+#[allow(clippy::disallowed_methods)]
+pub fn monotonic() -> Arc<dyn Fn() -> u64 + Send + Sync> {
+    let start = std::time::Instant::now();
+    Arc::new(move || start.elapsed().as_nanos() as u64)
 }
 
 /// Opens the store named by `NodeOptions::store` and migrates it.
@@ -114,6 +139,34 @@ pub fn prepare(
         transactions = recent.len(),
         "acquirer state loaded"
     );
+    let rules = load_rules(opts.rules.as_deref())?;
+    let open_cases: Vec<(store::CaseRow, i64)> = db
+        .cases(None)
+        .context("load cases")?
+        .into_iter()
+        .filter(|c| !c.status.starts_with("closed"))
+        .map(|c| {
+            let seq = db
+                .case_entries(c.case_id)
+                .map(|e| e.len() as i64)
+                .unwrap_or(0);
+            (c, seq)
+        })
+        .collect();
+    let max_case_id = db
+        .cases(None)
+        .context("load cases")?
+        .iter()
+        .map(|c| c.case_id)
+        .max()
+        .unwrap_or(0);
+    tracing::info!(version = %rules.version, rules = rules.rules.len(), "risk rules loaded");
+    let risk = risk::Engine::new(
+        rules,
+        Box::new(risk::MemoryVelocity::new(1_000_000)),
+        opts.risk_policy,
+        opts.risk_budget_us * 1_000,
+    );
     let engine = Engine::new(
         opts.switch.clone(),
         hsm,
@@ -122,7 +175,8 @@ pub fn prepare(
         terminals,
         recent,
         max_id,
-    );
+    )
+    .with_risk(risk, monotonic(), open_cases, max_case_id);
     let writer = open_store(&opts.store)?;
     let journal = Journal::start(writer, JournalConfig::default());
     Ok((engine, journal, pending_saf))

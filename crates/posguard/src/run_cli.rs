@@ -107,6 +107,9 @@ pub fn node_options(store: String, issuer: SocketAddr, issuer_timeout_ms: u64) -
             issuer,
             ..gateway::GatewayConfig::default()
         },
+        rules: None,
+        risk_policy: risk::Policy::ApproveAndHold,
+        risk_budget_us: 2_000,
     }
 }
 

@@ -21,6 +21,8 @@ pub struct DemoMerchant {
     pub city: String,
     /// MCC.
     pub mcc: String,
+    /// Size class for risk limits: `small`, `standard`, `large`.
+    pub class: String,
 }
 
 /// A demo terminal.
@@ -148,6 +150,7 @@ pub fn demo_data(seed: u64, terminals: usize, cards: usize) -> DemoData {
             name: names[i % names.len()].into(),
             city: cities[i % cities.len()].into(),
             mcc: mccs[i % mccs.len()].into(),
+            class: if i % 3 == 0 { "small" } else { "standard" }.into(),
         })
         .collect();
     let terminals: Vec<DemoTerminal> = (0..terminals.max(1))

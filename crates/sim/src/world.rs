@@ -110,6 +110,8 @@ pub fn acquirer_rows(
             mcc: m.mcc.clone(),
             status: "active".into(),
             created_at: at.into(),
+            merchant_class: m.class.clone(),
+            risk_class: "low".into(),
         })
         .collect();
     let mut terminals = Vec::new();
@@ -174,7 +176,7 @@ impl Db {
                 Write::UpdateTxn(t) => {
                     self.txns.insert(t.txn_id, t.clone());
                 }
-                Write::Event(_) => {}
+                Write::Event(_) | Write::Decision(_) | Write::Case(_) | Write::CaseEntry(_) => {}
                 Write::TxnState {
                     txn_id,
                     state,

@@ -16,13 +16,16 @@ mod sqlite;
 
 pub use journal::{Journal, JournalConfig, JournalStats, Persisted};
 pub use pg::PgBackend;
-pub use rows::{EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write};
+pub use rows::{
+    CaseEntryRow, CaseRow, DecisionRow, EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write,
+};
 pub use sqlite::SqliteBackend;
 
 /// Versioned migrations, applied in order; the version is the index + 1.
 pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001_initial.sql"),
     include_str!("../migrations/002_saf.sql"),
+    include_str!("../migrations/003_risk.sql"),
 ];
 
 /// A storage failure.
@@ -76,6 +79,19 @@ pub trait Backend: Send {
 
     /// The largest transaction id (0 when empty).
     fn max_txn_id(&mut self) -> Result<i64, StoreError>;
+
+    /// The risk decision of a transaction.
+    fn decision(&mut self, txn_id: i64) -> Result<Option<DecisionRow>, StoreError>;
+
+    /// Risk decisions with `txn_id > after`, in id order, at most `limit`.
+    fn decisions_after(&mut self, after: i64, limit: usize)
+        -> Result<Vec<DecisionRow>, StoreError>;
+
+    /// Cases, all or those in one status.
+    fn cases(&mut self, status: Option<&str>) -> Result<Vec<CaseRow>, StoreError>;
+
+    /// A case's timeline.
+    fn case_entries(&mut self, case_id: i64) -> Result<Vec<CaseEntryRow>, StoreError>;
 
     /// Every store-and-forward entry in `state` (`pending`, `done`, `exception`).
     fn saf_in_state(&mut self, state: &str) -> Result<Vec<SafRow>, StoreError>;

@@ -6,10 +6,13 @@
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row};
 
-use crate::rows::{EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write};
+use crate::rows::{
+    CaseEntryRow, CaseRow, DecisionRow, EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write,
+};
 use crate::sqlite::{
-    SAF_COLUMNS, SQL_EVENT, SQL_MERCHANT, SQL_NEW_TXN, SQL_SAF, SQL_TERMINAL, SQL_TXN_STATE,
-    SQL_UPDATE_TXN, TERMINAL_COLUMNS, TXN_COLUMNS,
+    DECISION_COLUMNS, MERCHANT_COLUMNS, SAF_COLUMNS, SQL_CASE, SQL_CASE_ENTRY, SQL_DECISION,
+    SQL_EVENT, SQL_MERCHANT, SQL_NEW_TXN, SQL_SAF, SQL_TERMINAL, SQL_TXN_STATE, SQL_UPDATE_TXN,
+    TERMINAL_COLUMNS, TXN_COLUMNS,
 };
 use crate::{Backend, StoreError, MIGRATIONS};
 
@@ -65,6 +68,22 @@ impl PgBackend {
         self.client
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
         Ok(())
+    }
+}
+
+fn decision_from(r: &Row) -> DecisionRow {
+    DecisionRow {
+        txn_id: r.get(0),
+        version: r.get(1),
+        verdict: r.get(2),
+        score: r.get(3),
+        hold: r.get::<_, i64>(4) != 0,
+        alert: r.get::<_, i64>(5) != 0,
+        policy: r.get(6),
+        matched: r.get(7),
+        shadow: r.get(8),
+        details: r.get(9),
+        at: r.get(10),
     }
 }
 
@@ -149,6 +168,41 @@ impl Backend for PgBackend {
                         &m.mcc,
                         &m.status,
                         &m.created_at,
+                        &m.merchant_class,
+                        &m.risk_class,
+                    ],
+                ),
+                Write::Decision(d) => tx.execute(
+                    SQL_DECISION,
+                    &[
+                        &d.txn_id,
+                        &d.version,
+                        &d.verdict,
+                        &d.score,
+                        &i64::from(d.hold),
+                        &i64::from(d.alert),
+                        &d.policy,
+                        &d.matched,
+                        &d.shadow,
+                        &d.details,
+                        &d.at,
+                    ],
+                ),
+                Write::Case(c) => tx.execute(
+                    SQL_CASE,
+                    &[
+                        &c.case_id,
+                        &c.subject,
+                        &c.status,
+                        &c.assignee,
+                        &c.opened_at,
+                        &c.updated_at,
+                    ],
+                ),
+                Write::CaseEntry(e) => tx.execute(
+                    SQL_CASE_ENTRY,
+                    &[
+                        &e.case_id, &e.seq, &e.at, &e.kind, &e.txn_id, &e.author, &e.text,
                     ],
                 ),
                 Write::Terminal(t) => tx.execute(
@@ -246,7 +300,7 @@ impl Backend for PgBackend {
 
     fn merchants(&mut self) -> Result<Vec<MerchantRow>, StoreError> {
         let rows = self.client.query(
-            "SELECT merchant_id, name, city, mcc, status, created_at FROM merchants ORDER BY merchant_id",
+            &format!("SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY merchant_id"),
             &[],
         )?;
         Ok(rows
@@ -258,6 +312,8 @@ impl Backend for PgBackend {
                 mcc: r.get(3),
                 status: r.get(4),
                 created_at: r.get(5),
+                merchant_class: r.get(6),
+                risk_class: r.get(7),
             })
             .collect())
     }
@@ -326,6 +382,64 @@ impl Backend for PgBackend {
             .client
             .query_one("SELECT COALESCE(MAX(txn_id), 0) FROM transactions", &[])?
             .get(0))
+    }
+
+    fn decision(&mut self, txn_id: i64) -> Result<Option<DecisionRow>, StoreError> {
+        let row = self.client.query_opt(
+            &format!("SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE txn_id = $1"),
+            &[&txn_id],
+        )?;
+        Ok(row.as_ref().map(decision_from))
+    }
+
+    fn decisions_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<DecisionRow>, StoreError> {
+        let rows = self.client.query(
+            &format!("SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE txn_id > $1 ORDER BY txn_id LIMIT $2"),
+            &[&after, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(decision_from).collect())
+    }
+
+    fn cases(&mut self, status: Option<&str>) -> Result<Vec<CaseRow>, StoreError> {
+        let rows = self.client.query(
+            "SELECT case_id, subject, status, assignee, opened_at, updated_at FROM cases \
+             WHERE $1::TEXT IS NULL OR status = $1 ORDER BY case_id",
+            &[&status],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| CaseRow {
+                case_id: r.get(0),
+                subject: r.get(1),
+                status: r.get(2),
+                assignee: r.get(3),
+                opened_at: r.get(4),
+                updated_at: r.get(5),
+            })
+            .collect())
+    }
+
+    fn case_entries(&mut self, case_id: i64) -> Result<Vec<CaseEntryRow>, StoreError> {
+        let rows = self.client.query(
+            "SELECT case_id, seq, at, kind, txn_id, author, text FROM case_entries WHERE case_id = $1 ORDER BY seq",
+            &[&case_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| CaseEntryRow {
+                case_id: r.get(0),
+                seq: r.get(1),
+                at: r.get(2),
+                kind: r.get(3),
+                txn_id: r.get(4),
+                author: r.get(5),
+                text: r.get(6),
+            })
+            .collect())
     }
 
     fn saf_in_state(&mut self, state: &str) -> Result<Vec<SafRow>, StoreError> {

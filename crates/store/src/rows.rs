@@ -15,6 +15,10 @@ pub struct MerchantRow {
     pub status: String,
     /// When the merchant was created (RFC 3339).
     pub created_at: String,
+    /// Size class for limits: `small`, `standard`, `large`.
+    pub merchant_class: String,
+    /// Risk class: `low`, `medium`, `high`.
+    pub risk_class: String,
 }
 
 /// A terminal and its keys (wrapped under the LMK).
@@ -137,6 +141,69 @@ pub struct SafRow {
     pub updated_at: String,
 }
 
+/// A risk decision, stored with its transaction and never changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRow {
+    /// The transaction.
+    pub txn_id: i64,
+    /// Rule-set version that decided.
+    pub version: String,
+    /// `approve`, `review` or `decline NN`.
+    pub verdict: String,
+    /// 0–100.
+    pub score: i64,
+    /// Settlement held.
+    pub hold: bool,
+    /// Alert raised.
+    pub alert: bool,
+    /// Timeout policy applied, if any.
+    pub policy: Option<String>,
+    /// Active rules matched, comma-separated.
+    pub matched: String,
+    /// Shadow rules matched, comma-separated.
+    pub shadow: String,
+    /// `rule: attr=value …` per matched rule, `; `-separated.
+    pub details: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// A risk case: alerts about one merchant or card, worked by staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRow {
+    /// Case id.
+    pub case_id: i64,
+    /// `merchant:<id>` or `card:<token>`.
+    pub subject: String,
+    /// `open`, `investigating`, `closed_fraud`, `closed_not_fraud`.
+    pub status: String,
+    /// Who works it.
+    pub assignee: Option<String>,
+    /// Opened (RFC 3339).
+    pub opened_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+/// One entry in a case's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseEntryRow {
+    /// The case.
+    pub case_id: i64,
+    /// Sequence within the case, from 1.
+    pub seq: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// `alert`, `note`, `assign`, `status`.
+    pub kind: String,
+    /// The transaction an alert is about.
+    pub txn_id: Option<i64>,
+    /// `system` or the staff member.
+    pub author: String,
+    /// What happened.
+    pub text: String,
+}
+
 /// One change to persist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
@@ -152,6 +219,12 @@ pub enum Write {
     Event(EventRow),
     /// Insert or replace a store-and-forward entry.
     Saf(SafRow),
+    /// Insert a risk decision (append-only).
+    Decision(DecisionRow),
+    /// Insert or replace a case.
+    Case(CaseRow),
+    /// Append to a case's timeline.
+    CaseEntry(CaseEntryRow),
     /// Set only a transaction's state (when its full row is not at hand, e.g. a
     /// reversal adopted from another node).
     TxnState {

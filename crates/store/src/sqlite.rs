@@ -4,7 +4,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 
-use crate::rows::{EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write};
+use crate::rows::{
+    CaseEntryRow, CaseRow, DecisionRow, EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write,
+};
 use crate::{Backend, StoreError, MIGRATIONS};
 
 /// SQLite in a data directory (`posguard.db`).
@@ -28,9 +30,29 @@ pub(crate) const TERMINAL_COLUMNS: &str =
      key_version, batch, signed_on, install_location, updated_at";
 
 pub(crate) const SQL_MERCHANT: &str =
-    "INSERT INTO merchants (merchant_id, name, city, mcc, status, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (merchant_id) DO UPDATE SET name = excluded.name, \
-     city = excluded.city, mcc = excluded.mcc, status = excluded.status";
+    "INSERT INTO merchants (merchant_id, name, city, mcc, status, created_at, merchant_class, risk_class) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (merchant_id) DO UPDATE SET name = excluded.name, \
+     city = excluded.city, mcc = excluded.mcc, status = excluded.status, \
+     merchant_class = excluded.merchant_class, risk_class = excluded.risk_class";
+
+pub(crate) const MERCHANT_COLUMNS: &str =
+    "merchant_id, name, city, mcc, status, created_at, merchant_class, risk_class";
+
+pub(crate) const SQL_DECISION: &str =
+    "INSERT INTO risk_decisions (txn_id, version, verdict, score, hold, alert, \
+     policy, matched, shadow, details, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+pub(crate) const DECISION_COLUMNS: &str =
+    "txn_id, version, verdict, score, hold, alert, policy, matched, shadow, details, at";
+
+pub(crate) const SQL_CASE: &str =
+    "INSERT INTO cases (case_id, subject, status, assignee, opened_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_id) DO UPDATE SET status = excluded.status, \
+     assignee = excluded.assignee, updated_at = excluded.updated_at";
+
+pub(crate) const SQL_CASE_ENTRY: &str =
+    "INSERT INTO case_entries (case_id, seq, at, kind, txn_id, author, text) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 pub(crate) const SQL_TERMINAL: &str = "INSERT INTO terminals (terminal_id, merchant_id, status, tmk, pik, mak, \
      mak_prev, key_version, batch, signed_on, install_location, updated_at) \
@@ -84,6 +106,22 @@ impl SqliteBackend {
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
+}
+
+fn decision_from(r: &Row<'_>) -> rusqlite::Result<DecisionRow> {
+    Ok(DecisionRow {
+        txn_id: r.get(0)?,
+        version: r.get(1)?,
+        verdict: r.get(2)?,
+        score: r.get(3)?,
+        hold: r.get::<_, i64>(4)? != 0,
+        alert: r.get::<_, i64>(5)? != 0,
+        policy: r.get(6)?,
+        matched: r.get(7)?,
+        shadow: r.get(8)?,
+        details: r.get(9)?,
+        at: r.get(10)?,
+    })
 }
 
 fn saf_from(r: &Row<'_>) -> rusqlite::Result<SafRow> {
@@ -161,7 +199,33 @@ impl Backend for SqliteBackend {
                     m.city,
                     m.mcc,
                     m.status,
-                    m.created_at
+                    m.created_at,
+                    m.merchant_class,
+                    m.risk_class
+                ]),
+                Write::Decision(d) => tx.prepare_cached(&q(SQL_DECISION))?.execute(params![
+                    d.txn_id,
+                    d.version,
+                    d.verdict,
+                    d.score,
+                    i64::from(d.hold),
+                    i64::from(d.alert),
+                    d.policy,
+                    d.matched,
+                    d.shadow,
+                    d.details,
+                    d.at
+                ]),
+                Write::Case(c) => tx.prepare_cached(&q(SQL_CASE))?.execute(params![
+                    c.case_id,
+                    c.subject,
+                    c.status,
+                    c.assignee,
+                    c.opened_at,
+                    c.updated_at
+                ]),
+                Write::CaseEntry(e) => tx.prepare_cached(&q(SQL_CASE_ENTRY))?.execute(params![
+                    e.case_id, e.seq, e.at, e.kind, e.txn_id, e.author, e.text
                 ]),
                 Write::Terminal(t) => tx.prepare_cached(&q(SQL_TERMINAL))?.execute(params![
                     t.terminal_id,
@@ -247,9 +311,9 @@ impl Backend for SqliteBackend {
     }
 
     fn merchants(&mut self) -> Result<Vec<MerchantRow>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT merchant_id, name, city, mcc, status, created_at FROM merchants ORDER BY merchant_id",
-        )?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY merchant_id"
+        ))?;
         let rows = st.query_map([], |r| {
             Ok(MerchantRow {
                 merchant_id: r.get(0)?,
@@ -258,6 +322,8 @@ impl Backend for SqliteBackend {
                 mcc: r.get(3)?,
                 status: r.get(4)?,
                 created_at: r.get(5)?,
+                merchant_class: r.get(6)?,
+                risk_class: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -323,6 +389,61 @@ impl Backend for SqliteBackend {
             [],
             |r| r.get(0),
         )?)
+    }
+
+    fn decision(&mut self, txn_id: i64) -> Result<Option<DecisionRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE txn_id = ?1"
+        ))?;
+        Ok(st.query_row(params![txn_id], decision_from).optional()?)
+    }
+
+    fn decisions_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<DecisionRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE txn_id > ?1 ORDER BY txn_id LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![after, limit as i64], decision_from)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn cases(&mut self, status: Option<&str>) -> Result<Vec<CaseRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT case_id, subject, status, assignee, opened_at, updated_at FROM cases \
+             WHERE ?1 IS NULL OR status = ?1 ORDER BY case_id",
+        )?;
+        let rows = st.query_map(params![status], |r| {
+            Ok(CaseRow {
+                case_id: r.get(0)?,
+                subject: r.get(1)?,
+                status: r.get(2)?,
+                assignee: r.get(3)?,
+                opened_at: r.get(4)?,
+                updated_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn case_entries(&mut self, case_id: i64) -> Result<Vec<CaseEntryRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT case_id, seq, at, kind, txn_id, author, text FROM case_entries WHERE case_id = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map(params![case_id], |r| {
+            Ok(CaseEntryRow {
+                case_id: r.get(0)?,
+                seq: r.get(1)?,
+                at: r.get(2)?,
+                kind: r.get(3)?,
+                txn_id: r.get(4)?,
+                author: r.get(5)?,
+                text: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn saf_in_state(&mut self, state: &str) -> Result<Vec<SafRow>, StoreError> {

@@ -7,12 +7,14 @@ use cardsec::{
     EncryptedPinBlock, Expiry, KeyLayout, MacAlgorithm, Pan, SecError, SecurityModule, Track2,
     WrappedKey,
 };
-use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
 use domain::{Currency, ResponseCode, Stan};
 use iso8583::frame::{CupEnvelope, CupHeader, Tpdu};
 use iso8583::subfields::{Field60, Field61, OriginalData};
 use iso8583::{Dialect, Message, Mti};
-use store::{EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write};
+use store::{
+    CaseEntryRow, CaseRow, DecisionRow, EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write,
+};
 
 use crate::kind::{TxnKind, TxnState};
 use crate::msgs::{pack_signed, received_mac};
@@ -260,6 +262,10 @@ pub struct Engine {
     link_stan: Stan,
     in_flight: usize,
     saf: HashMap<i64, SafRow>,
+    risk: risk::Engine,
+    mono: Arc<dyn Fn() -> u64 + Send + Sync>,
+    cases: HashMap<String, (i64, i64)>,
+    next_case_id: i64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -308,6 +314,15 @@ impl Engine {
             link_stan: Stan::new(1).unwrap_or_else(|_| unreachable!("1 is a valid STAN")),
             in_flight: 0,
             saf: HashMap::new(),
+            risk: risk::Engine::new(
+                risk::RuleSet::default_rules(),
+                Box::new(risk::MemoryVelocity::new(1_000_000)),
+                risk::Policy::ApproveAndHold,
+                2_000_000,
+            ),
+            mono: Arc::new(|| 0),
+            cases: HashMap::new(),
+            next_case_id: 0,
         };
         for t in terminals {
             e.put_terminal(t);
@@ -748,7 +763,35 @@ impl Engine {
             );
         }
         match self.check(now, &req, kind, &f60) {
-            Ok(checked) => self.authorize(now, conn, wire, req, key, kind, checked),
+            Ok(checked) => {
+                let decision = self.assess(now, &req, kind, &checked);
+                let txn_key = key.clone();
+                let mut out = match decision.as_ref().map(|d| &d.verdict) {
+                    Some(risk::Verdict::Decline(code)) => {
+                        let code: ResponseCode =
+                            code.parse().unwrap_or(ResponseCode::DO_NOT_HONOUR);
+                        tracing::info!(terminal = %tid, code = %code, "declined by risk control");
+                        self.reject(
+                            now,
+                            conn,
+                            wire,
+                            req,
+                            key,
+                            kind,
+                            code,
+                            "declined by risk control",
+                        )
+                    }
+                    _ => self.authorize(now, conn, wire, req, key, kind, checked),
+                };
+                if let (Some(d), Some(&id)) = (decision, self.by_request.get(&txn_key)) {
+                    let writes = self.decision_writes(now, id, &d);
+                    if let Some(Action::Persist { writes: w, .. }) = out.first_mut() {
+                        w.extend(writes);
+                    }
+                }
+                out
+            }
             Err(Reject(code, why)) => {
                 tracing::info!(terminal = %tid, code = %code, why, "declined before the issuer");
                 self.reject(now, conn, wire, req, key, kind, code, why)
@@ -902,14 +945,228 @@ impl Engine {
         })
     }
 
+    /// Risk control for requests that take money (sale, pre-auth, completion) and
+    /// balance inquiries; records the attempt in the velocity counters.
+    fn assess(
+        &mut self,
+        now: Now,
+        req: &Message,
+        kind: TxnKind,
+        c: &Checked,
+    ) -> Option<risk::Decision> {
+        if !matches!(
+            kind,
+            TxnKind::Sale | TxnKind::PreAuth | TxnKind::Completion | TxnKind::Balance
+        ) {
+            return None;
+        }
+        let tid = req.get_str(41).unwrap_or("");
+        let mid = req.get_str(42).unwrap_or("");
+        let original_card = c
+            .original
+            .and_then(|o| self.txns.get(&o))
+            .map(|o| (o.row.pan_token.clone(), o.row.masked_pan.clone()));
+        let (token, bin, brand, chip) = match (&c.card, original_card) {
+            (Some(card), _) => (
+                card.token.clone(),
+                card.pan.bin().to_owned(),
+                card.pan.brand().name().to_owned(),
+                card.chip,
+            ),
+            (None, Some((token, masked))) => (
+                token,
+                masked.get(..6).unwrap_or("").to_owned(),
+                String::new(),
+                false,
+            ),
+            (None, None) => return None,
+        };
+        let entry = req.get_str(22).and_then(cardsec::EntryMode::parse);
+        let entry_name = match entry.map(|e| e.pan_entry) {
+            Some(cardsec::PanEntry::Chip) => "chip",
+            Some(cardsec::PanEntry::ContactlessChip) => "contactless",
+            Some(
+                cardsec::PanEntry::Magstripe
+                | cardsec::PanEntry::FullMagstripe
+                | cardsec::PanEntry::ContactlessMagstripe,
+            ) => "magstripe",
+            Some(cardsec::PanEntry::Fallback) => "fallback",
+            Some(cardsec::PanEntry::Manual) => "manual",
+            _ => "unknown",
+        };
+        let merchant = self.merchants.get(mid);
+        let local = self.local(now);
+        let age_days = merchant
+            .and_then(|m| DateTime::parse_from_rfc3339(&m.created_at).ok())
+            .map_or(0, |d| (now.unix_ms - d.timestamp_millis()) / 86_400_000);
+        let mut facts = risk::Facts {
+            amount: c.amount_minor,
+            currency: req
+                .currency()
+                .map(|c| c.code().to_owned())
+                .unwrap_or_default(),
+            kind: kind.name().into(),
+            mcc: merchant.map(|m| m.mcc.clone()).unwrap_or_default(),
+            entry: entry_name.into(),
+            chip_card: chip || entry.is_some_and(|e| e.is_chip()),
+            pin: c.pin.is_some(),
+            hour: i64::from(local.hour()),
+            brand,
+            bin: bin.clone(),
+            merchant_class: merchant
+                .map(|m| m.merchant_class.clone())
+                .unwrap_or_default(),
+            merchant_status: merchant.map(|m| m.status.clone()).unwrap_or_default(),
+            merchant_age_days: age_days,
+            merchant_risk: merchant.map(|m| m.risk_class.clone()).unwrap_or_default(),
+            terminal_distance_km: 0,
+            counters: Vec::new(),
+        };
+        let keys = risk::Keys {
+            card: &token,
+            terminal: tid,
+            merchant: mid,
+            bin: &bin,
+        };
+        let secs = now.unix_ms.div_euclid(1000);
+        let mono = self.mono.clone();
+        let d = self.risk.decide(&mut facts, &keys, secs, &*mono);
+        self.risk.record(&keys, c.amount_minor, secs);
+        if matches!(d.verdict, risk::Verdict::Decline(_)) {
+            self.risk.record_decline(&keys, c.amount_minor, secs);
+        }
+        Some(d)
+    }
+
+    /// The decision row, and an alert in a case when the decision raises one.
+    fn decision_writes(&mut self, now: Now, txn_id: i64, d: &risk::Decision) -> Vec<Write> {
+        let at = self.rfc3339(now);
+        let verdict = match &d.verdict {
+            risk::Verdict::Approve => "approve".to_owned(),
+            risk::Verdict::Review => "review".to_owned(),
+            risk::Verdict::Decline(c) => format!("decline {c}"),
+        };
+        let shadow: Vec<&str> = d
+            .matched
+            .iter()
+            .filter(|m| m.shadow)
+            .map(|m| m.rule.as_str())
+            .collect();
+        let details: Vec<String> = d
+            .matched
+            .iter()
+            .map(|m| {
+                let vals: Vec<String> = m.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{}: {}", m.rule, vals.join(" "))
+            })
+            .collect();
+        let mut writes = vec![Write::Decision(DecisionRow {
+            txn_id,
+            version: d.version.clone(),
+            verdict: verdict.clone(),
+            score: i64::from(d.score),
+            hold: d.hold,
+            alert: d.alert,
+            policy: d.policy.map(|p| p.name().to_owned()),
+            matched: d.reasons(),
+            shadow: shadow.join(","),
+            details: details.join("; "),
+            at: at.clone(),
+        })];
+        if d.alert {
+            let Some(t) = self.txns.get(&txn_id) else {
+                return writes;
+            };
+            let card_rules = d
+                .matched
+                .iter()
+                .filter(|m| !m.shadow)
+                .all(|m| m.rule.starts_with("card"));
+            let subject = if card_rules {
+                format!("card:{}", t.row.pan_token)
+            } else {
+                format!("merchant:{}", t.row.merchant_id)
+            };
+            let text = format!(
+                "{verdict} score {} [{}] on {} {}",
+                d.score,
+                d.reasons(),
+                t.row.kind,
+                t.row.rrn
+            );
+            let (case_id, seq, new) = match self.cases.get_mut(&subject) {
+                Some((id, seq)) => {
+                    *seq += 1;
+                    (*id, *seq, false)
+                }
+                None => {
+                    self.next_case_id += 1;
+                    self.cases.insert(subject.clone(), (self.next_case_id, 1));
+                    (self.next_case_id, 1, true)
+                }
+            };
+            if new {
+                tracing::warn!(case_id, %subject, "ALERT: risk case opened");
+                writes.push(Write::Case(CaseRow {
+                    case_id,
+                    subject,
+                    status: "open".into(),
+                    assignee: None,
+                    opened_at: at.clone(),
+                    updated_at: at.clone(),
+                }));
+            }
+            writes.push(Write::CaseEntry(CaseEntryRow {
+                case_id,
+                seq,
+                at,
+                kind: "alert".into(),
+                txn_id: Some(txn_id),
+                author: "system".into(),
+                text,
+            }));
+        }
+        writes
+    }
+
+    /// Replaces the risk rule set while running; the next decision names the new version.
+    pub fn reload_rules(&mut self, rules: risk::RuleSet) {
+        tracing::info!(version = %rules.version, "risk rules reloaded");
+        self.risk.reload(rules);
+    }
+
+    /// Replaces the risk engine and gives it a monotonic clock for its time budget;
+    /// `open_cases` are the cases new alerts join (with their last entry number).
+    pub fn with_risk(
+        mut self,
+        risk: risk::Engine,
+        mono: Arc<dyn Fn() -> u64 + Send + Sync>,
+        open_cases: Vec<(CaseRow, i64)>,
+        max_case_id: i64,
+    ) -> Engine {
+        self.risk = risk;
+        self.mono = mono;
+        self.next_case_id = max_case_id;
+        self.cases = open_cases
+            .into_iter()
+            .map(|(c, seq)| (c.subject, (c.case_id, seq)))
+            .collect();
+        self
+    }
+
     fn card(&self, now: Now, req: &Message) -> Result<Option<Card>, Reject> {
         let bad = |why| Reject(ResponseCode::INVALID_CARD, why);
-        let (pan, expiry, track2) = if let Some(t2) = req.get_str(35) {
+        let (pan, expiry, track2, chip) = if let Some(t2) = req.get_str(35) {
             let t = Track2::parse(t2).map_err(|_| bad("track 2 does not parse"))?;
-            (t.pan().clone(), t.expiry(), Some(t2.to_owned()))
+            (
+                t.pan().clone(),
+                t.expiry(),
+                Some(t2.to_owned()),
+                t.is_chip_card(),
+            )
         } else if let Some(p) = req.get_str(2) {
             let pan = Pan::new(p).map_err(|_| bad("PAN is not 12-19 digits"))?;
-            (pan, req.get_str(14).and_then(Expiry::parse), None)
+            (pan, req.get_str(14).and_then(Expiry::parse), None, false)
         } else {
             return Ok(None);
         };
@@ -928,6 +1185,7 @@ impl Engine {
             token,
             expiry,
             track2,
+            chip,
             pan,
         }))
     }
@@ -1843,6 +2101,22 @@ impl Engine {
             .response_code()
             .unwrap_or(ResponseCode::SYSTEM_MALFUNCTION);
         if !code.is_approved() {
+            if let Some(t) = self.txns.get(&id) {
+                let (token, tid, mid) = (
+                    t.row.pan_token.clone(),
+                    t.row.terminal_id.clone(),
+                    t.row.merchant_id.clone(),
+                );
+                let bin = t.row.masked_pan.get(..6).unwrap_or("").to_owned();
+                let keys = risk::Keys {
+                    card: &token,
+                    terminal: &tid,
+                    merchant: &mid,
+                    bin: &bin,
+                };
+                self.risk
+                    .record_decline(&keys, t.row.amount_minor, now.unix_ms.div_euclid(1000));
+            }
             return self.finish(
                 now,
                 id,
@@ -2015,6 +2289,7 @@ struct Card {
     token: String,
     expiry: Option<Expiry>,
     track2: Option<String>,
+    chip: bool,
 }
 
 struct Checked {

@@ -16,6 +16,8 @@ fn merchant() -> MerchantRow {
         mcc: "5411".into(),
         status: "active".into(),
         created_at: "2026-11-21T00:00:00Z".into(),
+        merchant_class: "small".into(),
+        risk_class: "low".into(),
     }
 }
 
@@ -67,8 +69,8 @@ fn txn(id: i64, stan: i64) -> TxnRow {
 fn migrations_are_idempotent_and_rows_round_trip() {
     for b in backends() {
         let mut db = (b.open)();
-        assert_eq!(db.migrate().unwrap(), 2, "{}", b.name);
-        assert_eq!(db.migrate().unwrap(), 2, "{} second run", b.name);
+        assert_eq!(db.migrate().unwrap(), 3, "{}", b.name);
+        assert_eq!(db.migrate().unwrap(), 3, "{} second run", b.name);
         let mut t = terminal();
         db.apply(&[Write::Merchant(merchant()), Write::Terminal(t.clone())])
             .unwrap();
