@@ -53,6 +53,8 @@ pub struct DemoOutcome {
     pub resolution: Resolution,
     /// SMS sent per kind against the issuer's clearing lines.
     pub sms: SmsCheck,
+    /// What risk control did.
+    pub risk: RiskSummary,
     /// The run's data directory.
     pub data_dir: String,
 }
@@ -176,11 +178,16 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         .collect();
     let check = compare(&journal, &lines, Some(&approved));
     let resolution = Resolution::of(&journal, &saf);
+    let s = data_dir.clone();
+    let risk = tokio::task::spawn_blocking(move || RiskSummary::load(&s))
+        .await
+        .context("join")??;
     Ok(DemoOutcome {
         fleet: report,
         check,
         resolution,
         sms,
+        risk,
         data_dir,
     })
 }
@@ -218,6 +225,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("start runtime")?;
     let out = rt.block_on(demo(a))?;
     println!("{}", out.fleet);
+    print!("{}", out.risk);
     print!("{}", out.resolution);
     print!("{}", out.sms);
     print!("{}", out.check);
@@ -383,5 +391,77 @@ impl std::fmt::Display for SmsCheck {
             self.reversals,
             if self.matches() { "match" } else { "MISMATCH" }
         )
+    }
+}
+
+/// What risk control did during the demo.
+#[derive(Debug, Clone, Default)]
+pub struct RiskSummary {
+    /// Decisions taken.
+    pub decisions: usize,
+    /// Declined by risk.
+    pub declined: usize,
+    /// Sent on for review (settlement held).
+    pub reviewed: usize,
+    /// Settlement held (reviews and holds).
+    pub held: usize,
+    /// Alerts raised.
+    pub alerts: usize,
+    /// Cases opened.
+    pub cases: usize,
+    /// Rules by how often they matched, most first.
+    pub top_rules: Vec<(String, usize)>,
+    /// Rule-set versions that decided.
+    pub versions: Vec<String>,
+}
+
+impl RiskSummary {
+    /// Reads the decisions and cases of a store.
+    pub fn load(store: &str) -> anyhow::Result<RiskSummary> {
+        let mut db = crate::node::open_store(store)?;
+        let decisions = crate::risk_cli::load_decisions(db.as_mut())?;
+        let mut counts: std::collections::BTreeMap<String, usize> =
+            std::collections::BTreeMap::new();
+        let mut versions = std::collections::BTreeSet::new();
+        let mut s = RiskSummary {
+            decisions: decisions.len(),
+            ..RiskSummary::default()
+        };
+        for d in decisions.values() {
+            versions.insert(d.version.clone());
+            s.declined += usize::from(d.verdict.starts_with("decline"));
+            s.reviewed += usize::from(d.verdict == "review");
+            s.held += usize::from(d.hold);
+            s.alerts += usize::from(d.alert);
+            for r in d.matched.split(',').filter(|r| !r.is_empty()) {
+                *counts.entry(r.to_owned()).or_default() += 1;
+            }
+        }
+        s.cases = db.cases(None).context("read cases")?.len();
+        let mut top: Vec<(String, usize)> = counts.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        s.top_rules = top;
+        s.versions = versions.into_iter().collect();
+        Ok(s)
+    }
+}
+
+impl std::fmt::Display for RiskSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "risk control ({}): {} decisions, {} declined, {} reviewed, {} settlements held, {} alerts, {} cases opened",
+            self.versions.join(", "),
+            self.decisions,
+            self.declined,
+            self.reviewed,
+            self.held,
+            self.alerts,
+            self.cases
+        )?;
+        for (rule, n) in self.top_rules.iter().take(8) {
+            writeln!(f, "  {n:>6}  {rule}")?;
+        }
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use posguard::{bench, check, demo, iso_cli, run_cli, simulate, BadInput};
+use posguard::{bench, check, demo, iso_cli, risk_cli, run_cli, simulate, BadInput};
 
 /// posguard: a risk-controlled POS acquiring platform.
 #[derive(Debug, Parser)]
@@ -32,6 +32,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the deterministic simulation (faults, crashes) and check the invariants.
     Simulate(simulate::SimulateArgs),
+    /// Risk control: back-test a rule set on the journal.
+    #[command(subcommand)]
+    Risk(risk_cli::RiskCommand),
+    /// Risk cases: list, show, assign, note, close.
+    #[command(subcommand)]
+    Case(risk_cli::CaseCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,8 @@ fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Simulate(a) => simulate::run(a),
+        Command::Risk(c) => risk_cli::run(c),
+        Command::Case(c) => risk_cli::run_case(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

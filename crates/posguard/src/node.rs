@@ -161,12 +161,20 @@ pub fn prepare(
         .max()
         .unwrap_or(0);
     tracing::info!(version = %rules.version, rules = rules.rules.len(), "risk rules loaded");
-    let risk = risk::Engine::new(
+    let mut risk = risk::Engine::new(
         rules,
         Box::new(risk::MemoryVelocity::new(1_000_000)),
         opts.risk_policy,
         opts.risk_budget_us * 1_000,
     );
+    // Counters live in memory: warm them from the last day of the journal, so a restart
+    // does not forget who has been doing what.
+    let decisions = crate::risk_cli::load_decisions(db.as_mut())?;
+    let day_ago = recent
+        .last()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t.created_at).ok())
+        .map_or(0, |d| d.timestamp_millis() - 86_400_000);
+    crate::risk_cli::replay(&recent, &decisions, day_ago, &mut risk, |_, _, _, _, _| {});
     let engine = Engine::new(
         opts.switch.clone(),
         hsm,

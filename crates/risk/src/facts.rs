@@ -273,6 +273,56 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// A one-line record of the facts (counters excluded: a replay recomputes them).
+    pub fn to_record(&self) -> String {
+        format!(
+            "amount={};currency={};kind={};mcc={};entry={};chip={};pin={};hour={};brand={};bin={};class={};status={};age={};risk={};km={}",
+            self.amount,
+            self.currency,
+            self.kind,
+            self.mcc,
+            self.entry,
+            self.chip_card,
+            self.pin,
+            self.hour,
+            self.brand,
+            self.bin,
+            self.merchant_class,
+            self.merchant_status,
+            self.merchant_age_days,
+            self.merchant_risk,
+            self.terminal_distance_km
+        )
+    }
+
+    /// Reads a record written by [`Facts::to_record`].
+    pub fn from_record(record: &str) -> Option<Facts> {
+        let mut f = Facts::default();
+        for part in record.split(';') {
+            let (k, v) = part.split_once('=')?;
+            let int = || v.parse::<i64>().ok();
+            match k {
+                "amount" => f.amount = int()?,
+                "currency" => f.currency = v.into(),
+                "kind" => f.kind = v.into(),
+                "mcc" => f.mcc = v.into(),
+                "entry" => f.entry = v.into(),
+                "chip" => f.chip_card = v == "true",
+                "pin" => f.pin = v == "true",
+                "hour" => f.hour = int()?,
+                "brand" => f.brand = v.into(),
+                "bin" => f.bin = v.into(),
+                "class" => f.merchant_class = v.into(),
+                "status" => f.merchant_status = v.into(),
+                "age" => f.merchant_age_days = int()?,
+                "risk" => f.merchant_risk = v.into(),
+                "km" => f.terminal_distance_km = int()?,
+                _ => return None,
+            }
+        }
+        Some(f)
+    }
+
     /// The value of an attribute.
     pub fn get(&self, a: Attr) -> Value<'_> {
         match a {

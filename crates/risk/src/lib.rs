@@ -92,6 +92,8 @@ pub struct Decision {
     pub matched: Vec<Matched>,
     /// The policy used if the engine ran out of time, else `None`.
     pub policy: Option<Policy>,
+    /// The facts record (filled by the caller that stores the decision).
+    pub facts: String,
 }
 
 impl Decision {
@@ -251,6 +253,7 @@ impl Engine {
             version: self.rules.version.clone(),
             matched,
             policy: None,
+            facts: String::new(),
         }
     }
 
@@ -268,6 +271,7 @@ impl Engine {
             version: self.rules.version.clone(),
             matched,
             policy: Some(self.policy),
+            facts: String::new(),
         }
     }
 

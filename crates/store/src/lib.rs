@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001_initial.sql"),
     include_str!("../migrations/002_saf.sql"),
     include_str!("../migrations/003_risk.sql"),
+    include_str!("../migrations/004_decision_facts.sql"),
 ];
 
 /// A storage failure.

@@ -84,6 +84,7 @@ fn decision_from(r: &Row) -> DecisionRow {
         shadow: r.get(8),
         details: r.get(9),
         at: r.get(10),
+        facts: r.get(11),
     }
 }
 
@@ -186,6 +187,7 @@ impl Backend for PgBackend {
                         &d.shadow,
                         &d.details,
                         &d.at,
+                        &d.facts,
                     ],
                 ),
                 Write::Case(c) => tx.execute(

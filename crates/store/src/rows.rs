@@ -164,6 +164,8 @@ pub struct DecisionRow {
     pub shadow: String,
     /// `rule: attr=value …` per matched rule, `; `-separated.
     pub details: String,
+    /// The facts the decision saw (`risk::Facts::to_record`), for back-testing.
+    pub facts: String,
     /// When (RFC 3339).
     pub at: String,
 }

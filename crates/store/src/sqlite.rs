@@ -40,10 +40,10 @@ pub(crate) const MERCHANT_COLUMNS: &str =
 
 pub(crate) const SQL_DECISION: &str =
     "INSERT INTO risk_decisions (txn_id, version, verdict, score, hold, alert, \
-     policy, matched, shadow, details, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+     policy, matched, shadow, details, at, facts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 pub(crate) const DECISION_COLUMNS: &str =
-    "txn_id, version, verdict, score, hold, alert, policy, matched, shadow, details, at";
+    "txn_id, version, verdict, score, hold, alert, policy, matched, shadow, details, at, facts";
 
 pub(crate) const SQL_CASE: &str =
     "INSERT INTO cases (case_id, subject, status, assignee, opened_at, updated_at) \
@@ -121,6 +121,7 @@ fn decision_from(r: &Row<'_>) -> rusqlite::Result<DecisionRow> {
         shadow: r.get(8)?,
         details: r.get(9)?,
         at: r.get(10)?,
+        facts: r.get(11)?,
     })
 }
 
@@ -214,7 +215,8 @@ impl Backend for SqliteBackend {
                     d.matched,
                     d.shadow,
                     d.details,
-                    d.at
+                    d.at,
+                    d.facts
                 ]),
                 Write::Case(c) => tx.prepare_cached(&q(SQL_CASE))?.execute(params![
                     c.case_id,

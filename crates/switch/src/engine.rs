@@ -766,6 +766,10 @@ impl Engine {
             Ok(checked) => {
                 let decision = self.assess(now, &req, kind, &checked);
                 let txn_key = key.clone();
+                let checked_card = checked
+                    .card
+                    .as_ref()
+                    .map(|c| (c.token.clone(), c.masked.clone(), checked.amount_minor));
                 let mut out = match decision.as_ref().map(|d| &d.verdict) {
                     Some(risk::Verdict::Decline(code)) => {
                         let code: ResponseCode =
@@ -785,6 +789,25 @@ impl Engine {
                     _ => self.authorize(now, conn, wire, req, key, kind, checked),
                 };
                 if let (Some(d), Some(&id)) = (decision, self.by_request.get(&txn_key)) {
+                    // A risk decline never reached `authorize`: record whose card it was.
+                    if let (Some(card), Some(t)) = (&checked_card, self.txns.get_mut(&id)) {
+                        if t.row.pan_token.is_empty() {
+                            t.row.pan_token = card.0.clone();
+                            t.row.masked_pan = card.1.clone();
+                            t.row.amount_minor = card.2;
+                            for a in &mut out {
+                                if let Action::Persist { writes, .. } = a {
+                                    for w in writes.iter_mut() {
+                                        if let Write::NewTxn(r) = w {
+                                            r.pan_token = card.0.clone();
+                                            r.masked_pan = card.1.clone();
+                                            r.amount_minor = card.2;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                     let writes = self.decision_writes(now, id, &d);
                     if let Some(Action::Persist { writes: w, .. }) = out.first_mut() {
                         w.extend(writes);
@@ -1030,7 +1053,9 @@ impl Engine {
         };
         let secs = now.unix_ms.div_euclid(1000);
         let mono = self.mono.clone();
-        let d = self.risk.decide(&mut facts, &keys, secs, &*mono);
+        let record = facts.to_record();
+        let mut d = self.risk.decide(&mut facts, &keys, secs, &*mono);
+        d.facts = record;
         self.risk.record(&keys, c.amount_minor, secs);
         if matches!(d.verdict, risk::Verdict::Decline(_)) {
             self.risk.record_decline(&keys, c.amount_minor, secs);
@@ -1072,6 +1097,7 @@ impl Engine {
             shadow: shadow.join(","),
             details: details.join("; "),
             at: at.clone(),
+            facts: d.facts.clone(),
         })];
         if d.alert {
             let Some(t) = self.txns.get(&txn_id) else {

@@ -30,5 +30,28 @@ async fn demo_with_faults_resolves_every_anomaly() {
     assert_eq!(out.resolution.exceptions, 0);
     assert!(out.sms.matches(), "{}", out.sms);
     assert_eq!(out.check.anomalies(), 0, "{}", out.check);
+    // Risk control ran on every money-taking request, and a back-test of the live rule
+    // set over the demo's journal matches each rule exactly as often as it matched live.
+    println!("{}", out.risk);
+    assert!(out.risk.decisions > 100, "{}", out.risk);
+    let store = out.data_dir.clone();
+    let replay = tokio::task::spawn_blocking(move || {
+        posguard::risk_cli::backtest(&store, risk::RuleSet::default_rules(), None, None)
+    })
+    .await
+    .expect("join")
+    .expect("backtest");
+    println!("{replay}");
+    assert_eq!(replay.decided, out.risk.decisions);
+    let live: std::collections::BTreeMap<String, usize> =
+        out.risk.top_rules.iter().cloned().collect();
+    for r in &replay.rules {
+        assert_eq!(
+            r.matched,
+            live.get(&r.rule).copied().unwrap_or(0),
+            "rule {} live vs back-test",
+            r.rule
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
