@@ -61,6 +61,8 @@ pub struct GatewayConfig {
     pub saf_sweep_secs: u64,
     /// How overdue (ms) an entry must be before this node takes it over.
     pub saf_adopt_after_ms: i64,
+    /// A risk rule file to watch: when it changes, the rule set is reloaded in place.
+    pub rules_path: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -77,6 +79,7 @@ impl Default for GatewayConfig {
             queue_depth: 65_536,
             saf_sweep_secs: 10,
             saf_adopt_after_ms: 30_000,
+            rules_path: None,
         }
     }
 }
@@ -149,6 +152,33 @@ impl std::fmt::Debug for Core {
             .field("sweeper", &self.sweeper.as_ref().map(|(_, owner)| owner))
             .finish()
     }
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Reloads the rule file when its modification time changed; a file that does not
+/// validate is logged and the rules in force stay.
+fn reload_if_changed(
+    engine: &mut Engine,
+    path: &std::path::Path,
+    seen: Option<std::time::SystemTime>,
+) -> Option<std::time::SystemTime> {
+    let now = modified(path);
+    if now.is_none() || now == seen {
+        return seen;
+    }
+    match std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| risk::RuleSet::from_toml(&t).map_err(|e| e.to_string()))
+    {
+        Ok(rules) => engine.reload_rules(rules),
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "risk rules not reloaded; the previous version stays in force")
+        }
+    }
+    now
 }
 
 /// What a timer feeds back to the engine.
@@ -239,6 +269,7 @@ pub async fn run(
     d.execute(actions);
     let mut metrics = tokio::time::interval(Duration::from_secs(1));
     let mut sweep_ticks = 0u64;
+    let mut rules_seen = config.rules_path.as_deref().and_then(modified);
     metrics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tokio::pin!(shutdown);
     let mut draining_since: Option<Instant> = None;
@@ -268,6 +299,9 @@ pub async fn run(
             _ = tokio::time::sleep_until(sleep_until) => d.fire_timers(),
             _ = metrics.tick() => {
                 d.publish_metrics();
+                if let Some(path) = &config.rules_path {
+                    rules_seen = reload_if_changed(&mut d.engine, path, rules_seen);
+                }
                 sweep_ticks += 1;
                 if let (Some((db, owner)), true) = (&sweeper, sweep_ticks % config.saf_sweep_secs.max(1) == 0) {
                     let cutoff = d.clock.now().unix_ms - adopt_after_ms;

@@ -76,6 +76,14 @@ pub struct AcquirerArgs {
     /// Do not create the demo merchants and terminals in an empty store.
     #[arg(long)]
     no_demo_data: bool,
+    /// Risk rules (TOML), watched and reloaded when they change; the default rule set
+    /// when absent.
+    #[arg(long)]
+    rules: Option<std::path::PathBuf>,
+    /// What risk control does when it runs out of time: fail-open, fail-closed or
+    /// approve-and-hold.
+    #[arg(long, default_value = "approve-and-hold")]
+    risk_policy: String,
 }
 
 /// The acquirer's clock reading as RFC 3339 (for records created outside the engine).
@@ -124,6 +132,12 @@ pub fn seed_store(opts: &NodeOptions, data: &DemoData) -> anyhow::Result<bool> {
 pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     crate::init_logging("info");
     let opts = node_options(a.store.location(), a.issuer, a.issuer_timeout_ms);
+    let mut opts = opts;
+    opts.risk_policy = risk::Policy::parse(&a.risk_policy).ok_or_else(|| {
+        crate::BadInput("--risk-policy is fail-open, fail-closed or approve-and-hold".into())
+    })?;
+    opts.rules = a.rules.clone();
+    opts.gateway.rules_path = a.rules.clone();
     if !a.no_demo_data && seed_store(&opts, &a.demo.data())? {
         tracing::info!("demo merchants and terminals created");
     }

@@ -4,6 +4,7 @@ mod crash;
 mod demo;
 mod faults;
 mod iso;
+mod reload;
 mod scenarios;
 
 use std::io::Write;
