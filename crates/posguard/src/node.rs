@@ -34,6 +34,10 @@ pub struct NodeOptions {
     pub risk_policy: risk::Policy,
     /// Risk control's time budget per decision.
     pub risk_budget_us: u64,
+    /// Share velocity counters between nodes in Redis (`redis://…`); in memory when `None`.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key (one per deployment).
+    pub redis_prefix: String,
 }
 
 /// Reads a rule file, or the default rule set.
@@ -161,9 +165,15 @@ pub fn prepare(
         .max()
         .unwrap_or(0);
     tracing::info!(version = %rules.version, rules = rules.rules.len(), "risk rules loaded");
+    let velocity: Box<dyn risk::Velocity> = match &opts.redis_url {
+        Some(url) => Box::new(
+            store::RedisVelocity::connect(url, &opts.redis_prefix).context("connect to Redis")?,
+        ),
+        None => Box::new(risk::MemoryVelocity::new(1_000_000)),
+    };
     let mut risk = risk::Engine::new(
         rules,
-        Box::new(risk::MemoryVelocity::new(1_000_000)),
+        velocity,
         opts.risk_policy,
         opts.risk_budget_us * 1_000,
     );
@@ -174,7 +184,9 @@ pub fn prepare(
         .last()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t.created_at).ok())
         .map_or(0, |d| d.timestamp_millis() - 86_400_000);
-    crate::risk_cli::replay(&recent, &decisions, day_ago, &mut risk, |_, _, _, _, _| {});
+    if opts.redis_url.is_none() {
+        crate::risk_cli::replay(&recent, &decisions, day_ago, &mut risk, |_, _, _, _, _| {});
+    }
     let engine = Engine::new(
         opts.switch.clone(),
         hsm,

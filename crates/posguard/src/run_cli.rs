@@ -84,6 +84,9 @@ pub struct AcquirerArgs {
     /// approve-and-hold.
     #[arg(long, default_value = "approve-and-hold")]
     risk_policy: String,
+    /// Share risk counters with other nodes in Redis (`redis://host:6379`).
+    #[arg(long)]
+    redis_url: Option<String>,
 }
 
 /// The acquirer's clock reading as RFC 3339 (for records created outside the engine).
@@ -118,6 +121,8 @@ pub fn node_options(store: String, issuer: SocketAddr, issuer_timeout_ms: u64) -
         rules: None,
         risk_policy: risk::Policy::ApproveAndHold,
         risk_budget_us: 2_000,
+        redis_url: None,
+        redis_prefix: "posguard".into(),
     }
 }
 
@@ -137,6 +142,7 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
         crate::BadInput("--risk-policy is fail-open, fail-closed or approve-and-hold".into())
     })?;
     opts.rules = a.rules.clone();
+    opts.redis_url = a.redis_url.clone();
     opts.gateway.rules_path = a.rules.clone();
     if !a.no_demo_data && seed_store(&opts, &a.demo.data())? {
         tracing::info!("demo merchants and terminals created");

@@ -62,8 +62,9 @@ impl Series {
         {
             self.minutes.pop_front();
         }
+        // Room for the event about to be added: at most RECENT_LIMIT after it.
         while self.recent.front().is_some_and(|r| r.secs <= now - 600)
-            || self.recent.len() > RECENT_LIMIT
+            || self.recent.len() >= RECENT_LIMIT
         {
             self.recent.pop_front();
         }

@@ -11,11 +11,13 @@
 
 mod journal;
 mod pg;
+mod redis_velocity;
 mod rows;
 mod sqlite;
 
 pub use journal::{Journal, JournalConfig, JournalStats, Persisted};
 pub use pg::PgBackend;
+pub use redis_velocity::RedisVelocity;
 pub use rows::{
     CaseEntryRow, CaseRow, DecisionRow, EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write,
 };
@@ -38,6 +40,9 @@ pub enum StoreError {
     /// PostgreSQL reported an error.
     #[error("postgres: {0}")]
     Postgres(#[from] postgres::Error),
+    /// Redis reported an error.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
     /// A unique key (request key or RRN) is already taken.
     #[error("duplicate key: {0}")]
     Duplicate(String),

@@ -120,3 +120,102 @@ async fn hot_reload_under_load_loses_nothing() {
     issuer.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_risk_counters_in_redis() {
+    use crate::scenarios::{card, code, Pos};
+    use posguard::demo_data::CardFate;
+    let (Ok(pg), Ok(redis_url)) = (
+        std::env::var("POSGUARD_TEST_PG_URL"),
+        std::env::var("POSGUARD_TEST_REDIS_URL"),
+    ) else {
+        eprintln!(
+            "POSGUARD_TEST_PG_URL or POSGUARD_TEST_REDIS_URL not set: shared-counter test skipped"
+        );
+        return;
+    };
+    let store = format!("{pg}?schema=redis_{}", std::process::id());
+    let data = demo_data(91, 4, 30);
+    let config = IssuerConfig {
+        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..IssuerConfig::default()
+    };
+    let mut bank = Bank::from_clear_keys(&config.keys).expect("keys");
+    open_demo_accounts(&mut bank, &data, shanghai_now()).expect("accounts");
+    let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
+        .await
+        .expect("issuer");
+    // A run-unique card: Redis keeps counters between test runs.
+    let node = |n: u8| {
+        let mut o = node_options(store.clone(), issuer.iso_addr(), 5_000);
+        o.switch.node = n;
+        o.redis_url = Some(redis_url.clone());
+        o.redis_prefix = format!("posguard-test-{}", std::process::id());
+        o
+    };
+    let o = node(1);
+    let d = data.clone();
+    tokio::task::spawn_blocking(move || seed_store(&o, &d))
+        .await
+        .expect("join")
+        .expect("seed");
+    let mut stops = Vec::new();
+    let mut addrs = Vec::new();
+    let mut tasks = Vec::new();
+    for n in [1, 2] {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        addrs.push(l.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        stops.push(tx);
+        tasks.push(tokio::spawn(run_node(
+            node(n),
+            vec![(l, gateway::TerminalDialect::CupPos)],
+            Arc::new(gateway::GatewayStats::default()),
+            async {
+                let _ = rx.await;
+            },
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = data
+        .cards
+        .iter()
+        .filter(|c| c.fate == CardFate::Good)
+        .nth(3)
+        .expect("card")
+        .clone();
+    let amount = 10_000 + i64::from(std::process::id() % 50_000) * 3 + 7;
+    let mut on_a = Pos::connect(addrs[0], &data.terminals[0]).await;
+    assert_eq!(code(&on_a.sign_on().await), "00");
+    let first = {
+        let r = on_a.term.sale(&card(&c), amount).expect("sale");
+        on_a.send(r).await
+    };
+    assert_eq!(code(&first), "00");
+    // The same terminal moves to node B (signs on there) and swipes the same card again.
+    let mut on_b = on_a.reconnect(addrs[1]).await;
+    assert_eq!(code(&on_b.sign_on().await), "00");
+    let again = {
+        let r = on_b.term.sale(&card(&c), amount).expect("sale");
+        on_b.send(r).await
+    };
+    assert_eq!(
+        code(&again),
+        "94",
+        "node B saw node A's attempt in the shared counters"
+    );
+    for s in stops {
+        let _ = s.send(());
+    }
+    for t in tasks {
+        t.await.expect("join").expect("node");
+    }
+    issuer.stop().await;
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || crate::scenarios::cleanup(&s))
+        .await
+        .expect("cleanup");
+}
