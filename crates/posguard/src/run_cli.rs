@@ -43,7 +43,7 @@ pub struct DemoDataArgs {
     #[arg(long, default_value_t = 20)]
     pub terminals: usize,
     /// Good cards in the demo data set.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 2_000)]
     pub cards: usize,
 }
 
@@ -284,20 +284,33 @@ pub fn fleet_config(
     duration: Duration,
     seed: u64,
 ) -> FleetConfig {
+    let last = data.terminals.len().saturating_sub(1);
     let terminals = data
         .terminals
         .iter()
-        .map(|t| TerminalSetup {
+        .enumerate()
+        .map(|(i, t)| TerminalSetup {
             terminal_id: t.terminal_id.clone(),
             merchant_id: t.merchant_id.clone(),
             tmk_hex: t.tmk_hex.clone(),
+            // Every terminal reports where it is; the last one has been carried off to
+            // another city (a relocated terminal: a fraud signal).
+            location: Some(if i == last && i > 0 {
+                "34.2600,108.9400".to_owned()
+            } else {
+                t.location.clone()
+            }),
         })
         .collect();
     let card = |c: &crate::demo_data::DemoCard, i: usize| {
-        let entry = match i % 10 {
-            0..=5 => EntryKind::Chip,
-            6 | 7 => EntryKind::Contactless,
-            _ => EntryKind::Magstripe,
+        let chip = c.service_code.starts_with(['2', '6']);
+        let entry = match (chip, i % 20) {
+            // Stripe-only cards are swiped; chip cards go through the chip, except one in
+            // twenty read from the stripe anyway (fallback: a fraud signal).
+            (false, _) => EntryKind::Magstripe,
+            (true, 0) => EntryKind::Fallback,
+            (true, 1..=12) => EntryKind::Chip,
+            (true, _) => EntryKind::Contactless,
         };
         let mut card = Card::new(&c.pan, Some(&c.pin), &c.expiry, entry);
         card.service_code = c.service_code.clone();

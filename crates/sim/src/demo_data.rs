@@ -23,6 +23,8 @@ pub struct DemoMerchant {
     pub mcc: String,
     /// Size class for risk limits: `small`, `standard`, `large`.
     pub class: String,
+    /// Days since onboarding.
+    pub age_days: i64,
 }
 
 /// A demo terminal.
@@ -150,7 +152,9 @@ pub fn demo_data(seed: u64, terminals: usize, cards: usize) -> DemoData {
             name: names[i % names.len()].into(),
             city: cities[i % cities.len()].into(),
             mcc: mccs[i % mccs.len()].into(),
-            class: if i % 3 == 0 { "small" } else { "standard" }.into(),
+            // One small shop, one merchant onboarded ten days ago, the rest established.
+            class: if i == 0 { "small" } else { "standard" }.into(),
+            age_days: if i == 1 { 10 } else { 400 },
         })
         .collect();
     let terminals: Vec<DemoTerminal> = (0..terminals.max(1))
@@ -158,7 +162,14 @@ pub fn demo_data(seed: u64, terminals: usize, cards: usize) -> DemoData {
             let tmk: [u8; 16] = rng.gen();
             DemoTerminal {
                 terminal_id: format!("{:08}", 10_000_001 + i),
-                merchant_id: merchants[i % n_merchants].merchant_id.clone(),
+                // The small shop has one terminal; the others share the rest.
+                merchant_id: merchants[if i == 0 || n_merchants == 1 {
+                    0
+                } else {
+                    1 + (i - 1) % (n_merchants - 1)
+                }]
+                .merchant_id
+                .clone(),
                 tmk_hex: hex::encode_upper(tmk),
                 location: format!(
                     "{:.4},{:.4}",

@@ -109,7 +109,9 @@ pub fn acquirer_rows(
             city: m.city.clone(),
             mcc: m.mcc.clone(),
             status: "active".into(),
-            created_at: at.into(),
+            created_at: chrono::DateTime::parse_from_rfc3339(at)
+                .map(|d| (d - chrono::Duration::days(m.age_days)).to_rfc3339())
+                .unwrap_or_else(|_| at.to_owned()),
             merchant_class: m.class.clone(),
             risk_class: "low".into(),
         })

@@ -1042,7 +1042,7 @@ impl Engine {
             merchant_status: merchant.map(|m| m.status.clone()).unwrap_or_default(),
             merchant_age_days: age_days,
             merchant_risk: merchant.map(|m| m.risk_class.clone()).unwrap_or_default(),
-            terminal_distance_km: 0,
+            terminal_distance_km: self.distance_km(tid, req.get_str(59)),
             counters: Vec::new(),
         };
         let keys = risk::Keys {
@@ -1061,6 +1061,32 @@ impl Engine {
             self.risk.record_decline(&keys, c.amount_minor, secs);
         }
         Some(d)
+    }
+
+    /// Kilometres between where a terminal reports it is (field 59, `lat,lon`) and its
+    /// registered install location; 0 when either is unknown.
+    fn distance_km(&self, tid: &str, reported: Option<&str>) -> i64 {
+        let parse = |s: &str| -> Option<(f64, f64)> {
+            let (a, b) = s.split_once(',')?;
+            let (lat, lon) = (a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
+            ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then_some((lat, lon))
+        };
+        let (Some(here), Some(home)) = (
+            reported.and_then(parse),
+            self.terminals
+                .get(tid)
+                .and_then(|t| parse(&t.row.install_location)),
+        ) else {
+            return 0;
+        };
+        // Haversine on a 6,371 km sphere: plenty for "far from home".
+        let (p1, p2) = (here.0.to_radians(), home.0.to_radians());
+        let (dp, dl) = (
+            (home.0 - here.0).to_radians(),
+            (home.1 - here.1).to_radians(),
+        );
+        let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+        (2.0 * 6_371.0 * h.sqrt().asin()).round() as i64
     }
 
     /// The decision row, and an alert in a case when the decision raises one.

@@ -52,6 +52,8 @@ pub struct TerminalSetup {
     pub merchant_id: String,
     /// The clear terminal master key in hex (secret, never shown by `Debug`).
     pub tmk_hex: String,
+    /// The location the terminal reports (`lat,lon`), if any.
+    pub location: Option<String>,
 }
 
 impl fmt::Debug for TerminalSetup {
@@ -83,6 +85,10 @@ pub struct Mix {
     pub declined_card: u32,
     /// Sale the customer cancels after approval (reversal `06`).
     pub cancelled_sale: u32,
+    /// Fraud: a burst of tiny sales with different stolen or invalid cards (card testing).
+    pub card_testing: u32,
+    /// Fraud: the same large round amount three times on good cards (cash-out).
+    pub cashout: u32,
 }
 
 impl Default for Mix {
@@ -96,6 +102,8 @@ impl Default for Mix {
             wrong_pin: 4,
             declined_card: 7,
             cancelled_sale: 2,
+            card_testing: 1,
+            cashout: 1,
         }
     }
 }
@@ -112,6 +120,8 @@ impl Mix {
             wrong_pin: 0,
             declined_card: 0,
             cancelled_sale: 0,
+            card_testing: 0,
+            cashout: 0,
         }
     }
 
@@ -125,6 +135,8 @@ impl Mix {
             (self.wrong_pin, Op::WrongPin),
             (self.declined_card, Op::DeclinedCard),
             (self.cancelled_sale, Op::CancelledSale),
+            (self.card_testing, Op::CardTesting),
+            (self.cashout, Op::Cashout),
         ];
         let total: u64 = table.iter().map(|(w, _)| u64::from(*w)).sum();
         if total == 0 {
@@ -196,6 +208,8 @@ impl FleetConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
+    CardTesting,
+    Cashout,
     Sale,
     Void,
     Refund,
@@ -441,7 +455,9 @@ fn terminal_for(setup: &TerminalSetup) -> Result<Terminal, String> {
         .parse()
         .map_err(|e| format!("merchant id: {e}"))?;
     let tmk = Key::from_hex(&setup.tmk_hex).map_err(|e| format!("TMK: {e}"))?;
-    Ok(Terminal::new(TerminalConfig::new(tid, mid, tmk)))
+    let mut config = TerminalConfig::new(tid, mid, tmk);
+    config.location = setup.location.clone();
+    Ok(Terminal::new(config))
 }
 
 /// One TCP connection to the acquirer, reopened with bounded backoff when it drops.
@@ -617,6 +633,26 @@ impl Driver {
         match op {
             Op::Sale => self.good_sale().await,
             Op::WrongPin => self.wrong_pin_sale().await,
+            Op::CardTesting => {
+                let pool = if self.config.decline_cards.is_empty() {
+                    &self.config.cards
+                } else {
+                    &self.config.decline_cards
+                };
+                let pool = pool.clone();
+                for _ in 0..4 {
+                    let card = pool[self.rng.gen_range(0..pool.len())].clone();
+                    let amount = self.rng.gen_range(100..1_000);
+                    self.transact(|t| t.sale(&card, amount)).await;
+                }
+            }
+            Op::Cashout => {
+                for _ in 0..3 {
+                    let i = self.rng.gen_range(0..self.config.cards.len());
+                    let card = self.config.cards[i].clone();
+                    self.transact(|t| t.sale(&card, 500_000)).await;
+                }
+            }
             Op::DeclinedCard => {
                 if self.config.decline_cards.is_empty() {
                     return self.good_sale().await;

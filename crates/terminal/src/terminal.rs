@@ -41,6 +41,8 @@ pub struct TerminalConfig {
     pub max_batch_entries: usize,
     /// Bound on a frame's size in bytes.
     pub max_frame: usize,
+    /// Where the terminal reports it stands (`lat,lon`, field 59), if it has a GPS fix.
+    pub location: Option<String>,
 }
 
 impl TerminalConfig {
@@ -62,6 +64,7 @@ impl TerminalConfig {
             first_batch: 1,
             max_batch_entries: 100_000,
             max_frame: DEFAULT_MAX_FRAME,
+            location: None,
         }
     }
 }
@@ -734,6 +737,9 @@ impl Terminal {
 
     fn financial(&self, kind: TxKind) -> Message {
         let mut msg = self.network(kind, "000");
+        if let Some(loc) = &self.config.location {
+            msg.set(59, loc.as_str());
+        }
         if let Some(pc) = kind.processing_code() {
             msg.set(3, pc);
         }

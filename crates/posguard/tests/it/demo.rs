@@ -34,6 +34,17 @@ async fn demo_with_faults_resolves_every_anomaly() {
     // set over the demo's journal matches each rule exactly as often as it matched live.
     println!("{}", out.risk);
     assert!(out.risk.decisions > 100, "{}", out.risk);
+    let hit: Vec<&str> = out.risk.top_rules.iter().map(|(r, _)| r.as_str()).collect();
+    for rule in [
+        "terminal.relocated",
+        "fallback.chip_card",
+        "card_testing.card",
+    ] {
+        assert!(
+            hit.contains(&rule),
+            "the fleet's fraud behaviours trip {rule}: {hit:?}"
+        );
+    }
     let store = out.data_dir.clone();
     let replay = tokio::task::spawn_blocking(move || {
         posguard::risk_cli::backtest(&store, risk::RuleSet::default_rules(), None, None)

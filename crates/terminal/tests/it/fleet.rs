@@ -77,6 +77,7 @@ async fn fleet_runs_a_bounded_mix_against_an_approving_acquirer() {
             terminal_id: format!("{i:08}"),
             merchant_id: "123456789012345".into(),
             tmk_hex: TMK.into(),
+            location: None,
         })
         .collect();
     let mut config = FleetConfig::new(addr, terminals, cards());
@@ -90,6 +91,8 @@ async fn fleet_runs_a_bounded_mix_against_an_approving_acquirer() {
         wrong_pin: 10,
         declined_card: 10,
         cancelled_sale: 10,
+        card_testing: 0,
+        cashout: 0,
     };
     config.rate_per_sec = 0.0;
     config.duration = Duration::from_secs(20);
@@ -166,6 +169,7 @@ async fn fleet_reports_a_badly_provisioned_terminal_without_connecting() {
         terminal_id: "short".into(),
         merchant_id: "123456789012345".into(),
         tmk_hex: TMK.into(),
+        location: None,
     };
     let mut config = FleetConfig::new(addr, vec![bad], cards());
     config.duration = Duration::from_secs(2);
