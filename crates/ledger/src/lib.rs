@@ -33,6 +33,21 @@ pub enum AccountKind {
 }
 
 impl AccountKind {
+    /// Every kind.
+    pub const ALL: [AccountKind; 6] = [
+        AccountKind::MerchantPayable,
+        AccountKind::FeeIncome,
+        AccountKind::IssuerReceivable,
+        AccountKind::SettlementInTransit,
+        AccountKind::Suspense,
+        AccountKind::Reserve,
+    ];
+
+    /// Reads a name.
+    pub fn parse(s: &str) -> Option<AccountKind> {
+        AccountKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
     /// The name used in account ids and files.
     pub fn name(self) -> &'static str {
         match self {
@@ -54,6 +69,25 @@ pub enum Limit {
     /// Debits (posted and pending) may never exceed credits posted: the account never
     /// goes negative (a merchant cannot be paid more than it is owed).
     DebitsWithinCredits,
+}
+
+impl Limit {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::None => "none",
+            Limit::DebitsWithinCredits => "debits_within_credits",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<Limit> {
+        match s {
+            "none" => Some(Limit::None),
+            "debits_within_credits" => Some(Limit::DebitsWithinCredits),
+            _ => None,
+        }
+    }
 }
 
 /// One account.
@@ -106,6 +140,29 @@ pub enum Flow {
         /// The pending transfer's id.
         pending: String,
     },
+}
+
+impl Flow {
+    /// The stored form: a name and, for post and void, the pending transfer's id.
+    pub fn to_parts(&self) -> (&'static str, Option<&str>) {
+        match self {
+            Flow::Posted => ("posted", None),
+            Flow::Pending => ("pending", None),
+            Flow::PostPending { pending } => ("post_pending", Some(pending)),
+            Flow::VoidPending { pending } => ("void_pending", Some(pending)),
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn from_parts(name: &str, pending: Option<String>) -> Option<Flow> {
+        match (name, pending) {
+            ("posted", _) => Some(Flow::Posted),
+            ("pending", _) => Some(Flow::Pending),
+            ("post_pending", Some(pending)) => Some(Flow::PostPending { pending }),
+            ("void_pending", Some(pending)) => Some(Flow::VoidPending { pending }),
+            _ => None,
+        }
+    }
 }
 
 /// One transfer.
@@ -224,6 +281,35 @@ impl Ledger {
                 Ok(())
             }
         }
+    }
+
+    /// Puts back an account as it was stored (balances included), replacing any
+    /// account of the same id. For loading a slice of a persisted ledger.
+    pub fn restore_account(&mut self, account: Account) {
+        self.accounts.insert(account.id.clone(), account);
+    }
+
+    /// Puts back a transfer as it was stored, without moving any balance (the restored
+    /// accounts already carry it); `resolved` says whether a pending transfer has been
+    /// posted or voided since.
+    pub fn restore_transfer(&mut self, transfer: Transfer, resolved: bool) {
+        if transfer.flow == Flow::Pending {
+            let state = if resolved {
+                PendingState::Resolved
+            } else {
+                PendingState::Open
+            };
+            self.pending.insert(transfer.id.clone(), state);
+        }
+        if !self.transfers.contains_key(&transfer.id) {
+            self.order.push(transfer.id.clone());
+        }
+        self.transfers.insert(transfer.id.clone(), transfer);
+    }
+
+    /// Whether a pending transfer is still open.
+    pub fn is_open_pending(&self, id: &str) -> bool {
+        self.pending.get(id) == Some(&PendingState::Open)
     }
 
     /// An account.

@@ -10,16 +10,20 @@
 //! tokens, masked PANs and keys wrapped under the LMK.
 
 mod journal;
+mod money;
 mod pg;
 mod redis_velocity;
 mod rows;
 mod sqlite;
 
 pub use journal::{Journal, JournalConfig, JournalStats, Persisted};
+pub use money::{Tx, Val};
 pub use pg::PgBackend;
 pub use redis_velocity::RedisVelocity;
 pub use rows::{
-    CaseEntryRow, CaseRow, DecisionRow, EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write,
+    BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, EventRow,
+    HoldRow, MerchantRow, PayoutRow, SafRow, SettlementItemRow, SettlementRow, SettlementRunRow,
+    TerminalRow, TermsRow, TxnRow, Write,
 };
 pub use sqlite::SqliteBackend;
 
@@ -29,6 +33,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/002_saf.sql"),
     include_str!("../migrations/003_risk.sql"),
     include_str!("../migrations/004_decision_facts.sql"),
+    include_str!("../migrations/005_settlement.sql"),
 ];
 
 /// A storage failure.
@@ -49,6 +54,12 @@ pub enum StoreError {
     /// The journal writer has stopped.
     #[error("journal writer stopped")]
     WriterStopped,
+    /// The ledger refused a transfer (nothing of the unit was written).
+    #[error("ledger: {0}")]
+    Ledger(ledger::LedgerError),
+    /// A stored value or an argument is not what it should be.
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// The data directory or database could not be opened.
     #[error("open {what}: {reason}")]
     Open {
@@ -113,6 +124,136 @@ pub trait Backend: Send {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<SafRow>, StoreError>;
+
+    /// Runs `f` in one database transaction: committed when it returns `Ok`, rolled
+    /// back otherwise. The money operations below are written once over it.
+    fn with_tx(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Opens `open` and applies `transfers` to the ledger, with `also`, all or nothing
+    /// (see the `money` module). Returns how many transfers were new.
+    fn ledger_apply(
+        &mut self,
+        open: &[ledger::Account],
+        transfers: &[ledger::Transfer],
+        also: &[Write],
+        at: &str,
+    ) -> Result<usize, StoreError> {
+        run(self, |tx| {
+            money::ledger_apply(tx, open, transfers, also, at)
+        })
+    }
+
+    /// Every ledger account with its balances.
+    fn ledger_accounts(&mut self) -> Result<Vec<ledger::Account>, StoreError> {
+        run(self, money::ledger_accounts)
+    }
+
+    /// Ledger transfers whose id starts with `prefix`.
+    fn ledger_transfers(&mut self, prefix: &str) -> Result<Vec<ledger::Transfer>, StoreError> {
+        run(self, |tx| money::ledger_transfers(tx, prefix))
+    }
+
+    /// Every merchant's pricing and settlement terms.
+    fn terms(&mut self) -> Result<Vec<TermsRow>, StoreError> {
+        run(self, money::terms)
+    }
+
+    /// Holds (only those in force when `active_only`).
+    fn holds(&mut self, active_only: bool) -> Result<Vec<HoldRow>, StoreError> {
+        run(self, |tx| money::holds(tx, active_only))
+    }
+
+    /// The capture of a transaction.
+    fn capture(&mut self, txn_id: i64) -> Result<Option<CaptureRow>, StoreError> {
+        run(self, |tx| money::capture(tx, txn_id))
+    }
+
+    /// The settlement run of a business date.
+    fn settlement_run(&mut self, date: &str) -> Result<Option<SettlementRunRow>, StoreError> {
+        run(self, |tx| money::settlement_run(tx, date))
+    }
+
+    /// Settlements, by business date and/or merchant.
+    fn settlements(
+        &mut self,
+        date: Option<&str>,
+        merchant: Option<&str>,
+    ) -> Result<Vec<SettlementRow>, StoreError> {
+        run(self, |tx| money::settlements(tx, date, merchant))
+    }
+
+    /// The settlement of one transaction.
+    fn settlement_item(&mut self, txn_id: i64) -> Result<Option<SettlementItemRow>, StoreError> {
+        run(self, |tx| money::settlement_item(tx, txn_id))
+    }
+
+    /// The transactions of a settlement.
+    fn settlement_items_of(
+        &mut self,
+        settlement_id: &str,
+    ) -> Result<Vec<SettlementItemRow>, StoreError> {
+        run(self, |tx| money::settlement_items_of(tx, settlement_id))
+    }
+
+    /// Every settled transaction id.
+    fn settled_ids(&mut self) -> Result<std::collections::BTreeSet<i64>, StoreError> {
+        run(self, money::settled_ids)
+    }
+
+    /// The payouts of a settlement.
+    fn payouts(&mut self, settlement_id: &str) -> Result<Vec<PayoutRow>, StoreError> {
+        run(self, |tx| money::payouts(tx, settlement_id))
+    }
+
+    /// Payout instructions due on or before a value date and not yet paid.
+    fn payouts_due(&mut self, value_date: &str) -> Result<Vec<PayoutRow>, StoreError> {
+        run(self, |tx| money::payouts_due(tx, value_date))
+    }
+
+    /// Terminal batch settlements, of one terminal or all.
+    fn batch_settlements(
+        &mut self,
+        terminal: Option<&str>,
+    ) -> Result<Vec<BatchSettlementRow>, StoreError> {
+        run(self, |tx| money::batch_settlements(tx, terminal))
+    }
+
+    /// The differences a batch upload found.
+    fn batch_differences(
+        &mut self,
+        terminal: &str,
+        batch: i64,
+    ) -> Result<Vec<BatchDiffRow>, StoreError> {
+        run(self, |tx| money::batch_differences(tx, terminal, batch))
+    }
+
+    /// Approved sales, completions and refunds with a local date on or before `date`
+    /// that no settlement includes yet, in id order.
+    fn unsettled(&mut self, date: &str) -> Result<Vec<TxnRow>, StoreError> {
+        run(self, |tx| money::unsettled(tx, date))
+    }
+
+    /// Turns every risk decision that held settlement into a hold record (once), so
+    /// risk holds are placed, shown and released like any other.
+    fn materialize_risk_holds(&mut self) -> Result<usize, StoreError> {
+        run(self, money::materialize_risk_holds)
+    }
+}
+
+/// Runs a read or write in one transaction and hands back its result.
+fn run<B: Backend + ?Sized, T>(
+    b: &mut B,
+    mut f: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut out = None;
+    b.with_tx(&mut |tx| {
+        out = Some(f(tx)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| StoreError::Invalid("transaction produced nothing".into()))
 }
 
 /// Opens a backend from a URL: `postgres://…` for PostgreSQL, anything else is a

@@ -14,7 +14,7 @@ use crate::sqlite::{
     SQL_EVENT, SQL_MERCHANT, SQL_NEW_TXN, SQL_SAF, SQL_TERMINAL, SQL_TXN_STATE, SQL_UPDATE_TXN,
     TERMINAL_COLUMNS, TXN_COLUMNS,
 };
-use crate::{Backend, StoreError, MIGRATIONS};
+use crate::{Backend, StoreError, Tx, Val, MIGRATIONS};
 
 /// A PostgreSQL connection, optionally confined to one schema.
 pub struct PgBackend {
@@ -68,6 +68,62 @@ impl PgBackend {
         self.client
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
         Ok(())
+    }
+}
+
+fn pg_err(e: postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        StoreError::Duplicate(e.to_string())
+    } else {
+        e.into()
+    }
+}
+
+/// Binds values; a NULL takes the type the statement expects.
+fn bind<'a>(
+    st: &postgres::Statement,
+    p: &'a [Val],
+) -> Vec<&'a (dyn postgres::types::ToSql + Sync)> {
+    static NULL_INT: Option<i64> = None;
+    static NULL_TEXT: Option<String> = None;
+    p.iter()
+        .enumerate()
+        .map(|(i, v)| -> &(dyn postgres::types::ToSql + Sync) {
+            match v {
+                Val::I(i) => i,
+                Val::T(s) => s,
+                Val::Null if st.params().get(i) == Some(&postgres::types::Type::INT8) => &NULL_INT,
+                Val::Null => &NULL_TEXT,
+            }
+        })
+        .collect()
+}
+
+impl Tx for postgres::Transaction<'_> {
+    fn exec(&mut self, sql: &str, p: &[Val]) -> Result<usize, StoreError> {
+        let st = self.prepare(sql).map_err(pg_err)?;
+        let n = self.execute(&st, &bind(&st, p)).map_err(pg_err)?;
+        Ok(n as usize)
+    }
+
+    fn query(&mut self, sql: &str, p: &[Val]) -> Result<Vec<Vec<Val>>, StoreError> {
+        use postgres::types::Type;
+        let st = self.prepare(sql).map_err(pg_err)?;
+        let rows = self.query(&st, &bind(&st, p)).map_err(pg_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut row = Vec::with_capacity(r.len());
+            for (i, c) in r.columns().iter().enumerate() {
+                let v = match *c.type_() {
+                    Type::INT8 => r.get::<_, Option<i64>>(i).map(Val::I),
+                    Type::INT4 => r.get::<_, Option<i32>>(i).map(|v| Val::I(i64::from(v))),
+                    _ => r.get::<_, Option<String>>(i).map(Val::T),
+                };
+                row.push(v.unwrap_or(Val::Null));
+            }
+            out.push(row);
+        }
+        Ok(out)
     }
 }
 
@@ -159,6 +215,10 @@ impl Backend for PgBackend {
     fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
         let mut tx = self.client.transaction()?;
         for w in writes {
+            if crate::money::is_money(w) {
+                crate::money::write(&mut tx, w)?;
+                continue;
+            }
             let r = match w {
                 Write::Merchant(m) => tx.execute(
                     SQL_MERCHANT,
@@ -288,6 +348,7 @@ impl Backend for PgBackend {
                         &r.updated_at,
                     ],
                 ),
+                _ => unreachable!("money writes are handled above"),
             };
             if let Err(e) = r {
                 if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
@@ -296,6 +357,16 @@ impl Backend for PgBackend {
                 return Err(e.into());
             }
         }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn with_tx(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.client.transaction()?;
+        f(&mut tx)?;
         tx.commit()?;
         Ok(())
     }

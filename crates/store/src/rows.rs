@@ -206,6 +206,173 @@ pub struct CaseEntryRow {
     pub text: String,
 }
 
+/// A merchant's pricing and settlement terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermsRow {
+    /// The merchant.
+    pub merchant_id: String,
+    /// Its bank account for payouts.
+    pub settlement_account: String,
+    /// `T+1` or `D+0:<daily limit minor>`.
+    pub cycle: String,
+    /// Debit-card rate, basis points.
+    pub debit_bps: i64,
+    /// Credit-card rate, basis points.
+    pub credit_bps: i64,
+    /// Per-transaction fee cap on debit cards (0 = none).
+    pub debit_cap_minor: i64,
+    /// Minimum fee per transaction.
+    pub min_fee_minor: i64,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+/// A settlement hold on a merchant or a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRow {
+    /// `risk:<txn>`, `case:<case>`, `manual:<n>`, `status:<merchant>`.
+    pub hold_id: String,
+    /// `merchant:<id>` or `txn:<id>`.
+    pub subject: String,
+    /// Why.
+    pub reason: String,
+    /// Who placed it.
+    pub placed_by: String,
+    /// Since (RFC 3339).
+    pub placed_at: String,
+    /// Who released it.
+    pub released_by: Option<String>,
+    /// When it was released.
+    pub released_at: Option<String>,
+}
+
+/// A captured transaction: its money is due from the issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureRow {
+    /// The transaction.
+    pub txn_id: i64,
+    /// `batch` (the terminal settled its batch) or `cutoff` (captured at the cut-off).
+    pub how: String,
+    /// Its business date (YYYY-MM-DD).
+    pub business_date: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// One settlement run (one per business date).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementRunRow {
+    /// The business date settled.
+    pub business_date: String,
+    /// When it ran.
+    pub ran_at: String,
+    /// Merchants settled.
+    pub merchants: i64,
+    /// Transactions settled.
+    pub items: i64,
+    /// Net paid out.
+    pub net_minor: i64,
+    /// The settlement file written.
+    pub file: String,
+}
+
+/// One merchant's settlement for a business date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementRow {
+    /// `S<date>-<merchant>`.
+    pub settlement_id: String,
+    /// The merchant.
+    pub merchant_id: String,
+    /// The business date.
+    pub business_date: String,
+    /// Where the money goes.
+    pub settlement_account: String,
+    /// Sales and completions.
+    pub gross_minor: i64,
+    /// Refunds.
+    pub refunds_minor: i64,
+    /// Fees.
+    pub fees_minor: i64,
+    /// Held back.
+    pub held_minor: i64,
+    /// Paid.
+    pub net_minor: i64,
+    /// Transactions settled.
+    pub txn_count: i64,
+    /// When (RFC 3339).
+    pub created_at: String,
+}
+
+/// A transaction's settlement (at most one: the transaction id is the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementItemRow {
+    /// The transaction.
+    pub txn_id: i64,
+    /// The settlement it went into.
+    pub settlement_id: String,
+    /// Fee charged.
+    pub fee_minor: i64,
+    /// Net to the merchant (negative for refunds).
+    pub net_minor: i64,
+}
+
+/// A payout instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutRow {
+    /// The settlement paid.
+    pub settlement_id: String,
+    /// Sequence within it.
+    pub seq: i64,
+    /// Value date (YYYY-MM-DD).
+    pub value_date: String,
+    /// Amount.
+    pub amount_minor: i64,
+    /// The merchant's bank account.
+    pub settlement_account: String,
+    /// `instructed` or `paid`.
+    pub status: String,
+}
+
+/// A terminal's batch settlement (0500).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchSettlementRow {
+    /// The terminal.
+    pub terminal_id: String,
+    /// The batch.
+    pub batch: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// `balanced`, `not_balanced`, `uploaded`.
+    pub result: String,
+    /// The terminal's totals (field 48 digits).
+    pub terminal_totals: String,
+    /// posguard's totals for the same batch.
+    pub posguard_totals: String,
+    /// Transactions the terminal uploaded (0320).
+    pub uploaded: i64,
+}
+
+/// A difference found by a batch upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchDiffRow {
+    /// The terminal.
+    pub terminal_id: String,
+    /// The batch.
+    pub batch: i64,
+    /// The transaction's STAN.
+    pub stan: i64,
+    /// `terminal_only`, `posguard_only` or `amount_differs`.
+    pub side: String,
+    /// RRN, when known.
+    pub rrn: Option<String>,
+    /// Transaction kind.
+    pub kind: String,
+    /// Amount (the terminal's for `terminal_only`, posguard's otherwise).
+    pub amount_minor: i64,
+    /// Detail.
+    pub detail: String,
+}
+
 /// One change to persist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
@@ -227,6 +394,24 @@ pub enum Write {
     Case(CaseRow),
     /// Append to a case's timeline.
     CaseEntry(CaseEntryRow),
+    /// Insert or replace a merchant's terms.
+    Terms(TermsRow),
+    /// Insert a hold, or record its release.
+    Hold(HoldRow),
+    /// Record a capture (a second capture of the same transaction is ignored).
+    Capture(CaptureRow),
+    /// Record a settlement run.
+    SettlementRun(SettlementRunRow),
+    /// Insert a merchant settlement.
+    Settlement(SettlementRow),
+    /// Insert a transaction's settlement (a transaction settles at most once).
+    SettlementItem(SettlementItemRow),
+    /// Insert or update a payout instruction.
+    Payout(PayoutRow),
+    /// Insert or update a terminal batch settlement.
+    BatchSettlement(BatchSettlementRow),
+    /// Record a batch difference (idempotent).
+    BatchDiff(BatchDiffRow),
     /// Set only a transaction's state (when its full row is not at hand, e.g. a
     /// reversal adopted from another node).
     TxnState {

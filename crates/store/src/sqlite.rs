@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use crate::rows::{
     CaseEntryRow, CaseRow, DecisionRow, EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write,
 };
-use crate::{Backend, StoreError, MIGRATIONS};
+use crate::{Backend, StoreError, Tx, Val, MIGRATIONS};
 
 /// SQLite in a data directory (`posguard.db`).
 pub struct SqliteBackend {
@@ -104,6 +104,56 @@ impl SqliteBackend {
     }
 }
 
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Val::I(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
+            Val::T(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Val::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+        })
+    }
+}
+
+fn sqlite_err(e: rusqlite::Error) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Duplicate(e.to_string())
+    } else {
+        e.into()
+    }
+}
+
+impl Tx for rusqlite::Transaction<'_> {
+    fn exec(&mut self, sql: &str, p: &[Val]) -> Result<usize, StoreError> {
+        self.prepare_cached(&q(sql))?
+            .execute(rusqlite::params_from_iter(p.iter()))
+            .map_err(sqlite_err)
+    }
+
+    fn query(&mut self, sql: &str, p: &[Val]) -> Result<Vec<Vec<Val>>, StoreError> {
+        use rusqlite::types::ValueRef;
+        let mut st = self.prepare_cached(&q(sql))?;
+        let n = st.column_count();
+        let mut rows = st.query(rusqlite::params_from_iter(p.iter()))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut row = Vec::with_capacity(n);
+            for i in 0..n {
+                row.push(match r.get_ref(i)? {
+                    ValueRef::Integer(v) => Val::I(v),
+                    ValueRef::Text(t) | ValueRef::Blob(t) => {
+                        Val::T(String::from_utf8_lossy(t).into_owned())
+                    }
+                    ValueRef::Real(f) => Val::I(f as i64),
+                    ValueRef::Null => Val::Null,
+                });
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
 }
@@ -191,8 +241,12 @@ impl Backend for SqliteBackend {
     }
 
     fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let mut tx = self.conn.transaction()?;
         for w in writes {
+            if crate::money::is_money(w) {
+                crate::money::write(&mut tx, w)?;
+                continue;
+            }
             let r = match w {
                 Write::Merchant(m) => tx.prepare_cached(&q(SQL_MERCHANT))?.execute(params![
                     m.merchant_id,
@@ -300,6 +354,7 @@ impl Backend for SqliteBackend {
                     r.created_at,
                     r.updated_at
                 ]),
+                _ => unreachable!("money writes are handled above"),
             };
             if let Err(e) = r {
                 if is_unique_violation(&e) {
@@ -308,6 +363,16 @@ impl Backend for SqliteBackend {
                 return Err(e.into());
             }
         }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn with_tx(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.conn.transaction()?;
+        f(&mut tx)?;
         tx.commit()?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! `POSGUARD_TEST_PG_URL` is set, PostgreSQL.
 
 mod contract;
+mod ledger;
 mod velocity;
 
 use std::sync::atomic::{AtomicU32, Ordering};
