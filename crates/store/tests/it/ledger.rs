@@ -132,7 +132,7 @@ fn transfers_persist_balance_and_replay_as_no_ops() {
             ),
         ];
         assert!(s
-            .ledger_apply(&[], &too_much, &[hold.clone()], "x")
+            .ledger_apply(&[], &too_much, std::slice::from_ref(&hold), "x")
             .is_err());
         assert!(s.holds(false).expect("holds").is_empty(), "{}", b.name);
         assert_eq!(
