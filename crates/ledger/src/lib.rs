@@ -26,6 +26,8 @@ pub enum AccountKind {
     IssuerReceivable,
     /// Money paid out and on its way to merchants' banks.
     SettlementInTransit,
+    /// The acquirer's own settlement bank account: money leaves it when payouts are paid.
+    SettlementBank,
     /// Items that could not be matched yet.
     Suspense,
     /// Funds held back from merchants (risk holds, reserves).
@@ -34,11 +36,12 @@ pub enum AccountKind {
 
 impl AccountKind {
     /// Every kind.
-    pub const ALL: [AccountKind; 6] = [
+    pub const ALL: [AccountKind; 7] = [
         AccountKind::MerchantPayable,
         AccountKind::FeeIncome,
         AccountKind::IssuerReceivable,
         AccountKind::SettlementInTransit,
+        AccountKind::SettlementBank,
         AccountKind::Suspense,
         AccountKind::Reserve,
     ];
@@ -55,6 +58,7 @@ impl AccountKind {
             AccountKind::FeeIncome => "fee_income",
             AccountKind::IssuerReceivable => "issuer_receivable",
             AccountKind::SettlementInTransit => "settlement_in_transit",
+            AccountKind::SettlementBank => "settlement_bank",
             AccountKind::Suspense => "suspense",
             AccountKind::Reserve => "reserve",
         }

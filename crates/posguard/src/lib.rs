@@ -6,6 +6,8 @@ pub mod check;
 pub use sim::demo_data;
 pub mod demo;
 pub mod iso_cli;
+pub mod money;
+pub mod money_cli;
 pub mod node;
 pub mod risk_cli;
 pub mod run_cli;

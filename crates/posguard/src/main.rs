@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use posguard::{bench, check, demo, iso_cli, risk_cli, run_cli, simulate, BadInput};
+use posguard::{bench, check, demo, iso_cli, money_cli, risk_cli, run_cli, simulate, BadInput};
 
 /// posguard: a risk-controlled POS acquiring platform.
 #[derive(Debug, Parser)]
@@ -38,6 +38,20 @@ enum Command {
     /// Risk cases: list, show, assign, note, close.
     #[command(subcommand)]
     Case(risk_cli::CaseCommand),
+    /// Settle a business date: fees, holds, merchant net, ledger, files (idempotent).
+    Settle(money_cli::SettleArgs),
+    /// Payouts: confirm them paid.
+    #[command(subcommand)]
+    Payout(money_cli::PayoutCommand),
+    /// Transactions: where is my money.
+    #[command(subcommand)]
+    Txn(money_cli::TxnCommand),
+    /// Merchants: statement, pricing and settlement terms.
+    #[command(subcommand)]
+    Merchant(money_cli::MerchantCommand),
+    /// Settlement holds: place, release, list.
+    #[command(subcommand)]
+    Hold(money_cli::HoldCommand),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +67,11 @@ fn main() -> ExitCode {
         Command::Simulate(a) => simulate::run(a),
         Command::Risk(c) => risk_cli::run(c),
         Command::Case(c) => risk_cli::run_case(c),
+        Command::Settle(a) => money_cli::settle(a),
+        Command::Payout(c) => money_cli::payout(c),
+        Command::Txn(c) => money_cli::txn(c),
+        Command::Merchant(c) => money_cli::merchant(c),
+        Command::Hold(c) => money_cli::hold(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

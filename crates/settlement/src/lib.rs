@@ -108,6 +108,41 @@ pub enum CardType {
     Credit,
 }
 
+/// Which cards are debit cards: BIN prefixes, longest match wins; anything else is
+/// treated as credit (the dearer rate, so an unknown card never under-charges).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardTypes {
+    prefixes: Vec<(String, CardType)>,
+}
+
+impl Default for CardTypes {
+    /// China UnionPay debit ranges commonly seen on POS (622848 Agricultural Bank
+    /// debit, 621xxx and 623xxx debit); everything else credit.
+    fn default() -> CardTypes {
+        CardTypes::new(vec![
+            ("622848".into(), CardType::Debit),
+            ("621".into(), CardType::Debit),
+            ("623".into(), CardType::Debit),
+        ])
+    }
+}
+
+impl CardTypes {
+    /// A table of prefixes.
+    pub fn new(mut prefixes: Vec<(String, CardType)>) -> CardTypes {
+        prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        CardTypes { prefixes }
+    }
+
+    /// The type of a card from its PAN's leading digits (a masked PAN will do).
+    pub fn of(&self, pan_start: &str) -> CardType {
+        self.prefixes
+            .iter()
+            .find(|(p, _)| pan_start.starts_with(p.as_str()))
+            .map_or(CardType::Credit, |(_, t)| *t)
+    }
+}
+
 /// The fee on `amount` at `bps`, rounded half up, at least `min`, at most `cap` (0 = none).
 pub fn fee(amount: i64, bps: i64, min: i64, cap: i64) -> i64 {
     let raw = (amount.saturating_mul(bps) + 5_000) / 10_000;
@@ -218,6 +253,8 @@ pub mod accounts {
     pub const ISSUERS: &str = "issuer_receivable";
     /// Paid out, on its way to merchants' banks.
     pub const IN_TRANSIT: &str = "settlement_in_transit";
+    /// The acquirer's settlement bank account (payouts leave it when paid).
+    pub const BANK: &str = "settlement_bank";
 }
 
 /// Settles `date`: every item of that business date or earlier (the caller passes only
@@ -227,6 +264,19 @@ pub fn settle(
     items: &[Item],
     terms: &BTreeMap<String, Terms>,
     merchant_holds: &BTreeMap<String, String>,
+) -> Run {
+    settle_carrying(date, items, terms, merchant_holds, &BTreeMap::new())
+}
+
+/// [`settle`], with each merchant's payable balance before the run (`opening`): a
+/// negative balance (refunds that exceeded a day's sales) is carried and recovered from
+/// the next payouts, so a merchant is never paid more than it is owed.
+pub fn settle_carrying(
+    date: NaiveDate,
+    items: &[Item],
+    terms: &BTreeMap<String, Terms>,
+    merchant_holds: &BTreeMap<String, String>,
+    opening: &BTreeMap<String, i64>,
 ) -> Run {
     let mut run = Run::default();
     let mut by_merchant: BTreeMap<&str, Vec<&Item>> = BTreeMap::new();
@@ -329,17 +379,18 @@ pub fn settle(
             });
         }
         s.net_minor = s.gross_minor - s.refunds_minor - s.fees_minor;
-        if s.net_minor > 0 {
+        let payable_after = s.net_minor + opening.get(merchant).copied().unwrap_or(0).min(0);
+        if payable_after > 0 {
             s.payouts = match t.cycle {
-                Cycle::T1 => vec![(next_working_day(date), s.net_minor)],
+                Cycle::T1 => vec![(next_working_day(date), payable_after)],
                 Cycle::D0 { daily_limit_minor } => {
-                    let today = s.net_minor.min(daily_limit_minor.max(0));
+                    let today = payable_after.min(daily_limit_minor.max(0));
                     let mut p = Vec::new();
                     if today > 0 {
                         p.push((date, today));
                     }
-                    if s.net_minor > today {
-                        p.push((next_working_day(date), s.net_minor - today));
+                    if payable_after > today {
+                        p.push((next_working_day(date), payable_after - today));
                     }
                     p
                 }

@@ -192,6 +192,8 @@ impl Db {
                 Write::Saf(s) => {
                     self.saf.insert(s.saf_id, s.clone());
                 }
+                // Money after the approval is outside the simulated world.
+                _ => {}
             }
         }
         true

@@ -6,6 +6,7 @@ mod faults;
 mod iso;
 mod reload;
 mod scenarios;
+mod settle;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

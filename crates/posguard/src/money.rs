@@ -1,0 +1,877 @@
+//! Money after the approval, over the store: settlement runs, payout confirmation,
+//! merchant terms, holds, and "where is my money" for a transaction or a merchant.
+//!
+//! The computation is the sans-IO `settlement` crate; this module reads what it needs
+//! from the store, and writes the run — ledger transfers, settlements, the settlement
+//! of each transaction, payout instructions, captures — as one all-or-nothing unit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
+use domain::Currency;
+use ledger::{Account, AccountKind, Flow, Limit, Transfer};
+use settlement::{accounts, CardTypes, Cycle, Item, ItemKind, Terms};
+use store::{
+    Backend, CaptureRow, HoldRow, PayoutRow, SettlementItemRow, SettlementRow, SettlementRunRow,
+    TermsRow, TxnRow, Write,
+};
+
+/// How posguard settles.
+#[derive(Debug, Clone)]
+pub struct MoneyConfig {
+    /// Daily cut-off in the acquirer's zone.
+    pub cutoff: NaiveTime,
+    /// The acquirer's zone (Asia/Shanghai: UTC+8, no daylight saving).
+    pub utc_offset_secs: i32,
+    /// Where settlement and payout files go.
+    pub out_dir: PathBuf,
+    /// Debit or credit, by BIN.
+    pub card_types: CardTypes,
+    /// The settlement currency.
+    pub currency: Currency,
+}
+
+impl Default for MoneyConfig {
+    fn default() -> MoneyConfig {
+        MoneyConfig {
+            cutoff: NaiveTime::from_hms_opt(23, 0, 0).unwrap_or_default(),
+            utc_offset_secs: 8 * 3600,
+            out_dir: PathBuf::from("."),
+            card_types: CardTypes::default(),
+            currency: Currency::CNY,
+        }
+    }
+}
+
+impl MoneyConfig {
+    /// The business date of a transaction created at `created_at` (RFC 3339).
+    pub fn business_date(&self, created_at: &str) -> Option<NaiveDate> {
+        let off = FixedOffset::east_opt(self.utc_offset_secs)?;
+        let t = DateTime::parse_from_rfc3339(created_at).ok()?;
+        Some(settlement::business_date(
+            t.with_timezone(&off).naive_local(),
+            self.cutoff,
+        ))
+    }
+}
+
+/// Formats minor units as `1234.56` (two-decimal currencies).
+pub fn major(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", minor.abs() / 100, minor.abs() % 100)
+}
+
+/// One held transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldItem {
+    /// The transaction.
+    pub txn_id: i64,
+    /// Its RRN.
+    pub rrn: String,
+    /// The merchant.
+    pub merchant_id: String,
+    /// Amount.
+    pub amount_minor: i64,
+    /// Why, by whom, since when.
+    pub reason: String,
+}
+
+/// What a settlement run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettleReport {
+    /// The business date.
+    pub date: NaiveDate,
+    /// The date had been settled before: nothing changed.
+    pub already_done: bool,
+    /// Per-merchant settlements.
+    pub settlements: Vec<SettlementRow>,
+    /// Payout instructions.
+    pub payouts: Vec<PayoutRow>,
+    /// Held transactions (not paid).
+    pub held: Vec<HeldItem>,
+    /// Transactions captured at the cut-off (their terminal never settled its batch).
+    pub captured_at_cutoff: usize,
+    /// The settlement file.
+    pub file: PathBuf,
+}
+
+impl SettleReport {
+    /// Sum of a column over merchants.
+    pub fn total(&self, f: impl Fn(&SettlementRow) -> i64) -> i64 {
+        self.settlements.iter().map(f).sum()
+    }
+}
+
+impl fmt::Display for SettleReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "settlement {}{}",
+            self.date,
+            if self.already_done {
+                " (already settled: nothing changed)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            f,
+            "  {:<16} {:>12} {:>10} {:>10} {:>10} {:>12} {:>6}",
+            "merchant", "gross", "refunds", "fees", "held", "net", "txns"
+        )?;
+        for s in &self.settlements {
+            writeln!(
+                f,
+                "  {:<16} {:>12} {:>10} {:>10} {:>10} {:>12} {:>6}",
+                s.merchant_id,
+                major(s.gross_minor),
+                major(s.refunds_minor),
+                major(s.fees_minor),
+                major(s.held_minor),
+                major(s.net_minor),
+                s.txn_count
+            )?;
+        }
+        writeln!(
+            f,
+            "  {:<16} {:>12} {:>10} {:>10} {:>10} {:>12} {:>6}",
+            "total",
+            major(self.total(|s| s.gross_minor)),
+            major(self.total(|s| s.refunds_minor)),
+            major(self.total(|s| s.fees_minor)),
+            major(self.total(|s| s.held_minor)),
+            major(self.total(|s| s.net_minor)),
+            self.total(|s| s.txn_count)
+        )?;
+        for p in &self.payouts {
+            writeln!(
+                f,
+                "  payout {} → {} {} value {} ({})",
+                p.settlement_id,
+                p.settlement_account,
+                major(p.amount_minor),
+                p.value_date,
+                p.status
+            )?;
+        }
+        let mut reasons: BTreeMap<&str, (usize, i64)> = BTreeMap::new();
+        for h in &self.held {
+            let e = reasons.entry(h.reason.as_str()).or_default();
+            e.0 += 1;
+            e.1 += h.amount_minor;
+        }
+        for (reason, (n, amount)) in reasons {
+            writeln!(f, "  held {n} txn(s), {}: {reason}", major(amount))?;
+        }
+        if self.captured_at_cutoff > 0 {
+            writeln!(
+                f,
+                "  {} txn(s) captured at the cut-off (terminal batch never settled)",
+                self.captured_at_cutoff
+            )?;
+        }
+        writeln!(f, "  file {}", self.file.display())
+    }
+}
+
+/// The ledger accounts every run uses.
+fn house_accounts(currency: Currency) -> Vec<Account> {
+    [
+        (accounts::ISSUERS, AccountKind::IssuerReceivable),
+        (accounts::FEES, AccountKind::FeeIncome),
+        (accounts::IN_TRANSIT, AccountKind::SettlementInTransit),
+        (accounts::BANK, AccountKind::SettlementBank),
+    ]
+    .into_iter()
+    .map(|(id, kind)| new_account(id, kind, currency))
+    .collect()
+}
+
+fn new_account(id: &str, kind: AccountKind, currency: Currency) -> Account {
+    Account {
+        id: id.into(),
+        kind,
+        currency,
+        limit: Limit::None,
+        debits_posted: 0,
+        debits_pending: 0,
+        credits_posted: 0,
+        credits_pending: 0,
+    }
+}
+
+/// A merchant's terms from its stored row.
+pub fn terms_from(row: &TermsRow) -> anyhow::Result<Terms> {
+    Ok(Terms {
+        settlement_account: row.settlement_account.clone(),
+        cycle: Cycle::parse(&row.cycle)
+            .with_context(|| format!("merchant {}: bad cycle {:?}", row.merchant_id, row.cycle))?,
+        debit_bps: row.debit_bps,
+        credit_bps: row.credit_bps,
+        debit_cap_minor: row.debit_cap_minor,
+        min_fee_minor: row.min_fee_minor,
+    })
+}
+
+fn hold_text(h: &HoldRow) -> String {
+    format!("{} (by {}, since {})", h.reason, h.placed_by, h.placed_at)
+}
+
+/// What holds what: merchants held (by a hold or by their status) and transactions held.
+struct Holds {
+    merchants: BTreeMap<String, String>,
+    txns: BTreeMap<i64, String>,
+}
+
+fn current_holds(db: &mut dyn Backend) -> anyhow::Result<Holds> {
+    db.materialize_risk_holds()?;
+    let mut merchants = BTreeMap::new();
+    for m in db.merchants()? {
+        if m.status != "active" {
+            merchants.insert(
+                m.merchant_id.clone(),
+                format!("merchant {} (by merchant status)", m.status),
+            );
+        }
+    }
+    let mut txns = BTreeMap::new();
+    for h in db.holds(true)? {
+        if let Some(m) = h.subject.strip_prefix("merchant:") {
+            merchants
+                .entry(m.to_owned())
+                .or_insert_with(|| hold_text(&h));
+        } else if let Some(id) = h.subject.strip_prefix("txn:").and_then(|s| s.parse().ok()) {
+            txns.entry(id).or_insert_with(|| hold_text(&h));
+        }
+    }
+    Ok(Holds { merchants, txns })
+}
+
+fn item_kind(kind: &str) -> Option<ItemKind> {
+    match kind {
+        "sale" => Some(ItemKind::Sale),
+        "completion" => Some(ItemKind::Completion),
+        "refund" => Some(ItemKind::Refund),
+        _ => None,
+    }
+}
+
+/// Settles a business date: idempotent (a date settles once; running it again changes
+/// nothing and rewrites the same file).
+pub fn settle_date(
+    db: &mut dyn Backend,
+    date: NaiveDate,
+    cfg: &MoneyConfig,
+    at: &str,
+) -> anyhow::Result<SettleReport> {
+    let d = date.to_string();
+    let file = cfg.out_dir.join(format!("settlement-{d}.csv"));
+    if db.settlement_run(&d)?.is_some() {
+        let settlements = db.settlements(Some(&d), None)?;
+        let mut payouts = Vec::new();
+        for s in &settlements {
+            payouts.extend(db.payouts(&s.settlement_id)?);
+        }
+        write_files(&cfg.out_dir, &d, &settlements, &payouts)?;
+        return Ok(SettleReport {
+            date,
+            already_done: true,
+            settlements,
+            payouts,
+            held: Vec::new(),
+            captured_at_cutoff: 0,
+            file,
+        });
+    }
+    let holds = current_holds(db)?;
+    let mut terms = BTreeMap::new();
+    for row in db.terms()? {
+        terms.insert(row.merchant_id.clone(), terms_from(&row)?);
+    }
+    let currency_code = format!("{:03}", cfg.currency.numeric());
+    let mut items = Vec::new();
+    let mut rows: BTreeMap<i64, TxnRow> = BTreeMap::new();
+    for row in db.unsettled(&d)? {
+        let (Some(kind), Some(bd)) = (item_kind(&row.kind), cfg.business_date(&row.created_at))
+        else {
+            continue;
+        };
+        if bd > date {
+            continue;
+        }
+        if row.currency != currency_code {
+            tracing::warn!(txn = row.txn_id, currency = %row.currency, "not in the settlement currency; left for an operator");
+            continue;
+        }
+        items.push(Item {
+            txn_id: row.txn_id,
+            rrn: row.rrn.clone(),
+            merchant_id: row.merchant_id.clone(),
+            kind,
+            amount_minor: row.amount_minor,
+            currency: cfg.currency,
+            card: cfg.card_types.of(&row.masked_pan),
+            business_date: bd,
+            hold: holds.txns.get(&row.txn_id).cloned(),
+        });
+        rows.insert(row.txn_id, row);
+    }
+    let opening: BTreeMap<String, i64> = db
+        .ledger_accounts()?
+        .into_iter()
+        .filter_map(|a| {
+            a.id.strip_prefix("merchant_payable:")
+                .map(|m| (m.to_owned(), a.balance()))
+        })
+        .collect();
+    let run = settlement::settle_carrying(date, &items, &terms, &holds.merchants, &opening);
+
+    let mut writes = Vec::new();
+    let mut captured_at_cutoff = 0;
+    for it in &items {
+        if db.capture(it.txn_id)?.is_none() {
+            captured_at_cutoff += 1;
+            writes.push(Write::Capture(CaptureRow {
+                txn_id: it.txn_id,
+                how: "cutoff".into(),
+                business_date: it.business_date.to_string(),
+                at: at.into(),
+            }));
+        }
+    }
+    let mut settlements = Vec::new();
+    let mut payouts = Vec::new();
+    for s in &run.settlements {
+        let row = SettlementRow {
+            settlement_id: s.settlement_id.clone(),
+            merchant_id: s.merchant_id.clone(),
+            business_date: d.clone(),
+            settlement_account: s.settlement_account.clone(),
+            gross_minor: s.gross_minor,
+            refunds_minor: s.refunds_minor,
+            fees_minor: s.fees_minor,
+            held_minor: s.held_minor,
+            net_minor: s.net_minor,
+            txn_count: s.count as i64,
+            created_at: at.into(),
+        };
+        writes.push(Write::Settlement(row.clone()));
+        settlements.push(row);
+        for (seq, (value_date, amount)) in s.payouts.iter().enumerate() {
+            let p = PayoutRow {
+                settlement_id: s.settlement_id.clone(),
+                seq: seq as i64,
+                value_date: value_date.to_string(),
+                amount_minor: *amount,
+                settlement_account: s.settlement_account.clone(),
+                status: "instructed".into(),
+            };
+            writes.push(Write::Payout(p.clone()));
+            payouts.push(p);
+        }
+    }
+    let mut held = Vec::new();
+    for o in &run.items {
+        match (&o.settlement_id, &o.held) {
+            (Some(sid), _) => writes.push(Write::SettlementItem(SettlementItemRow {
+                txn_id: o.txn_id,
+                settlement_id: sid.clone(),
+                fee_minor: o.fee_minor,
+                net_minor: o.net_minor,
+            })),
+            (None, Some(reason)) => {
+                if let Some(r) = rows.get(&o.txn_id) {
+                    held.push(HeldItem {
+                        txn_id: o.txn_id,
+                        rrn: r.rrn.clone(),
+                        merchant_id: r.merchant_id.clone(),
+                        amount_minor: r.amount_minor,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    writes.push(Write::SettlementRun(SettlementRunRow {
+        business_date: d.clone(),
+        ran_at: at.into(),
+        merchants: settlements.len() as i64,
+        items: run
+            .items
+            .iter()
+            .filter(|o| o.settlement_id.is_some())
+            .count() as i64,
+        net_minor: settlements.iter().map(|s| s.net_minor).sum(),
+        file: file.display().to_string(),
+    }));
+    let mut open = house_accounts(cfg.currency);
+    let merchants: BTreeSet<&str> = run
+        .settlements
+        .iter()
+        .map(|s| s.merchant_id.as_str())
+        .collect();
+    for m in merchants {
+        open.push(new_account(
+            &accounts::payable(m),
+            AccountKind::MerchantPayable,
+            cfg.currency,
+        ));
+    }
+    db.ledger_apply(&open, &run.transfers, &writes, at)
+        .with_context(|| format!("settle {d}"))?;
+    write_files(&cfg.out_dir, &d, &settlements, &payouts)?;
+    Ok(SettleReport {
+        date,
+        already_done: false,
+        settlements,
+        payouts,
+        held,
+        captured_at_cutoff,
+        file,
+    })
+}
+
+/// Writes `settlement-D.csv` and `payouts-D.csv`.
+fn write_files(
+    dir: &Path,
+    date: &str,
+    settlements: &[SettlementRow],
+    payouts: &[PayoutRow],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let path = dir.join(format!("settlement-{date}.csv"));
+    let mut w = csv::Writer::from_path(&path).with_context(|| format!("{}", path.display()))?;
+    w.write_record([
+        "business_date",
+        "settlement_id",
+        "merchant_id",
+        "settlement_account",
+        "gross",
+        "fees",
+        "refunds",
+        "held",
+        "net",
+        "transactions",
+    ])?;
+    for s in settlements {
+        w.write_record([
+            s.business_date.clone(),
+            s.settlement_id.clone(),
+            s.merchant_id.clone(),
+            s.settlement_account.clone(),
+            major(s.gross_minor),
+            major(s.fees_minor),
+            major(s.refunds_minor),
+            major(s.held_minor),
+            major(s.net_minor),
+            s.txn_count.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    let path = dir.join(format!("payouts-{date}.csv"));
+    let mut w = csv::Writer::from_path(&path).with_context(|| format!("{}", path.display()))?;
+    w.write_record([
+        "settlement_id",
+        "seq",
+        "settlement_account",
+        "value_date",
+        "amount",
+    ])?;
+    for p in payouts {
+        w.write_record([
+            p.settlement_id.clone(),
+            p.seq.to_string(),
+            p.settlement_account.clone(),
+            p.value_date.clone(),
+            major(p.amount_minor),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Confirms every instructed payout with a value date on or before `value_date` as
+/// paid (the bank executed the transfer file): the money leaves posguard's settlement
+/// bank account. Idempotent. Returns (payouts, amount).
+pub fn confirm_payouts(
+    db: &mut dyn Backend,
+    value_date: NaiveDate,
+    currency: Currency,
+    at: &str,
+) -> anyhow::Result<(usize, i64)> {
+    let due = db.payouts_due(&value_date.to_string())?;
+    let mut transfers = Vec::new();
+    let mut writes = Vec::new();
+    let mut total = 0;
+    for p in &due {
+        transfers.push(Transfer {
+            id: format!("paid:{}:{}", p.settlement_id, p.seq),
+            debit: accounts::IN_TRANSIT.into(),
+            credit: accounts::BANK.into(),
+            amount: p.amount_minor,
+            flow: Flow::Posted,
+            code: "paid".into(),
+            linked: false,
+        });
+        let mut paid = p.clone();
+        paid.status = "paid".into();
+        writes.push(Write::Payout(paid));
+        total += p.amount_minor;
+    }
+    db.ledger_apply(&house_accounts(currency), &transfers, &writes, at)?;
+    Ok((due.len(), total))
+}
+
+/// Places a hold on a merchant (`merchant:<id>`) or a transaction (`txn:<id>`).
+pub fn place_hold(
+    db: &mut dyn Backend,
+    subject: &str,
+    reason: &str,
+    by: &str,
+    at: &str,
+) -> anyhow::Result<String> {
+    if !(subject.starts_with("merchant:") || subject.starts_with("txn:")) {
+        bail!(crate::BadInput(format!(
+            "hold subject must be merchant:<id> or txn:<id>, got {subject:?}"
+        )));
+    }
+    let n = db
+        .holds(false)?
+        .iter()
+        .filter(|h| h.hold_id.starts_with("manual:"))
+        .count();
+    let id = format!("manual:{}", n + 1);
+    db.apply(&[Write::Hold(HoldRow {
+        hold_id: id.clone(),
+        subject: subject.into(),
+        reason: reason.into(),
+        placed_by: by.into(),
+        placed_at: at.into(),
+        released_by: None,
+        released_at: None,
+    })])?;
+    Ok(id)
+}
+
+/// Releases a hold: what it held settles in the next run.
+pub fn release_hold(db: &mut dyn Backend, hold_id: &str, by: &str, at: &str) -> anyhow::Result<()> {
+    db.materialize_risk_holds()?;
+    let Some(mut h) = db.holds(false)?.into_iter().find(|h| h.hold_id == hold_id) else {
+        bail!(crate::BadInput(format!("no hold {hold_id}")));
+    };
+    if h.released_at.is_some() {
+        return Ok(());
+    }
+    h.released_by = Some(by.into());
+    h.released_at = Some(at.into());
+    db.apply(&[Write::Hold(h)])?;
+    Ok(())
+}
+
+/// Where a transaction's money is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnMoney {
+    /// The transaction.
+    pub txn: TxnRow,
+    /// Its business date.
+    pub business_date: Option<NaiveDate>,
+    /// The money status, one word: `authorized`, `captured`, `settled`, `paid_out`,
+    /// `held`, `voided`, `reversed`, `declined`, `no_money_moved`, `refund_*`.
+    pub status: String,
+    /// The story, one line per step.
+    pub lines: Vec<String>,
+}
+
+impl fmt::Display for TxnMoney {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.txn;
+        writeln!(
+            f,
+            "txn {} rrn {} {} {} merchant {} terminal {} card {}",
+            t.txn_id,
+            t.rrn,
+            t.kind,
+            major(t.amount_minor),
+            t.merchant_id,
+            t.terminal_id,
+            t.masked_pan
+        )?;
+        writeln!(f, "money: {}", self.status)?;
+        for l in &self.lines {
+            writeln!(f, "  {l}")?;
+        }
+        Ok(())
+    }
+}
+
+fn expected_payout(terms: Option<&Terms>, bd: NaiveDate) -> NaiveDate {
+    match terms.map(|t| t.cycle) {
+        Some(Cycle::D0 { .. }) => bd,
+        _ => settlement::next_working_day(bd),
+    }
+}
+
+/// Explains where a transaction's money is.
+pub fn txn_money(db: &mut dyn Backend, rrn: &str, cfg: &MoneyConfig) -> anyhow::Result<TxnMoney> {
+    let Some(txn) = db.transaction_by_rrn(rrn)? else {
+        bail!(crate::BadInput(format!("no transaction with RRN {rrn}")));
+    };
+    let bd = cfg.business_date(&txn.created_at);
+    let mut lines = vec![format!(
+        "journal state {} (response {}), created {}, business date {}",
+        txn.state,
+        txn.response_code.as_deref().unwrap_or("-"),
+        txn.created_at,
+        bd.map_or("?".into(), |d| d.to_string())
+    )];
+    let moves_money = item_kind(&txn.kind).is_some();
+    let status = match txn.state.as_str() {
+        "approved" if moves_money => {
+            let refund = txn.kind == "refund";
+            lines.push(format!(
+                "authorized: {} {}",
+                if refund {
+                    "refund to the cardholder of"
+                } else {
+                    "cardholder debited"
+                },
+                major(txn.amount_minor)
+            ));
+            money_after_approval(db, &txn, bd, cfg, &mut lines)?
+        }
+        "approved" => {
+            lines.push(format!("{}: no merchant money moves", txn.kind));
+            "no_money_moved".into()
+        }
+        "voided" => {
+            lines.push(
+                "voided before capture: the cardholder's debit was cancelled; nothing settles"
+                    .into(),
+            );
+            "voided".into()
+        }
+        "reversed" => {
+            lines.push(
+                "reversed at the issuer: the cardholder is not debited; nothing settles".into(),
+            );
+            "reversed".into()
+        }
+        "reversal_pending" => {
+            lines.push(
+                "reversal on its way to the issuer (store and forward); nothing settles".into(),
+            );
+            "reversing".into()
+        }
+        "declined" | "rejected" => {
+            lines.push("declined: no money moved".into());
+            "declined".into()
+        }
+        other => {
+            lines.push(format!("{other}: no approval, nothing settles"));
+            "no_money_moved".into()
+        }
+    };
+    Ok(TxnMoney {
+        txn,
+        business_date: bd,
+        status,
+        lines,
+    })
+}
+
+fn money_after_approval(
+    db: &mut dyn Backend,
+    txn: &TxnRow,
+    bd: Option<NaiveDate>,
+    cfg: &MoneyConfig,
+    lines: &mut Vec<String>,
+) -> anyhow::Result<String> {
+    let terms = db
+        .terms()?
+        .into_iter()
+        .find(|t| t.merchant_id == txn.merchant_id)
+        .map(|t| terms_from(&t))
+        .transpose()?;
+    match db.capture(txn.txn_id)? {
+        Some(c) => lines.push(format!(
+            "captured: {} on business date {} ({})",
+            if c.how == "batch" {
+                "terminal batch settled"
+            } else {
+                "at the cut-off, the terminal never settled its batch"
+            },
+            c.business_date,
+            c.at
+        )),
+        None => lines.push(format!(
+            "not captured yet: captured when the terminal settles its batch, or at the {} cut-off",
+            cfg.cutoff.format("%H:%M")
+        )),
+    }
+    if let Some(item) = db.settlement_item(txn.txn_id)? {
+        let s = db
+            .settlements(None, Some(&txn.merchant_id))?
+            .into_iter()
+            .find(|s| s.settlement_id == item.settlement_id);
+        lines.push(format!(
+            "cleared and settled in {} (business date {}): fee {}, {} {}",
+            item.settlement_id,
+            s.as_ref().map_or("?", |s| s.business_date.as_str()),
+            major(item.fee_minor),
+            if item.net_minor < 0 {
+                "debited from the merchant"
+            } else {
+                "credited to the merchant"
+            },
+            major(item.net_minor.abs())
+        ));
+        let payouts = db.payouts(&item.settlement_id)?;
+        if payouts.is_empty() {
+            lines.push(
+                "no payout: the settlement's net was not positive (carried to the next payout)"
+                    .into(),
+            );
+            return Ok("settled".into());
+        }
+        let mut all_paid = true;
+        for p in &payouts {
+            all_paid &= p.status == "paid";
+            lines.push(format!(
+                "payout {} to {}: {} value date {} — {}",
+                p.seq,
+                p.settlement_account,
+                major(p.amount_minor),
+                p.value_date,
+                if p.status == "paid" {
+                    "paid out"
+                } else {
+                    "instructed, not yet confirmed paid"
+                }
+            ));
+        }
+        return Ok(if all_paid { "paid_out" } else { "settled" }.into());
+    }
+    let holds = current_holds(db)?;
+    let held = holds
+        .merchants
+        .get(&txn.merchant_id)
+        .or_else(|| holds.txns.get(&txn.txn_id));
+    if let Some(reason) = held {
+        lines.push(format!(
+            "held: {reason}; settles in the first run after the hold is released"
+        ));
+        return Ok("held".into());
+    }
+    if let Some(bd) = bd {
+        lines.push(format!(
+            "expected: settled in the run for {bd}, paid out on {}",
+            expected_payout(terms.as_ref(), bd)
+        ));
+    }
+    Ok(match db.capture(txn.txn_id)? {
+        Some(_) => "captured",
+        None => "authorized",
+    }
+    .into())
+}
+
+/// A merchant's statement for a business date.
+pub fn statement(
+    db: &mut dyn Backend,
+    merchant: &str,
+    date: NaiveDate,
+    cfg: &MoneyConfig,
+) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let d = date.to_string();
+    let mut out = String::new();
+    let Some(m) = db
+        .merchants()?
+        .into_iter()
+        .find(|m| m.merchant_id == merchant)
+    else {
+        bail!(crate::BadInput(format!("no merchant {merchant}")));
+    };
+    writeln!(
+        out,
+        "statement {} {} ({}) business date {d}",
+        m.merchant_id, m.name, m.status
+    )?;
+    match db.settlements(Some(&d), Some(merchant))?.into_iter().next() {
+        Some(s) => {
+            writeln!(
+                out,
+                "  settlement {}: gross {} refunds {} fees {} held {} net {} ({} txns) to {}",
+                s.settlement_id,
+                major(s.gross_minor),
+                major(s.refunds_minor),
+                major(s.fees_minor),
+                major(s.held_minor),
+                major(s.net_minor),
+                s.txn_count,
+                s.settlement_account
+            )?;
+            for p in db.payouts(&s.settlement_id)? {
+                writeln!(
+                    out,
+                    "  payout {} value {} {}",
+                    major(p.amount_minor),
+                    p.value_date,
+                    p.status
+                )?;
+            }
+            for i in db.settlement_items_of(&s.settlement_id)? {
+                if let Some(t) = db.transactions_after(i.txn_id - 1, 1)?.into_iter().next() {
+                    writeln!(
+                        out,
+                        "    {} {:<10} {:>10} fee {:>8} net {:>10}",
+                        t.rrn,
+                        t.kind,
+                        major(t.amount_minor),
+                        major(i.fee_minor),
+                        major(i.net_minor)
+                    )?;
+                }
+            }
+        }
+        None => writeln!(
+            out,
+            "  not settled for {d} (no run yet, or nothing to settle)"
+        )?,
+    }
+    let holds = current_holds(db)?;
+    let mut waiting = 0;
+    for t in db.unsettled(&d)? {
+        if t.merchant_id != merchant {
+            continue;
+        }
+        let why = holds
+            .merchants
+            .get(merchant)
+            .or_else(|| holds.txns.get(&t.txn_id))
+            .cloned()
+            .unwrap_or_else(|| {
+                format!(
+                    "waiting for the run of {}",
+                    cfg.business_date(&t.created_at)
+                        .map_or("?".into(), |d| d.to_string())
+                )
+            });
+        waiting += 1;
+        writeln!(
+            out,
+            "  unsettled {} {:<10} {:>10}: {why}",
+            t.rrn,
+            t.kind,
+            major(t.amount_minor)
+        )?;
+    }
+    if waiting == 0 {
+        writeln!(out, "  nothing waiting")?;
+    }
+    Ok(out)
+}

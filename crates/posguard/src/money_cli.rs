@@ -1,0 +1,283 @@
+//! `posguard settle`, `payout`, `txn`, `merchant` and `hold`: the money commands.
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Args, Subcommand};
+use store::{TermsRow, Write};
+
+use crate::money::{self, MoneyConfig};
+use crate::node::open_store;
+use crate::run_cli::{now_rfc3339, StoreArgs};
+use crate::BadInput;
+
+fn date(s: &str) -> anyhow::Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| BadInput(format!("date must be YYYY-MM-DD, got {s:?}")).into())
+}
+
+/// `posguard settle`.
+#[derive(Debug, Args)]
+pub struct SettleArgs {
+    /// Where the journal is.
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The business date to settle (YYYY-MM-DD).
+    #[arg(long)]
+    date: String,
+    /// Where the settlement and payout files go.
+    #[arg(long, default_value = ".")]
+    out: std::path::PathBuf,
+}
+
+/// `posguard settle --date D`.
+pub fn settle(a: SettleArgs) -> anyhow::Result<()> {
+    let d = date(&a.date)?;
+    let mut db = open_store(&a.store.location())?;
+    let cfg = MoneyConfig {
+        out_dir: a.out,
+        ..MoneyConfig::default()
+    };
+    let report = money::settle_date(db.as_mut(), d, &cfg, &now_rfc3339())?;
+    print!("{report}");
+    Ok(())
+}
+
+/// `posguard payout …`.
+#[derive(Debug, Subcommand)]
+pub enum PayoutCommand {
+    /// Confirm the payouts due on or before a value date as paid by the bank.
+    Confirm {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Value date (YYYY-MM-DD).
+        #[arg(long)]
+        value_date: String,
+    },
+}
+
+/// Runs `posguard payout …`.
+pub fn payout(cmd: PayoutCommand) -> anyhow::Result<()> {
+    match cmd {
+        PayoutCommand::Confirm { store, value_date } => {
+            let d = date(&value_date)?;
+            let mut db = open_store(&store.location())?;
+            let (n, amount) =
+                money::confirm_payouts(db.as_mut(), d, domain::Currency::CNY, &now_rfc3339())?;
+            println!(
+                "{n} payout(s) confirmed paid, {} in total",
+                money::major(amount)
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `posguard txn …`.
+#[derive(Debug, Subcommand)]
+pub enum TxnCommand {
+    /// Where a transaction's money is.
+    Show {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Its retrieval reference number.
+        rrn: String,
+    },
+}
+
+/// Runs `posguard txn …`.
+pub fn txn(cmd: TxnCommand) -> anyhow::Result<()> {
+    match cmd {
+        TxnCommand::Show { store, rrn } => {
+            let mut db = open_store(&store.location())?;
+            print!(
+                "{}",
+                money::txn_money(db.as_mut(), &rrn, &MoneyConfig::default())?
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `posguard merchant …`.
+#[derive(Debug, Subcommand)]
+pub enum MerchantCommand {
+    /// A merchant's settlement statement for a business date.
+    Statement {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The merchant.
+        merchant_id: String,
+        /// Business date (YYYY-MM-DD).
+        #[arg(long)]
+        date: String,
+    },
+    /// Set a merchant's pricing and settlement terms.
+    Terms {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The merchant.
+        merchant_id: String,
+        /// Bank account for payouts.
+        #[arg(long)]
+        account: String,
+        /// `T+1` or `D+0:<daily limit in minor units>`.
+        #[arg(long, default_value = "T+1")]
+        cycle: String,
+        /// Debit-card rate (basis points).
+        #[arg(long, default_value_t = 50)]
+        debit_bps: i64,
+        /// Credit-card rate (basis points).
+        #[arg(long, default_value_t = 60)]
+        credit_bps: i64,
+        /// Debit-card fee cap per transaction (minor units, 0 = none).
+        #[arg(long, default_value_t = 2_000)]
+        debit_cap: i64,
+        /// Minimum fee per transaction (minor units).
+        #[arg(long, default_value_t = 1)]
+        min_fee: i64,
+    },
+}
+
+/// Runs `posguard merchant …`.
+pub fn merchant(cmd: MerchantCommand) -> anyhow::Result<()> {
+    match cmd {
+        MerchantCommand::Statement {
+            store,
+            merchant_id,
+            date: d,
+        } => {
+            let d = date(&d)?;
+            let mut db = open_store(&store.location())?;
+            print!(
+                "{}",
+                money::statement(db.as_mut(), &merchant_id, d, &MoneyConfig::default())?
+            );
+            Ok(())
+        }
+        MerchantCommand::Terms {
+            store,
+            merchant_id,
+            account,
+            cycle,
+            debit_bps,
+            credit_bps,
+            debit_cap,
+            min_fee,
+        } => {
+            if settlement::Cycle::parse(&cycle).is_none() {
+                return Err(
+                    BadInput(format!("cycle must be T+1 or D+0:<limit>, got {cycle:?}")).into(),
+                );
+            }
+            if !(0..=10_000).contains(&debit_bps) || !(0..=10_000).contains(&credit_bps) {
+                return Err(BadInput("rates are basis points, 0..=10000".into()).into());
+            }
+            let mut db = open_store(&store.location())?;
+            if !db.merchants()?.iter().any(|m| m.merchant_id == merchant_id) {
+                return Err(BadInput(format!("no merchant {merchant_id}")).into());
+            }
+            db.apply(&[Write::Terms(TermsRow {
+                merchant_id: merchant_id.clone(),
+                settlement_account: account,
+                cycle,
+                debit_bps,
+                credit_bps,
+                debit_cap_minor: debit_cap.max(0),
+                min_fee_minor: min_fee.max(0),
+                updated_at: now_rfc3339(),
+            })])
+            .context("write terms")?;
+            println!("terms of {merchant_id} set");
+            Ok(())
+        }
+    }
+}
+
+/// `posguard hold …`.
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Hold a merchant's or a transaction's settlement.
+    Place {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Hold every transaction of this merchant.
+        #[arg(long, conflicts_with = "rrn")]
+        merchant: Option<String>,
+        /// Hold this transaction.
+        #[arg(long)]
+        rrn: Option<String>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Who places it.
+        #[arg(long)]
+        by: String,
+    },
+    /// Release a hold: what it held settles in the next run.
+    Release {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The hold.
+        hold_id: String,
+        /// Who releases it.
+        #[arg(long)]
+        by: String,
+    },
+    /// List holds in force.
+    List {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Runs `posguard hold …`.
+pub fn hold(cmd: HoldCommand) -> anyhow::Result<()> {
+    match cmd {
+        HoldCommand::Place {
+            store,
+            merchant,
+            rrn,
+            reason,
+            by,
+        } => {
+            let mut db = open_store(&store.location())?;
+            let subject = match (merchant, rrn) {
+                (Some(m), None) => format!("merchant:{m}"),
+                (None, Some(r)) => {
+                    let t = db
+                        .transaction_by_rrn(&r)?
+                        .ok_or_else(|| BadInput(format!("no transaction with RRN {r}")))?;
+                    format!("txn:{}", t.txn_id)
+                }
+                _ => return Err(BadInput("give --merchant or --rrn".into()).into()),
+            };
+            let id = money::place_hold(db.as_mut(), &subject, &reason, &by, &now_rfc3339())?;
+            println!("hold {id} placed on {subject}");
+            Ok(())
+        }
+        HoldCommand::Release { store, hold_id, by } => {
+            let mut db = open_store(&store.location())?;
+            money::release_hold(db.as_mut(), &hold_id, &by, &now_rfc3339())?;
+            println!("hold {hold_id} released");
+            Ok(())
+        }
+        HoldCommand::List { store } => {
+            let mut db = open_store(&store.location())?;
+            db.materialize_risk_holds()?;
+            for h in db.holds(true)? {
+                println!(
+                    "{} {} {} (by {}, since {})",
+                    h.hold_id, h.subject, h.reason, h.placed_by, h.placed_at
+                );
+            }
+            Ok(())
+        }
+    }
+}
