@@ -21,8 +21,12 @@ pub struct DemoArgs {
     /// The demo data set's shape.
     #[command(flatten)]
     pub demo: DemoDataArgs,
-    /// Seconds the terminal fleet runs.
-    #[arg(long, default_value_t = 30)]
+    /// Business days simulated (each trades, settles its terminal batches, and is
+    /// settled to the merchants).
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
+    /// Seconds the terminal fleet trades on each business day.
+    #[arg(long, default_value_t = 10)]
     pub duration: u64,
     /// Financial requests per second for the whole fleet.
     #[arg(long, default_value_t = 200.0)]
@@ -45,8 +49,12 @@ pub struct DemoArgs {
 /// What a demo run produced.
 #[derive(Debug)]
 pub struct DemoOutcome {
-    /// The fleet's report.
-    pub fleet: terminal::FleetReport,
+    /// The fleet's report, per business day.
+    pub fleets: Vec<terminal::FleetReport>,
+    /// The money of each business day.
+    pub days: Vec<DayReport>,
+    /// Every approved sale settled exactly once or held with a reason.
+    pub settled: SettledCheck,
     /// The consistency check.
     pub check: CheckReport,
     /// Anomalies by kind and how they were resolved.
@@ -59,11 +67,234 @@ pub struct DemoOutcome {
     pub data_dir: String,
 }
 
+impl DemoOutcome {
+    /// Financial requests over all days.
+    pub fn transactions(&self) -> u64 {
+        self.fleets.iter().map(|f| f.transactions).sum()
+    }
+}
+
+/// The demo's clock: real time moved onto the simulated business day, so a business
+/// day's trading takes seconds, and the node, the issuer and the settlement all agree
+/// on the date.
+#[derive(Debug)]
+pub struct DemoClock {
+    origin: std::time::Instant,
+    base_ms: i64,
+    day_ms: std::sync::atomic::AtomicI64,
+}
+
+impl DemoClock {
+    /// A clock whose day 0 starts at 09:00 in Shanghai on `first_day`.
+    #[allow(clippy::disallowed_methods)] // the edge: the demo's one real clock
+    pub fn new(first_day: chrono::NaiveDate) -> DemoClock {
+        let nine = first_day
+            .and_hms_opt(9, 0, 0)
+            .unwrap_or_default()
+            .and_utc()
+            .timestamp_millis()
+            - 8 * 3_600_000;
+        DemoClock {
+            origin: std::time::Instant::now(),
+            base_ms: nine,
+            day_ms: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// Moves to business day `k` (09:00 plus the real time elapsed since the start).
+    pub fn set_day(&self, k: u32) {
+        self.day_ms.store(
+            i64::from(k) * 86_400_000,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Milliseconds since the epoch, simulated.
+    pub fn now_ms(&self) -> i64 {
+        self.base_ms
+            + self.origin.elapsed().as_millis() as i64
+            + self.day_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Local time in Shanghai.
+    pub fn shanghai(&self) -> chrono::NaiveDateTime {
+        chrono::DateTime::from_timestamp_millis(self.now_ms() + 8 * 3_600_000)
+            .unwrap_or_default()
+            .naive_utc()
+    }
+
+    /// RFC 3339 in UTC.
+    pub fn rfc3339(&self) -> String {
+        chrono::DateTime::from_timestamp_millis(self.now_ms())
+            .unwrap_or_default()
+            .to_rfc3339()
+    }
+}
+
+impl gateway::Clock for DemoClock {
+    fn now(&self) -> switch::Now {
+        switch::Now {
+            unix_ms: self.now_ms(),
+        }
+    }
+}
+
+/// One business day's money.
+#[derive(Debug, Clone)]
+pub struct DayReport {
+    /// The settlement run.
+    pub settlement: crate::money::SettleReport,
+    /// Terminal batches settled: (balanced, not balanced then uploaded).
+    pub batches: (usize, usize),
+    /// Payouts confirmed paid that day: (count, amount).
+    pub paid: (usize, i64),
+}
+
+impl std::fmt::Display for DayReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::money::major;
+        let s = &self.settlement;
+        writeln!(
+            f,
+            "business day {}: {} merchants settled, {} txns; sales {} refunds {} fees {} held {} net to merchants {}",
+            s.date,
+            s.settlements.iter().filter(|x| x.txn_count > 0).count(),
+            s.total(|x| x.txn_count),
+            major(s.total(|x| x.gross_minor)),
+            major(s.total(|x| x.refunds_minor)),
+            major(s.total(|x| x.fees_minor)),
+            major(s.total(|x| x.held_minor)),
+            major(s.total(|x| x.net_minor)),
+        )?;
+        writeln!(
+            f,
+            "  terminal batches: {} balanced, {} not balanced and uploaded; {} txns captured at the cut-off",
+            self.batches.0, self.batches.1, s.captured_at_cutoff
+        )?;
+        let mut reasons: std::collections::BTreeMap<&str, (usize, i64)> = Default::default();
+        for h in &s.held {
+            let e = reasons.entry(h.reason.as_str()).or_default();
+            e.0 += 1;
+            e.1 += h.amount_minor;
+        }
+        for (reason, (n, amount)) in reasons {
+            writeln!(f, "  held: {n} txn(s) {} — {reason}", major(amount))?;
+        }
+        writeln!(
+            f,
+            "  payouts confirmed paid: {} ({}); settlement file {}",
+            self.paid.0,
+            major(self.paid.1),
+            s.file.display()
+        )
+    }
+}
+
+/// Every approved sale, completion and refund up to the last settled business date
+/// is settled exactly once, or held with a reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettledCheck {
+    /// Approved money-moving transactions up to the last settled date.
+    pub approved: usize,
+    /// Settled (each at most once: the transaction is the key of its settlement).
+    pub settled: usize,
+    /// Held, with a reason.
+    pub held: usize,
+    /// Neither: a defect.
+    pub missing: Vec<String>,
+    /// The ledger's balances sum to zero.
+    pub ledger_balanced: bool,
+}
+
+impl SettledCheck {
+    /// Runs the check on a store.
+    pub fn of(
+        db: &mut dyn store::Backend,
+        last: chrono::NaiveDate,
+        cfg: &crate::money::MoneyConfig,
+    ) -> anyhow::Result<SettledCheck> {
+        let settled = db.settled_ids()?;
+        db.materialize_risk_holds()?;
+        let holds = db.holds(true)?;
+        let held_merchants: std::collections::BTreeSet<String> = holds
+            .iter()
+            .filter_map(|h| h.subject.strip_prefix("merchant:").map(str::to_owned))
+            .chain(
+                db.merchants()?
+                    .into_iter()
+                    .filter(|m| m.status != "active")
+                    .map(|m| m.merchant_id),
+            )
+            .collect();
+        let held_txns: std::collections::BTreeSet<String> =
+            holds.iter().map(|h| h.subject.clone()).collect();
+        let mut c = SettledCheck::default();
+        let mut after = 0;
+        loop {
+            let page = db.transactions_after(after, 10_000)?;
+            let Some(last_row) = page.last() else { break };
+            after = last_row.txn_id;
+            for t in page {
+                if t.state != "approved"
+                    || !matches!(t.kind.as_str(), "sale" | "completion" | "refund")
+                {
+                    continue;
+                }
+                if cfg.business_date(&t.created_at).is_none_or(|d| d > last) {
+                    continue;
+                }
+                c.approved += 1;
+                if settled.contains(&t.txn_id) {
+                    c.settled += 1;
+                } else if held_merchants.contains(&t.merchant_id)
+                    || held_txns.contains(&format!("txn:{}", t.txn_id))
+                {
+                    c.held += 1;
+                } else {
+                    c.missing.push(t.rrn.clone());
+                }
+            }
+        }
+        c.ledger_balanced = db
+            .ledger_accounts()?
+            .iter()
+            .map(|a| a.balance())
+            .sum::<i64>()
+            == 0;
+        Ok(c)
+    }
+
+    /// Whether the check passed.
+    pub fn ok(&self) -> bool {
+        self.missing.is_empty() && self.ledger_balanced
+    }
+}
+
+impl std::fmt::Display for SettledCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "settlement check: {} approved sales/completions/refunds, {} settled exactly once, {} held with a reason, {} neither{}; ledger {}",
+            self.approved,
+            self.settled,
+            self.held,
+            self.missing.len(),
+            if self.missing.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", self.missing.iter().take(5).cloned().collect::<Vec<_>>().join(", "))
+            },
+            if self.ledger_balanced { "balances to zero" } else { "DOES NOT BALANCE" }
+        )
+    }
+}
+
 /// Runs the demo and returns its outcome (used by `posguard demo` and by tests).
 pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
     let data = a.demo.data();
     let run_id = shanghai_now().format("%Y%m%d-%H%M%S%.3f").to_string();
     let data_dir = format!("{}/demo-{run_id}", a.data.trim_end_matches('/'));
+    let clock = Arc::new(DemoClock::new(shanghai_now().date()));
 
     // The issuer, with the demo cardholders and (unless turned off) its fault mix.
     let faults = if a.no_faults {
@@ -87,8 +318,9 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
     let mut bank = Bank::from_clear_keys(&config.keys)
         .context("issuer keys")?
         .with_faults(faults, a.seed);
-    open_demo_accounts(&mut bank, &data, shanghai_now())?;
-    let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
+    open_demo_accounts(&mut bank, &data, clock.shanghai())?;
+    let c2 = clock.clone();
+    let issuer = issuer::Issuer::start_with(config, bank, Arc::new(move || c2.shanghai()))
         .await
         .context("start issuer")?;
 
@@ -96,63 +328,100 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
     let mut opts = node_options(data_dir.clone(), issuer.iso_addr(), 2_000);
     opts.switch.saf_backoff_ms = 500;
     opts.switch.saf_backoff_max_ms = 5_000;
+    opts.clock = clock.clone();
     let o = opts.clone();
     let d2 = data.clone();
     tokio::task::spawn_blocking(move || seed_store(&o, &d2))
         .await
         .context("join seeding")??;
+    let s = data_dir.clone();
+    tokio::task::spawn_blocking(move || seed_money(&s))
+        .await
+        .context("join")??;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("bind terminal port")?;
     let acquirer_addr = listener.local_addr().context("terminal port")?;
     let stats = Arc::new(gateway::GatewayStats::default());
-
-    // The fleet.
-    let mut fleet = fleet_config(
-        &data,
-        acquirer_addr,
-        a.rate,
-        Duration::from_secs(a.duration),
-        a.seed,
-    );
-    fleet.progress = !a.quiet;
-    fleet.reply_timeout = Duration::from_secs(5);
-    let fleet_task = tokio::spawn(terminal::run_fleet(fleet));
-
-    let (stop, node) = if a.no_faults {
-        start_node(opts.clone(), listener, stats.clone())
-    } else {
-        // One acquirer restart at 40% of the run: stopped without draining (what was
-        // waiting for the issuer stays in the journal as in flight), started again on
-        // the same port, recovering from its store.
-        let mut abrupt = opts.clone();
-        abrupt.gateway.drain_timeout = Duration::ZERO;
-        let (tx, task) = start_node(abrupt, listener, stats.clone());
-        tokio::time::sleep(Duration::from_millis(a.duration * 400)).await;
-        let _ = tx.send(());
-        task.await.context("join acquirer")??;
-        let listener = tokio::net::TcpListener::bind(acquirer_addr)
-            .await
-            .context("rebind terminal port")?;
-        start_node(opts.clone(), listener, stats.clone())
+    let money_cfg = crate::money::MoneyConfig {
+        out_dir: std::path::PathBuf::from(&data_dir),
+        ..crate::money::MoneyConfig::default()
     };
-    let report = fleet_task.await.context("join fleet")?;
 
-    // Let the store-and-forward queue drain (bounded), then stop and compare.
-    let store = data_dir.clone();
-    for _ in 0..600 {
-        let s = store.clone();
-        let (pending, in_flight) =
-            tokio::task::spawn_blocking(move || crate::check::pending_work(&s))
-                .await
-                .context("join")??;
-        if pending == 0 && in_flight == 0 {
-            break;
+    let mut node: Option<NodeHandle> = None;
+    let mut listener = Some(listener);
+    let mut fleets = Vec::new();
+    let mut days = Vec::new();
+    let mut last_date = clock.shanghai().date();
+    for day in 0..a.days.max(1) {
+        clock.set_day(day);
+        let mut fleet = fleet_config(
+            &data,
+            acquirer_addr,
+            a.rate,
+            Duration::from_secs(a.duration),
+            a.seed + u64::from(day),
+        );
+        fleet.progress = !a.quiet;
+        fleet.reply_timeout = Duration::from_secs(5);
+        fleet.settle_at_end = true;
+        let fleet_task = tokio::spawn(terminal::run_fleet(fleet));
+        if node.is_none() {
+            let l = listener.take().context("listener")?;
+            node = Some(if a.no_faults {
+                start_node(opts.clone(), l, stats.clone())
+            } else {
+                // One acquirer restart at 40% of the first day: stopped without
+                // draining (what was waiting for the issuer stays in the journal as in
+                // flight), started again on the same port, recovering from its store.
+                let mut abrupt = opts.clone();
+                abrupt.gateway.drain_timeout = Duration::ZERO;
+                let (tx, task) = start_node(abrupt, l, stats.clone());
+                tokio::time::sleep(Duration::from_millis(a.duration * 400)).await;
+                let _ = tx.send(());
+                task.await.context("join acquirer")??;
+                let l = tokio::net::TcpListener::bind(acquirer_addr)
+                    .await
+                    .context("rebind terminal port")?;
+                start_node(opts.clone(), l, stats.clone())
+            });
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let report = fleet_task.await.context("join fleet")?;
+        let batches = (
+            report.batches_balanced as usize,
+            report.batches_uploaded as usize,
+        );
+        fleets.push(report);
+        drain_saf(&data_dir).await?;
+
+        // The day is over: settle it to the merchants, and confirm the payouts due.
+        let date = clock.shanghai().date();
+        last_date = date;
+        let s = data_dir.clone();
+        let cfg = money_cfg.clone();
+        let at = clock.rfc3339();
+        let day_report = tokio::task::spawn_blocking(move || -> anyhow::Result<DayReport> {
+            let mut db = crate::node::open_store(&s)?;
+            let settlement = crate::money::settle_date(db.as_mut(), date, &cfg, &at)?;
+            let paid = crate::money::confirm_payouts(db.as_mut(), date, cfg.currency, &at)?;
+            Ok(DayReport {
+                settlement,
+                batches,
+                paid,
+            })
+        })
+        .await
+        .context("join settlement")??;
+        if !a.quiet {
+            print!("{day_report}");
+        }
+        days.push(day_report);
     }
-    let _ = stop.send(());
-    node.await.context("join acquirer")??;
+    if let Some((stop, task)) = node {
+        let _ = stop.send(());
+        task.await.context("join acquirer")??;
+    }
+    let store = data_dir.clone();
     let bank = issuer.bank();
     let journal = tokio::task::spawn_blocking(move || load_journal(&store))
         .await
@@ -172,9 +441,9 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         SmsCheck::of(&b)
     };
     issuer.stop().await;
-    let approved: Vec<String> = report
-        .approved_entries()
-        .map(|(_, e)| e.rrn.to_string())
+    let approved: Vec<String> = fleets
+        .iter()
+        .flat_map(|f| f.approved_entries().map(|(_, e)| e.rrn.to_string()))
         .collect();
     let check = compare(&journal, &lines, Some(&approved));
     let resolution = Resolution::of(&journal, &saf);
@@ -182,14 +451,74 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
     let risk = tokio::task::spawn_blocking(move || RiskSummary::load(&s))
         .await
         .context("join")??;
+    let s = data_dir.clone();
+    let cfg = money_cfg.clone();
+    let settled = tokio::task::spawn_blocking(move || {
+        let mut db = crate::node::open_store(&s)?;
+        SettledCheck::of(db.as_mut(), last_date, &cfg)
+    })
+    .await
+    .context("join")??;
     Ok(DemoOutcome {
-        fleet: report,
+        fleets,
+        days,
+        settled,
         check,
         resolution,
         sms,
         risk,
         data_dir,
     })
+}
+
+/// Waits (bounded) until the store-and-forward queue is empty and nothing is in flight.
+async fn drain_saf(store: &str) -> anyhow::Result<()> {
+    for _ in 0..600 {
+        let s = store.to_owned();
+        let (pending, in_flight) =
+            tokio::task::spawn_blocking(move || crate::check::pending_work(&s))
+                .await
+                .context("join")??;
+        if pending == 0 && in_flight == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// The demo merchants' pricing and settlement terms: the first merchant is paid the
+/// same day (D+0, up to 5,000.00), the others T+1; the newest merchant's settlement is
+/// held until its qualification documents are complete.
+fn seed_money(store: &str) -> anyhow::Result<()> {
+    let mut db = crate::node::open_store(store)?;
+    let merchants = db.merchants()?;
+    let mut writes = Vec::new();
+    for (i, m) in merchants.iter().enumerate() {
+        writes.push(store::Write::Terms(store::TermsRow {
+            merchant_id: m.merchant_id.clone(),
+            settlement_account: format!("6222 0210 {:04} {:04}", 1000 + i, 7 * i + 11),
+            cycle: if i == 0 { "D+0:500000" } else { "T+1" }.into(),
+            debit_bps: 50,
+            credit_bps: 60,
+            debit_cap_minor: 2_000,
+            min_fee_minor: 1,
+            updated_at: m.created_at.clone(),
+        }));
+    }
+    if let Some(m) = merchants.last().filter(|_| merchants.len() > 2) {
+        writes.push(store::Write::Hold(store::HoldRow {
+            hold_id: "manual:1".into(),
+            subject: format!("merchant:{}", m.merchant_id),
+            reason: "incomplete qualification (business licence pending)".into(),
+            placed_by: "onboarding".into(),
+            placed_at: m.created_at.clone(),
+            released_by: None,
+            released_at: None,
+        }));
+    }
+    db.apply(&writes)?;
+    Ok(())
 }
 
 type NodeHandle = (
@@ -219,19 +548,27 @@ fn start_node(
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     crate::init_logging("error");
     println!(
-        "posguard demo: issuer simulator, acquirer (SQLite under {}), {} terminals at {}/s for {} s",
-        a.data, a.demo.terminals, a.rate, a.duration
+        "posguard demo: issuer simulator, acquirer (SQLite under {}), {} terminals at {}/s, {} business days of {} s",
+        a.data, a.demo.terminals, a.rate, a.days, a.duration
     );
     let rt = tokio::runtime::Runtime::new().context("start runtime")?;
     let out = rt.block_on(demo(a))?;
-    println!("{}", out.fleet);
+    for (i, (fleet, day)) in out.fleets.iter().zip(&out.days).enumerate() {
+        println!("== business day {} ({}) ==", i + 1, day.settlement.date);
+        println!("{fleet}");
+        print!("{day}");
+    }
+    println!();
     print!("{}", out.risk);
     print!("{}", out.resolution);
     print!("{}", out.sms);
     print!("{}", out.check);
+    print!("{}", out.settled);
     println!("journal: {}/posguard.db", out.data_dir);
-    let unresolved =
-        out.check.anomalies() + out.resolution.unresolved() + usize::from(!out.sms.matches());
+    let unresolved = out.check.anomalies()
+        + out.resolution.unresolved()
+        + usize::from(!out.sms.matches())
+        + usize::from(!out.settled.ok());
     if unresolved > 0 {
         anyhow::bail!("{unresolved} unresolved anomalies");
     }

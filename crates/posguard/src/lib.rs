@@ -7,6 +7,7 @@ pub use sim::demo_data;
 pub mod demo;
 pub mod iso_cli;
 pub mod money;
+pub mod money_bench;
 pub mod money_cli;
 pub mod node;
 pub mod risk_cli;

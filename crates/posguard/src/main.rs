@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use posguard::{bench, check, demo, iso_cli, money_cli, risk_cli, run_cli, simulate, BadInput};
+use posguard::{
+    bench, check, demo, iso_cli, money_bench, money_cli, risk_cli, run_cli, simulate, BadInput,
+};
 
 /// posguard: a risk-controlled POS acquiring platform.
 #[derive(Debug, Parser)]
@@ -52,6 +54,8 @@ enum Command {
     /// Settlement holds: place, release, list.
     #[command(subcommand)]
     Hold(money_cli::HoldCommand),
+    /// Measure ledger transfers/s (SQLite, PostgreSQL) and a settlement run's time.
+    MoneyBench(money_bench::MoneyBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Txn(c) => money_cli::txn(c),
         Command::Merchant(c) => money_cli::merchant(c),
         Command::Hold(c) => money_cli::hold(c),
+        Command::MoneyBench(a) => money_bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -331,8 +331,9 @@ pub fn settle_date(
 
     let mut writes = Vec::new();
     let mut captured_at_cutoff = 0;
+    let captured = db.captured_unsettled()?;
     for it in &items {
-        if db.capture(it.txn_id)?.is_none() {
+        if !captured.contains(&it.txn_id) {
             captured_at_cutoff += 1;
             writes.push(Write::Capture(CaptureRow {
                 txn_id: it.txn_id,

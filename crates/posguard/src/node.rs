@@ -5,14 +5,26 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cardsec::{DataKey, Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule};
-use gateway::{GatewayConfig, GatewayStats, SystemClock};
+use gateway::{GatewayConfig, GatewayStats};
 use store::{Backend, Journal, JournalConfig, SafRow, Write};
 use switch::{Config, Engine, ZoneKeys};
 
 use crate::demo_data::DemoData;
 
+impl std::fmt::Debug for NodeOptions {
+    /// Keys are not shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOptions")
+            .field("store", &self.store)
+            .field("switch", &self.switch)
+            .field("gateway", &self.gateway)
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How to start an acquirer node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NodeOptions {
     /// SQLite data directory, or a `postgres://` URL.
     pub store: String,
@@ -38,6 +50,8 @@ pub struct NodeOptions {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key (one per deployment).
     pub redis_prefix: String,
+    /// Where the node's time comes from (the system clock; the demo runs faster days).
+    pub clock: Arc<dyn gateway::Clock>,
 }
 
 /// Reads a rule file, or the default rule set.
@@ -234,7 +248,7 @@ pub async fn run_node(
             sweeper,
         },
         listeners,
-        Arc::new(SystemClock),
+        opts.clock.clone(),
         stats,
         shutdown,
     )

@@ -123,6 +123,7 @@ pub fn node_options(store: String, issuer: SocketAddr, issuer_timeout_ms: u64) -
         risk_budget_us: 2_000,
         redis_url: None,
         redis_prefix: "posguard".into(),
+        clock: Arc::new(gateway::SystemClock),
     }
 }
 

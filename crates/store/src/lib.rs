@@ -198,6 +198,11 @@ pub trait Backend: Send {
         run(self, |tx| money::settlement_items_of(tx, settlement_id))
     }
 
+    /// Captured transactions that no settlement includes yet.
+    fn captured_unsettled(&mut self) -> Result<std::collections::BTreeSet<i64>, StoreError> {
+        run(self, money::captured_unsettled)
+    }
+
     /// Every settled transaction id.
     fn settled_ids(&mut self) -> Result<std::collections::BTreeSet<i64>, StoreError> {
         run(self, money::settled_ids)

@@ -765,3 +765,16 @@ pub(crate) fn materialize_risk_holds(tx: &mut dyn Tx) -> Result<usize, StoreErro
         &[],
     )
 }
+
+/// Captured transactions not yet settled.
+pub(crate) fn captured_unsettled(tx: &mut dyn Tx) -> Result<BTreeSet<i64>, StoreError> {
+    Ok(tx
+        .query(
+            "SELECT c.txn_id FROM captures c LEFT JOIN settlement_items s ON s.txn_id = c.txn_id \
+             WHERE s.txn_id IS NULL",
+            &[],
+        )?
+        .into_iter()
+        .map(|r| r[0].i())
+        .collect())
+}

@@ -1,6 +1,6 @@
 //! The engine: in-memory state, and one function per input.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use cardsec::{
@@ -18,6 +18,11 @@ use store::{
 
 use crate::kind::{TxnKind, TxnState};
 use crate::msgs::{pack_signed, received_mac};
+
+// Batch settlement lives in its own file but is part of the engine (it reads the
+// engine's terminals and transactions).
+#[path = "batch.rs"]
+mod batch;
 
 /// A terminal connection, as the driver numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,6 +105,11 @@ pub struct Config {
     pub saf_backoff_ms: u64,
     /// Longest delay between repeats.
     pub saf_backoff_max_ms: u64,
+    /// Batch uploads (0320) open at once at most; beyond it the oldest is dropped.
+    pub max_batch_uploads: usize,
+    /// Details one batch upload holds at most (999 debits and 999 credits: the
+    /// counts of field 48 are three digits).
+    pub max_upload_entries: usize,
 }
 
 impl Default for Config {
@@ -116,6 +126,8 @@ impl Default for Config {
             saf_max_attempts: 10,
             saf_backoff_ms: 1_000,
             saf_backoff_max_ms: 60_000,
+            max_batch_uploads: 1_000,
+            max_upload_entries: 1_998,
         }
     }
 }
@@ -256,7 +268,8 @@ pub struct Engine {
     txns: HashMap<i64, Txn>,
     by_request: HashMap<String, i64>,
     by_link: HashMap<(u8, String, u32), i64>,
-    by_terminal_stan: HashMap<(String, i64, i64), i64>,
+    /// Ordered so that a batch's transactions are one range (batch settlement).
+    by_terminal_stan: BTreeMap<(String, i64, i64), i64>,
     order: VecDeque<i64>,
     next_seq: i64,
     link_stan: Stan,
@@ -266,6 +279,7 @@ pub struct Engine {
     mono: Arc<dyn Fn() -> u64 + Send + Sync>,
     cases: HashMap<String, (i64, i64)>,
     next_case_id: i64,
+    batches: batch::Batches,
 }
 
 impl std::fmt::Debug for Engine {
@@ -308,7 +322,7 @@ impl Engine {
             txns: HashMap::new(),
             by_request: HashMap::new(),
             by_link: HashMap::new(),
-            by_terminal_stan: HashMap::new(),
+            by_terminal_stan: BTreeMap::new(),
             order: VecDeque::new(),
             next_seq,
             link_stan: Stan::new(1).unwrap_or_else(|_| unreachable!("1 is a valid STAN")),
@@ -323,6 +337,7 @@ impl Engine {
             mono: Arc::new(|| 0),
             cases: HashMap::new(),
             next_case_id: 0,
+            batches: batch::Batches::default(),
         };
         for t in terminals {
             e.put_terminal(t);
@@ -518,6 +533,7 @@ impl Engine {
         }
         match msg.mti().class() {
             8 => self.network(now, conn, wire, msg),
+            3 | 5 => self.batch_message(now, conn, wire, raw, msg),
             _ => self.financial(now, conn, wire, raw, msg),
         }
     }
@@ -703,24 +719,10 @@ impl Engine {
         req: Message,
     ) -> Vec<Action> {
         let tid = req.get_str(41).unwrap_or("").to_owned();
-        let Some(term) = self.terminals.get(&tid) else {
-            tracing::warn!(terminal = %tid, "request from an unknown terminal");
-            return self.unsigned_reply(conn, wire, &req, ResponseCode::TERMINAL_NOT_REGISTERED);
+        let wire = match self.verify_terminal(conn, wire, raw, &req) {
+            Ok(w) => w,
+            Err(reply) => return reply,
         };
-        if term.maks.is_empty() || !term.row.signed_on {
-            return self.unsigned_reply(conn, wire, &req, ResponseCode::MAC_ERROR);
-        }
-        let verified = received_mac(wire.codec(), raw, &req)
-            .ok_or(SecError::MacMismatch)
-            .and_then(|(data, mac)| self.hsm.verify_mac_any(&term.maks, wire.mac(), data, &mac));
-        let wire = Wire {
-            mac_version: verified.as_ref().ok().copied(),
-            ..wire
-        };
-        if let Err(e) = verified {
-            tracing::warn!(terminal = %tid, error = %e, "terminal MAC did not verify");
-            return self.unsigned_reply(conn, wire, &req, ResponseCode::MAC_ERROR);
-        }
         let (Ok(f60), Ok(stan)) = (Field60::read(&req), req.stan()) else {
             return self.signed_reply_now(conn, wire, &req, ResponseCode::FORMAT_ERROR);
         };
@@ -818,6 +820,45 @@ impl Engine {
             Err(Reject(code, why)) => {
                 tracing::info!(terminal = %tid, code = %code, why, "declined before the issuer");
                 self.reject(now, conn, wire, req, key, kind, code, why)
+            }
+        }
+    }
+
+    /// Checks a MACed terminal request: the terminal is known and signed on and the MAC
+    /// verifies under one of its keys. Returns the wire carrying the key version that
+    /// verified (replies are signed under it), or the unsigned reply to send instead.
+    fn verify_terminal(
+        &self,
+        conn: ConnId,
+        wire: Wire,
+        raw: &[u8],
+        req: &Message,
+    ) -> Result<Wire, Vec<Action>> {
+        let tid = req.get_str(41).unwrap_or("");
+        let Some(term) = self.terminals.get(tid) else {
+            tracing::warn!(terminal = %tid, "request from an unknown terminal");
+            return Err(self.unsigned_reply(
+                conn,
+                wire,
+                req,
+                ResponseCode::TERMINAL_NOT_REGISTERED,
+            ));
+        };
+        if term.maks.is_empty() || !term.row.signed_on {
+            return Err(self.unsigned_reply(conn, wire, req, ResponseCode::MAC_ERROR));
+        }
+        let verified = received_mac(wire.codec(), raw, req)
+            .ok_or(SecError::MacMismatch)
+            .and_then(|(data, mac)| self.hsm.verify_mac_any(&term.maks, wire.mac(), data, &mac));
+        let wire = Wire {
+            mac_version: verified.as_ref().ok().copied(),
+            ..wire
+        };
+        match verified {
+            Ok(_) => Ok(wire),
+            Err(e) => {
+                tracing::warn!(terminal = %tid, error = %e, "terminal MAC did not verify");
+                Err(self.unsigned_reply(conn, wire, req, ResponseCode::MAC_ERROR))
             }
         }
     }
@@ -1286,6 +1327,14 @@ impl Engine {
             return Err(Reject(
                 ResponseCode::INVALID_TRANSACTION,
                 "original already voided",
+            ));
+        }
+        let current = self.terminals.get(&o.row.terminal_id).map(|t| t.row.batch);
+        if kind == TxnKind::Void && current.is_some_and(|b| b != o.row.batch) {
+            // Its batch is settled and the sale captured: only a refund can undo it.
+            return Err(Reject(
+                ResponseCode::INVALID_TRANSACTION,
+                "original is in a settled batch",
             ));
         }
         if o.state != TxnState::Approved {

@@ -5,7 +5,9 @@
 //! out: persist records, send frames, start timers, close connections. A
 //! [`Action::Persist`] carries the actions that may only happen once its records are
 //! durable — the journal record is durable before the issuer request is sent and
-//! before the terminal reply is sent. Time comes in with each input ([`Now`]);
+//! before the terminal reply is sent. Terminal batch settlement (0500, the 0320
+//! upload) compares a terminal's totals with the journal, captures the batch and
+//! records the differences. Time comes in with each input ([`Now`]);
 //! randomness and keys come from the security module the caller provides.
 
 mod engine;

@@ -1,5 +1,7 @@
 //! A fleet of simulated terminals driving an acquirer over TCP (tokio): one connection
-//! and one transaction at a time per terminal, paced to a target rate.
+//! and one transaction at a time per terminal, paced to a target rate; optionally each
+//! terminal settles its batch (0500, then the 0320 upload when the host disagrees)
+//! when its record fills up and at the end of the run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cardsec::Key;
+use domain::ResponseCode;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use iso8583::frame::FrameDecoder;
@@ -25,13 +28,17 @@ use crate::report::{
     TIMEOUT,
 };
 use crate::terminal::{
-    BatchEntry, Outcome, Request, Terminal, TerminalConfig, TerminalError, Verdict,
+    BatchEntry, Outcome, Request, SettlementResult, Terminal, TerminalConfig, TerminalError,
+    Verdict,
 };
 
 /// Sign-on attempts before a terminal gives up for the run.
 const SIGN_ON_ATTEMPTS: u32 = 5;
 /// Reversal attempts before a terminal moves on (it tries again before its next transaction).
 const REVERSAL_ATTEMPTS: u32 = 3;
+/// Sends of one settlement message (0500, 0320) that got no reply before the
+/// settlement is given up.
+const SETTLE_ATTEMPTS: u32 = 3;
 /// Connection attempts per reconnect, with doubling backoff.
 const CONNECT_ATTEMPTS: u32 = 6;
 /// First reconnect backoff; doubles up to [`MAX_BACKOFF`].
@@ -180,6 +187,9 @@ pub struct FleetConfig {
     pub seed: u64,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// At the end of the run, settle each terminal's batch (0500, and the 0320 upload
+    /// when the acquirer's totals differ); also whenever a batch record fills up.
+    pub settle_at_end: bool,
 }
 
 impl FleetConfig {
@@ -202,6 +212,7 @@ impl FleetConfig {
             amount_range_minor: (100, 50_000),
             seed: 1,
             progress: false,
+            settle_at_end: false,
         }
     }
 }
@@ -314,6 +325,7 @@ struct Stats {
     transactions: u64,
     counts: BTreeMap<TxKind, BTreeMap<String, u64>>,
     reversals: ReversalCounts,
+    settlements: Settlements,
     timeouts: u64,
     mac_failures: u64,
     sign_ons: u64,
@@ -328,6 +340,7 @@ impl Stats {
             transactions: 0,
             counts: BTreeMap::new(),
             reversals: ReversalCounts::default(),
+            settlements: Settlements::default(),
             timeouts: 0,
             mac_failures: 0,
             sign_ons: 0,
@@ -349,6 +362,15 @@ impl Stats {
     fn refused(&mut self, e: &TerminalError) {
         *self.errors.entry(e.to_string()).or_default() += 1;
     }
+}
+
+/// How one terminal's batch settlements ended.
+#[derive(Default)]
+struct Settlements {
+    balanced: u64,
+    not_balanced: u64,
+    uploaded: u64,
+    failed: u64,
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -379,6 +401,10 @@ fn merge(runs: Vec<Run>, elapsed: Duration) -> FleetReport {
             *r.by_reason.entry(code).or_default() += n;
         }
         r.unresolved += u64::from(run.report.pending_reversal.is_some());
+        report.batches_balanced += s.settlements.balanced;
+        report.batches_not_balanced += s.settlements.not_balanced;
+        report.batches_uploaded += s.settlements.uploaded;
+        report.batches_failed += s.settlements.failed;
         report.timeouts += s.timeouts;
         report.mac_failures += s.mac_failures;
         report.sign_ons += s.sign_ons;
@@ -436,9 +462,15 @@ async fn run_terminal(
     };
     report.error = driver.drive(index, start).await.err();
     driver.settle_reversal().await;
-    report.pending_reversal = driver.terminal.pending_reversal();
     report.approved = std::mem::take(&mut driver.flushed);
-    report.approved.extend(driver.terminal.clear_batch());
+    report
+        .approved
+        .extend(driver.terminal.batch().iter().cloned());
+    if config.settle_at_end && report.error.is_none() {
+        driver.settle_batch().await;
+    }
+    report.pending_reversal = driver.terminal.pending_reversal();
+    driver.terminal.clear_batch();
     Run {
         report,
         stats: driver.stats,
@@ -771,13 +803,110 @@ impl Driver {
         }
     }
 
+    /// Settles the terminal's batch: the pending reversal first, then the 0500, then the
+    /// upload if the acquirer's totals differ. Bounded: each message is sent at most
+    /// [`SETTLE_ATTEMPTS`] times without a reply; the upload at most once per entry
+    /// plus the batch end. A settlement that does not close the batch leaves the
+    /// record as it was (an unfinished upload is abandoned).
+    async fn settle_batch(&mut self) {
+        let closed = self.settle_exchange().await;
+        if !closed {
+            self.terminal.abandon_upload();
+            self.stats.settlements.failed += 1;
+        }
+    }
+
+    /// Returns whether the batch was closed.
+    async fn settle_exchange(&mut self) -> bool {
+        for _ in 0..SETTLE_ATTEMPTS {
+            if !self.settle_reversal().await
+                || (!self.terminal.is_signed_on() && !self.sign_on().await)
+            {
+                return false;
+            }
+            let req = match self.terminal.settle() {
+                Ok(r) => r,
+                Err(e) => {
+                    self.stats.refused(&e);
+                    return false;
+                }
+            };
+            if req.kind != TxKind::Settle {
+                // The pending reversal went first; it is accounted by `settle_reversal`.
+                let _ = self.exchange(req).await;
+                continue;
+            }
+            let Exchange::Reply(o) = self.exchange(req).await else {
+                continue;
+            };
+            return match o.settlement {
+                Some(SettlementResult::Balanced) => {
+                    self.stats.settlements.balanced += 1;
+                    true
+                }
+                Some(SettlementResult::NotBalanced) => {
+                    self.stats.settlements.not_balanced += 1;
+                    self.upload().await
+                }
+                // Keys or batch number out of step: the terminal signs on again (which
+                // also tells it the acquirer's batch) and settles again.
+                _ if o.verdict == Verdict::MacFailure
+                    || o.response_code == Some(ResponseCode::BATCH_MISMATCH) =>
+                {
+                    continue
+                }
+                _ => false,
+            };
+        }
+        false
+    }
+
+    /// Drives the upload to its batch end; returns whether the acquirer accepted it.
+    async fn upload(&mut self) -> bool {
+        let steps = self.terminal.batch().len() + 1;
+        let mut misses = 0;
+        for _ in 0..steps.saturating_mul(SETTLE_ATTEMPTS as usize) {
+            if !self.terminal.is_signed_on() && !self.sign_on().await {
+                return false;
+            }
+            let req = match self.terminal.next_upload() {
+                Ok(Some(r)) => r,
+                Ok(None) => return false,
+                Err(e) => {
+                    self.stats.refused(&e);
+                    return false;
+                }
+            };
+            match self.exchange(req).await {
+                Exchange::Reply(o) if o.settlement == Some(SettlementResult::Uploaded) => {
+                    self.stats.settlements.uploaded += 1;
+                    return true;
+                }
+                Exchange::Reply(o) if o.is_approved() => misses = 0,
+                Exchange::Reply(o) if o.verdict == Verdict::MacFailure => misses += 1,
+                Exchange::Reply(_) => return false,
+                Exchange::Timeout | Exchange::Broken => misses += 1,
+            }
+            if misses >= SETTLE_ATTEMPTS {
+                return false;
+            }
+        }
+        false
+    }
+
     /// Sends one financial request from the fleet's budget and accounts for its result.
     async fn transact(
         &mut self,
         build: impl FnOnce(&mut Terminal) -> Result<Request, TerminalError>,
     ) -> Option<Outcome> {
         if self.terminal.batch_is_full() {
-            self.flushed.extend(self.terminal.clear_batch());
+            let entries = self.terminal.batch().to_vec();
+            if self.config.settle_at_end {
+                self.settle_batch().await;
+            }
+            // Settled or not, the record is emptied so the terminal can go on.
+            self.terminal.clear_batch();
+            self.flushed.extend(entries);
         }
         if self.terminal.pending_reversal().is_some() || !self.shared.claim() {
             return None;

@@ -29,11 +29,18 @@ pub enum TxKind {
     Completion,
     /// 0400 reversal of a reversible request.
     Reversal,
+    /// 0500 batch settlement (60.3 `201`, field 48 the batch totals).
+    Settle,
+    /// 0320 batch upload of one approved transaction (60.3 `201`; 60.1, 3 and 25 are
+    /// its original's).
+    BatchUpload,
+    /// 0320 batch end after an upload (60.3 `202`, field 48 the upload count).
+    BatchEnd,
 }
 
 impl TxKind {
     /// Every kind, in report order.
-    pub const ALL: [TxKind; 11] = [
+    pub const ALL: [TxKind; 14] = [
         TxKind::SignOn,
         TxKind::SignOff,
         TxKind::Echo,
@@ -45,6 +52,9 @@ impl TxKind {
         TxKind::PreAuthCancel,
         TxKind::Completion,
         TxKind::Reversal,
+        TxKind::Settle,
+        TxKind::BatchUpload,
+        TxKind::BatchEnd,
     ];
 
     /// A short lowercase name.
@@ -61,6 +71,9 @@ impl TxKind {
             TxKind::PreAuthCancel => "pre-auth-cancel",
             TxKind::Completion => "completion",
             TxKind::Reversal => "reversal",
+            TxKind::Settle => "settle",
+            TxKind::BatchUpload => "batch-upload",
+            TxKind::BatchEnd => "batch-end",
         }
     }
 
@@ -73,6 +86,8 @@ impl TxKind {
             TxKind::Refund => Mti::lit("0220"),
             TxKind::PreAuth | TxKind::PreAuthCancel => Mti::lit("0100"),
             TxKind::Reversal => Mti::lit("0400"),
+            TxKind::Settle => Mti::lit("0500"),
+            TxKind::BatchUpload | TxKind::BatchEnd => Mti::lit("0320"),
         }
     }
 
@@ -96,10 +111,16 @@ impl TxKind {
         }
     }
 
-    /// Field 60.1.
+    /// Field 60.1 (a batch upload detail carries its original's instead).
     pub fn tx_type(self) -> &'static str {
         match self {
-            TxKind::SignOn | TxKind::SignOff | TxKind::Echo | TxKind::Reversal => "00",
+            TxKind::SignOn
+            | TxKind::SignOff
+            | TxKind::Echo
+            | TxKind::Reversal
+            | TxKind::Settle
+            | TxKind::BatchUpload
+            | TxKind::BatchEnd => "00",
             TxKind::Balance => "01",
             TxKind::Sale => "22",
             TxKind::Void => "23",
@@ -125,6 +146,14 @@ impl TxKind {
     /// Whether the request and its reply carry a MAC (every non-network message).
     pub fn is_maced(self) -> bool {
         !matches!(self, TxKind::SignOn | TxKind::SignOff | TxKind::Echo)
+    }
+
+    /// Whether this is a message of the batch settlement (0500, 0320).
+    pub fn is_settlement(self) -> bool {
+        matches!(
+            self,
+            TxKind::Settle | TxKind::BatchUpload | TxKind::BatchEnd
+        )
     }
 
     /// Whether this is a financial request a cardholder started (not network, not reversal).

@@ -3,8 +3,9 @@
 //! [`Terminal`] is one terminal's protocol state without IO: it builds framed
 //! `cup-pos` requests (sign-on, echo, sign-off, balance, sale, void, refund,
 //! pre-authorization, cancel, completion), MACs them with its working keys, keeps the
-//! pending reversal before every reversible request, and verifies and classifies the
-//! replies the caller hands it. [`fleet::run_fleet`] drives many terminals over TCP
+//! pending reversal before every reversible request, settles its batch (0500, and the
+//! 0320 upload when the host disagrees), and verifies and classifies the replies the
+//! caller hands it. [`fleet::run_fleet`] drives many terminals over TCP
 //! with tokio, paced to a target rate, and returns a [`FleetReport`].
 
 mod card;
@@ -18,6 +19,6 @@ pub use fleet::{run_fleet, FleetConfig, Mix, TerminalSetup};
 pub use kind::TxKind;
 pub use report::{FleetReport, Latency, ReversalCounts, TerminalReport};
 pub use terminal::{
-    BatchEntry, Outcome, PendingReversal, ReplyError, Request, Terminal, TerminalConfig,
-    TerminalError, Verdict,
+    BatchEntry, Outcome, PendingReversal, ReplyError, Request, SettlementResult, Terminal,
+    TerminalConfig, TerminalError, Verdict,
 };

@@ -96,6 +96,14 @@ pub struct FleetReport {
     pub counts: BTreeMap<TxKind, BTreeMap<String, u64>>,
     /// Reversal accounting.
     pub reversals: ReversalCounts,
+    /// Batch settlements the acquirer answered balanced (when the fleet settles).
+    pub batches_balanced: u64,
+    /// Batch settlements answered not balanced (each starts an upload).
+    pub batches_not_balanced: u64,
+    /// Uploads whose batch end the acquirer accepted: batches closed after an upload.
+    pub batches_uploaded: u64,
+    /// Settlements that did not close the batch (no answer, refused, abandoned upload).
+    pub batches_failed: u64,
     /// Requests of any kind that got no reply in time.
     pub timeouts: u64,
     /// Replies whose MAC did not verify.
@@ -168,6 +176,19 @@ impl fmt::Display for FleetReport {
             r.cancelled_after_approval,
             r.unresolved
         )?;
+        let batches = [
+            self.batches_balanced,
+            self.batches_not_balanced,
+            self.batches_uploaded,
+            self.batches_failed,
+        ];
+        if batches.iter().any(|n| *n > 0) {
+            writeln!(
+                f,
+                "batch settlements: balanced {} not-balanced {} uploaded {} failed {}",
+                batches[0], batches[1], batches[2], batches[3]
+            )?;
+        }
         writeln!(
             f,
             "timeouts {}  mac failures {}  sign-ons {}  reconnects {}",

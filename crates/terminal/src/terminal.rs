@@ -7,7 +7,7 @@ use std::fmt;
 use cardsec::{cup_ecb_mac, mac_equal, Key, KeyLayout, TerminalKeys};
 use domain::{Currency, MerchantId, ResponseCode, Rrn, Stan, TerminalId};
 use iso8583::frame::{encode_frame, CupEnvelope, CupHeader, Tpdu, DEFAULT_MAX_FRAME};
-use iso8583::subfields::{Field60, Field61};
+use iso8583::subfields::{BatchTotals, Field60, Field61, Totals};
 use iso8583::{Dialect, Message};
 
 use crate::card::Card;
@@ -90,6 +90,9 @@ pub enum TerminalError {
     /// The batch record holds `max_batch_entries`; settle or clear it.
     #[error("batch record is full")]
     BatchFull,
+    /// A batch upload is under way: finish it (`next_upload`) or abandon it first.
+    #[error("batch upload in progress")]
+    Settling,
     /// `cancel_after_approval` without an approved reversible transaction just before.
     #[error("no approved transaction to cancel")]
     NothingToCancel,
@@ -160,6 +163,17 @@ pub struct BatchEntry {
     pub closed: bool,
 }
 
+/// How a batch settlement ended, as the terminal learned it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettlementResult {
+    /// The 0510 said the totals agree: the batch is closed and the next one begun.
+    Balanced,
+    /// The 0510 said they differ: the terminal must upload its batch (`next_upload`).
+    NotBalanced,
+    /// The batch end of an upload was accepted: the batch is closed and the next one begun.
+    Uploaded,
+}
+
 /// How the terminal judged a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -192,6 +206,8 @@ pub struct Outcome {
     pub balance_minor: Option<i64>,
     /// The batch entry recorded for an approved financial transaction.
     pub entry: Option<BatchEntry>,
+    /// For a settlement (0510) or a batch end (0330) that was accepted: how it ended.
+    pub settlement: Option<SettlementResult>,
 }
 
 impl Outcome {
@@ -227,6 +243,19 @@ struct InFlight {
     original: Option<(u32, Stan)>,
 }
 
+/// A batch upload under way: what to upload, how far it got.
+struct Upload {
+    /// The batch being settled.
+    batch: u32,
+    /// The entries to upload, in record order.
+    entries: Vec<BatchEntry>,
+    /// The next entry to hand out (advanced by each accepted 0330).
+    next: usize,
+    /// The batch end's STAN once handed out: a repeat after a timeout reuses it, so the
+    /// host recognizes the retransmission.
+    end_stan: Option<Stan>,
+}
+
 struct LastApproved {
     kind: TxKind,
     stan: Stan,
@@ -245,6 +274,9 @@ pub struct Terminal {
     in_flight: Option<InFlight>,
     last_approved: Option<LastApproved>,
     record: Vec<BatchEntry>,
+    /// The STAN of a 0500 that got no answer: a repeat reuses it.
+    settle_stan: Option<Stan>,
+    upload: Option<Upload>,
 }
 
 impl fmt::Debug for Terminal {
@@ -257,6 +289,7 @@ impl fmt::Debug for Terminal {
             .field("pending_reversal", &self.pending_reversal())
             .field("in_flight", &self.in_flight())
             .field("batch_entries", &self.record.len())
+            .field("uploading", &self.upload.is_some())
             .finish()
     }
 }
@@ -274,6 +307,8 @@ impl Terminal {
             in_flight: None,
             last_approved: None,
             record: Vec::new(),
+            settle_stan: None,
+            upload: None,
         }
     }
 
@@ -325,7 +360,40 @@ impl Terminal {
     /// Empties the batch record (after settlement, or once the caller has copied it).
     pub fn clear_batch(&mut self) -> Vec<BatchEntry> {
         self.last_approved = None;
+        self.upload = None;
         std::mem::take(&mut self.record)
+    }
+
+    /// The entries a settlement counts and uploads: approved sales and completions of
+    /// the current batch not voided, and its approved refunds. (`closed` is not enough:
+    /// a refund or completion closes its original too.)
+    fn settled_entries(&self) -> impl Iterator<Item = &BatchEntry> + '_ {
+        let voided: std::collections::HashSet<(u32, Stan)> = self
+            .record
+            .iter()
+            .filter(|e| e.kind == TxKind::Void)
+            .filter_map(|e| e.original)
+            .collect();
+        self.record.iter().filter(move |e| {
+            e.batch == self.batch
+                && match e.kind {
+                    TxKind::Sale | TxKind::Completion => !voided.contains(&(e.batch, e.stan)),
+                    TxKind::Refund => true,
+                    _ => false,
+                }
+        })
+    }
+
+    /// The batch is closed at the host: empty the record and begin the next batch
+    /// (60.2 is six digits; 0 is not a batch number).
+    fn close_batch(&mut self) {
+        self.clear_batch();
+        self.settle_stan = None;
+        self.batch = if self.batch >= 999_999 {
+            1
+        } else {
+            self.batch + 1
+        };
     }
 
     /// 0800 sign-on asking for double-length working keys (60.3 `003`).
@@ -434,6 +502,113 @@ impl Terminal {
         self.after_pre_auth(TxKind::Completion, amount_minor, original)
     }
 
+    /// The totals of the current batch as a 0500 carries them: debits are approved sales
+    /// and completions not voided, credits are approved refunds; every card counts as
+    /// domestic (the terminal has no foreign BIN table either).
+    pub fn batch_totals(&self) -> BatchTotals {
+        let mut d = Totals::default();
+        for e in self.settled_entries() {
+            let amount = u64::try_from(e.amount_minor).unwrap_or(0);
+            if e.kind == TxKind::Refund {
+                d.credit_minor = d.credit_minor.saturating_add(amount);
+                d.credit_count = d.credit_count.saturating_add(1);
+            } else {
+                d.debit_minor = d.debit_minor.saturating_add(amount);
+                d.debit_count = d.debit_count.saturating_add(1);
+            }
+        }
+        BatchTotals {
+            domestic: d,
+            foreign: Totals::default(),
+        }
+    }
+
+    /// 0500 batch settlement of the current batch (60.3 `201`, field 48 its totals).
+    /// Like a financial request it hands out the pending reversal first. The 0510 says
+    /// whether the host agrees ([`Outcome::settlement`]): balanced closes the batch,
+    /// not balanced starts the upload ([`Terminal::next_upload`]).
+    pub fn settle(&mut self) -> Result<Request, TerminalError> {
+        self.ensure_idle()?;
+        self.ensure_signed_on()?;
+        if self.upload.is_some() {
+            return Err(TerminalError::Settling);
+        }
+        if self.pending.is_some() {
+            return self.reversal_request();
+        }
+        let totals = self
+            .batch_totals()
+            .to_text()
+            .map_err(|_| TerminalError::Encode("batch totals do not fit field 48".into()))?;
+        let mut msg = self.network(TxKind::Settle, "201");
+        msg.set(48, totals);
+        msg.set(49, format!("{:03}", self.config.currency.numeric()));
+        let stan = match self.settle_stan {
+            Some(s) => s,
+            None => self.take_stan(),
+        };
+        self.settle_stan = Some(stan);
+        self.send_as(TxKind::Settle, msg, None, stan)
+    }
+
+    /// The next message of a batch upload: one 0320 per entry of the batch totals (60.3
+    /// `201`, the original's STAN, amount, RRN, 3, 25 and 60.1), then the batch end
+    /// (60.3 `202`, field 48 the count); `None` when no upload is under way. An entry
+    /// is handed out again until its 0330 is accepted; a declined 0330 ends the upload
+    /// and leaves the batch open.
+    pub fn next_upload(&mut self) -> Result<Option<Request>, TerminalError> {
+        self.ensure_idle()?;
+        let Some(up) = &self.upload else {
+            return Ok(None);
+        };
+        self.ensure_signed_on()?;
+        if let Some(e) = up.entries.get(up.next).cloned() {
+            let mut msg = Message::new(TxKind::BatchUpload.mti());
+            msg.set(41, self.config.terminal_id.as_str());
+            msg.set(42, self.config.merchant_id.as_str());
+            if let Some(pc) = e.kind.processing_code() {
+                msg.set(3, pc);
+            }
+            if let Some(cc) = e.kind.condition_code() {
+                msg.set(25, cc);
+            }
+            self.set_amount(&mut msg, e.amount_minor)?;
+            msg.set(37, e.rrn.as_str());
+            let f60 = Field60 {
+                tx_type: e.kind.tx_type().to_owned(),
+                batch: up.batch,
+                net_code: Some("201".to_owned()),
+                rest: String::new(),
+            };
+            msg.set(60, f60.to_text());
+            return self
+                .send_as(TxKind::BatchUpload, msg, None, e.stan)
+                .map(Some);
+        }
+        let count = up.entries.len().min(9_999);
+        let mut msg = self.network(TxKind::BatchEnd, "202");
+        msg.set(48, format!("{count:04}"));
+        let stan = match up.end_stan {
+            Some(s) => s,
+            None => self.take_stan(),
+        };
+        if let Some(up) = &mut self.upload {
+            up.end_stan = Some(stan);
+        }
+        self.send_as(TxKind::BatchEnd, msg, None, stan).map(Some)
+    }
+
+    /// Whether a batch upload is under way (financial requests are refused meanwhile).
+    pub fn is_uploading(&self) -> bool {
+        self.upload.is_some()
+    }
+
+    /// Gives up an upload under way (the host stopped answering): the batch stays open
+    /// and the record intact; settle again later.
+    pub fn abandon_upload(&mut self) {
+        self.upload = None;
+    }
+
     /// Models the customer pressing cancel after the host approved the last reversible
     /// transaction: it leaves the batch record and is reversed with field 39 = `06`.
     pub fn cancel_after_approval(&mut self) -> Result<Stan, TerminalError> {
@@ -492,6 +667,10 @@ impl Terminal {
         let Some(flight) = self.in_flight.take() else {
             unreachable!("matches_in_flight checked a request is in flight")
         };
+        if flight.kind == TxKind::Settle {
+            // Answered: a later 0500 is a new settlement, not a repeat.
+            self.settle_stan = None;
+        }
         if flight.kind.is_maced() && !self.mac_verifies(env.message, &msg) {
             return Ok(self.mac_failed(flight, &msg));
         }
@@ -584,6 +763,40 @@ impl Terminal {
             TxKind::SignOff => self.signed_on = self.signed_on && !approved,
             TxKind::Reversal => self.pending = None,
             TxKind::Balance => out.balance_minor = msg.get_str(54).and_then(parse_balance),
+            TxKind::Settle if approved => match settlement_verdict(msg) {
+                Some(true) => {
+                    self.close_batch();
+                    out.settlement = Some(SettlementResult::Balanced);
+                }
+                Some(false) => {
+                    self.upload = Some(Upload {
+                        batch: self.batch,
+                        entries: self.settled_entries().cloned().collect(),
+                        next: 0,
+                        end_stan: None,
+                    });
+                    out.settlement = Some(SettlementResult::NotBalanced);
+                }
+                None => out.verdict = Verdict::BadReply("settlement reply without totals"),
+            },
+            TxKind::BatchUpload if approved => {
+                if let Some(up) = &mut self.upload {
+                    up.next += 1;
+                }
+            }
+            TxKind::BatchEnd if approved => {
+                self.close_batch();
+                out.settlement = Some(SettlementResult::Uploaded);
+            }
+            TxKind::Settle => {}
+            TxKind::BatchUpload | TxKind::BatchEnd => {
+                tracing::warn!(
+                    terminal = %self.config.terminal_id,
+                    code = %rc,
+                    "batch upload refused; the batch stays open"
+                );
+                self.upload = None;
+            }
             _ if approved => {
                 let Some(rrn) = out.rrn else {
                     return self.unusable(flight, msg, "approved without RRN");
@@ -681,6 +894,9 @@ impl Terminal {
     fn before_financial(&mut self, kind: TxKind) -> Result<Option<Request>, TerminalError> {
         self.ensure_idle()?;
         self.ensure_signed_on()?;
+        if self.upload.is_some() {
+            return Err(TerminalError::Settling);
+        }
         if self.pending.is_some() {
             return self.reversal_request().map(Some);
         }
@@ -797,10 +1013,22 @@ impl Terminal {
     fn send(
         &mut self,
         kind: TxKind,
-        mut msg: Message,
+        msg: Message,
         original: Option<(u32, Stan)>,
     ) -> Result<Request, TerminalError> {
         let stan = self.take_stan();
+        self.send_as(kind, msg, original, stan)
+    }
+
+    /// [`Terminal::send`] with a STAN already chosen (an upload detail carries its
+    /// original's; a repeated 0500 or batch end its first sending's).
+    fn send_as(
+        &mut self,
+        kind: TxKind,
+        mut msg: Message,
+        original: Option<(u32, Stan)>,
+        stan: Stan,
+    ) -> Result<Request, TerminalError> {
         msg.set_stan(stan);
         let frame = self.seal(&mut msg, kind.is_maced())?;
         if kind.is_reversible() {
@@ -907,7 +1135,16 @@ fn outcome(flight: &InFlight, msg: &Message, verdict: Verdict) -> Outcome {
         rrn: msg.rrn().ok(),
         balance_minor: None,
         entry: None,
+        settlement: None,
     }
+}
+
+/// Whether a 0510 says balanced (every half of field 48 carries result `1`); `None`
+/// without readable totals.
+fn settlement_verdict(msg: &Message) -> Option<bool> {
+    let t = BatchTotals::read(msg).ok()?;
+    let halves = if msg.get_str(48)?.len() > 31 { 2 } else { 1 };
+    Some(t.domestic.result == 1 && (halves == 1 || t.foreign.result == 1))
 }
 
 /// Field 54 of a balance reply: `1002` + currency (3) + `C`/`D` + 12 digits.

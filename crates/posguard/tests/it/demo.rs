@@ -12,7 +12,8 @@ async fn demo_with_faults_resolves_every_anomaly() {
             terminals: 8,
             cards: 60,
         },
-        duration: 6,
+        days: 2,
+        duration: 4,
         rate: 80.0,
         data: dir.display().to_string(),
         seed: 5,
@@ -20,8 +21,29 @@ async fn demo_with_faults_resolves_every_anomaly() {
         no_faults: false,
     };
     let out = demo(args).await.expect("demo runs");
-    println!("{}\n{}{}{}", out.fleet, out.resolution, out.sms, out.check);
-    assert!(out.fleet.transactions > 100, "the fleet ran");
+    for (fleet, day) in out.fleets.iter().zip(&out.days) {
+        println!("{fleet}\n{day}");
+    }
+    println!("{}{}{}{}", out.resolution, out.sms, out.check, out.settled);
+    assert!(out.transactions() > 100, "the fleet ran");
+    // Two business days, each settled: terminals settled their batches, merchants
+    // were paid, and every approved sale is settled exactly once or held with a reason.
+    assert_eq!(out.days.len(), 2);
+    for day in &out.days {
+        assert!(day.settlement.total(|s| s.net_minor) > 0, "{day}");
+        assert!(
+            day.batches.0 + day.batches.1 > 0,
+            "terminals settled their batches: {day}"
+        );
+    }
+    assert_ne!(out.days[0].settlement.date, out.days[1].settlement.date);
+    assert!(out.settled.ok(), "{}", out.settled);
+    assert!(out.settled.settled > 100, "{}", out.settled);
+    assert!(
+        out.settled.held > 0,
+        "the held merchant's sales wait: {}",
+        out.settled
+    );
     assert!(
         !out.resolution.kinds.is_empty(),
         "the fault mix produced anomalies to resolve"

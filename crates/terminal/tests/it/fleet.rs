@@ -179,3 +179,92 @@ async fn fleet_reports_a_badly_provisioned_terminal_without_connecting() {
     assert!(err.starts_with("terminal id"), "{err}");
     assert!(!format!("{:?}", report.terminals).contains(TMK));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_settles_every_batch_and_uploads_when_not_balanced() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    let seen_by_server = Arc::clone(&seen);
+    let server = tokio::spawn(async move {
+        let mut conn = 0;
+        while let Ok((stream, _)) = listener.accept().await {
+            conn += 1;
+            let mut host = FakeHost::new();
+            host.rrn_prefix = conn;
+            host.pins.insert(crate::PAN.into(), crate::PIN.into());
+            host.unbalanced.push("00000002".into());
+            tokio::spawn(serve(stream, host, Arc::clone(&seen_by_server)));
+        }
+    });
+    let terminals = (1..=3)
+        .map(|i| TerminalSetup {
+            terminal_id: format!("{i:08}"),
+            merchant_id: "123456789012345".into(),
+            tmk_hex: TMK.into(),
+            location: None,
+        })
+        .collect();
+    let mut config = FleetConfig::new(addr, terminals, cards());
+    config.mix = Mix {
+        sale: 60,
+        void: 20,
+        refund: 20,
+        ..Mix::sales_only()
+    };
+    config.rate_per_sec = 0.0;
+    config.max_transactions = Some(60);
+    config.reply_timeout = Duration::from_secs(5);
+    config.seed = 7;
+    config.settle_at_end = true;
+
+    let report = tokio::time::timeout(Duration::from_secs(30), run_fleet(config))
+        .await
+        .expect("the fleet finishes within its bounds");
+    server.abort();
+
+    let shown = report.to_string();
+    let r = &report;
+    assert_eq!(
+        (
+            r.batches_balanced,
+            r.batches_not_balanced,
+            r.batches_uploaded,
+            r.batches_failed
+        ),
+        (2, 1, 1, 0),
+        "{shown}"
+    );
+    assert!(shown.contains("batch settlements: balanced 2 not-balanced 1 uploaded 1 failed 0"));
+    // The unbalanced terminal uploaded what its totals counted, then the batch end.
+    let t2 = &report.terminals[1];
+    let voided: HashSet<_> = t2
+        .approved
+        .iter()
+        .filter(|e| e.kind == TxKind::Void)
+        .filter_map(|e| e.original)
+        .collect();
+    let counted = t2
+        .approved
+        .iter()
+        .filter(|e| match e.kind {
+            TxKind::Sale => !voided.contains(&(e.batch, e.stan)),
+            TxKind::Refund => true,
+            _ => false,
+        })
+        .count() as u64;
+    assert_eq!(report.count(TxKind::BatchUpload, "00"), counted, "{shown}");
+    assert_eq!(report.count(TxKind::BatchEnd, "00"), 1, "{shown}");
+    assert_eq!(report.count(TxKind::Settle, "00"), 3, "{shown}");
+    assert_eq!(
+        report.transactions, 60,
+        "settlement is not counted as transactions"
+    );
+    assert_eq!(
+        seen.load(Ordering::Relaxed),
+        3 + 60 + report.reversals.sent + 3 + counted + 1,
+        "{shown}"
+    );
+    // The report keeps the approved entries even though settlement emptied the records.
+    assert!(report.approved_entries().count() > 0);
+}

@@ -38,6 +38,10 @@ pub struct FakeHost {
     pub poor: Vec<String>,
     /// Prefix of every RRN (distinguishes hosts sharing a run).
     pub rrn_prefix: u32,
+    /// The result digit a 0510 carries: 1 balanced, 2 not balanced.
+    pub settle_result: u8,
+    /// Terminals whose settlements are answered not balanced whatever `settle_result` says.
+    pub unbalanced: Vec<String>,
     next_rrn: u64,
 }
 
@@ -51,6 +55,8 @@ impl FakeHost {
             pins: HashMap::new(),
             poor: Vec::new(),
             rrn_prefix: 0,
+            settle_result: 1,
+            unbalanced: Vec::new(),
             next_rrn: 0,
         }
     }
@@ -127,7 +133,15 @@ impl FakeHost {
                     m.set(62, self.field62());
                 }
             }
-            "0830" | "0410" => {}
+            "0830" | "0410" | "0330" => {}
+            "0510" => {
+                let result = if self.unbalanced.iter().any(|t| t == req.str(41)) {
+                    2
+                } else {
+                    self.settle_result
+                };
+                m.set(48, with_result(req.str(48), result));
+            }
             _ => {
                 if rc == "00" {
                     m.set(38, format!("A{:05}", self.next_rrn % 100_000));
@@ -190,6 +204,20 @@ impl FakeHost {
             _ => "00",
         }
     }
+}
+
+/// Field 48 totals with each half's result digit (the 31st) set to `result`.
+pub fn with_result(totals: &str, result: u8) -> String {
+    totals
+        .char_indices()
+        .map(|(i, c)| {
+            if i % 31 == 30 {
+                char::from(b'0' + result)
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Renders a request's fields, one per line; secrets (2, 35, 52, 64) as lengths only.

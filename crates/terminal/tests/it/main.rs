@@ -5,6 +5,7 @@ mod fleet;
 mod host;
 mod requests;
 mod reversal;
+mod settlement;
 
 use cardsec::Key;
 use terminal::{Card, EntryKind, Terminal, TerminalConfig};

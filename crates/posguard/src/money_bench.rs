@@ -1,0 +1,298 @@
+//! `posguard money-bench`: ledger transfers per second (batched, durable) on SQLite and
+//! PostgreSQL next to plain inserts of the same rows measured in the same run, and the
+//! settlement run's time for a day of N transactions (the pure computation, and the
+//! whole run over the store: read, compute, write ledger, settlements and items).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::Args;
+use domain::Currency;
+use ledger::{Account, AccountKind, Flow, Limit, Transfer};
+use settlement::{CardType, Item, ItemKind};
+use store::{Backend, MerchantRow, TxnRow, Val, Write};
+use tokio::time::Instant;
+
+/// `posguard money-bench`.
+#[derive(Debug, Clone, Args)]
+pub struct MoneyBenchArgs {
+    /// Ledger transfers per backend.
+    #[arg(long, default_value_t = 100_000)]
+    pub transfers: usize,
+    /// Transfers per durable batch (one database transaction).
+    #[arg(long, default_value_t = 1_000)]
+    pub batch: usize,
+    /// Transactions in the settlement run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub transactions: usize,
+    /// Merchants the transactions belong to.
+    #[arg(long, default_value_t = 1_000)]
+    pub merchants: usize,
+    /// PostgreSQL URL for the PostgreSQL figures (a fresh schema is used and dropped).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Where the SQLite databases go (fresh directories, removed afterwards).
+    #[arg(long, default_value = "./posguard-data")]
+    pub data: String,
+}
+
+/// Runs `posguard money-bench`.
+#[allow(clippy::disallowed_methods)] // a benchmark reads the clock
+pub fn run(a: MoneyBenchArgs) -> anyhow::Result<()> {
+    let stamp = format!(
+        "{}-{}",
+        chrono::Utc::now().timestamp_millis(),
+        std::process::id()
+    );
+    let dir = std::path::PathBuf::from(&a.data).join(format!("money-bench-{stamp}"));
+    println!(
+        "ledger: {} transfers in batches of {} (durable commits), against plain inserts of the same rows",
+        a.transfers, a.batch
+    );
+    {
+        let mut db: Box<dyn Backend> =
+            Box::new(store::SqliteBackend::open_dir(&dir.join("ledger"))?);
+        db.migrate()?;
+        ledger_bench("sqlite", db.as_mut(), a.transfers, a.batch)?;
+    }
+    if let Some(url) = &a.database_url {
+        let schema = format!("money_bench_{}", std::process::id());
+        {
+            let mut db: Box<dyn Backend> =
+                Box::new(store::PgBackend::connect_in_schema(url, &schema)?);
+            db.migrate()?;
+            ledger_bench("postgres", db.as_mut(), a.transfers, a.batch)?;
+        }
+        store::PgBackend::connect(url)?.drop_schema(&schema)?;
+    } else {
+        println!("  postgres: skipped (no --database-url)");
+    }
+
+    println!(
+        "settlement run: {} transactions, {} merchants",
+        a.transactions, a.merchants
+    );
+    settle_bench(&dir, a.transactions, a.merchants.max(1))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn accounts(merchants: usize) -> Vec<Account> {
+    let mut v = vec![Account {
+        id: "issuer_receivable".into(),
+        kind: AccountKind::IssuerReceivable,
+        currency: Currency::CNY,
+        limit: Limit::None,
+        debits_posted: 0,
+        debits_pending: 0,
+        credits_posted: 0,
+        credits_pending: 0,
+    }];
+    for m in 0..merchants {
+        v.push(Account {
+            id: format!("merchant_payable:M{m:05}"),
+            kind: AccountKind::MerchantPayable,
+            ..v[0].clone()
+        });
+    }
+    v
+}
+
+#[allow(clippy::disallowed_methods)]
+fn ledger_bench(name: &str, db: &mut dyn Backend, n: usize, batch: usize) -> anyhow::Result<()> {
+    let batch = batch.max(1);
+    let transfers: Vec<Transfer> = (0..n)
+        .map(|i| Transfer {
+            id: format!("capture:{i}"),
+            debit: "issuer_receivable".into(),
+            credit: format!("merchant_payable:M{:05}", i % 100),
+            amount: 1_000 + (i as i64 % 9_000),
+            flow: Flow::Posted,
+            code: "capture".into(),
+            linked: false,
+        })
+        .collect();
+    // Baseline: the same rows, plain INSERTs, same batches, same durability.
+    db.with_tx(&mut |tx| {
+        tx.exec(
+            "CREATE TABLE IF NOT EXISTS bench_plain_transfers (transfer_id TEXT PRIMARY KEY, \
+             debit_account TEXT NOT NULL, credit_account TEXT NOT NULL, amount_minor BIGINT NOT NULL, \
+             flow TEXT NOT NULL, pending_id TEXT, code TEXT NOT NULL, linked BIGINT NOT NULL, \
+             resolved BIGINT NOT NULL, at TEXT NOT NULL)",
+            &[],
+        )?;
+        Ok(())
+    })?;
+    let t0 = Instant::now();
+    for chunk in transfers.chunks(batch) {
+        db.with_tx(&mut |tx| {
+            for t in chunk {
+                tx.exec(
+                    "INSERT INTO bench_plain_transfers (transfer_id, debit_account, credit_account, \
+                     amount_minor, flow, pending_id, code, linked, resolved, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)",
+                    &[
+                        Val::from(&t.id),
+                        Val::from(&t.debit),
+                        Val::from(&t.credit),
+                        Val::I(t.amount),
+                        Val::from("posted"),
+                        Val::Null,
+                        Val::from(&t.code),
+                        Val::I(0),
+                        Val::from("2026-11-21T00:00:00Z"),
+                    ],
+                )?;
+            }
+            Ok(())
+        })?;
+    }
+    let plain = t0.elapsed();
+    let open = accounts(100);
+    let t0 = Instant::now();
+    for chunk in transfers.chunks(batch) {
+        db.ledger_apply(&open, chunk, &[], "2026-11-21T00:00:00Z")?;
+    }
+    let ledger_time = t0.elapsed();
+    // Replaying everything is a no-op (idempotency), and the books balance.
+    let t0 = Instant::now();
+    let mut again = 0;
+    for chunk in transfers.chunks(batch) {
+        again += db.ledger_apply(&open, chunk, &[], "2026-11-21T00:00:00Z")?;
+    }
+    let replay = t0.elapsed();
+    let sum: i64 = db.ledger_accounts()?.iter().map(|a| a.balance()).sum();
+    let rate = |d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
+    println!(
+        "  {name:<9} plain inserts {:>9.0} rows/s | ledger transfers {:>9.0}/s ({:.0}% of baseline) | idempotent replay {:>9.0}/s, {} re-applied | balances sum {}",
+        rate(plain),
+        rate(ledger_time),
+        100.0 * rate(ledger_time) / rate(plain),
+        rate(replay),
+        again,
+        sum
+    );
+    Ok(())
+}
+
+#[allow(clippy::disallowed_methods)]
+fn settle_bench(dir: &std::path::Path, n: usize, merchants: usize) -> anyhow::Result<()> {
+    let date = NaiveDate::from_ymd_opt(2026, 11, 20).context("date")?;
+    // The pure computation.
+    let items: Vec<Item> = (0..n)
+        .map(|i| Item {
+            txn_id: i as i64 + 1,
+            rrn: format!("{:012}", i + 1),
+            merchant_id: format!("M{:05}", i % merchants),
+            kind: if i % 50 == 0 {
+                ItemKind::Refund
+            } else {
+                ItemKind::Sale
+            },
+            amount_minor: 100 + (i as i64 * 7_919) % 500_000,
+            currency: Currency::CNY,
+            card: if i % 3 == 0 {
+                CardType::Credit
+            } else {
+                CardType::Debit
+            },
+            business_date: date,
+            hold: None,
+        })
+        .collect();
+    let t0 = Instant::now();
+    let run = settlement::settle(date, &items, &Default::default(), &Default::default());
+    let pure = t0.elapsed();
+    println!(
+        "  computation (sans IO): {:.3} s for {} items → {} settlements, {} ledger transfers",
+        pure.as_secs_f64(),
+        items.len(),
+        run.settlements.len(),
+        run.transfers.len()
+    );
+    // The whole run over SQLite: the journal holds the day, `settle_date` does the rest.
+    let mut db: Box<dyn Backend> = Box::new(store::SqliteBackend::open_dir(&dir.join("settle"))?);
+    db.migrate()?;
+    let mut writes: Vec<Write> = (0..merchants)
+        .map(|m| {
+            Write::Merchant(MerchantRow {
+                merchant_id: format!("M{m:05}"),
+                name: format!("merchant {m}"),
+                city: "Shanghai".into(),
+                mcc: "5411".into(),
+                status: "active".into(),
+                created_at: "2026-01-01T00:00:00+00:00".into(),
+                merchant_class: "standard".into(),
+                risk_class: "low".into(),
+            })
+        })
+        .collect();
+    db.apply(&writes)?;
+    let t0 = Instant::now();
+    for chunk in items.chunks(10_000) {
+        writes = chunk
+            .iter()
+            .map(|it| {
+                Write::NewTxn(TxnRow {
+                    txn_id: it.txn_id,
+                    request_key: format!("T/1/{}/2", it.txn_id),
+                    terminal_id: "T".into(),
+                    merchant_id: it.merchant_id.clone(),
+                    batch: 1,
+                    stan: it.txn_id,
+                    mti: "0200".into(),
+                    kind: if it.kind == ItemKind::Refund {
+                        "refund"
+                    } else {
+                        "sale"
+                    }
+                    .into(),
+                    amount_minor: it.amount_minor,
+                    currency: "156".into(),
+                    pan_token: format!("tok{}", it.txn_id % 10_000),
+                    masked_pan: if it.card == CardType::Debit {
+                        "622848******0001"
+                    } else {
+                        "400000******0002"
+                    }
+                    .into(),
+                    rrn: it.rrn.clone(),
+                    auth_code: Some("000001".into()),
+                    response_code: Some("00".into()),
+                    state: "approved".into(),
+                    original_rrn: None,
+                    link_stan: None,
+                    reply_hex: None,
+                    local_date: date.to_string(),
+                    created_at: "2026-11-20T04:00:00+00:00".into(),
+                    updated_at: "2026-11-20T04:00:00+00:00".into(),
+                })
+            })
+            .collect();
+        db.apply(&writes)?;
+    }
+    let load = t0.elapsed();
+    let cfg = crate::money::MoneyConfig {
+        out_dir: dir.join("files"),
+        ..crate::money::MoneyConfig::default()
+    };
+    let t0 = Instant::now();
+    let report = crate::money::settle_date(db.as_mut(), date, &cfg, "2026-11-20T15:05:00+00:00")?;
+    let whole = t0.elapsed();
+    let t0 = Instant::now();
+    let again = crate::money::settle_date(db.as_mut(), date, &cfg, "2026-11-20T15:10:00+00:00")?;
+    let rerun = t0.elapsed();
+    println!(
+        "  whole run on SQLite: {:.1} s for {} transactions ({:.0} txns/s; writing the day's journal took {:.1} s), net {} to {} merchants; rerun {:.2} s, already settled: {}",
+        whole.as_secs_f64(),
+        report.total(|s| s.txn_count),
+        report.total(|s| s.txn_count) as f64 / whole.as_secs_f64().max(1e-9),
+        load.as_secs_f64(),
+        crate::money::major(report.total(|s| s.net_minor)),
+        report.settlements.len(),
+        rerun.as_secs_f64(),
+        again.already_done
+    );
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the switch: the sans-IO engine driven in-process by the real
+//! terminal (`terminal::Terminal`) and a scripted issuer, with every durable write kept.
+
+mod harness;
+mod settlement;
