@@ -159,7 +159,8 @@ impl fmt::Display for SettleReport {
         }
         let mut reasons: BTreeMap<&str, (usize, i64)> = BTreeMap::new();
         for h in &self.held {
-            let e = reasons.entry(h.reason.as_str()).or_default();
+            let bare = h.reason.split(" (by ").next().unwrap_or(&h.reason);
+            let e = reasons.entry(bare).or_default();
             e.0 += 1;
             e.1 += h.amount_minor;
         }
