@@ -69,8 +69,18 @@ fn txn(id: i64, stan: i64) -> TxnRow {
 fn migrations_are_idempotent_and_rows_round_trip() {
     for b in backends() {
         let mut db = (b.open)();
-        assert_eq!(db.migrate().unwrap(), 4, "{}", b.name);
-        assert_eq!(db.migrate().unwrap(), 4, "{} second run", b.name);
+        assert_eq!(
+            db.migrate().unwrap(),
+            store::MIGRATIONS.len() as u32,
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            db.migrate().unwrap(),
+            store::MIGRATIONS.len() as u32,
+            "{} second run",
+            b.name
+        );
         let mut t = terminal();
         db.apply(&[Write::Merchant(merchant()), Write::Terminal(t.clone())])
             .unwrap();
