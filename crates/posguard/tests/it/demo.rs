@@ -38,7 +38,7 @@ async fn demo_with_faults_resolves_every_anomaly() {
     }
     assert_ne!(out.days[0].settlement.date, out.days[1].settlement.date);
     assert!(out.settled.ok(), "{}", out.settled);
-    assert!(out.settled.settled > 100, "{}", out.settled);
+    assert!(out.settled.settled > 50, "{}", out.settled);
     assert!(
         out.settled.held > 0,
         "the held merchant's sales wait: {}",
