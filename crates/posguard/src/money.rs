@@ -645,9 +645,17 @@ pub fn txn_money(db: &mut dyn Backend, rrn: &str, cfg: &MoneyConfig) -> anyhow::
             ));
             money_after_approval(db, &txn, bd, cfg, &mut lines)?
         }
+        "approved" if txn.kind == "preauth" => {
+            lines.push("pre-authorization: the issuer holds the cardholder's funds; the merchant is paid for the completion, not for this".into());
+            "no_money_moved".into()
+        }
         "approved" => {
             lines.push(format!("{}: no merchant money moves", txn.kind));
             "no_money_moved".into()
+        }
+        "voided" if txn.kind == "preauth" => {
+            lines.push("pre-authorization cancelled or completed: its hold on the cardholder's funds is gone; the merchant money moves with the completion, if any".into());
+            "voided".into()
         }
         "voided" => {
             lines.push(
