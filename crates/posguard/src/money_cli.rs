@@ -271,11 +271,19 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<()> {
         HoldCommand::List { store } => {
             let mut db = open_store(&store.location())?;
             db.materialize_risk_holds()?;
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
             for h in db.holds(true)? {
-                println!(
+                // A closed pipe (`| head`) ends the listing quietly.
+                if writeln!(
+                    out,
                     "{} {} {} (by {}, since {})",
                     h.hold_id, h.subject, h.reason, h.placed_by, h.placed_at
-                );
+                )
+                .is_err()
+                {
+                    break;
+                }
             }
             Ok(())
         }
