@@ -3,6 +3,8 @@
 //! Uses the synchronous `postgres` client: it must run on a thread of its own (the
 //! journal writer, a command-line tool), never on an async runtime's worker.
 
+use std::collections::HashMap;
+
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row};
 
@@ -19,6 +21,7 @@ use crate::{Backend, StoreError, Tx, Val, MIGRATIONS};
 /// A PostgreSQL connection, optionally confined to one schema.
 pub struct PgBackend {
     client: Client,
+    cache: HashMap<String, postgres::Statement>,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -32,6 +35,7 @@ impl PgBackend {
     pub fn connect(url: &str) -> Result<PgBackend, StoreError> {
         Ok(PgBackend {
             client: Client::connect(url, NoTls)?,
+            cache: HashMap::new(),
         })
     }
 
@@ -51,7 +55,10 @@ impl PgBackend {
         client.batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
         ))?;
-        Ok(PgBackend { client })
+        Ok(PgBackend {
+            client,
+            cache: HashMap::new(),
+        })
     }
 
     /// Drops a schema and everything in it (test clean-up).
@@ -99,17 +106,37 @@ fn bind<'a>(
         .collect()
 }
 
-impl Tx for postgres::Transaction<'_> {
+/// An open transaction with the connection's prepared statements (prepared once per
+/// connection: prepared statements outlive transactions, committed or not).
+struct PgTx<'a, 'b> {
+    tx: &'a mut postgres::Transaction<'b>,
+    cache: &'a mut HashMap<String, postgres::Statement>,
+}
+
+impl PgTx<'_, '_> {
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, StoreError> {
+        if let Some(st) = self.cache.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.tx.prepare(sql).map_err(pg_err)?;
+        if self.cache.len() < 256 {
+            self.cache.insert(sql.to_owned(), st.clone());
+        }
+        Ok(st)
+    }
+}
+
+impl Tx for PgTx<'_, '_> {
     fn exec(&mut self, sql: &str, p: &[Val]) -> Result<usize, StoreError> {
-        let st = self.prepare(sql).map_err(pg_err)?;
-        let n = self.execute(&st, &bind(&st, p)).map_err(pg_err)?;
+        let st = self.statement(sql)?;
+        let n = self.tx.execute(&st, &bind(&st, p)).map_err(pg_err)?;
         Ok(n as usize)
     }
 
     fn query(&mut self, sql: &str, p: &[Val]) -> Result<Vec<Vec<Val>>, StoreError> {
         use postgres::types::Type;
-        let st = self.prepare(sql).map_err(pg_err)?;
-        let rows = self.query(&st, &bind(&st, p)).map_err(pg_err)?;
+        let st = self.statement(sql)?;
+        let rows = self.tx.query(&st, &bind(&st, p)).map_err(pg_err)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let mut row = Vec::with_capacity(r.len());
@@ -216,7 +243,13 @@ impl Backend for PgBackend {
         let mut tx = self.client.transaction()?;
         for w in writes {
             if crate::money::is_money(w) {
-                crate::money::write(&mut tx, w)?;
+                crate::money::write(
+                    &mut PgTx {
+                        tx: &mut tx,
+                        cache: &mut self.cache,
+                    },
+                    w,
+                )?;
                 continue;
             }
             let r = match w {
@@ -366,7 +399,10 @@ impl Backend for PgBackend {
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut tx = self.client.transaction()?;
-        f(&mut tx)?;
+        f(&mut PgTx {
+            tx: &mut tx,
+            cache: &mut self.cache,
+        })?;
         tx.commit()?;
         Ok(())
     }
