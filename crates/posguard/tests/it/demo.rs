@@ -67,6 +67,34 @@ async fn demo_with_faults_resolves_every_anomaly() {
             "the fleet's fraud behaviours trip {rule}: {hit:?}"
         );
     }
+    // "Where is my money" explains every approved transaction of the fleet.
+    let store = out.data_dir.clone();
+    let rrns: Vec<String> = out
+        .fleets
+        .iter()
+        .flat_map(|f| f.approved_entries().map(|(_, e)| e.rrn.to_string()))
+        .collect();
+    let statuses = tokio::task::spawn_blocking(move || {
+        let mut db = posguard::node::open_store(&store).expect("open");
+        let cfg = posguard::money::MoneyConfig::default();
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for rrn in rrns {
+            let m = posguard::money::txn_money(db.as_mut(), &rrn, &cfg).expect("txn show");
+            *seen.entry(m.status).or_default() += 1;
+        }
+        seen
+    })
+    .await
+    .expect("join");
+    println!("money status of the fleet's approvals: {statuses:?}");
+    for status in ["held", "voided"] {
+        assert!(statuses.contains_key(status), "{status}: {statuses:?}");
+    }
+    // Settled, and paid out once a payout's value date (T+1, weekends skipped) came.
+    assert!(
+        statuses.get("settled").unwrap_or(&0) + statuses.get("paid_out").unwrap_or(&0) > 50,
+        "{statuses:?}"
+    );
     let store = out.data_dir.clone();
     let replay = tokio::task::spawn_blocking(move || {
         posguard::risk_cli::backtest(&store, risk::RuleSet::default_rules(), None, None)
