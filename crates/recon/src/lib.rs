@@ -1,0 +1,583 @@
+//! posguard's reconciliation against the issuer, sans IO.
+//!
+//! Reversals undo phantom debits as they happen; reconciliation is the backstop. It
+//! reads the issuer's daily clearing file through a [`ClearingParser`] (bad lines are
+//! reported with their line numbers, the rest still used), matches every line to the
+//! journal — by RRN and authorization code, falling back to terminal + link STAN +
+//! amount — and classifies every difference ([`Class`]). Each finding carries the
+//! evidence from both sides and the action clear rules allow ([`Action`]): reverse
+//! at the issuer, capture, or hand to a person as an exception.
+//!
+//! Clearing lines near the cut-off may be published in the next day's file: a sale
+//! with no issuer record is only reported as missing once the following day's file
+//! has been seen too (or the caller says it will not come).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use sha2::{Digest, Sha256};
+
+/// What a clearing line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LineKind {
+    /// The cardholder was debited for a sale.
+    Sale,
+    /// The cardholder was debited for a pre-authorization completion.
+    Completion,
+    /// A void credited a sale back.
+    Void,
+    /// A refund credited the cardholder.
+    Refund,
+    /// A reversal credited a sale or completion back.
+    Reversal,
+    /// A void was reversed: the cardholder is debited again.
+    VoidReversal,
+    /// A refund was reversed: the cardholder is debited again.
+    RefundReversal,
+}
+
+impl LineKind {
+    /// Reads the `type` column.
+    pub fn parse(s: &str) -> Option<LineKind> {
+        Some(match s {
+            "sale" => LineKind::Sale,
+            "completion" => LineKind::Completion,
+            "void" => LineKind::Void,
+            "refund" => LineKind::Refund,
+            "reversal" => LineKind::Reversal,
+            "void_reversal" => LineKind::VoidReversal,
+            "refund_reversal" => LineKind::RefundReversal,
+            _ => return None,
+        })
+    }
+
+    /// The `type` column's text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineKind::Sale => "sale",
+            LineKind::Completion => "completion",
+            LineKind::Void => "void",
+            LineKind::Refund => "refund",
+            LineKind::Reversal => "reversal",
+            LineKind::VoidReversal => "void_reversal",
+            LineKind::RefundReversal => "refund_reversal",
+        }
+    }
+}
+
+/// One line of a clearing file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearingRecord {
+    /// Its line number in the file (the header is line 1).
+    pub line: usize,
+    /// The file's business date.
+    pub file_date: NaiveDate,
+    /// RRN (the original's, for voids, refunds, completions and reversals).
+    pub rrn: String,
+    /// Authorization code.
+    pub auth_code: String,
+    /// STAN on the issuer link.
+    pub stan: String,
+    /// Terminal.
+    pub terminal: String,
+    /// Merchant.
+    pub merchant: String,
+    /// Masked PAN.
+    pub masked_pan: String,
+    /// Amount, minor units.
+    pub amount_minor: i64,
+    /// Currency (alphabetic).
+    pub currency: String,
+    /// What happened.
+    pub kind: LineKind,
+    /// When the issuer applied it (its local time).
+    pub time: NaiveDateTime,
+}
+
+impl ClearingRecord {
+    /// One-line evidence text (no clear PAN: the file only has masked PANs).
+    pub fn evidence(&self) -> String {
+        format!(
+            "issuer file {} line {}: {} rrn {} auth {} stan {} terminal {} {} {} at {}",
+            self.file_date,
+            self.line,
+            self.kind.as_str(),
+            self.rrn,
+            self.auth_code,
+            self.stan,
+            self.terminal,
+            self.amount_minor,
+            self.currency,
+            self.time
+        )
+    }
+}
+
+/// A parsed clearing file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParsedFile {
+    /// SHA-256 of the file's bytes (hex): ingestion is idempotent per hash.
+    pub hash: String,
+    /// Every valid line.
+    pub records: Vec<ClearingRecord>,
+    /// Every invalid line: (line number, why).
+    pub bad_lines: Vec<(usize, String)>,
+}
+
+/// Why a whole file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    /// The header is missing a column.
+    #[error("clearing file lacks column {0}")]
+    MissingColumn(&'static str),
+    /// The file is not CSV.
+    #[error("clearing file unreadable: {0}")]
+    Unreadable(String),
+    /// Too many lines.
+    #[error("clearing file has more than {0} lines")]
+    TooLong(usize),
+}
+
+/// Reads one issuer's clearing file format.
+pub trait ClearingParser {
+    /// Parses a file published for `file_date`.
+    fn parse(&self, bytes: &[u8], file_date: NaiveDate) -> Result<ParsedFile, FileError>;
+}
+
+/// The issuer simulator's CSV (`rrn,auth_code,stan,terminal,merchant,masked_pan,token,
+/// amount_minor,currency,type,time`).
+#[derive(Debug, Clone, Copy)]
+pub struct IssuerCsv {
+    /// Most lines accepted in one file.
+    pub max_lines: usize,
+}
+
+impl Default for IssuerCsv {
+    fn default() -> IssuerCsv {
+        IssuerCsv {
+            max_lines: 20_000_000,
+        }
+    }
+}
+
+/// SHA-256 of a file's bytes, hex.
+pub fn file_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl ClearingParser for IssuerCsv {
+    fn parse(&self, bytes: &[u8], file_date: NaiveDate) -> Result<ParsedFile, FileError> {
+        let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+        let headers = r
+            .headers()
+            .map_err(|e| FileError::Unreadable(e.to_string()))?
+            .clone();
+        let col = |name: &'static str| {
+            headers
+                .iter()
+                .position(|h| h == name)
+                .ok_or(FileError::MissingColumn(name))
+        };
+        let c = [
+            col("rrn")?,
+            col("auth_code")?,
+            col("stan")?,
+            col("terminal")?,
+            col("merchant")?,
+            col("masked_pan")?,
+            col("amount_minor")?,
+            col("currency")?,
+            col("type")?,
+            col("time")?,
+        ];
+        let mut out = ParsedFile {
+            hash: file_hash(bytes),
+            ..ParsedFile::default()
+        };
+        for (i, rec) in r.records().enumerate() {
+            let line = i + 2;
+            if i >= self.max_lines {
+                return Err(FileError::TooLong(self.max_lines));
+            }
+            let rec = match rec {
+                Ok(rec) => rec,
+                Err(e) => {
+                    out.bad_lines.push((line, format!("unreadable: {e}")));
+                    continue;
+                }
+            };
+            let get = |k: usize| rec.get(c[k]).unwrap_or("").trim();
+            let rrn = get(0);
+            if rrn.len() != 12 || !rrn.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                out.bad_lines
+                    .push((line, format!("rrn {rrn:?} is not 12 characters")));
+                continue;
+            }
+            let Ok(amount_minor) = get(6).parse::<i64>() else {
+                out.bad_lines
+                    .push((line, format!("amount {:?} is not a number", get(6))));
+                continue;
+            };
+            if amount_minor <= 0 || amount_minor > 999_999_999_999 {
+                out.bad_lines
+                    .push((line, format!("amount {amount_minor} out of range")));
+                continue;
+            }
+            let Some(kind) = LineKind::parse(get(8)) else {
+                out.bad_lines
+                    .push((line, format!("unknown type {:?}", get(8))));
+                continue;
+            };
+            let Ok(time) = NaiveDateTime::parse_from_str(get(9), "%Y-%m-%dT%H:%M:%S") else {
+                out.bad_lines.push((
+                    line,
+                    format!("time {:?} is not YYYY-MM-DDTHH:MM:SS", get(9)),
+                ));
+                continue;
+            };
+            out.records.push(ClearingRecord {
+                line,
+                file_date,
+                rrn: rrn.to_owned(),
+                auth_code: get(1).to_owned(),
+                stan: get(2).to_owned(),
+                terminal: get(3).to_owned(),
+                merchant: get(4).to_owned(),
+                masked_pan: get(5).to_owned(),
+                amount_minor,
+                currency: get(7).to_owned(),
+                kind,
+                time,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// What the journal says about one transaction (what reconciliation needs of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// The journal id.
+    pub txn_id: i64,
+    /// RRN.
+    pub rrn: String,
+    /// Authorization code.
+    pub auth_code: Option<String>,
+    /// Terminal.
+    pub terminal: String,
+    /// STAN on the issuer link.
+    pub link_stan: Option<i64>,
+    /// `sale`, `completion`, `void`, `refund`, …
+    pub kind: String,
+    /// Journal state (`approved`, `declined`, `timed_out`, `reversed`, `voided`, …).
+    pub state: String,
+    /// Amount.
+    pub amount_minor: i64,
+    /// The original's RRN (voids, refunds, completions).
+    pub original_rrn: Option<String>,
+    /// Business date.
+    pub date: NaiveDate,
+    /// Captured (by a batch or at the cut-off).
+    pub captured: bool,
+}
+
+impl JournalEntry {
+    fn evidence(&self) -> String {
+        format!(
+            "posguard txn {} {} rrn {} auth {} terminal {} link stan {} {} state {} date {}{}",
+            self.txn_id,
+            self.kind,
+            self.rrn,
+            self.auth_code.as_deref().unwrap_or("-"),
+            self.terminal,
+            self.link_stan.map_or("-".into(), |s| s.to_string()),
+            self.amount_minor,
+            self.state,
+            self.date,
+            if self.captured { ", captured" } else { "" }
+        )
+    }
+}
+
+/// The kinds of difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// The issuer debited, posguard recorded a failure or timeout.
+    PhantomDebit,
+    /// The issuer debited the same sale twice.
+    DoubleDebit,
+    /// posguard approved; the issuer has no record.
+    MissingAtIssuer,
+    /// Both sides have it, with different amounts.
+    AmountMismatch,
+    /// posguard recorded a reversal the issuer did not apply.
+    ReversalNotApplied,
+    /// Approved at the issuer and in the journal, never captured (the terminal never
+    /// settled and no cut-off capture ran).
+    Uncaptured,
+    /// An issuer record posguard cannot match.
+    UnknownAtPosguard,
+}
+
+impl Class {
+    /// Every class.
+    pub const ALL: [Class; 7] = [
+        Class::PhantomDebit,
+        Class::DoubleDebit,
+        Class::MissingAtIssuer,
+        Class::AmountMismatch,
+        Class::ReversalNotApplied,
+        Class::Uncaptured,
+        Class::UnknownAtPosguard,
+    ];
+
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::PhantomDebit => "phantom_debit",
+            Class::DoubleDebit => "double_debit",
+            Class::MissingAtIssuer => "missing_at_issuer",
+            Class::AmountMismatch => "amount_mismatch",
+            Class::ReversalNotApplied => "reversal_not_applied",
+            Class::Uncaptured => "uncaptured",
+            Class::UnknownAtPosguard => "unknown_at_posguard",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.name() == s)
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What clear rules do about a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a reversal of `amount_minor` for the transaction to the issuer (through the
+    /// store-and-forward queue); the issuer's SMS tells the cardholder.
+    ReverseAtIssuer {
+        /// The journal transaction the reversal names.
+        txn_id: i64,
+        /// How much to give back.
+        amount_minor: i64,
+    },
+    /// Capture the transaction now; the next settlement run pays the merchant.
+    Capture {
+        /// The transaction.
+        txn_id: i64,
+    },
+    /// A person decides: it goes to the exception queue.
+    Exception,
+}
+
+/// One difference, with the evidence from both sides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// What kind.
+    pub class: Class,
+    /// The RRN it is about.
+    pub rrn: String,
+    /// The journal transaction, if posguard knows it.
+    pub txn_id: Option<i64>,
+    /// The amount at stake.
+    pub amount_minor: i64,
+    /// posguard's record and the issuer's lines.
+    pub evidence: Vec<String>,
+    /// What to do.
+    pub action: Action,
+}
+
+/// The result of reconciling one date.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Clearing lines used.
+    pub lines: usize,
+    /// Journal transactions considered.
+    pub journal: usize,
+    /// Lines matched by RRN and authorization code.
+    pub matched_by_rrn: usize,
+    /// Lines matched by the fallback key (terminal, link STAN, amount).
+    pub matched_by_fallback: usize,
+    /// Sales with no issuer record yet whose line may still come in the next file.
+    pub awaiting_next_file: Vec<String>,
+    /// Every difference.
+    pub findings: Vec<Finding>,
+}
+
+impl Outcome {
+    /// Findings of one class.
+    pub fn of(&self, class: Class) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.class == class)
+    }
+}
+
+/// Reconciles business date `date`.
+///
+/// `journal` is every transaction of `date` and the day before (the cut-off window);
+/// `clearing` every line of the files of `date` and the day before, plus the next
+/// day's file when it exists (`next_file_seen`). Without it, an approved sale of
+/// `date` with no issuer line is not yet reported missing but listed as awaiting.
+pub fn reconcile(
+    date: NaiveDate,
+    journal: &[JournalEntry],
+    clearing: &[ClearingRecord],
+    next_file_seen: bool,
+) -> Outcome {
+    let by_rrn: BTreeMap<&str, &JournalEntry> =
+        journal.iter().map(|t| (t.rrn.as_str(), t)).collect();
+    let by_link: BTreeMap<(&str, i64, i64), &JournalEntry> = journal
+        .iter()
+        .filter_map(|t| {
+            t.link_stan
+                .map(|s| ((t.terminal.as_str(), s, t.amount_minor), t))
+        })
+        .collect();
+    let mut out = Outcome {
+        lines: clearing.len(),
+        journal: journal.len(),
+        ..Outcome::default()
+    };
+    // Per sale or completion (by RRN): its lines and the net number of debits.
+    let mut lines_of: BTreeMap<String, Vec<&ClearingRecord>> = BTreeMap::new();
+    let mut net: BTreeMap<String, i64> = BTreeMap::new();
+    let mut debits: BTreeMap<String, i64> = BTreeMap::new();
+    for c in clearing {
+        let matched = match by_rrn.get(c.rrn.as_str()) {
+            Some(t) if t.auth_code.as_deref().is_none_or(|a| a == c.auth_code) => {
+                out.matched_by_rrn += 1;
+                Some(*t)
+            }
+            _ => {
+                let fallback = c.stan.parse::<i64>().ok().and_then(|s| {
+                    by_link
+                        .get(&(c.terminal.as_str(), s, c.amount_minor))
+                        .copied()
+                });
+                if fallback.is_some() {
+                    out.matched_by_fallback += 1;
+                }
+                fallback.or_else(|| by_rrn.get(c.rrn.as_str()).copied())
+            }
+        };
+        let Some(t) = matched else {
+            out.findings.push(Finding {
+                class: Class::UnknownAtPosguard,
+                rrn: c.rrn.clone(),
+                txn_id: None,
+                amount_minor: c.amount_minor,
+                evidence: vec![
+                    c.evidence(),
+                    "posguard: no transaction with this RRN or terminal/STAN/amount".into(),
+                ],
+                action: Action::Exception,
+            });
+            continue;
+        };
+        let original = |t: &JournalEntry| t.original_rrn.clone().unwrap_or_else(|| t.rrn.clone());
+        let effect = match c.kind {
+            LineKind::Sale | LineKind::Completion => {
+                *debits.entry(t.rrn.clone()).or_default() += 1;
+                Some((t.rrn.clone(), 1))
+            }
+            LineKind::Reversal => Some((t.rrn.clone(), -1)),
+            LineKind::Void => Some((original(t), -1)),
+            LineKind::VoidReversal => Some((original(t), 1)),
+            LineKind::Refund | LineKind::RefundReversal => None,
+        };
+        if let Some((key, delta)) = effect {
+            *net.entry(key.clone()).or_default() += delta;
+            lines_of.entry(key).or_default().push(c);
+        }
+    }
+    let mut keys: BTreeSet<String> = net.keys().cloned().collect();
+    for t in journal {
+        if matches!(t.kind.as_str(), "sale" | "completion") {
+            keys.insert(t.rrn.clone());
+        }
+    }
+    for key in keys {
+        let Some(t) = by_rrn.get(key.as_str()).copied() else {
+            continue;
+        };
+        if !matches!(t.kind.as_str(), "sale" | "completion") {
+            continue;
+        }
+        let want = i64::from(t.state == "approved");
+        let have = net.get(&key).copied().unwrap_or(0);
+        let n_debits = debits.get(&key).copied().unwrap_or(0);
+        let mut evidence = vec![t.evidence()];
+        evidence.extend(
+            lines_of
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .map(|c| c.evidence()),
+        );
+        let finding = |class, amount_minor, action| Finding {
+            class,
+            rrn: key.clone(),
+            txn_id: Some(t.txn_id),
+            amount_minor,
+            evidence: evidence.clone(),
+            action,
+        };
+        if have > want {
+            let extra = (have - want) * t.amount_minor;
+            let class = if want == 1 && n_debits > 1 {
+                Class::DoubleDebit
+            } else if matches!(t.state.as_str(), "reversed" | "reversal_pending") {
+                Class::ReversalNotApplied
+            } else {
+                Class::PhantomDebit
+            };
+            out.findings.push(finding(
+                class,
+                extra,
+                Action::ReverseAtIssuer {
+                    txn_id: t.txn_id,
+                    amount_minor: extra,
+                },
+            ));
+        } else if have < want {
+            if t.date >= date && !next_file_seen {
+                out.awaiting_next_file.push(key.clone());
+            } else if t.date <= date {
+                out.findings.push(finding(
+                    Class::MissingAtIssuer,
+                    t.amount_minor,
+                    Action::Exception,
+                ));
+            }
+        } else if want == 1 {
+            let debited: i64 = lines_of
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter(|c| matches!(c.kind, LineKind::Sale | LineKind::Completion))
+                .map(|c| c.amount_minor)
+                .next()
+                .unwrap_or(t.amount_minor);
+            if debited != t.amount_minor {
+                out.findings.push(finding(
+                    Class::AmountMismatch,
+                    (debited - t.amount_minor).abs(),
+                    Action::Exception,
+                ));
+            } else if !t.captured && t.date <= date {
+                out.findings.push(finding(
+                    Class::Uncaptured,
+                    t.amount_minor,
+                    Action::Capture { txn_id: t.txn_id },
+                ));
+            }
+        }
+    }
+    out
+}
