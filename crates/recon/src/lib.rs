@@ -121,8 +121,19 @@ pub struct ParsedFile {
     pub hash: String,
     /// Every valid line.
     pub records: Vec<ClearingRecord>,
-    /// Every invalid line: (line number, why).
-    pub bad_lines: Vec<(usize, String)>,
+    /// Every invalid line, kept whole.
+    pub bad_lines: Vec<BadLine>,
+}
+
+/// A line that did not parse: its number, why, and its text (nothing is lost).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLine {
+    /// Line number (the header is line 1).
+    pub line: usize,
+    /// Why it was refused.
+    pub reason: String,
+    /// Its fields, comma-joined.
+    pub raw: String,
 }
 
 /// Why a whole file could not be read.
@@ -203,37 +214,42 @@ impl ClearingParser for IssuerCsv {
             let rec = match rec {
                 Ok(rec) => rec,
                 Err(e) => {
-                    out.bad_lines.push((line, format!("unreadable: {e}")));
+                    out.bad_lines.push(BadLine {
+                        line,
+                        reason: format!("unreadable: {e}"),
+                        raw: String::new(),
+                    });
                     continue;
                 }
+            };
+            let raw = rec.iter().collect::<Vec<_>>().join(",");
+            let mut bad = |reason: String| {
+                out.bad_lines.push(BadLine {
+                    line,
+                    reason,
+                    raw: raw.clone(),
+                })
             };
             let get = |k: usize| rec.get(c[k]).unwrap_or("").trim();
             let rrn = get(0);
             if rrn.len() != 12 || !rrn.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                out.bad_lines
-                    .push((line, format!("rrn {rrn:?} is not 12 characters")));
+                bad(format!("rrn {rrn:?} is not 12 characters"));
                 continue;
             }
             let Ok(amount_minor) = get(6).parse::<i64>() else {
-                out.bad_lines
-                    .push((line, format!("amount {:?} is not a number", get(6))));
+                bad(format!("amount {:?} is not a number", get(6)));
                 continue;
             };
             if amount_minor <= 0 || amount_minor > 999_999_999_999 {
-                out.bad_lines
-                    .push((line, format!("amount {amount_minor} out of range")));
+                bad(format!("amount {amount_minor} out of range"));
                 continue;
             }
             let Some(kind) = LineKind::parse(get(8)) else {
-                out.bad_lines
-                    .push((line, format!("unknown type {:?}", get(8))));
+                bad(format!("unknown type {:?}", get(8)));
                 continue;
             };
             let Ok(time) = NaiveDateTime::parse_from_str(get(9), "%Y-%m-%dT%H:%M:%S") else {
-                out.bad_lines.push((
-                    line,
-                    format!("time {:?} is not YYYY-MM-DDTHH:MM:SS", get(9)),
-                ));
+                bad(format!("time {:?} is not YYYY-MM-DDTHH:MM:SS", get(9)));
                 continue;
             };
             out.records.push(ClearingRecord {

@@ -202,7 +202,7 @@ fn bad_lines_are_reported_with_their_numbers_and_the_rest_kept() {
         .parse(text.as_bytes(), d(20))
         .expect("parse");
     assert_eq!(parsed.records.len(), 2);
-    let lines: Vec<usize> = parsed.bad_lines.iter().map(|(l, _)| *l).collect();
+    let lines: Vec<usize> = parsed.bad_lines.iter().map(|b| b.line).collect();
     assert_eq!(lines, vec![3, 5, 6, 7]);
     assert_eq!(parsed.hash.len(), 64);
     assert!(IssuerCsv::default()

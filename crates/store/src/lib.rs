@@ -22,8 +22,8 @@ pub use pg::PgBackend;
 pub use redis_velocity::RedisVelocity;
 pub use rows::{
     BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, EventRow,
-    HoldRow, MerchantRow, PayoutRow, SafRow, SettlementItemRow, SettlementRow, SettlementRunRow,
-    TerminalRow, TermsRow, TxnRow, Write,
+    FindingRow, HoldRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
+    SettlementItemRow, SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
 };
 pub use sqlite::SqliteBackend;
 
@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/003_risk.sql"),
     include_str!("../migrations/004_decision_facts.sql"),
     include_str!("../migrations/005_settlement.sql"),
+    include_str!("../migrations/006_recon.sql"),
 ];
 
 /// A storage failure.
@@ -239,6 +240,31 @@ pub trait Backend: Send {
     /// that no settlement includes yet, in id order.
     fn unsettled(&mut self, date: &str) -> Result<Vec<TxnRow>, StoreError> {
         run(self, |tx| money::unsettled(tx, date))
+    }
+
+    /// The ingested file with this hash.
+    fn recon_file(&mut self, hash: &str) -> Result<Option<ReconFileRow>, StoreError> {
+        run(self, |tx| money::recon_file(tx, hash))
+    }
+
+    /// Every line (valid and not) of the files of these dates.
+    fn recon_lines(&mut self, dates: &[String]) -> Result<Vec<ReconLineRow>, StoreError> {
+        run(self, |tx| money::recon_lines(tx, dates))
+    }
+
+    /// Whether a file of this date was ingested.
+    fn recon_file_seen(&mut self, date: &str) -> Result<bool, StoreError> {
+        run(self, |tx| money::recon_file_seen(tx, date))
+    }
+
+    /// Findings, all or in one status.
+    fn findings(&mut self, status: Option<&str>) -> Result<Vec<FindingRow>, StoreError> {
+        run(self, |tx| money::findings(tx, status))
+    }
+
+    /// Every captured transaction id (by a batch, at the cut-off, or by reconciliation).
+    fn captured_ids(&mut self) -> Result<std::collections::BTreeSet<i64>, StoreError> {
+        run(self, money::captured_ids)
     }
 
     /// Turns every risk decision that held settlement into a hold record (once), so

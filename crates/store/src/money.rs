@@ -96,6 +96,10 @@ pub(crate) fn is_money(w: &Write) -> bool {
             | Write::Payout(_)
             | Write::BatchSettlement(_)
             | Write::BatchDiff(_)
+            | Write::ReconFile(_)
+            | Write::ReconLine(_)
+            | Write::Finding(_)
+            | Write::FindingUpdate(_)
     )
 }
 
@@ -241,6 +245,74 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
                 (&d.detail).into(),
             ],
         ),
+        Write::ReconFile(f) => tx.exec(
+            "INSERT INTO recon_files (file_hash, file_date, name, lines, bad_lines, ingested_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (file_hash) DO NOTHING",
+            &[
+                (&f.file_hash).into(),
+                (&f.file_date).into(),
+                (&f.name).into(),
+                f.lines.into(),
+                f.bad_lines.into(),
+                (&f.ingested_at).into(),
+            ],
+        ),
+        Write::ReconLine(l) => tx.exec(
+            "INSERT INTO recon_lines (file_hash, line, file_date, valid, problem, rrn, auth_code, \
+             stan, terminal, merchant, masked_pan, amount_minor, currency, kind, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (file_hash, line) DO NOTHING",
+            &[
+                (&l.file_hash).into(),
+                l.line.into(),
+                (&l.file_date).into(),
+                i64::from(l.valid).into(),
+                (&l.problem).into(),
+                (&l.rrn).into(),
+                (&l.auth_code).into(),
+                (&l.stan).into(),
+                (&l.terminal).into(),
+                (&l.merchant).into(),
+                (&l.masked_pan).into(),
+                l.amount_minor.into(),
+                (&l.currency).into(),
+                (&l.kind).into(),
+                (&l.at).into(),
+            ],
+        ),
+        Write::Finding(f) | Write::FindingUpdate(f) => {
+            let conflict = if matches!(w, Write::Finding(_)) {
+                "DO NOTHING"
+            } else {
+                "DO UPDATE SET status = excluded.status, owner = excluded.owner, \
+                 deadline = excluded.deadline, action = excluded.action, notes = excluded.notes, \
+                 updated_at = excluded.updated_at"
+            };
+            tx.exec(
+                &format!(
+                    "INSERT INTO recon_findings (finding_id, business_date, class, rrn, txn_id, \
+                     amount_minor, evidence, action, status, owner, deadline, notes, created_at, \
+                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                     ON CONFLICT (finding_id) {conflict}"
+                ),
+                &[
+                    (&f.finding_id).into(),
+                    (&f.business_date).into(),
+                    (&f.class).into(),
+                    (&f.rrn).into(),
+                    f.txn_id.map_or(Val::Null, Val::I),
+                    f.amount_minor.into(),
+                    (&f.evidence).into(),
+                    (&f.action).into(),
+                    (&f.status).into(),
+                    (&f.owner).into(),
+                    (&f.deadline).into(),
+                    (&f.notes).into(),
+                    (&f.created_at).into(),
+                    (&f.updated_at).into(),
+                ],
+            )
+        }
         _ => return Err(StoreError::Invalid("not a money write".into())),
     }?;
     Ok(())
@@ -774,6 +846,124 @@ pub(crate) fn captured_unsettled(tx: &mut dyn Tx) -> Result<BTreeSet<i64>, Store
              WHERE s.txn_id IS NULL",
             &[],
         )?
+        .into_iter()
+        .map(|r| r[0].i())
+        .collect())
+}
+
+/// The ingested file with this hash.
+pub(crate) fn recon_file(
+    tx: &mut dyn Tx,
+    hash: &str,
+) -> Result<Option<crate::rows::ReconFileRow>, StoreError> {
+    Ok(tx
+        .query(
+            "SELECT file_hash, file_date, name, lines, bad_lines, ingested_at FROM recon_files \
+             WHERE file_hash = $1",
+            &[hash.into()],
+        )?
+        .into_iter()
+        .next()
+        .map(|r| crate::rows::ReconFileRow {
+            file_hash: r[0].t(),
+            file_date: r[1].t(),
+            name: r[2].t(),
+            lines: r[3].i(),
+            bad_lines: r[4].i(),
+            ingested_at: r[5].t(),
+        }))
+}
+
+/// Whether a file of this date was ingested.
+pub(crate) fn recon_file_seen(tx: &mut dyn Tx, date: &str) -> Result<bool, StoreError> {
+    Ok(!tx
+        .query(
+            "SELECT file_hash FROM recon_files WHERE file_date = $1",
+            &[date.into()],
+        )?
+        .is_empty())
+}
+
+/// Every line of the files of these dates.
+pub(crate) fn recon_lines(
+    tx: &mut dyn Tx,
+    dates: &[String],
+) -> Result<Vec<crate::rows::ReconLineRow>, StoreError> {
+    let mut out = Vec::new();
+    for d in dates {
+        for r in tx.query(
+            "SELECT file_hash, line, file_date, valid, problem, rrn, auth_code, stan, terminal, \
+             merchant, masked_pan, amount_minor, currency, kind, at FROM recon_lines \
+             WHERE file_date = $1 ORDER BY file_hash, line",
+            &[d.as_str().into()],
+        )? {
+            out.push(crate::rows::ReconLineRow {
+                file_hash: r[0].t(),
+                line: r[1].i(),
+                file_date: r[2].t(),
+                valid: r[3].i() != 0,
+                problem: r[4].t(),
+                rrn: r[5].t(),
+                auth_code: r[6].t(),
+                stan: r[7].t(),
+                terminal: r[8].t(),
+                merchant: r[9].t(),
+                masked_pan: r[10].t(),
+                amount_minor: r[11].i(),
+                currency: r[12].t(),
+                kind: r[13].t(),
+                at: r[14].t(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Findings, all or in one status.
+pub(crate) fn findings(
+    tx: &mut dyn Tx,
+    status: Option<&str>,
+) -> Result<Vec<crate::rows::FindingRow>, StoreError> {
+    let cols = "finding_id, business_date, class, rrn, txn_id, amount_minor, evidence, action, \
+                status, owner, deadline, notes, created_at, updated_at FROM recon_findings";
+    let rows = match status {
+        Some(s) => tx.query(
+            &format!("SELECT {cols} WHERE status = $1 ORDER BY created_at, finding_id"),
+            &[s.into()],
+        )?,
+        None => tx.query(
+            &format!("SELECT {cols} ORDER BY created_at, finding_id"),
+            &[],
+        )?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| crate::rows::FindingRow {
+            finding_id: r[0].t(),
+            business_date: r[1].t(),
+            class: r[2].t(),
+            rrn: r[3].t(),
+            txn_id: match r[4] {
+                Val::Null => None,
+                ref v => Some(v.i()),
+            },
+            amount_minor: r[5].i(),
+            evidence: r[6].t(),
+            action: r[7].t(),
+            status: r[8].t(),
+            owner: r[9].ot(),
+            deadline: r[10].ot(),
+            notes: r[11].t(),
+            created_at: r[12].t(),
+            updated_at: r[13].t(),
+        })
+        .collect())
+}
+
+/// Every captured transaction id.
+pub(crate) fn captured_ids(tx: &mut dyn Tx) -> Result<BTreeSet<i64>, StoreError> {
+    Ok(tx
+        .query("SELECT txn_id FROM captures", &[])?
         .into_iter()
         .map(|r| r[0].i())
         .collect())

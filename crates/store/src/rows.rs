@@ -373,6 +373,91 @@ pub struct BatchDiffRow {
     pub detail: String,
 }
 
+/// A clearing file ingested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconFileRow {
+    /// SHA-256 of its bytes (hex): a file is ingested once.
+    pub file_hash: String,
+    /// Its business date.
+    pub file_date: String,
+    /// Where it came from.
+    pub name: String,
+    /// Valid lines.
+    pub lines: i64,
+    /// Invalid lines.
+    pub bad_lines: i64,
+    /// When (RFC 3339).
+    pub ingested_at: String,
+}
+
+/// One line of a clearing file, valid or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconLineRow {
+    /// The file.
+    pub file_hash: String,
+    /// Line number (header = 1).
+    pub line: i64,
+    /// The file's date.
+    pub file_date: String,
+    /// Whether it parsed.
+    pub valid: bool,
+    /// Why not, if not.
+    pub problem: String,
+    /// RRN.
+    pub rrn: String,
+    /// Authorization code.
+    pub auth_code: String,
+    /// Link STAN.
+    pub stan: String,
+    /// Terminal.
+    pub terminal: String,
+    /// Merchant.
+    pub merchant: String,
+    /// Masked PAN.
+    pub masked_pan: String,
+    /// Amount.
+    pub amount_minor: i64,
+    /// Currency.
+    pub currency: String,
+    /// Line type.
+    pub kind: String,
+    /// Issuer's local time.
+    pub at: String,
+}
+
+/// A reconciliation finding (auto-resolved, or an exception worked by a person).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingRow {
+    /// `<class>:<rrn>`: the same discrepancy found again is the same finding.
+    pub finding_id: String,
+    /// The business date reconciled when it was found.
+    pub business_date: String,
+    /// Its class.
+    pub class: String,
+    /// The RRN.
+    pub rrn: String,
+    /// The journal transaction, if known.
+    pub txn_id: Option<i64>,
+    /// Amount at stake.
+    pub amount_minor: i64,
+    /// Both sides' records, one per line.
+    pub evidence: String,
+    /// What was done or is to be done.
+    pub action: String,
+    /// `auto_resolved`, `open`, `investigating`, `resolved`.
+    pub status: String,
+    /// Who works it.
+    pub owner: Option<String>,
+    /// By when (YYYY-MM-DD).
+    pub deadline: Option<String>,
+    /// Notes, newest last.
+    pub notes: String,
+    /// Found (RFC 3339).
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
 /// One change to persist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
@@ -412,6 +497,14 @@ pub enum Write {
     BatchSettlement(BatchSettlementRow),
     /// Record a batch difference (idempotent).
     BatchDiff(BatchDiffRow),
+    /// Record an ingested clearing file.
+    ReconFile(ReconFileRow),
+    /// Record one line of a clearing file.
+    ReconLine(ReconLineRow),
+    /// Insert a finding (an existing one keeps its state) — see `FindingUpdate`.
+    Finding(FindingRow),
+    /// Replace a finding's status, owner, deadline, action and notes.
+    FindingUpdate(FindingRow),
     /// Set only a transaction's state (when its full row is not at hand, e.g. a
     /// reversal adopted from another node).
     TxnState {
