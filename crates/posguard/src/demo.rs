@@ -148,6 +148,8 @@ pub struct DayReport {
     pub batches: (usize, usize),
     /// Payouts confirmed paid that day: (count, amount).
     pub paid: (usize, i64),
+    /// The day's reconciliation against the issuer's clearing file.
+    pub recon: crate::recon_run::ReconReport,
 }
 
 impl std::fmt::Display for DayReport {
@@ -187,7 +189,13 @@ impl std::fmt::Display for DayReport {
             self.paid.0,
             major(self.paid.1),
             s.file.display()
-        )
+        )?;
+        write!(
+            f,
+            "  {}",
+            self.recon.to_string().replace('\n', "\n  ").trim_end()
+        )?;
+        writeln!(f)
     }
 }
 
@@ -403,6 +411,14 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         let cfg = money_cfg.clone();
         let at = clock.rfc3339();
         let release = day + 1 == a.days.max(1) && day > 0;
+        let clearing_file = {
+            let b = issuer
+                .bank()
+                .lock()
+                .map_err(|_| anyhow::anyhow!("issuer state poisoned"))?
+                .clearing_csv(date);
+            b
+        };
         let day_report = tokio::task::spawn_blocking(move || -> anyhow::Result<DayReport> {
             let mut db = crate::node::open_store(&s)?;
             if release {
@@ -410,10 +426,19 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
             }
             let settlement = crate::money::settle_date(db.as_mut(), date, &cfg, &at)?;
             let paid = crate::money::confirm_payouts(db.as_mut(), date, cfg.currency, &at)?;
+            crate::recon_run::ingest(
+                db.as_mut(),
+                clearing_file.as_bytes(),
+                date,
+                &format!("issuer clearing {date}"),
+                &at,
+            )?;
+            let recon = crate::recon_run::reconcile_date(db.as_mut(), date, &cfg, &at)?;
             Ok(DayReport {
                 settlement,
                 batches,
                 paid,
+                recon,
             })
         })
         .await

@@ -10,6 +10,7 @@ pub mod money;
 pub mod money_bench;
 pub mod money_cli;
 pub mod node;
+pub mod recon_run;
 pub mod risk_cli;
 pub mod run_cli;
 pub mod simulate;

@@ -54,6 +54,11 @@ enum Command {
     /// Settlement holds: place, release, list.
     #[command(subcommand)]
     Hold(money_cli::HoldCommand),
+    /// Reconcile a business date against the issuer's clearing file.
+    Recon(money_cli::ReconArgs),
+    /// The reconciliation exception queue: list, show, assign, resolve.
+    #[command(subcommand)]
+    Exception(money_cli::ExceptionCommand),
     /// Measure ledger transfers/s (SQLite, PostgreSQL) and a settlement run's time.
     MoneyBench(money_bench::MoneyBenchArgs),
 }
@@ -77,6 +82,8 @@ fn main() -> ExitCode {
         Command::Merchant(c) => money_cli::merchant(c),
         Command::Hold(c) => money_cli::hold(c),
         Command::MoneyBench(a) => money_bench::run(a),
+        Command::Recon(a) => money_cli::recon(a),
+        Command::Exception(c) => money_cli::exception(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

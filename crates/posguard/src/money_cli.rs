@@ -289,3 +289,183 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<()> {
         }
     }
 }
+
+/// `posguard recon`.
+#[derive(Debug, Args)]
+pub struct ReconArgs {
+    /// Where the journal is.
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The business date to reconcile (YYYY-MM-DD).
+    #[arg(long)]
+    date: String,
+    /// The issuer's clearing file for that date (CSV); fetched from `--issuer-http`
+    /// when absent.
+    #[arg(long)]
+    issuer_file: Option<std::path::PathBuf>,
+    /// The issuer simulator's HTTP API.
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    issuer_http: String,
+}
+
+/// `posguard recon --date D`.
+pub fn recon(a: ReconArgs) -> anyhow::Result<()> {
+    let d = date(&a.date)?;
+    let bytes = match &a.issuer_file {
+        Some(p) => std::fs::read(p).with_context(|| format!("read {}", p.display()))?,
+        None => {
+            let url = format!("http://{}/clearing/{}", a.issuer_http, d);
+            ureq::get(&url)
+                .call()
+                .with_context(|| format!("fetch {url}"))?
+                .into_string()
+                .context("read clearing file")?
+                .into_bytes()
+        }
+    };
+    let name = a
+        .issuer_file
+        .as_ref()
+        .map_or_else(|| format!("issuer-http:{d}"), |p| p.display().to_string());
+    let mut db = open_store(&a.store.location())?;
+    let at = now_rfc3339();
+    let ing = crate::recon_run::ingest(db.as_mut(), &bytes, d, &name, &at)?;
+    println!(
+        "clearing file {name}: {} lines, {} refused{}",
+        ing.lines,
+        ing.bad.len(),
+        if ing.already {
+            " (already ingested: same content)"
+        } else {
+            ""
+        }
+    );
+    for (line, why) in ing.bad.iter().take(20) {
+        println!("  line {line}: {why}");
+    }
+    let report = crate::recon_run::reconcile_date(db.as_mut(), d, &MoneyConfig::default(), &at)?;
+    print!("{report}");
+    Ok(())
+}
+
+/// `posguard exception …`: the reconciliation exception queue.
+#[derive(Debug, Subcommand)]
+pub enum ExceptionCommand {
+    /// List findings (open ones by default).
+    List {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// `open`, `investigating`, `resolved`, `auto_resolved`, or `all`.
+        #[arg(long, default_value = "open")]
+        status: String,
+    },
+    /// Show one finding with its evidence.
+    Show {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The finding (`<class>:<rrn>`).
+        id: String,
+    },
+    /// Take a finding (it becomes `investigating`).
+    Assign {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The finding.
+        id: String,
+        /// Who works it.
+        who: String,
+    },
+    /// Resolve a finding, saying what was done.
+    Resolve {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The finding.
+        id: String,
+        /// Who resolved it.
+        #[arg(long)]
+        by: String,
+        /// What was done.
+        #[arg(long)]
+        note: String,
+    },
+}
+
+/// Runs `posguard exception …`.
+pub fn exception(cmd: ExceptionCommand) -> anyhow::Result<()> {
+    let find = |db: &mut dyn store::Backend, id: &str| -> anyhow::Result<store::FindingRow> {
+        db.findings(None)?
+            .into_iter()
+            .find(|f| f.finding_id == id)
+            .ok_or_else(|| BadInput(format!("no finding {id}")).into())
+    };
+    match cmd {
+        ExceptionCommand::List { store, status } => {
+            let mut db = open_store(&store.location())?;
+            let filter = (status != "all").then_some(status.as_str());
+            for f in db.findings(filter)? {
+                println!(
+                    "{} {} {} {} owner {} deadline {} — {}",
+                    f.finding_id,
+                    f.business_date,
+                    f.status,
+                    money::major(f.amount_minor),
+                    f.owner.as_deref().unwrap_or("-"),
+                    f.deadline.as_deref().unwrap_or("-"),
+                    f.action
+                );
+            }
+            Ok(())
+        }
+        ExceptionCommand::Show { store, id } => {
+            let mut db = open_store(&store.location())?;
+            let f = find(db.as_mut(), &id)?;
+            println!(
+                "{} ({}), found for {}, {} {}, owner {}, deadline {}\naction: {}\nevidence:\n  {}\nnotes:\n{}",
+                f.finding_id,
+                f.class,
+                f.business_date,
+                f.status,
+                money::major(f.amount_minor),
+                f.owner.as_deref().unwrap_or("-"),
+                f.deadline.as_deref().unwrap_or("-"),
+                f.action,
+                f.evidence.replace('\n', "\n  "),
+                f.notes
+            );
+            Ok(())
+        }
+        ExceptionCommand::Assign { store, id, who } => {
+            let mut db = open_store(&store.location())?;
+            let mut f = find(db.as_mut(), &id)?;
+            let at = now_rfc3339();
+            f.owner = Some(who.clone());
+            f.status = "investigating".into();
+            f.notes.push_str(&format!("{at} assigned to {who}\n"));
+            f.updated_at = at;
+            db.apply(&[Write::FindingUpdate(f)])?;
+            println!("{id} assigned to {who}");
+            Ok(())
+        }
+        ExceptionCommand::Resolve {
+            store,
+            id,
+            by,
+            note,
+        } => {
+            let mut db = open_store(&store.location())?;
+            let mut f = find(db.as_mut(), &id)?;
+            let at = now_rfc3339();
+            f.status = "resolved".into();
+            f.notes
+                .push_str(&format!("{at} resolved by {by}: {note}\n"));
+            f.updated_at = at;
+            db.apply(&[Write::FindingUpdate(f)])?;
+            println!("{id} resolved");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Reconciliation over the store: ingest the issuer's clearing file (once per content
+//! hash, every line kept), reconcile a business date with the sans-IO `recon` crate,
+//! act on what clear rules allow, and queue the rest as exceptions.
+//!
+//! Actions taken here: an approved, debited, never-captured sale is captured (the next
+//! settlement run pays the merchant). Findings that call for a reversal at the issuer
+//! (phantom debit, double debit, reversal not applied) and every other class are
+//! queued as exceptions with the evidence, an owner and a deadline; sending those
+//! reversals automatically through the store-and-forward queue is not built yet.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{Duration, NaiveDate};
+use recon::{Action, Class, ClearingParser, ClearingRecord, IssuerCsv, JournalEntry, LineKind};
+use store::{Backend, CaptureRow, FindingRow, ReconFileRow, ReconLineRow, Write};
+
+use crate::money::{major, MoneyConfig};
+
+/// What ingesting a file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// The file's hash.
+    pub hash: String,
+    /// The same file was ingested before: nothing changed.
+    pub already: bool,
+    /// Valid lines.
+    pub lines: usize,
+    /// Invalid lines: (line number, why).
+    pub bad: Vec<(usize, String)>,
+}
+
+/// Ingests a clearing file for `date` (idempotent per content hash).
+pub fn ingest(
+    db: &mut dyn Backend,
+    bytes: &[u8],
+    date: NaiveDate,
+    name: &str,
+    at: &str,
+) -> anyhow::Result<Ingested> {
+    let parsed = IssuerCsv::default().parse(bytes, date)?;
+    let bad: Vec<(usize, String)> = parsed
+        .bad_lines
+        .iter()
+        .map(|b| (b.line, b.reason.clone()))
+        .collect();
+    if db.recon_file(&parsed.hash)?.is_some() {
+        return Ok(Ingested {
+            hash: parsed.hash,
+            already: true,
+            lines: parsed.records.len(),
+            bad,
+        });
+    }
+    for b in &parsed.bad_lines {
+        tracing::warn!(file = name, line = b.line, reason = %b.reason, "clearing line refused");
+    }
+    let d = date.to_string();
+    let mut writes = vec![Write::ReconFile(ReconFileRow {
+        file_hash: parsed.hash.clone(),
+        file_date: d.clone(),
+        name: name.into(),
+        lines: parsed.records.len() as i64,
+        bad_lines: parsed.bad_lines.len() as i64,
+        ingested_at: at.into(),
+    })];
+    for r in &parsed.records {
+        writes.push(Write::ReconLine(ReconLineRow {
+            file_hash: parsed.hash.clone(),
+            line: r.line as i64,
+            file_date: d.clone(),
+            valid: true,
+            problem: String::new(),
+            rrn: r.rrn.clone(),
+            auth_code: r.auth_code.clone(),
+            stan: r.stan.clone(),
+            terminal: r.terminal.clone(),
+            merchant: r.merchant.clone(),
+            masked_pan: r.masked_pan.clone(),
+            amount_minor: r.amount_minor,
+            currency: r.currency.clone(),
+            kind: r.kind.as_str().into(),
+            at: r.time.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        }));
+    }
+    for b in &parsed.bad_lines {
+        writes.push(Write::ReconLine(ReconLineRow {
+            file_hash: parsed.hash.clone(),
+            line: b.line as i64,
+            file_date: d.clone(),
+            valid: false,
+            problem: format!("{} | {}", b.reason, b.raw),
+            rrn: String::new(),
+            auth_code: String::new(),
+            stan: String::new(),
+            terminal: String::new(),
+            merchant: String::new(),
+            masked_pan: String::new(),
+            amount_minor: 0,
+            currency: String::new(),
+            kind: String::new(),
+            at: String::new(),
+        }));
+    }
+    for chunk in writes.chunks(10_000) {
+        db.apply(chunk)?;
+    }
+    Ok(Ingested {
+        hash: parsed.hash,
+        already: false,
+        lines: parsed.records.len(),
+        bad,
+    })
+}
+
+fn record_from(row: &ReconLineRow) -> Option<ClearingRecord> {
+    Some(ClearingRecord {
+        line: row.line as usize,
+        file_date: NaiveDate::parse_from_str(&row.file_date, "%Y-%m-%d").ok()?,
+        rrn: row.rrn.clone(),
+        auth_code: row.auth_code.clone(),
+        stan: row.stan.clone(),
+        terminal: row.terminal.clone(),
+        merchant: row.merchant.clone(),
+        masked_pan: row.masked_pan.clone(),
+        amount_minor: row.amount_minor,
+        currency: row.currency.clone(),
+        kind: LineKind::parse(&row.kind)?,
+        time: chrono::NaiveDateTime::parse_from_str(&row.at, "%Y-%m-%dT%H:%M:%S").ok()?,
+    })
+}
+
+/// The reconciliation report of one date.
+#[derive(Debug, Clone, Default)]
+pub struct ReconReport {
+    /// The date.
+    pub date: Option<NaiveDate>,
+    /// Clearing lines used, journal transactions considered.
+    pub lines: usize,
+    /// Journal transactions considered.
+    pub journal: usize,
+    /// Matched by RRN + auth code, and by the fallback key.
+    pub matched: (usize, usize),
+    /// Invalid lines in the files used.
+    pub bad_lines: usize,
+    /// Sales whose issuer line may still come in the next file.
+    pub awaiting: usize,
+    /// Per class: (found, amount, auto-resolved).
+    pub classes: BTreeMap<Class, (usize, i64, usize)>,
+    /// Exceptions open after this run (all dates).
+    pub open: usize,
+    /// Age in days of the oldest open exception.
+    pub oldest_open_days: i64,
+}
+
+impl fmt::Display for ReconReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "reconciliation {}: {} clearing lines ({} bad), {} journal transactions; matched {} by RRN + auth code, {} by terminal/STAN/amount; {} awaiting the next file",
+            self.date.map_or("?".into(), |d| d.to_string()),
+            self.lines,
+            self.bad_lines,
+            self.journal,
+            self.matched.0,
+            self.matched.1,
+            self.awaiting
+        )?;
+        writeln!(
+            f,
+            "  {:<22} {:>6} {:>12} {:>14} {:>6}",
+            "class", "found", "amount", "auto-resolved", "open"
+        )?;
+        for c in Class::ALL {
+            let (n, amount, auto) = self.classes.get(&c).copied().unwrap_or_default();
+            writeln!(
+                f,
+                "  {:<22} {:>6} {:>12} {:>14} {:>6}",
+                c.name(),
+                n,
+                major(amount),
+                auto,
+                n - auto
+            )?;
+        }
+        writeln!(
+            f,
+            "  exceptions open: {} (oldest {} day(s))",
+            self.open, self.oldest_open_days
+        )
+    }
+}
+
+/// Reconciles business date `date` against the files ingested for `date - 1`, `date`
+/// and (when present) `date + 1`.
+pub fn reconcile_date(
+    db: &mut dyn Backend,
+    date: NaiveDate,
+    cfg: &MoneyConfig,
+    at: &str,
+) -> anyhow::Result<ReconReport> {
+    let prev = date - Duration::days(1);
+    let next = date + Duration::days(1);
+    let next_seen = db.recon_file_seen(&next.to_string())?;
+    let mut dates = vec![prev.to_string(), date.to_string()];
+    if next_seen {
+        dates.push(next.to_string());
+    }
+    let rows = db.recon_lines(&dates)?;
+    let bad_lines = rows.iter().filter(|r| !r.valid).count();
+    let clearing: Vec<ClearingRecord> = rows
+        .iter()
+        .filter(|r| r.valid)
+        .filter_map(record_from)
+        .collect();
+    let captured = db.captured_ids()?;
+    let mut journal = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = db.transactions_after(after, 10_000)?;
+        let Some(last) = page.last() else { break };
+        after = last.txn_id;
+        for t in page {
+            let Some(bd) = cfg.business_date(&t.created_at) else {
+                continue;
+            };
+            if bd < prev || bd > date {
+                continue;
+            }
+            journal.push(JournalEntry {
+                txn_id: t.txn_id,
+                rrn: t.rrn.clone(),
+                auth_code: t.auth_code.clone(),
+                terminal: t.terminal_id.clone(),
+                link_stan: t.link_stan,
+                kind: t.kind.clone(),
+                state: t.state.clone(),
+                amount_minor: t.amount_minor,
+                original_rrn: t.original_rrn.clone(),
+                date: bd,
+                captured: captured.contains(&t.txn_id),
+            });
+        }
+    }
+    let outcome = recon::reconcile(date, &journal, &clearing, next_seen);
+    let mut report = ReconReport {
+        date: Some(date),
+        lines: outcome.lines,
+        journal: outcome.journal,
+        matched: (outcome.matched_by_rrn, outcome.matched_by_fallback),
+        bad_lines,
+        awaiting: outcome.awaiting_next_file.len(),
+        ..ReconReport::default()
+    };
+    let existing: BTreeMap<String, FindingRow> = db
+        .findings(None)?
+        .into_iter()
+        .map(|f| (f.finding_id.clone(), f))
+        .collect();
+    let mut writes = Vec::new();
+    for f in &outcome.findings {
+        let id = format!("{}:{}", f.class.name(), f.rrn);
+        let (action, status, owner) = match f.action {
+            Action::Capture { txn_id } => {
+                writes.push(Write::Capture(CaptureRow {
+                    txn_id,
+                    how: "recon".into(),
+                    business_date: date.to_string(),
+                    at: at.into(),
+                }));
+                (
+                    "captured by reconciliation; settles in the next run".to_owned(),
+                    "auto_resolved",
+                    None,
+                )
+            }
+            Action::ReverseAtIssuer { amount_minor, .. } => (
+                format!(
+                    "reverse {} at the issuer and notify the cardholder",
+                    major(amount_minor)
+                ),
+                "open",
+                Some("operations".to_owned()),
+            ),
+            Action::Exception => (
+                "investigate with the issuer".to_owned(),
+                "open",
+                Some("operations".to_owned()),
+            ),
+        };
+        let e = report.classes.entry(f.class).or_default();
+        e.0 += 1;
+        e.1 += f.amount_minor;
+        e.2 += usize::from(status == "auto_resolved");
+        if existing.contains_key(&id) {
+            continue;
+        }
+        writes.push(Write::Finding(FindingRow {
+            finding_id: id,
+            business_date: date.to_string(),
+            class: f.class.name().into(),
+            rrn: f.rrn.clone(),
+            txn_id: f.txn_id,
+            amount_minor: f.amount_minor,
+            evidence: f.evidence.join("\n"),
+            action,
+            status: status.into(),
+            owner,
+            deadline: Some(settlement::next_working_day(date).to_string()),
+            notes: String::new(),
+            created_at: at.into(),
+            updated_at: at.into(),
+        }));
+    }
+    // An open "missing at issuer" whose line has since arrived resolves itself.
+    let now_missing: std::collections::BTreeSet<String> = outcome
+        .findings
+        .iter()
+        .filter(|f| f.class == Class::MissingAtIssuer)
+        .map(|f| f.rrn.clone())
+        .collect();
+    for f in existing.values() {
+        if f.class == Class::MissingAtIssuer.name()
+            && f.status == "open"
+            && f.business_date <= date.to_string()
+            && !now_missing.contains(&f.rrn)
+            && clearing.iter().any(|c| c.rrn == f.rrn)
+        {
+            let mut done = f.clone();
+            done.status = "auto_resolved".into();
+            done.notes = format!(
+                "{}the issuer's line arrived in a later file ({at})\n",
+                f.notes
+            );
+            done.updated_at = at.into();
+            writes.push(Write::FindingUpdate(done));
+        }
+    }
+    db.apply(&writes)?;
+    let open = db.findings(Some("open"))?;
+    report.open = open.len();
+    report.oldest_open_days = open
+        .iter()
+        .filter_map(|f| NaiveDate::parse_from_str(&f.business_date, "%Y-%m-%d").ok())
+        .map(|d| (date - d).num_days())
+        .max()
+        .unwrap_or(0);
+    Ok(report)
+}
