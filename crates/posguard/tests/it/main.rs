@@ -4,6 +4,7 @@ mod crash;
 mod demo;
 mod faults;
 mod iso;
+mod recon;
 mod reload;
 mod scenarios;
 mod settle;

@@ -15,7 +15,7 @@ const MC: &str = "898310005411003";
 const DEBIT: &str = "622848******1234";
 const CREDIT: &str = "400000******0002";
 
-fn merchant(id: &str) -> Write {
+pub fn merchant(id: &str) -> Write {
     Write::Merchant(MerchantRow {
         merchant_id: id.into(),
         name: format!("shop {id}"),
@@ -43,7 +43,7 @@ fn terms(id: &str, cycle: &str) -> Write {
 
 /// A transaction at a local (UTC+8) time.
 #[allow(clippy::too_many_arguments)]
-fn txn(
+pub fn txn(
     id: i64,
     merchant: &str,
     terminal: &str,
