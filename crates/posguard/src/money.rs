@@ -288,7 +288,14 @@ pub fn settle_date(
         });
     }
     let holds = current_holds(db)?;
+    // A merchant's own terms; without them, the plan of its MCC class.
     let mut terms = BTreeMap::new();
+    for m in db.merchants()? {
+        terms.insert(
+            m.merchant_id.clone(),
+            settlement::MccClass::of(&m.mcc).plan(),
+        );
+    }
     for row in db.terms()? {
         terms.insert(row.merchant_id.clone(), terms_from(&row)?);
     }

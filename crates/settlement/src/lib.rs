@@ -99,6 +99,53 @@ impl Default for Terms {
     }
 }
 
+/// The merchant category classes priced differently (when a merchant has no terms of
+/// its own, its MCC picks the plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MccClass {
+    /// Everyday necessities: supermarkets, groceries, utilities, fuel, transport.
+    Necessities,
+    /// Public welfare: hospitals, schools, charities, government services (no fee).
+    PublicWelfare,
+    /// Everything else.
+    Standard,
+}
+
+impl MccClass {
+    /// The class of a merchant category code.
+    pub fn of(mcc: &str) -> MccClass {
+        match mcc {
+            "5411" | "5422" | "5441" | "5451" | "5462" | "5499" | "4900" | "5541" | "5542"
+            | "4111" | "4121" | "4131" => MccClass::Necessities,
+            "8062" | "8211" | "8220" | "8398" | "9211" | "9222" | "9311" | "9399" => {
+                MccClass::PublicWelfare
+            }
+            _ => MccClass::Standard,
+        }
+    }
+
+    /// The default pricing of the class (settlement account and cycle left to the
+    /// merchant's record).
+    pub fn plan(self) -> Terms {
+        match self {
+            MccClass::Standard => Terms::default(),
+            MccClass::Necessities => Terms {
+                debit_bps: 35,
+                credit_bps: 38,
+                debit_cap_minor: 1_300,
+                ..Terms::default()
+            },
+            MccClass::PublicWelfare => Terms {
+                debit_bps: 0,
+                credit_bps: 0,
+                debit_cap_minor: 0,
+                min_fee_minor: 0,
+                ..Terms::default()
+            },
+        }
+    }
+}
+
 /// Debit or credit card (decides the rate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CardType {

@@ -311,3 +311,30 @@ fn a_day_settles_exactly_and_a_rerun_changes_nothing() {
         .all(|r| r == &Ok(Applied::Done)));
     l2.check().unwrap();
 }
+
+#[test]
+fn merchants_without_terms_are_priced_by_their_mcc_class() {
+    use settlement::{fee, MccClass};
+    // (mcc, class, fee on a 1,000.00 debit sale, fee on a 10,000.00 debit sale, fee on a 1,000.00 credit sale)
+    let cases = [
+        ("5411", MccClass::Necessities, 350, 1_300, 380),
+        ("8062", MccClass::PublicWelfare, 0, 0, 0),
+        ("5812", MccClass::Standard, 500, 2_000, 600),
+    ];
+    for (mcc, class, debit_small, debit_large, credit) in cases {
+        assert_eq!(MccClass::of(mcc), class, "{mcc}");
+        let t = class.plan();
+        let f = |amount, bps, cap| fee(amount, bps, t.min_fee_minor, cap);
+        assert_eq!(
+            f(100_000, t.debit_bps, t.debit_cap_minor),
+            debit_small,
+            "{mcc}"
+        );
+        assert_eq!(
+            f(1_000_000, t.debit_bps, t.debit_cap_minor),
+            debit_large,
+            "{mcc}"
+        );
+        assert_eq!(f(100_000, t.credit_bps, 0), credit, "{mcc}");
+    }
+}
