@@ -11,7 +11,7 @@ use clap::Args;
 use domain::Currency;
 use ledger::{Account, AccountKind, Flow, Limit, Transfer};
 use settlement::{CardType, Item, ItemKind};
-use store::{Backend, MerchantRow, TxnRow, Val, Write};
+use store::{Arg, Backend, MerchantRow, TxnRow, Write};
 use tokio::time::Instant;
 
 /// `posguard money-bench`.
@@ -138,15 +138,15 @@ fn ledger_bench(name: &str, db: &mut dyn Backend, n: usize, batch: usize) -> any
                      amount_minor, flow, pending_id, code, linked, resolved, at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)",
                     &[
-                        Val::from(&t.id),
-                        Val::from(&t.debit),
-                        Val::from(&t.credit),
-                        Val::I(t.amount),
-                        Val::from("posted"),
-                        Val::Null,
-                        Val::from(&t.code),
-                        Val::I(0),
-                        Val::from("2026-11-21T00:00:00Z"),
+                        Arg::from(&t.id),
+                        Arg::from(&t.debit),
+                        Arg::from(&t.credit),
+                        Arg::I(t.amount),
+                        Arg::from("posted"),
+                        Arg::Null,
+                        Arg::from(&t.code),
+                        Arg::I(0),
+                        Arg::from("2026-11-21T00:00:00Z"),
                     ],
                 )?;
             }

@@ -14,10 +14,10 @@ mod money;
 mod pg;
 mod redis_velocity;
 mod rows;
+mod sql;
 mod sqlite;
 
 pub use journal::{Journal, JournalConfig, JournalStats, Persisted};
-pub use money::{Tx, Val};
 pub use pg::PgBackend;
 pub use redis_velocity::RedisVelocity;
 pub use rows::{
@@ -25,6 +25,8 @@ pub use rows::{
     FindingRow, HoldRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
     SettlementItemRow, SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
 };
+use sql::{all, one, select};
+pub use sql::{Arg, Tx, Val};
 pub use sqlite::SqliteBackend;
 
 /// Versioned migrations, applied in order; the version is the index + 1.
@@ -37,6 +39,13 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/006_recon.sql"),
 ];
 
+/// The server's message behind a PostgreSQL error ("db error" alone says nothing).
+fn pg_detail(e: &postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| format!(": {}", d.message()))
+        .unwrap_or_default()
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -44,7 +53,7 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL reported an error.
-    #[error("postgres: {0}")]
+    #[error("postgres: {0}{detail}", detail = pg_detail(.0))]
     Postgres(#[from] postgres::Error),
     /// Redis reported an error.
     #[error("redis: {0}")]
@@ -77,43 +86,6 @@ pub trait Backend: Send {
     /// Applies every migration not yet applied; returns the schema version.
     fn migrate(&mut self) -> Result<u32, StoreError>;
 
-    /// Applies the writes in one durable transaction: all or nothing.
-    fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError>;
-
-    /// Every merchant.
-    fn merchants(&mut self) -> Result<Vec<MerchantRow>, StoreError>;
-
-    /// Every terminal.
-    fn terminals(&mut self) -> Result<Vec<TerminalRow>, StoreError>;
-
-    /// Transactions with `txn_id > after`, in id order, at most `limit`.
-    fn transactions_after(&mut self, after: i64, limit: usize) -> Result<Vec<TxnRow>, StoreError>;
-
-    /// The transaction with this RRN.
-    fn transaction_by_rrn(&mut self, rrn: &str) -> Result<Option<TxnRow>, StoreError>;
-
-    /// Every event of a transaction, in order.
-    fn events(&mut self, txn_id: i64) -> Result<Vec<EventRow>, StoreError>;
-
-    /// The largest transaction id (0 when empty).
-    fn max_txn_id(&mut self) -> Result<i64, StoreError>;
-
-    /// The risk decision of a transaction.
-    fn decision(&mut self, txn_id: i64) -> Result<Option<DecisionRow>, StoreError>;
-
-    /// Risk decisions with `txn_id > after`, in id order, at most `limit`.
-    fn decisions_after(&mut self, after: i64, limit: usize)
-        -> Result<Vec<DecisionRow>, StoreError>;
-
-    /// Cases, all or those in one status.
-    fn cases(&mut self, status: Option<&str>) -> Result<Vec<CaseRow>, StoreError>;
-
-    /// A case's timeline.
-    fn case_entries(&mut self, case_id: i64) -> Result<Vec<CaseEntryRow>, StoreError>;
-
-    /// Every store-and-forward entry in `state` (`pending`, `done`, `exception`).
-    fn saf_in_state(&mut self, state: &str) -> Result<Vec<SafRow>, StoreError>;
-
     /// Claims up to `limit` pending entries due at `now_ms` for `owner`, pushing their
     /// next attempt `lease_ms` ahead so no other node takes them meanwhile. On
     /// PostgreSQL rows locked by another node are skipped (`FOR UPDATE SKIP LOCKED`), so
@@ -127,11 +99,142 @@ pub trait Backend: Send {
     ) -> Result<Vec<SafRow>, StoreError>;
 
     /// Runs `f` in one database transaction: committed when it returns `Ok`, rolled
-    /// back otherwise. The money operations below are written once over it.
+    /// back otherwise. Every operation below is written once over it (`sql`, `money`).
     fn with_tx(
         &mut self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+
+    /// Applies the writes in one durable transaction: all or nothing.
+    fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+        run(self, |tx| writes.iter().try_for_each(|w| sql::write(tx, w)))
+    }
+
+    /// Every merchant.
+    fn merchants(&mut self) -> Result<Vec<MerchantRow>, StoreError> {
+        run(self, |tx| {
+            all(
+                tx,
+                &select::<MerchantRow>("merchants ORDER BY merchant_id"),
+                &[],
+            )
+        })
+    }
+
+    /// Every terminal.
+    fn terminals(&mut self) -> Result<Vec<TerminalRow>, StoreError> {
+        run(self, |tx| {
+            all(
+                tx,
+                &select::<TerminalRow>("terminals ORDER BY terminal_id"),
+                &[],
+            )
+        })
+    }
+
+    /// Transactions with `txn_id > after`, in id order, at most `limit`.
+    fn transactions_after(&mut self, after: i64, limit: usize) -> Result<Vec<TxnRow>, StoreError> {
+        run(self, |tx| {
+            all(
+                tx,
+                &select::<TxnRow>("transactions WHERE txn_id > $1 ORDER BY txn_id LIMIT $2"),
+                &[after.into(), (limit as i64).into()],
+            )
+        })
+    }
+
+    /// The transaction with this RRN.
+    fn transaction_by_rrn(&mut self, rrn: &str) -> Result<Option<TxnRow>, StoreError> {
+        run(self, |tx| {
+            one(
+                tx,
+                &select::<TxnRow>("transactions WHERE rrn = $1"),
+                &[rrn.into()],
+            )
+        })
+    }
+
+    /// Every event of a transaction, in order.
+    fn events(&mut self, txn_id: i64) -> Result<Vec<EventRow>, StoreError> {
+        run(self, |tx| {
+            all(
+                tx,
+                &select::<EventRow>("txn_events WHERE txn_id = $1 ORDER BY seq"),
+                &[txn_id.into()],
+            )
+        })
+    }
+
+    /// The largest transaction id (0 when empty).
+    fn max_txn_id(&mut self) -> Result<i64, StoreError> {
+        run(self, |tx| {
+            Ok(tx
+                .query("SELECT COALESCE(MAX(txn_id), 0) FROM transactions", &[])?
+                .first()
+                .map_or(0, |r| r[0].i()))
+        })
+    }
+
+    /// The risk decision of a transaction.
+    fn decision(&mut self, txn_id: i64) -> Result<Option<DecisionRow>, StoreError> {
+        run(self, |tx| {
+            one(
+                tx,
+                &select::<DecisionRow>("risk_decisions WHERE txn_id = $1"),
+                &[txn_id.into()],
+            )
+        })
+    }
+
+    /// Risk decisions with `txn_id > after`, in id order, at most `limit`.
+    fn decisions_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<DecisionRow>, StoreError> {
+        run(self, |tx| {
+            all(
+                tx,
+                &select::<DecisionRow>("risk_decisions WHERE txn_id > $1 ORDER BY txn_id LIMIT $2"),
+                &[after.into(), (limit as i64).into()],
+            )
+        })
+    }
+
+    /// Cases, all or those in one status.
+    fn cases(&mut self, status: Option<&str>) -> Result<Vec<CaseRow>, StoreError> {
+        run(self, |tx| {
+            all(
+                tx,
+                &select::<CaseRow>(
+                    "cases WHERE (CAST($1 AS TEXT) IS NULL OR status = $1) ORDER BY case_id",
+                ),
+                &[status.map_or(Arg::Null, Arg::T)],
+            )
+        })
+    }
+
+    /// A case's timeline.
+    fn case_entries(&mut self, case_id: i64) -> Result<Vec<CaseEntryRow>, StoreError> {
+        run(self, |tx| {
+            all(
+                tx,
+                &select::<CaseEntryRow>("case_entries WHERE case_id = $1 ORDER BY seq"),
+                &[case_id.into()],
+            )
+        })
+    }
+
+    /// Every store-and-forward entry in `state` (`pending`, `done`, `exception`).
+    fn saf_in_state(&mut self, state: &str) -> Result<Vec<SafRow>, StoreError> {
+        run(self, |tx| {
+            all(
+                tx,
+                &select::<SafRow>("saf WHERE state = $1 ORDER BY saf_id"),
+                &[state.into()],
+            )
+        })
+    }
 
     /// Opens `open` and applies `transfers` to the ledger, with `also`, all or nothing
     /// (see the `money` module). Returns how many transfers were new.

@@ -1,0 +1,584 @@
+//! Portable SQL, written once for both backends.
+//!
+//! Each backend offers one small transaction interface ([`Tx`]: run a statement, run a
+//! query, with `$N` parameters); every write and every read of the store is written
+//! here over it. Rows map to and from their structs through one declaration each
+//! ([`table_row!`]): the column list, the reader and the parameter list cannot drift
+//! apart.
+
+use crate::rows::{
+    BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, EventRow,
+    FindingRow, HoldRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
+    SettlementItemRow, SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
+};
+use crate::StoreError;
+
+/// A value bound to a statement (borrowed from the row being written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg<'a> {
+    /// An integer.
+    I(i64),
+    /// Text.
+    T(&'a str),
+    /// NULL.
+    Null,
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(s: &'a str) -> Arg<'a> {
+        Arg::T(s)
+    }
+}
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(s: &'a String) -> Arg<'a> {
+        Arg::T(s)
+    }
+}
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::I(v)
+    }
+}
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(v: &'a Option<String>) -> Arg<'a> {
+        v.as_deref().map_or(Arg::Null, Arg::T)
+    }
+}
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Arg::Null, Arg::I)
+    }
+}
+impl From<bool> for Arg<'_> {
+    fn from(v: bool) -> Self {
+        Arg::I(i64::from(v))
+    }
+}
+
+/// A value read from a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Val {
+    /// An integer.
+    I(i64),
+    /// Text.
+    T(String),
+    /// NULL.
+    Null,
+}
+
+impl Val {
+    pub(crate) fn i(&self) -> i64 {
+        match self {
+            Val::I(v) => *v,
+            Val::T(s) => s.parse().unwrap_or(0),
+            Val::Null => 0,
+        }
+    }
+
+    pub(crate) fn t(&self) -> String {
+        match self {
+            Val::T(s) => s.clone(),
+            Val::I(v) => v.to_string(),
+            Val::Null => String::new(),
+        }
+    }
+
+    pub(crate) fn ot(&self) -> Option<String> {
+        match self {
+            Val::Null => None,
+            v => Some(v.t()),
+        }
+    }
+
+    pub(crate) fn oi(&self) -> Option<i64> {
+        match self {
+            Val::Null => None,
+            v => Some(v.i()),
+        }
+    }
+
+    pub(crate) fn b(&self) -> bool {
+        self.i() != 0
+    }
+}
+
+/// One open database transaction (statements use `$N` parameters).
+pub trait Tx {
+    /// Runs a statement; returns the rows changed. A unique-key violation is
+    /// [`StoreError::Duplicate`].
+    fn exec(&mut self, sql: &str, params: &[Arg<'_>]) -> Result<usize, StoreError>;
+    /// Runs a query; returns every row.
+    fn query(&mut self, sql: &str, params: &[Arg<'_>]) -> Result<Vec<Vec<Val>>, StoreError>;
+}
+
+/// A struct stored as one table row.
+pub(crate) trait TableRow: Sized {
+    /// Its columns, in field order.
+    const COLUMNS: &'static str;
+    /// Reads it from a row of [`Self::COLUMNS`].
+    fn from_row(r: &[Val]) -> Self;
+    /// Its fields as statement parameters, in [`Self::COLUMNS`] order.
+    fn args(&self) -> Vec<Arg<'_>>;
+}
+
+/// Declares a row struct's columns (its fields, in order) and how each is typed:
+/// `i` integer, `t` text, `ot` optional text, `oi` optional integer, `b` boolean.
+macro_rules! table_row {
+    ($ty:ident { $($field:ident : $kind:ident),* $(,)? }) => {
+        impl TableRow for $ty {
+            const COLUMNS: &'static str = stringify!($($field),*);
+            fn from_row(r: &[Val]) -> $ty {
+                let mut it = r.iter();
+                let mut next = || it.next().unwrap_or(&Val::Null);
+                $ty { $($field: next().$kind(),)* }
+            }
+            fn args(&self) -> Vec<Arg<'_>> {
+                vec![$(table_row!(@arg self.$field, $kind)),*]
+            }
+        }
+    };
+    (@arg $e:expr, i) => { Arg::I($e) };
+    (@arg $e:expr, t) => { Arg::T(&$e) };
+    (@arg $e:expr, ot) => { Arg::from(&$e) };
+    (@arg $e:expr, oi) => { Arg::from($e) };
+    (@arg $e:expr, b) => { Arg::from($e) };
+}
+
+table_row!(MerchantRow {
+    merchant_id: t,
+    name: t,
+    city: t,
+    mcc: t,
+    status: t,
+    created_at: t,
+    merchant_class: t,
+    risk_class: t,
+});
+table_row!(TerminalRow {
+    terminal_id: t,
+    merchant_id: t,
+    status: t,
+    tmk: t,
+    pik: ot,
+    mak: ot,
+    mak_prev: ot,
+    key_version: i,
+    batch: i,
+    signed_on: b,
+    install_location: t,
+    updated_at: t,
+});
+table_row!(TxnRow {
+    txn_id: i,
+    request_key: t,
+    terminal_id: t,
+    merchant_id: t,
+    batch: i,
+    stan: i,
+    mti: t,
+    kind: t,
+    amount_minor: i,
+    currency: t,
+    pan_token: t,
+    masked_pan: t,
+    rrn: t,
+    auth_code: ot,
+    response_code: ot,
+    state: t,
+    original_rrn: ot,
+    link_stan: oi,
+    reply_hex: ot,
+    local_date: t,
+    created_at: t,
+    updated_at: t,
+});
+table_row!(EventRow {
+    txn_id: i,
+    seq: i,
+    at: t,
+    kind: t,
+    detail: t
+});
+table_row!(SafRow {
+    saf_id: i,
+    txn_id: i,
+    kind: t,
+    message_hex: t,
+    attempts: i,
+    next_at_ms: i,
+    state: t,
+    reason: t,
+    owner: ot,
+    created_at: t,
+    updated_at: t,
+});
+table_row!(DecisionRow {
+    txn_id: i,
+    version: t,
+    verdict: t,
+    score: i,
+    hold: b,
+    alert: b,
+    policy: ot,
+    matched: t,
+    shadow: t,
+    details: t,
+    facts: t,
+    at: t,
+});
+table_row!(CaseRow {
+    case_id: i,
+    subject: t,
+    status: t,
+    assignee: ot,
+    opened_at: t,
+    updated_at: t
+});
+table_row!(CaseEntryRow {
+    case_id: i,
+    seq: i,
+    at: t,
+    kind: t,
+    txn_id: oi,
+    author: t,
+    text: t
+});
+table_row!(TermsRow {
+    merchant_id: t,
+    settlement_account: t,
+    cycle: t,
+    debit_bps: i,
+    credit_bps: i,
+    debit_cap_minor: i,
+    min_fee_minor: i,
+    updated_at: t,
+});
+table_row!(HoldRow {
+    hold_id: t,
+    subject: t,
+    reason: t,
+    placed_by: t,
+    placed_at: t,
+    released_by: ot,
+    released_at: ot,
+});
+table_row!(CaptureRow {
+    txn_id: i,
+    how: t,
+    business_date: t,
+    at: t
+});
+table_row!(SettlementRunRow {
+    business_date: t,
+    ran_at: t,
+    merchants: i,
+    items: i,
+    net_minor: i,
+    file: t,
+});
+table_row!(SettlementRow {
+    settlement_id: t,
+    merchant_id: t,
+    business_date: t,
+    settlement_account: t,
+    gross_minor: i,
+    refunds_minor: i,
+    fees_minor: i,
+    held_minor: i,
+    net_minor: i,
+    txn_count: i,
+    created_at: t,
+});
+table_row!(SettlementItemRow {
+    txn_id: i,
+    settlement_id: t,
+    fee_minor: i,
+    net_minor: i
+});
+table_row!(PayoutRow {
+    settlement_id: t,
+    seq: i,
+    value_date: t,
+    amount_minor: i,
+    settlement_account: t,
+    status: t,
+});
+table_row!(BatchSettlementRow {
+    terminal_id: t,
+    batch: i,
+    at: t,
+    result: t,
+    terminal_totals: t,
+    posguard_totals: t,
+    uploaded: i,
+});
+table_row!(BatchDiffRow {
+    terminal_id: t,
+    batch: i,
+    stan: i,
+    side: t,
+    rrn: ot,
+    kind: t,
+    amount_minor: i,
+    detail: t,
+});
+table_row!(ReconFileRow {
+    file_hash: t,
+    file_date: t,
+    name: t,
+    lines: i,
+    bad_lines: i,
+    ingested_at: t,
+});
+table_row!(ReconLineRow {
+    file_hash: t,
+    line: i,
+    file_date: t,
+    valid: b,
+    problem: t,
+    rrn: t,
+    auth_code: t,
+    stan: t,
+    terminal: t,
+    merchant: t,
+    masked_pan: t,
+    amount_minor: i,
+    currency: t,
+    kind: t,
+    at: t,
+});
+table_row!(FindingRow {
+    finding_id: t,
+    business_date: t,
+    class: t,
+    rrn: t,
+    txn_id: oi,
+    amount_minor: i,
+    evidence: t,
+    action: t,
+    status: t,
+    owner: ot,
+    deadline: ot,
+    notes: t,
+    created_at: t,
+    updated_at: t,
+});
+
+/// Every row of a query over `T`'s columns.
+pub(crate) fn all<T: TableRow>(
+    tx: &mut dyn Tx,
+    sql: &str,
+    params: &[Arg<'_>],
+) -> Result<Vec<T>, StoreError> {
+    Ok(tx
+        .query(sql, params)?
+        .iter()
+        .map(|r| T::from_row(r))
+        .collect())
+}
+
+/// The first row of a query over `T`'s columns.
+pub(crate) fn one<T: TableRow>(
+    tx: &mut dyn Tx,
+    sql: &str,
+    params: &[Arg<'_>],
+) -> Result<Option<T>, StoreError> {
+    Ok(tx.query(sql, params)?.first().map(|r| T::from_row(r)))
+}
+
+/// `SELECT <T's columns> FROM <rest>`.
+pub(crate) fn select<T: TableRow>(rest: &str) -> String {
+    format!("SELECT {} FROM {rest}", T::COLUMNS)
+}
+
+/// The first column of every row, as integers.
+pub(crate) fn ids(
+    tx: &mut dyn Tx,
+    sql: &str,
+    params: &[Arg<'_>],
+) -> Result<std::collections::BTreeSet<i64>, StoreError> {
+    Ok(tx.query(sql, params)?.iter().map(|r| r[0].i()).collect())
+}
+
+// The statements of every write. Column lists follow the row declarations above.
+
+const SQL_MERCHANT: &str = "INSERT INTO merchants (merchant_id, name, city, mcc, status, created_at, \
+     merchant_class, risk_class) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (merchant_id) \
+     DO UPDATE SET name = excluded.name, city = excluded.city, mcc = excluded.mcc, \
+     status = excluded.status, merchant_class = excluded.merchant_class, risk_class = excluded.risk_class";
+const SQL_TERMINAL: &str = "INSERT INTO terminals (terminal_id, merchant_id, status, tmk, pik, mak, \
+     mak_prev, key_version, batch, signed_on, install_location, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (terminal_id) DO UPDATE SET \
+     merchant_id = excluded.merchant_id, status = excluded.status, tmk = excluded.tmk, pik = excluded.pik, \
+     mak = excluded.mak, mak_prev = excluded.mak_prev, key_version = excluded.key_version, \
+     batch = excluded.batch, signed_on = excluded.signed_on, \
+     install_location = excluded.install_location, updated_at = excluded.updated_at";
+const SQL_NEW_TXN: &str = "INSERT INTO transactions (txn_id, request_key, terminal_id, merchant_id, \
+     batch, stan, mti, kind, amount_minor, currency, pan_token, masked_pan, rrn, auth_code, response_code, \
+     state, original_rrn, link_stan, reply_hex, local_date, created_at, updated_at) VALUES ($1, $2, $3, $4, \
+     $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
+const SQL_UPDATE_TXN: &str = "UPDATE transactions SET auth_code = $2, response_code = $3, \
+     state = $4, original_rrn = $5, link_stan = $6, reply_hex = $7, updated_at = $8 WHERE txn_id = $1";
+const SQL_TXN_STATE: &str = "UPDATE transactions SET state = $2, updated_at = $3 WHERE txn_id = $1";
+const SQL_EVENT: &str =
+    "INSERT INTO txn_events (txn_id, seq, at, kind, detail) VALUES ($1, $2, $3, $4, $5)";
+const SQL_SAF: &str = "INSERT INTO saf (saf_id, txn_id, kind, message_hex, attempts, next_at_ms, \
+     state, reason, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (saf_id) DO UPDATE SET attempts = excluded.attempts, next_at_ms = excluded.next_at_ms, \
+     state = excluded.state, reason = excluded.reason, owner = excluded.owner, updated_at = excluded.updated_at";
+const SQL_DECISION: &str = "INSERT INTO risk_decisions (txn_id, version, verdict, score, hold, alert, \
+     policy, matched, shadow, details, facts, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const SQL_CASE: &str =
+    "INSERT INTO cases (case_id, subject, status, assignee, opened_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_id) DO UPDATE SET status = excluded.status, \
+     assignee = excluded.assignee, updated_at = excluded.updated_at";
+const SQL_CASE_ENTRY: &str =
+    "INSERT INTO case_entries (case_id, seq, at, kind, txn_id, author, text) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const SQL_TERMS: &str = "INSERT INTO merchant_terms (merchant_id, settlement_account, cycle, debit_bps, \
+     credit_bps, debit_cap_minor, min_fee_minor, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (merchant_id) DO UPDATE SET settlement_account = excluded.settlement_account, \
+     cycle = excluded.cycle, debit_bps = excluded.debit_bps, credit_bps = excluded.credit_bps, \
+     debit_cap_minor = excluded.debit_cap_minor, min_fee_minor = excluded.min_fee_minor, \
+     updated_at = excluded.updated_at";
+const SQL_HOLD: &str =
+    "INSERT INTO holds (hold_id, subject, reason, placed_by, placed_at, released_by, \
+     released_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hold_id) DO UPDATE SET \
+     released_by = excluded.released_by, released_at = excluded.released_at";
+const SQL_CAPTURE: &str =
+    "INSERT INTO captures (txn_id, how, business_date, at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (txn_id) DO NOTHING";
+const SQL_RUN: &str =
+    "INSERT INTO settlement_runs (business_date, ran_at, merchants, items, net_minor, file) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+const SQL_SETTLEMENT: &str = "INSERT INTO settlements (settlement_id, merchant_id, business_date, \
+     settlement_account, gross_minor, refunds_minor, fees_minor, held_minor, net_minor, txn_count, \
+     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const SQL_ITEM: &str =
+    "INSERT INTO settlement_items (txn_id, settlement_id, fee_minor, net_minor) \
+     VALUES ($1, $2, $3, $4)";
+const SQL_PAYOUT: &str = "INSERT INTO payouts (settlement_id, seq, value_date, amount_minor, \
+     settlement_account, status) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (settlement_id, seq) \
+     DO UPDATE SET status = excluded.status";
+const SQL_BATCH: &str = "INSERT INTO batch_settlements (terminal_id, batch, at, result, terminal_totals, \
+     posguard_totals, uploaded) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (terminal_id, batch) \
+     DO UPDATE SET at = excluded.at, result = excluded.result, terminal_totals = excluded.terminal_totals, \
+     posguard_totals = excluded.posguard_totals, uploaded = excluded.uploaded";
+const SQL_DIFF: &str = "INSERT INTO batch_differences (terminal_id, batch, stan, side, rrn, kind, \
+     amount_minor, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (terminal_id, batch, stan, side) DO NOTHING";
+const SQL_RECON_FILE: &str =
+    "INSERT INTO recon_files (file_hash, file_date, name, lines, bad_lines, \
+     ingested_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (file_hash) DO NOTHING";
+const SQL_RECON_LINE: &str =
+    "INSERT INTO recon_lines (file_hash, line, file_date, valid, problem, rrn, \
+     auth_code, stan, terminal, merchant, masked_pan, amount_minor, currency, kind, at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     ON CONFLICT (file_hash, line) DO NOTHING";
+const SQL_FINDING: &str = "INSERT INTO recon_findings (finding_id, business_date, class, rrn, txn_id, \
+     amount_minor, evidence, action, status, owner, deadline, notes, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (finding_id) ";
+
+/// Applies one write.
+pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
+    let (sql, args) = match w {
+        Write::Merchant(r) => (SQL_MERCHANT, r.args()),
+        Write::Terminal(r) => (SQL_TERMINAL, r.args()),
+        Write::NewTxn(r) => (SQL_NEW_TXN, r.args()),
+        Write::UpdateTxn(t) => (
+            SQL_UPDATE_TXN,
+            vec![
+                Arg::I(t.txn_id),
+                Arg::from(&t.auth_code),
+                Arg::from(&t.response_code),
+                Arg::T(&t.state),
+                Arg::from(&t.original_rrn),
+                Arg::from(t.link_stan),
+                Arg::from(&t.reply_hex),
+                Arg::T(&t.updated_at),
+            ],
+        ),
+        Write::TxnState {
+            txn_id,
+            state,
+            updated_at,
+        } => (
+            SQL_TXN_STATE,
+            vec![Arg::I(*txn_id), Arg::T(state), Arg::T(updated_at)],
+        ),
+        Write::Event(r) => (SQL_EVENT, r.args()),
+        Write::Saf(r) => (SQL_SAF, r.args()),
+        Write::Decision(r) => (SQL_DECISION, r.args()),
+        Write::Case(r) => (SQL_CASE, r.args()),
+        Write::CaseEntry(r) => (SQL_CASE_ENTRY, r.args()),
+        Write::Terms(r) => (SQL_TERMS, r.args()),
+        Write::Hold(r) => (SQL_HOLD, r.args()),
+        Write::Capture(r) => (SQL_CAPTURE, r.args()),
+        Write::SettlementRun(r) => (SQL_RUN, r.args()),
+        Write::Settlement(r) => (SQL_SETTLEMENT, r.args()),
+        Write::SettlementItem(r) => (SQL_ITEM, r.args()),
+        Write::Payout(r) => (SQL_PAYOUT, r.args()),
+        Write::BatchSettlement(r) => (SQL_BATCH, r.args()),
+        Write::BatchDiff(r) => (SQL_DIFF, r.args()),
+        Write::ReconFile(r) => (SQL_RECON_FILE, r.args()),
+        Write::ReconLine(r) => (SQL_RECON_LINE, r.args()),
+        Write::Finding(r) => {
+            return tx
+                .exec(&format!("{SQL_FINDING}DO NOTHING"), &r.args())
+                .map(drop)
+        }
+        Write::FindingUpdate(r) => {
+            return tx
+                .exec(
+                    &format!(
+                        "{SQL_FINDING}DO UPDATE SET status = excluded.status, owner = excluded.owner, \
+                         deadline = excluded.deadline, action = excluded.action, notes = excluded.notes, \
+                         updated_at = excluded.updated_at"
+                    ),
+                    &r.args(),
+                )
+                .map(drop)
+        }
+    };
+    tx.exec(sql, &args).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_lists_match_the_insert_statements() {
+        // The insert statements name their columns by hand; they must be the row's.
+        for (sql, cols) in [
+            (SQL_MERCHANT, MerchantRow::COLUMNS),
+            (SQL_TERMINAL, TerminalRow::COLUMNS),
+            (SQL_NEW_TXN, TxnRow::COLUMNS),
+            (SQL_EVENT, EventRow::COLUMNS),
+            (SQL_SAF, SafRow::COLUMNS),
+            (SQL_DECISION, DecisionRow::COLUMNS),
+            (SQL_CASE, CaseRow::COLUMNS),
+            (SQL_CASE_ENTRY, CaseEntryRow::COLUMNS),
+            (SQL_TERMS, TermsRow::COLUMNS),
+            (SQL_HOLD, HoldRow::COLUMNS),
+            (SQL_CAPTURE, CaptureRow::COLUMNS),
+            (SQL_RUN, SettlementRunRow::COLUMNS),
+            (SQL_SETTLEMENT, SettlementRow::COLUMNS),
+            (SQL_ITEM, SettlementItemRow::COLUMNS),
+            (SQL_PAYOUT, PayoutRow::COLUMNS),
+            (SQL_BATCH, BatchSettlementRow::COLUMNS),
+            (SQL_DIFF, BatchDiffRow::COLUMNS),
+            (SQL_RECON_FILE, ReconFileRow::COLUMNS),
+            (SQL_RECON_LINE, ReconLineRow::COLUMNS),
+            (SQL_FINDING, FindingRow::COLUMNS),
+        ] {
+            let named = sql
+                .split_once('(')
+                .and_then(|(_, rest)| rest.split_once(')'))
+                .map(|(c, _)| c.split(',').map(str::trim).collect::<Vec<_>>())
+                .unwrap_or_default();
+            let declared: Vec<&str> = cols.split(',').map(str::trim).collect();
+            assert_eq!(named, declared, "{sql}");
+        }
+    }
+}
