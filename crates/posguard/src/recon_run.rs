@@ -313,6 +313,8 @@ pub fn reconcile_date(
         }));
     }
     // An open "missing at issuer" whose line has since arrived resolves itself.
+    let in_files: std::collections::HashSet<&str> =
+        clearing.iter().map(|c| c.rrn.as_str()).collect();
     let now_missing: std::collections::BTreeSet<String> = outcome
         .findings
         .iter()
@@ -324,7 +326,7 @@ pub fn reconcile_date(
             && f.status == "open"
             && f.business_date <= date.to_string()
             && !now_missing.contains(&f.rrn)
-            && clearing.iter().any(|c| c.rrn == f.rrn)
+            && in_files.contains(f.rrn.as_str())
         {
             let mut done = f.clone();
             done.status = "auto_resolved".into();

@@ -12,7 +12,7 @@
 //! with no issuer record is only reported as missing once the following day's file
 //! has been seen too (or the caller says it will not come).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -417,7 +417,7 @@ pub struct Outcome {
     pub lines: usize,
     /// Journal transactions considered.
     pub journal: usize,
-    /// Lines matched by RRN and authorization code.
+    /// Lines matched by RRN (and authorization code, unless only the RRN matched).
     pub matched_by_rrn: usize,
     /// Lines matched by the fallback key (terminal, link STAN, amount).
     pub matched_by_fallback: usize,
@@ -446,9 +446,9 @@ pub fn reconcile(
     clearing: &[ClearingRecord],
     next_file_seen: bool,
 ) -> Outcome {
-    let by_rrn: BTreeMap<&str, &JournalEntry> =
+    let by_rrn: HashMap<&str, &JournalEntry> =
         journal.iter().map(|t| (t.rrn.as_str(), t)).collect();
-    let by_link: BTreeMap<(&str, i64, i64), &JournalEntry> = journal
+    let by_link: HashMap<(&str, i64, i64), &JournalEntry> = journal
         .iter()
         .filter_map(|t| {
             t.link_stan
@@ -460,27 +460,39 @@ pub fn reconcile(
         journal: journal.len(),
         ..Outcome::default()
     };
-    // Per sale or completion (by RRN): its lines and the net number of debits.
-    let mut lines_of: BTreeMap<String, Vec<&ClearingRecord>> = BTreeMap::new();
-    let mut net: BTreeMap<String, i64> = BTreeMap::new();
-    let mut debits: BTreeMap<String, i64> = BTreeMap::new();
+    // Per sale or completion (by its RRN): the net number of debits, how many debit
+    // lines, and the lines themselves (for the evidence).
+    #[derive(Default)]
+    struct Tally<'a> {
+        net: i64,
+        debits: i64,
+        lines: Vec<&'a ClearingRecord>,
+    }
+    let mut tally: HashMap<&str, Tally> = HashMap::new();
     for c in clearing {
-        let matched = match by_rrn.get(c.rrn.as_str()) {
+        let by_key = || {
+            let s = c.stan.parse::<i64>().ok()?;
+            by_link
+                .get(&(c.terminal.as_str(), s, c.amount_minor))
+                .copied()
+        };
+        let matched = match by_rrn.get(c.rrn.as_str()).copied() {
             Some(t) if t.auth_code.as_deref().is_none_or(|a| a == c.auth_code) => {
                 out.matched_by_rrn += 1;
-                Some(*t)
+                Some(t)
             }
-            _ => {
-                let fallback = c.stan.parse::<i64>().ok().and_then(|s| {
-                    by_link
-                        .get(&(c.terminal.as_str(), s, c.amount_minor))
-                        .copied()
-                });
-                if fallback.is_some() {
+            // No RRN, or another authorization code: the terminal/STAN/amount key
+            // decides, else the RRN alone.
+            by_rrn_only => match by_key() {
+                Some(t) => {
                     out.matched_by_fallback += 1;
+                    Some(t)
                 }
-                fallback.or_else(|| by_rrn.get(c.rrn.as_str()).copied())
-            }
+                None => {
+                    out.matched_by_rrn += usize::from(by_rrn_only.is_some());
+                    by_rrn_only
+                }
+            },
         };
         let Some(t) = matched else {
             out.findings.push(Finding {
@@ -496,57 +508,54 @@ pub fn reconcile(
             });
             continue;
         };
-        let original = |t: &JournalEntry| t.original_rrn.clone().unwrap_or_else(|| t.rrn.clone());
-        let effect = match c.kind {
-            LineKind::Sale | LineKind::Completion => {
-                *debits.entry(t.rrn.clone()).or_default() += 1;
-                Some((t.rrn.clone(), 1))
-            }
-            LineKind::Reversal => Some((t.rrn.clone(), -1)),
-            LineKind::Void => Some((original(t), -1)),
-            LineKind::VoidReversal => Some((original(t), 1)),
-            LineKind::Refund | LineKind::RefundReversal => None,
+        let original = t.original_rrn.as_deref().unwrap_or(&t.rrn);
+        let (key, delta) = match c.kind {
+            LineKind::Sale | LineKind::Completion => (t.rrn.as_str(), 1),
+            LineKind::Reversal => (t.rrn.as_str(), -1),
+            LineKind::Void => (original, -1),
+            LineKind::VoidReversal => (original, 1),
+            LineKind::Refund | LineKind::RefundReversal => continue,
         };
-        if let Some((key, delta)) = effect {
-            *net.entry(key.clone()).or_default() += delta;
-            lines_of.entry(key).or_default().push(c);
-        }
+        let e = tally.entry(key).or_default();
+        e.net += delta;
+        e.debits += i64::from(matches!(c.kind, LineKind::Sale | LineKind::Completion));
+        e.lines.push(c);
     }
-    let mut keys: BTreeSet<String> = net.keys().cloned().collect();
-    for t in journal {
-        if matches!(t.kind.as_str(), "sale" | "completion") {
-            keys.insert(t.rrn.clone());
-        }
-    }
+    // Every sale and completion of the journal, and every one the file touched, in
+    // RRN order (the findings' order does not depend on hashing).
+    let mut keys: Vec<&str> = tally.keys().copied().collect();
+    keys.extend(
+        journal
+            .iter()
+            .filter(|t| matches!(t.kind.as_str(), "sale" | "completion"))
+            .map(|t| t.rrn.as_str()),
+    );
+    keys.sort_unstable();
+    keys.dedup();
+    let none = Tally::default();
     for key in keys {
-        let Some(t) = by_rrn.get(key.as_str()).copied() else {
+        let Some(t) = by_rrn.get(key).copied() else {
             continue;
         };
         if !matches!(t.kind.as_str(), "sale" | "completion") {
             continue;
         }
+        let lines = tally.get(key).unwrap_or(&none);
         let want = i64::from(t.state == "approved");
-        let have = net.get(&key).copied().unwrap_or(0);
-        let n_debits = debits.get(&key).copied().unwrap_or(0);
-        let mut evidence = vec![t.evidence()];
-        evidence.extend(
-            lines_of
-                .get(&key)
-                .into_iter()
-                .flatten()
-                .map(|c| c.evidence()),
-        );
+        // The evidence is only written for a finding.
         let finding = |class, amount_minor, action| Finding {
             class,
-            rrn: key.clone(),
+            rrn: key.to_owned(),
             txn_id: Some(t.txn_id),
             amount_minor,
-            evidence: evidence.clone(),
+            evidence: std::iter::once(t.evidence())
+                .chain(lines.lines.iter().map(|c| c.evidence()))
+                .collect(),
             action,
         };
-        if have > want {
-            let extra = (have - want) * t.amount_minor;
-            let class = if want == 1 && n_debits > 1 {
+        if lines.net > want {
+            let extra = (lines.net - want) * t.amount_minor;
+            let class = if want == 1 && lines.debits > 1 {
                 Class::DoubleDebit
             } else if matches!(t.state.as_str(), "reversed" | "reversal_pending") {
                 Class::ReversalNotApplied
@@ -561,9 +570,9 @@ pub fn reconcile(
                     amount_minor: extra,
                 },
             ));
-        } else if have < want {
+        } else if lines.net < want {
             if t.date >= date && !next_file_seen {
-                out.awaiting_next_file.push(key.clone());
+                out.awaiting_next_file.push(key.to_owned());
             } else if t.date <= date {
                 out.findings.push(finding(
                     Class::MissingAtIssuer,
@@ -572,14 +581,11 @@ pub fn reconcile(
                 ));
             }
         } else if want == 1 {
-            let debited: i64 = lines_of
-                .get(&key)
-                .into_iter()
-                .flatten()
-                .filter(|c| matches!(c.kind, LineKind::Sale | LineKind::Completion))
-                .map(|c| c.amount_minor)
-                .next()
-                .unwrap_or(t.amount_minor);
+            let debited = lines
+                .lines
+                .iter()
+                .find(|c| matches!(c.kind, LineKind::Sale | LineKind::Completion))
+                .map_or(t.amount_minor, |c| c.amount_minor);
             if debited != t.amount_minor {
                 out.findings.push(finding(
                     Class::AmountMismatch,
