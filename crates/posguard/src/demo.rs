@@ -173,14 +173,7 @@ impl std::fmt::Display for DayReport {
             "  terminal batches: {} balanced, {} not balanced and uploaded; {} txns captured at the cut-off",
             self.batches.0, self.batches.1, s.captured_at_cutoff
         )?;
-        let mut reasons: std::collections::BTreeMap<&str, (usize, i64)> = Default::default();
-        for h in &s.held {
-            let bare = h.reason.split(" (by ").next().unwrap_or(&h.reason);
-            let e = reasons.entry(bare).or_default();
-            e.0 += 1;
-            e.1 += h.amount_minor;
-        }
-        for (reason, (n, amount)) in reasons {
+        for (reason, (n, amount)) in s.held_by_reason() {
             writeln!(f, "  held: {n} txn(s) {} — {reason}", major(amount))?;
         }
         writeln!(
@@ -223,20 +216,7 @@ impl SettledCheck {
         cfg: &crate::money::MoneyConfig,
     ) -> anyhow::Result<SettledCheck> {
         let settled = db.settled_ids()?;
-        db.materialize_risk_holds()?;
-        let holds = db.holds(true)?;
-        let held_merchants: std::collections::BTreeSet<String> = holds
-            .iter()
-            .filter_map(|h| h.subject.strip_prefix("merchant:").map(str::to_owned))
-            .chain(
-                db.merchants()?
-                    .into_iter()
-                    .filter(|m| m.status != "active")
-                    .map(|m| m.merchant_id),
-            )
-            .collect();
-        let held_txns: std::collections::BTreeSet<String> =
-            holds.iter().map(|h| h.subject.clone()).collect();
+        let holds = crate::money::Holds::load(db)?;
         let mut c = SettledCheck::default();
         let mut after = 0;
         loop {
@@ -255,9 +235,7 @@ impl SettledCheck {
                 c.approved += 1;
                 if settled.contains(&t.txn_id) {
                     c.settled += 1;
-                } else if held_merchants.contains(&t.merchant_id)
-                    || held_txns.contains(&format!("txn:{}", t.txn_id))
-                {
+                } else if holds.reason(&t.merchant_id, t.txn_id).is_some() {
                     c.held += 1;
                 } else {
                     c.missing.push(t.rrn.clone());

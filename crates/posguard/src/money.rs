@@ -76,7 +76,28 @@ pub struct HeldItem {
     /// Amount.
     pub amount_minor: i64,
     /// Why, by whom, since when.
+    pub hold: HoldReason,
+}
+
+/// Why something is held, who placed the hold, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldReason {
+    /// The reason.
     pub reason: String,
+    /// Who placed it.
+    pub by: String,
+    /// Since (RFC 3339), if known.
+    pub since: Option<String>,
+}
+
+impl fmt::Display for HoldReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (by {}", self.reason, self.by)?;
+        if let Some(since) = &self.since {
+            write!(f, ", since {since}")?;
+        }
+        f.write_str(")")
+    }
 }
 
 /// What a settlement run did.
@@ -102,6 +123,17 @@ impl SettleReport {
     /// Sum of a column over merchants.
     pub fn total(&self, f: impl Fn(&SettlementRow) -> i64) -> i64 {
         self.settlements.iter().map(f).sum()
+    }
+
+    /// Held transactions by reason: (count, amount).
+    pub fn held_by_reason(&self) -> BTreeMap<&str, (usize, i64)> {
+        let mut reasons: BTreeMap<&str, (usize, i64)> = BTreeMap::new();
+        for h in &self.held {
+            let e = reasons.entry(h.hold.reason.as_str()).or_default();
+            e.0 += 1;
+            e.1 += h.amount_minor;
+        }
+        reasons
     }
 }
 
@@ -157,14 +189,7 @@ impl fmt::Display for SettleReport {
                 p.status
             )?;
         }
-        let mut reasons: BTreeMap<&str, (usize, i64)> = BTreeMap::new();
-        for h in &self.held {
-            let bare = h.reason.split(" (by ").next().unwrap_or(&h.reason);
-            let e = reasons.entry(bare).or_default();
-            e.0 += 1;
-            e.1 += h.amount_minor;
-        }
-        for (reason, (n, amount)) in reasons {
+        for (reason, (n, amount)) in self.held_by_reason() {
             writeln!(f, "  held {n} txn(s), {}: {reason}", major(amount))?;
         }
         if self.captured_at_cutoff > 0 {
@@ -217,38 +242,51 @@ pub fn terms_from(row: &TermsRow) -> anyhow::Result<Terms> {
     })
 }
 
-fn hold_text(h: &HoldRow) -> String {
-    format!("{} (by {}, since {})", h.reason, h.placed_by, h.placed_at)
+/// What holds what: merchants held (by a hold or by their status) and transactions
+/// held.
+#[derive(Debug, Clone, Default)]
+pub struct Holds {
+    merchants: BTreeMap<String, HoldReason>,
+    txns: BTreeMap<i64, HoldReason>,
 }
 
-/// What holds what: merchants held (by a hold or by their status) and transactions held.
-struct Holds {
-    merchants: BTreeMap<String, String>,
-    txns: BTreeMap<i64, String>,
-}
+impl Holds {
+    /// The holds in force.
+    pub fn load(db: &mut dyn Backend) -> anyhow::Result<Holds> {
+        let mut holds = Holds::default();
+        for m in db.merchants()? {
+            if m.status != "active" {
+                holds.merchants.insert(
+                    m.merchant_id.clone(),
+                    HoldReason {
+                        reason: format!("merchant {}", m.status),
+                        by: "merchant status".into(),
+                        since: None,
+                    },
+                );
+            }
+        }
+        for h in db.holds(true)? {
+            let reason = HoldReason {
+                reason: h.reason,
+                by: h.placed_by,
+                since: Some(h.placed_at),
+            };
+            if let Some(m) = h.subject.strip_prefix("merchant:") {
+                holds.merchants.entry(m.to_owned()).or_insert(reason);
+            } else if let Some(id) = h.subject.strip_prefix("txn:").and_then(|s| s.parse().ok()) {
+                holds.txns.entry(id).or_insert(reason);
+            }
+        }
+        Ok(holds)
+    }
 
-fn current_holds(db: &mut dyn Backend) -> anyhow::Result<Holds> {
-    db.materialize_risk_holds()?;
-    let mut merchants = BTreeMap::new();
-    for m in db.merchants()? {
-        if m.status != "active" {
-            merchants.insert(
-                m.merchant_id.clone(),
-                format!("merchant {} (by merchant status)", m.status),
-            );
-        }
+    /// Why a transaction of a merchant is held: its merchant's hold first, then its own.
+    pub fn reason(&self, merchant: &str, txn_id: i64) -> Option<&HoldReason> {
+        self.merchants
+            .get(merchant)
+            .or_else(|| self.txns.get(&txn_id))
     }
-    let mut txns = BTreeMap::new();
-    for h in db.holds(true)? {
-        if let Some(m) = h.subject.strip_prefix("merchant:") {
-            merchants
-                .entry(m.to_owned())
-                .or_insert_with(|| hold_text(&h));
-        } else if let Some(id) = h.subject.strip_prefix("txn:").and_then(|s| s.parse().ok()) {
-            txns.entry(id).or_insert_with(|| hold_text(&h));
-        }
-    }
-    Ok(Holds { merchants, txns })
 }
 
 fn item_kind(kind: &str) -> Option<ItemKind> {
@@ -287,7 +325,7 @@ pub fn settle_date(
             file,
         });
     }
-    let holds = current_holds(db)?;
+    let holds = Holds::load(db)?;
     // A merchant's own terms; without them, the plan of its MCC class.
     let mut terms = BTreeMap::new();
     for m in db.merchants()? {
@@ -323,7 +361,7 @@ pub fn settle_date(
             currency: cfg.currency,
             card: cfg.card_types.of(&row.masked_pan),
             business_date: bd,
-            hold: holds.txns.get(&row.txn_id).cloned(),
+            hold: holds.txns.get(&row.txn_id).map(ToString::to_string),
         });
         rows.insert(row.txn_id, row);
     }
@@ -335,7 +373,12 @@ pub fn settle_date(
                 .map(|m| (m.to_owned(), a.balance()))
         })
         .collect();
-    let run = settlement::settle_carrying(date, &items, &terms, &holds.merchants, &opening);
+    let held_merchants: BTreeMap<String, String> = holds
+        .merchants
+        .iter()
+        .map(|(m, why)| (m.clone(), why.to_string()))
+        .collect();
+    let run = settlement::settle_carrying(date, &items, &terms, &held_merchants, &opening);
 
     let mut writes = Vec::new();
     let mut captured_at_cutoff = 0;
@@ -391,14 +434,17 @@ pub fn settle_date(
                 fee_minor: o.fee_minor,
                 net_minor: o.net_minor,
             })),
-            (None, Some(reason)) => {
-                if let Some(r) = rows.get(&o.txn_id) {
+            (None, Some(_)) => {
+                let held_as = rows
+                    .get(&o.txn_id)
+                    .and_then(|r| Some((r, holds.reason(&r.merchant_id, r.txn_id)?)));
+                if let Some((r, why)) = held_as {
                     held.push(HeldItem {
                         txn_id: o.txn_id,
                         rrn: r.rrn.clone(),
                         merchant_id: r.merchant_id.clone(),
                         amount_minor: r.amount_minor,
-                        reason: reason.clone(),
+                        hold: why.clone(),
                     });
                 }
             }
@@ -568,7 +614,6 @@ pub fn place_hold(
 
 /// Releases a hold: what it held settles in the next run.
 pub fn release_hold(db: &mut dyn Backend, hold_id: &str, by: &str, at: &str) -> anyhow::Result<()> {
-    db.materialize_risk_holds()?;
     let Some(mut h) = db.holds(false)?.into_iter().find(|h| h.hold_id == hold_id) else {
         bail!(crate::BadInput(format!("no hold {hold_id}")));
     };
@@ -617,10 +662,10 @@ impl fmt::Display for TxnMoney {
     }
 }
 
-fn expected_payout(terms: Option<&Terms>, bd: NaiveDate) -> NaiveDate {
-    match terms.map(|t| t.cycle) {
-        Some(Cycle::D0 { .. }) => bd,
-        _ => settlement::next_working_day(bd),
+fn expected_payout(cycle: Cycle, bd: NaiveDate) -> NaiveDate {
+    match cycle {
+        Cycle::D0 { .. } => bd,
+        Cycle::T1 => settlement::next_working_day(bd),
     }
 }
 
@@ -707,13 +752,8 @@ fn money_after_approval(
     cfg: &MoneyConfig,
     lines: &mut Vec<String>,
 ) -> anyhow::Result<String> {
-    let terms = db
-        .terms()?
-        .into_iter()
-        .find(|t| t.merchant_id == txn.merchant_id)
-        .map(|t| terms_from(&t))
-        .transpose()?;
-    match db.capture(txn.txn_id)? {
+    let capture = db.capture(txn.txn_id)?;
+    match &capture {
         Some(c) => lines.push(format!(
             "captured: {} on business date {} ({})",
             if c.how == "batch" {
@@ -730,10 +770,7 @@ fn money_after_approval(
         )),
     }
     if let Some(item) = db.settlement_item(txn.txn_id)? {
-        let s = db
-            .settlements(None, Some(&txn.merchant_id))?
-            .into_iter()
-            .find(|s| s.settlement_id == item.settlement_id);
+        let s = db.settlement(&item.settlement_id)?;
         lines.push(format!(
             "cleared and settled in {} (business date {}): fee {}, {} {}",
             item.settlement_id,
@@ -772,24 +809,25 @@ fn money_after_approval(
         }
         return Ok(if all_paid { "paid_out" } else { "settled" }.into());
     }
-    let holds = current_holds(db)?;
-    let held = holds
-        .merchants
-        .get(&txn.merchant_id)
-        .or_else(|| holds.txns.get(&txn.txn_id));
-    if let Some(reason) = held {
+    let holds = Holds::load(db)?;
+    if let Some(reason) = holds.reason(&txn.merchant_id, txn.txn_id) {
         lines.push(format!(
             "held: {reason}; settles in the first run after the hold is released"
         ));
         return Ok("held".into());
     }
     if let Some(bd) = bd {
+        let terms = db.terms_of(&txn.merchant_id)?;
+        let cycle = match &terms {
+            Some(t) => terms_from(t)?.cycle,
+            None => Cycle::T1,
+        };
         lines.push(format!(
             "expected: settled in the run for {bd}, paid out on {}",
-            expected_payout(terms.as_ref(), bd)
+            expected_payout(cycle, bd)
         ));
     }
-    Ok(match db.capture(txn.txn_id)? {
+    Ok(match capture {
         Some(_) => "captured",
         None => "authorized",
     }
@@ -806,11 +844,7 @@ pub fn statement(
     use std::fmt::Write as _;
     let d = date.to_string();
     let mut out = String::new();
-    let Some(m) = db
-        .merchants()?
-        .into_iter()
-        .find(|m| m.merchant_id == merchant)
-    else {
+    let Some(m) = db.merchant(merchant)? else {
         bail!(crate::BadInput(format!("no merchant {merchant}")));
     };
     writeln!(
@@ -841,18 +875,19 @@ pub fn statement(
                     p.status
                 )?;
             }
-            for i in db.settlement_items_of(&s.settlement_id)? {
-                if let Some(t) = db.transactions_after(i.txn_id - 1, 1)?.into_iter().next() {
-                    writeln!(
-                        out,
-                        "    {} {:<10} {:>10} fee {:>8} net {:>10}",
-                        t.rrn,
-                        t.kind,
-                        major(t.amount_minor),
-                        major(i.fee_minor),
-                        major(i.net_minor)
-                    )?;
-                }
+            // Both in transaction id order.
+            let items = db.settlement_items_of(&s.settlement_id)?;
+            let txns = db.settled_transactions(&s.settlement_id)?;
+            for (i, t) in items.iter().zip(&txns) {
+                writeln!(
+                    out,
+                    "    {} {:<10} {:>10} fee {:>8} net {:>10}",
+                    t.rrn,
+                    t.kind,
+                    major(t.amount_minor),
+                    major(i.fee_minor),
+                    major(i.net_minor)
+                )?;
             }
         }
         None => writeln!(
@@ -860,17 +895,15 @@ pub fn statement(
             "  not settled for {d} (no run yet, or nothing to settle)"
         )?,
     }
-    let holds = current_holds(db)?;
+    let holds = Holds::load(db)?;
     let mut waiting = 0;
     for t in db.unsettled(&d)? {
         if t.merchant_id != merchant {
             continue;
         }
         let why = holds
-            .merchants
-            .get(merchant)
-            .or_else(|| holds.txns.get(&t.txn_id))
-            .cloned()
+            .reason(merchant, t.txn_id)
+            .map(ToString::to_string)
             .unwrap_or_else(|| {
                 format!(
                     "waiting for the run of {}",

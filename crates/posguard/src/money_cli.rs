@@ -270,7 +270,6 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<()> {
         }
         HoldCommand::List { store } => {
             let mut db = open_store(&store.location())?;
-            db.materialize_risk_holds()?;
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();
             for h in db.holds(true)? {

@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/004_decision_facts.sql"),
     include_str!("../migrations/005_settlement.sql"),
     include_str!("../migrations/006_recon.sql"),
+    include_str!("../migrations/007_risk_holds.sql"),
 ];
 
 /// The server's message behind a PostgreSQL error ("db error" alone says nothing).
@@ -117,6 +118,17 @@ pub trait Backend: Send {
                 tx,
                 &select::<MerchantRow>("merchants ORDER BY merchant_id"),
                 &[],
+            )
+        })
+    }
+
+    /// One merchant.
+    fn merchant(&mut self, merchant_id: &str) -> Result<Option<MerchantRow>, StoreError> {
+        run(self, |tx| {
+            one(
+                tx,
+                &select::<MerchantRow>("merchants WHERE merchant_id = $1"),
+                &[merchant_id.into()],
             )
         })
     }
@@ -260,6 +272,22 @@ pub trait Backend: Send {
         run(self, |tx| money::ledger_transfers(tx, prefix))
     }
 
+    /// One merchant's own terms, if it has any.
+    fn terms_of(&mut self, merchant_id: &str) -> Result<Option<TermsRow>, StoreError> {
+        run(self, |tx| money::terms_of(tx, merchant_id))
+    }
+
+    /// One settlement.
+    fn settlement(&mut self, settlement_id: &str) -> Result<Option<SettlementRow>, StoreError> {
+        run(self, |tx| money::settlement(tx, settlement_id))
+    }
+
+    /// The journal rows of a settlement's transactions, in id order (as
+    /// [`Backend::settlement_items_of`]).
+    fn settled_transactions(&mut self, settlement_id: &str) -> Result<Vec<TxnRow>, StoreError> {
+        run(self, |tx| money::settled_transactions(tx, settlement_id))
+    }
+
     /// Every merchant's pricing and settlement terms.
     fn terms(&mut self) -> Result<Vec<TermsRow>, StoreError> {
         run(self, money::terms)
@@ -368,12 +396,6 @@ pub trait Backend: Send {
     /// Every captured transaction id (by a batch, at the cut-off, or by reconciliation).
     fn captured_ids(&mut self) -> Result<std::collections::BTreeSet<i64>, StoreError> {
         run(self, money::captured_ids)
-    }
-
-    /// Turns every risk decision that held settlement into a hold record (once), so
-    /// risk holds are placed, shown and released like any other.
-    fn materialize_risk_holds(&mut self) -> Result<usize, StoreError> {
-        run(self, money::materialize_risk_holds)
     }
 }
 

@@ -206,6 +206,52 @@ pub(crate) fn terms(tx: &mut dyn Tx) -> Result<Vec<TermsRow>, StoreError> {
     )
 }
 
+/// One merchant's own terms.
+pub(crate) fn terms_of(tx: &mut dyn Tx, merchant_id: &str) -> Result<Option<TermsRow>, StoreError> {
+    one(
+        tx,
+        &select::<TermsRow>("merchant_terms WHERE merchant_id = $1"),
+        &[merchant_id.into()],
+    )
+}
+
+/// One settlement.
+pub(crate) fn settlement(
+    tx: &mut dyn Tx,
+    settlement_id: &str,
+) -> Result<Option<SettlementRow>, StoreError> {
+    one(
+        tx,
+        &select::<SettlementRow>("settlements WHERE settlement_id = $1"),
+        &[settlement_id.into()],
+    )
+}
+
+/// `t.a, t.b, …`: the journal's columns, qualified for a join.
+fn txn_columns_as_t() -> String {
+    TxnRow::COLUMNS
+        .split(',')
+        .map(|c| format!("t.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The journal rows of a settlement's transactions.
+pub(crate) fn settled_transactions(
+    tx: &mut dyn Tx,
+    settlement_id: &str,
+) -> Result<Vec<TxnRow>, StoreError> {
+    all(
+        tx,
+        &format!(
+            "SELECT {} FROM transactions t JOIN settlement_items s ON s.txn_id = t.txn_id \
+             WHERE s.settlement_id = $1 ORDER BY t.txn_id",
+            txn_columns_as_t()
+        ),
+        &[settlement_id.into()],
+    )
+}
+
 /// Holds: all of them, or only those still in force.
 pub(crate) fn holds(tx: &mut dyn Tx, active_only: bool) -> Result<Vec<HoldRow>, StoreError> {
     let filter = if active_only {
@@ -340,11 +386,7 @@ pub(crate) fn batch_differences(
 
 /// Approved money-moving transactions not yet settled, local date on or before `date`.
 pub(crate) fn unsettled(tx: &mut dyn Tx, date: &str) -> Result<Vec<TxnRow>, StoreError> {
-    let cols = TxnRow::COLUMNS
-        .split(',')
-        .map(|c| format!("t.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = txn_columns_as_t();
     all(
         tx,
         &format!(
@@ -354,17 +396,6 @@ pub(crate) fn unsettled(tx: &mut dyn Tx, date: &str) -> Result<Vec<TxnRow>, Stor
              ORDER BY t.txn_id"
         ),
         &[date.into()],
-    )
-}
-
-/// Risk decisions that held settlement become hold records (idempotent).
-pub(crate) fn materialize_risk_holds(tx: &mut dyn Tx) -> Result<usize, StoreError> {
-    tx.exec(
-        "INSERT INTO holds (hold_id, subject, reason, placed_by, placed_at, released_by, released_at) \
-         SELECT 'risk:' || CAST(txn_id AS TEXT), 'txn:' || CAST(txn_id AS TEXT), \
-         'risk review: ' || matched, 'risk rules ' || version, at, NULL, NULL \
-         FROM risk_decisions WHERE hold = 1 ON CONFLICT (hold_id) DO NOTHING",
-        &[],
     )
 }
 

@@ -13,7 +13,8 @@ use iso8583::frame::{CupEnvelope, CupHeader, Tpdu};
 use iso8583::subfields::{Field60, Field61, OriginalData};
 use iso8583::{Dialect, Message, Mti};
 use store::{
-    CaseEntryRow, CaseRow, DecisionRow, EventRow, MerchantRow, SafRow, TerminalRow, TxnRow, Write,
+    CaseEntryRow, CaseRow, DecisionRow, EventRow, HoldRow, MerchantRow, SafRow, TerminalRow,
+    TxnRow, Write,
 };
 
 use crate::kind::{TxnKind, TxnState};
@@ -1166,6 +1167,18 @@ impl Engine {
             at: at.clone(),
             facts: d.facts.clone(),
         })];
+        if d.hold {
+            // Settlement waits for an analyst: the hold is placed with the decision.
+            writes.push(Write::Hold(HoldRow {
+                hold_id: format!("risk:{txn_id}"),
+                subject: format!("txn:{txn_id}"),
+                reason: format!("risk review: {}", d.reasons()),
+                placed_by: format!("risk rules {}", d.version),
+                placed_at: at.clone(),
+                released_by: None,
+                released_at: None,
+            }));
+        }
         if d.alert {
             let Some(t) = self.txns.get(&txn_id) else {
                 return writes;

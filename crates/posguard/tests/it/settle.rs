@@ -195,6 +195,16 @@ fn day(db: &mut dyn Backend) {
         facts: String::new(),
         at: "2026-11-20T07:00:00+00:00".into(),
     }));
+    // The switch places the hold with the decision.
+    w.push(Write::Hold(HoldRow {
+        hold_id: "risk:13".into(),
+        subject: "txn:13".into(),
+        reason: "risk review: night_high_amount".into(),
+        placed_by: "risk rules v7".into(),
+        placed_at: "2026-11-20T07:00:00+00:00".into(),
+        released_by: None,
+        released_at: None,
+    }));
     for id in [1, 2, 3, 6, 13] {
         w.push(Write::Capture(CaptureRow {
             txn_id: id,
@@ -295,7 +305,7 @@ fn a_day_settles_exactly_once_and_released_holds_settle_the_next_day() {
         let mut held: Vec<_> = r
             .held
             .iter()
-            .map(|h| (h.txn_id, h.reason.clone()))
+            .map(|h| (h.txn_id, h.hold.to_string()))
             .collect();
         held.sort();
         assert_eq!(held.len(), 2);

@@ -24,7 +24,7 @@ const TMK: &str = "70F2A84CCBC2AE8625CBB0F2C22AB923";
 const ZPK: &str = "E0F4543F3E2A2C5FFC7E5E5A222E3E4D";
 const ZAK: &str = "89B07B35A1B3F47E89B07B35A1B3F47E";
 /// 2026-11-18T11:06:40Z: 19:06 on the acquirer's business date 2026-11-18.
-const START_MS: i64 = 1_795_000_000_000;
+pub const START_MS: i64 = 1_795_000_000_000;
 const CONN: ConnId = ConnId(1);
 
 /// A good card, read from its chip, no PIN.
@@ -51,6 +51,11 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
+        World::with_merchant(|_| {})
+    }
+
+    /// A world whose merchant is first changed by `edit`.
+    pub fn with_merchant(edit: impl FnOnce(&mut MerchantRow)) -> World {
         let lmk = Lmk::from_hex(LMK).unwrap();
         let hsm = Arc::new(SoftwareSecurityModule::new(
             lmk,
@@ -74,6 +79,8 @@ impl World {
             merchant_class: "standard".into(),
             risk_class: "low".into(),
         };
+        let mut merchant = merchant;
+        edit(&mut merchant);
         let terminal = TerminalRow {
             terminal_id: TID.into(),
             merchant_id: MID.into(),

@@ -2,4 +2,5 @@
 //! terminal (`terminal::Terminal`) and a scripted issuer, with every durable write kept.
 
 mod harness;
+mod risk_hold;
 mod settlement;

@@ -1,0 +1,49 @@
+//! A risk decision that holds settlement places its hold in the same durable batch.
+
+use store::Write;
+
+use crate::harness::{card, World, START_MS};
+
+#[test]
+fn a_held_decision_writes_its_hold_with_it() {
+    // Onboarded five days before: a sale over 20,000.00 trips merchant.new_volume (hold).
+    let created = chrono::DateTime::from_timestamp_millis(START_MS - 5 * 86_400_000)
+        .unwrap()
+        .to_rfc3339();
+    let mut w = World::with_merchant(|m| m.created_at = created);
+    let mut t = w.terminal(1);
+    let c = card();
+    let small = w.approve(&mut t, |t| t.sale(&c, 10_000)).entry.unwrap();
+    let large = w.approve(&mut t, |t| t.sale(&c, 2_500_000)).entry.unwrap();
+    let id_of = |w: &World, rrn: &str| {
+        w.txns
+            .values()
+            .find(|r| r.rrn == rrn)
+            .map(|r| r.txn_id)
+            .unwrap()
+    };
+    let (small_id, large_id) = (id_of(&w, small.rrn.as_str()), id_of(&w, large.rrn.as_str()));
+    let holds: Vec<_> = w
+        .writes
+        .iter()
+        .filter_map(|x| match x {
+            Write::Hold(h) => Some(h.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(holds.len(), 1, "{holds:?}");
+    let h = &holds[0];
+    assert_eq!(h.hold_id, format!("risk:{large_id}"));
+    assert_eq!(h.subject, format!("txn:{large_id}"));
+    assert!(h.reason.contains("merchant.new_volume"), "{h:?}");
+    assert!(h.placed_by.starts_with("risk rules "), "{h:?}");
+    assert!(h.released_at.is_none());
+    assert_ne!(small_id, large_id);
+    // The hold is written in the same batch as the decision it comes from.
+    let decision_at = w
+        .writes
+        .iter()
+        .position(|x| matches!(x, Write::Decision(d) if d.txn_id == large_id && d.hold))
+        .expect("a held decision");
+    assert!(matches!(&w.writes[decision_at + 1], Write::Hold(x) if x == h));
+}
