@@ -124,19 +124,9 @@ pub fn prepare(
     let mut db = open_store(&opts.store)?;
     let merchants = db.merchants().context("load merchants")?;
     let terminals = db.terminals().context("load terminals")?;
-    let mut recent = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = db
-            .transactions_after(after, 10_000)
-            .context("load transactions")?;
-        let Some(last) = page.last() else { break };
-        after = last.txn_id;
-        recent.extend(page);
-        if recent.len() >= opts.switch.max_remembered {
-            break;
-        }
-    }
+    let recent = db
+        .recent_transactions(opts.switch.max_remembered)
+        .context("load transactions")?;
     let max_id = db.max_txn_id().context("read last transaction id")?;
     let pending_saf = db
         .saf_in_state("pending")
@@ -158,9 +148,9 @@ pub fn prepare(
         "acquirer state loaded"
     );
     let rules = load_rules(opts.rules.as_deref())?;
-    let open_cases: Vec<(store::CaseRow, i64)> = db
-        .cases(None)
-        .context("load cases")?
+    let cases = db.cases(None).context("load cases")?;
+    let max_case_id = cases.iter().map(|c| c.case_id).max().unwrap_or(0);
+    let open_cases: Vec<(store::CaseRow, i64)> = cases
         .into_iter()
         .filter(|c| !c.status.starts_with("closed"))
         .map(|c| {
@@ -171,13 +161,6 @@ pub fn prepare(
             (c, seq)
         })
         .collect();
-    let max_case_id = db
-        .cases(None)
-        .context("load cases")?
-        .iter()
-        .map(|c| c.case_id)
-        .max()
-        .unwrap_or(0);
     tracing::info!(version = %rules.version, rules = rules.rules.len(), "risk rules loaded");
     let velocity: Box<dyn risk::Velocity> = match &opts.redis_url {
         Some(url) => Box::new(
@@ -193,12 +176,12 @@ pub fn prepare(
     );
     // Counters live in memory: warm them from the last day of the journal, so a restart
     // does not forget who has been doing what.
-    let decisions = crate::risk_cli::load_decisions(db.as_mut())?;
-    let day_ago = recent
-        .last()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t.created_at).ok())
-        .map_or(0, |d| d.timestamp_millis() - 86_400_000);
     if opts.redis_url.is_none() {
+        let decisions = crate::risk_cli::load_decisions(db.as_mut())?;
+        let day_ago = recent
+            .last()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t.created_at).ok())
+            .map_or(0, |d| d.timestamp_millis() - 86_400_000);
         crate::risk_cli::replay(&recent, &decisions, day_ago, &mut risk, |_, _, _, _, _| {});
     }
     let engine = Engine::new(

@@ -155,6 +155,19 @@ pub trait Backend: Send {
         })
     }
 
+    /// The newest `limit` transactions, in id order (what a restarting node remembers).
+    fn recent_transactions(&mut self, limit: usize) -> Result<Vec<TxnRow>, StoreError> {
+        let mut rows: Vec<TxnRow> = run(self, |tx| {
+            all(
+                tx,
+                &select::<TxnRow>("transactions ORDER BY txn_id DESC LIMIT $1"),
+                &[(limit as i64).into()],
+            )
+        })?;
+        rows.reverse();
+        Ok(rows)
+    }
+
     /// The transaction with this RRN.
     fn transaction_by_rrn(&mut self, rrn: &str) -> Result<Option<TxnRow>, StoreError> {
         run(self, |tx| {

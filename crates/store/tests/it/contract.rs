@@ -206,6 +206,14 @@ fn journal_group_commit_isolates_a_bad_batch() {
         let failed: Vec<i64> = res.iter().filter(|(_, ok)| !ok).map(|(i, _)| *i).collect();
         assert_eq!(failed, [100], "{}", b.name);
         assert_eq!(db.max_txn_id().unwrap(), 200);
+        // A restarting node remembers the newest transactions, oldest first.
+        let recent: Vec<i64> = db
+            .recent_transactions(3)
+            .unwrap()
+            .iter()
+            .map(|t| t.txn_id)
+            .collect();
+        assert_eq!(recent, [198, 199, 200], "{}", b.name);
         assert_eq!(
             db.transactions_after(0, 1000).unwrap().len(),
             199,
