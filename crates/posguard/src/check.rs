@@ -4,11 +4,13 @@
 //! nevertheless debited (phantom debit), every double debit, every approved sale the
 //! issuer has no record of, and issuer records the acquirer does not know.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use anyhow::Context;
+use chrono::NaiveDate;
 use clap::Args;
+use recon::{Class, ClearingParser, ClearingRecord, IssuerCsv};
 use store::TxnRow;
 
 use crate::run_cli::StoreArgs;
@@ -23,38 +25,19 @@ pub struct CheckArgs {
     issuer_http: String,
 }
 
-/// One line of the issuer's clearing file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClearingLine {
-    /// RRN (the original's, for voids, refunds, completions and reversals).
-    pub rrn: String,
-    /// `sale`, `completion`, `void`, `refund`, `reversal`, `void_reversal`, `refund_reversal`.
-    pub kind: String,
-    /// Amount in minor units.
-    pub amount_minor: i64,
-}
-
-/// Reads clearing CSV (header `rrn,auth_code,stan,terminal,merchant,masked_pan,token,amount_minor,currency,type,time`).
-pub fn parse_clearing(csv_text: &str) -> anyhow::Result<Vec<ClearingLine>> {
-    let mut r = csv::Reader::from_reader(csv_text.as_bytes());
-    let headers = r.headers().context("read clearing header")?.clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .with_context(|| format!("clearing file lacks column {name}"))
-    };
-    let (rrn, kind, amount) = (col("rrn")?, col("type")?, col("amount_minor")?);
-    let mut out = Vec::new();
-    for (i, rec) in r.records().enumerate() {
-        let rec = rec.with_context(|| format!("clearing line {}", i + 2))?;
-        out.push(ClearingLine {
-            rrn: rec.get(rrn).unwrap_or("").to_owned(),
-            kind: rec.get(kind).unwrap_or("").to_owned(),
-            amount_minor: rec.get(amount).and_then(|a| a.parse().ok()).unwrap_or(0),
-        });
+/// Reads one clearing file of the issuer (the same parser reconciliation uses); a line
+/// that does not parse is an error naming its number: the check compares whole files.
+pub fn parse_clearing(csv_text: &str, date: NaiveDate) -> anyhow::Result<Vec<ClearingRecord>> {
+    let parsed = IssuerCsv::default().parse(csv_text.as_bytes(), date)?;
+    if let Some(b) = parsed.bad_lines.first() {
+        anyhow::bail!(
+            "clearing file {date}: {} bad line(s), first line {}: {}",
+            parsed.bad_lines.len(),
+            b.line,
+            b.reason
+        );
     }
-    Ok(out)
+    Ok(parsed.records)
 }
 
 /// What the comparison found.
@@ -73,6 +56,8 @@ pub struct CheckReport {
     pub missing_at_issuer: Vec<String>,
     /// Issuer records with an RRN the acquirer never issued.
     pub unknown_at_acquirer: Vec<String>,
+    /// Sales both sides have, debited for another amount.
+    pub amount_mismatches: Vec<String>,
     /// Approvals a terminal recorded that the journal does not show as approved.
     pub terminal_mismatches: Vec<String>,
 }
@@ -84,70 +69,45 @@ impl CheckReport {
             + self.double_debits.len()
             + self.missing_at_issuer.len()
             + self.unknown_at_acquirer.len()
+            + self.amount_mismatches.len()
             + self.terminal_mismatches.len()
     }
 }
 
 /// Compares the journal with the clearing lines (and, if given, the RRNs terminals
-/// recorded as approved).
-///
-/// Every line names the issuer-side transaction by its own RRN; voids and reversals of
-/// voids are mapped to the sale they act on through the journal (`original_rrn`).
+/// recorded as approved), through reconciliation's matching and classification: every
+/// journal date is treated as past its cut-off (the files of every date and the day
+/// after are expected to be given) and every approval as captured.
 pub fn compare(
     journal: &[TxnRow],
-    clearing: &[ClearingLine],
+    clearing: &[ClearingRecord],
     terminal_approved: Option<&[String]>,
 ) -> CheckReport {
-    let by_rrn: BTreeMap<&str, &TxnRow> = journal.iter().map(|t| (t.rrn.as_str(), t)).collect();
-    let original_of =
-        |rrn: &str| -> Option<String> { by_rrn.get(rrn).and_then(|t| t.original_rrn.clone()) };
-    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
-    for t in journal {
-        if t.kind == "sale" || t.kind == "completion" {
-            *expected.entry(t.rrn.clone()).or_default() += i64::from(t.state == "approved");
-        }
-    }
-    let mut net: BTreeMap<String, i64> = BTreeMap::new();
-    let mut debits: BTreeMap<String, i64> = BTreeMap::new();
-    let mut unknown = BTreeSet::new();
-    for c in clearing {
-        if !by_rrn.contains_key(c.rrn.as_str()) {
-            unknown.insert(c.rrn.clone());
-            continue;
-        }
-        // (the sale or completion affected, change in its debit count)
-        let effect = match c.kind.as_str() {
-            "sale" | "completion" => {
-                *debits.entry(c.rrn.clone()).or_default() += 1;
-                Some((c.rrn.clone(), 1))
-            }
-            "reversal" => Some((c.rrn.clone(), -1)),
-            "void" => original_of(&c.rrn).map(|o| (o, -1)),
-            "void_reversal" => original_of(&c.rrn).map(|o| (o, 1)),
-            _ => None,
-        };
-        if let Some((key, delta)) = effect {
-            *net.entry(key).or_default() += delta;
-        }
-    }
+    let date_of = |t: &TxnRow| NaiveDate::parse_from_str(&t.local_date, "%Y-%m-%d").ok();
+    let entries: Vec<_> = journal
+        .iter()
+        .filter_map(|t| Some(crate::recon_run::journal_entry(t, date_of(t)?, true)))
+        .collect();
+    let last = entries.iter().map(|e| e.date).max().unwrap_or_default();
+    let outcome = recon::reconcile(last, &entries, clearing, true);
+    let rrns = |classes: &[Class]| -> Vec<String> {
+        outcome
+            .findings
+            .iter()
+            .filter(|f| classes.contains(&f.class))
+            .map(|f| f.rrn.clone())
+            .collect()
+    };
     let mut report = CheckReport {
         journal_transactions: journal.len(),
         clearing_lines: clearing.len(),
-        ..CheckReport::default()
+        phantom_debits: rrns(&[Class::PhantomDebit, Class::ReversalNotApplied]),
+        double_debits: rrns(&[Class::DoubleDebit]),
+        missing_at_issuer: rrns(&[Class::MissingAtIssuer]),
+        unknown_at_acquirer: rrns(&[Class::UnknownAtPosguard]),
+        amount_mismatches: rrns(&[Class::AmountMismatch]),
+        terminal_mismatches: Vec::new(),
     };
-    let keys: BTreeSet<&String> = expected.keys().chain(net.keys()).collect();
-    for k in keys {
-        let want = expected.get(k).copied().unwrap_or(0);
-        let have = net.get(k).copied().unwrap_or(0);
-        if debits.get(k).copied().unwrap_or(0) > 1 || have > want.max(1) {
-            report.double_debits.push(k.clone());
-        } else if have > want {
-            report.phantom_debits.push(k.clone());
-        } else if have < want {
-            report.missing_at_issuer.push(k.clone());
-        }
-    }
-    report.unknown_at_acquirer = unknown.into_iter().collect();
     if let Some(rrns) = terminal_approved {
         let approved: BTreeSet<&str> = journal
             .iter()
@@ -170,7 +130,7 @@ impl fmt::Display for CheckReport {
             "consistency check: {} journal transactions, {} clearing lines",
             self.journal_transactions, self.clearing_lines
         )?;
-        let rows: [(&str, &Vec<String>); 5] = [
+        let rows: [(&str, &Vec<String>); 6] = [
             (
                 "phantom debits (debited, terminal not told approved)",
                 &self.phantom_debits,
@@ -184,6 +144,7 @@ impl fmt::Display for CheckReport {
                 "issuer records unknown to the acquirer",
                 &self.unknown_at_acquirer,
             ),
+            ("amounts that differ", &self.amount_mismatches),
             (
                 "terminal approvals not approved in the journal",
                 &self.terminal_mismatches,
@@ -246,7 +207,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<()> {
             .with_context(|| format!("fetch {url}"))?
             .into_string()
             .context("read clearing file")?;
-        lines.extend(parse_clearing(&body)?);
+        lines.extend(parse_clearing(&body, d)?);
     }
     let report = compare(&journal, &lines, None);
     print!("{report}");
@@ -275,4 +236,73 @@ pub fn load_saf(store: &str) -> anyhow::Result<Vec<store::SafRow>> {
         all.extend(db.saf_in_state(state).context("read queue")?);
     }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(id: i64, state: &str, amount: i64) -> TxnRow {
+        TxnRow {
+            txn_id: id,
+            request_key: format!("T/1/{id}/2"),
+            terminal_id: "10000001".into(),
+            merchant_id: "898310005411001".into(),
+            batch: 1,
+            stan: id,
+            mti: "0200".into(),
+            kind: "sale".into(),
+            amount_minor: amount,
+            currency: "156".into(),
+            pan_token: "tok".into(),
+            masked_pan: "622848******1234".into(),
+            rrn: format!("R{id:011}"),
+            auth_code: Some(format!("{id:06}")),
+            response_code: Some(if state == "approved" { "00" } else { "98" }.into()),
+            state: state.into(),
+            original_rrn: None,
+            link_stan: Some(id),
+            reply_hex: None,
+            local_date: "2026-11-20".into(),
+            created_at: "2026-11-20T02:00:00+00:00".into(),
+            updated_at: "2026-11-20T02:00:00+00:00".into(),
+        }
+    }
+
+    #[test]
+    fn every_anomaly_is_reported() {
+        let line = |id: i64, amount: i64| {
+            format!(
+                "R{id:011},{id:06},{id:06},10000001,898310005411001,622848******1234,t,{amount},CNY,sale,2026-11-20T10:00:00\n"
+            )
+        };
+        let csv = format!(
+            "rrn,auth_code,stan,terminal,merchant,masked_pan,token,amount_minor,currency,type,time\n{}{}{}{}{}{}",
+            line(1, 100),
+            line(2, 200),
+            line(3, 300),
+            line(3, 300),
+            line(5, 9_999),
+            line(6, 600),
+        );
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).expect("date");
+        let lines = parse_clearing(&csv, date).expect("parse");
+        let journal = [
+            txn(1, "approved", 100),
+            txn(2, "timed_out", 200),
+            txn(3, "approved", 300),
+            txn(4, "approved", 400),
+            txn(5, "approved", 500),
+        ];
+        let approved = ["R00000000001".to_owned(), "R00000000002".to_owned()];
+        let r = compare(&journal, &lines, Some(&approved));
+        assert_eq!(r.phantom_debits, ["R00000000002"]);
+        assert_eq!(r.double_debits, ["R00000000003"]);
+        assert_eq!(r.missing_at_issuer, ["R00000000004"]);
+        assert_eq!(r.amount_mismatches, ["R00000000005"]);
+        assert_eq!(r.unknown_at_acquirer, ["R00000000006"]);
+        assert_eq!(r.terminal_mismatches, ["R00000000002"]);
+        assert_eq!(r.anomalies(), 6);
+        assert!(parse_clearing(&format!("{csv}garbage\n"), date).is_err());
+    }
 }

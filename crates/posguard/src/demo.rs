@@ -445,7 +445,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
             .lock()
             .map_err(|_| anyhow::anyhow!("issuer state poisoned"))?;
         for d in clearing_dates(&journal) {
-            lines.extend(parse_clearing(&b.clearing_csv(d))?);
+            lines.extend(parse_clearing(&b.clearing_csv(d), d)?);
         }
         SmsCheck::of(&b)
     };

@@ -113,6 +113,23 @@ pub fn ingest(
     })
 }
 
+/// What reconciliation needs of a journal row.
+pub fn journal_entry(t: &store::TxnRow, date: NaiveDate, captured: bool) -> JournalEntry {
+    JournalEntry {
+        txn_id: t.txn_id,
+        rrn: t.rrn.clone(),
+        auth_code: t.auth_code.clone(),
+        terminal: t.terminal_id.clone(),
+        link_stan: t.link_stan,
+        kind: t.kind.clone(),
+        state: t.state.clone(),
+        amount_minor: t.amount_minor,
+        original_rrn: t.original_rrn.clone(),
+        date,
+        captured,
+    }
+}
+
 fn record_from(row: &ReconLineRow) -> Option<ClearingRecord> {
     Some(ClearingRecord {
         line: row.line as usize,
@@ -227,19 +244,7 @@ pub fn reconcile_date(
             if bd < prev || bd > date {
                 continue;
             }
-            journal.push(JournalEntry {
-                txn_id: t.txn_id,
-                rrn: t.rrn.clone(),
-                auth_code: t.auth_code.clone(),
-                terminal: t.terminal_id.clone(),
-                link_stan: t.link_stan,
-                kind: t.kind.clone(),
-                state: t.state.clone(),
-                amount_minor: t.amount_minor,
-                original_rrn: t.original_rrn.clone(),
-                date: bd,
-                captured: captured.contains(&t.txn_id),
-            });
+            journal.push(journal_entry(&t, bd, captured.contains(&t.txn_id)));
         }
     }
     let outcome = recon::reconcile(date, &journal, &clearing, next_seen);

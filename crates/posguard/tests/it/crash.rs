@@ -131,7 +131,7 @@ async fn killed_mid_load(store: &str) {
     let mut lines = Vec::new();
     for day in clearing_dates(&journal) {
         let csv = issuer.bank().lock().expect("bank").clearing_csv(day);
-        lines.extend(parse_clearing(&csv).expect("clearing"));
+        lines.extend(parse_clearing(&csv, day).expect("clearing"));
     }
     let approved: Vec<String> = report
         .approved_entries()

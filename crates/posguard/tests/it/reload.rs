@@ -79,7 +79,8 @@ async fn hot_reload_under_load_loses_nothing() {
     let mut lines = Vec::new();
     for day in clearing_dates(&journal) {
         lines.extend(
-            parse_clearing(&issuer.bank().lock().expect("bank").clearing_csv(day)).expect("csv"),
+            parse_clearing(&issuer.bank().lock().expect("bank").clearing_csv(day), day)
+                .expect("csv"),
         );
     }
     let approved: Vec<String> = report
