@@ -221,10 +221,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<()> {
 pub fn pending_work(store: &str) -> anyhow::Result<(usize, usize)> {
     let mut db = crate::node::open_store(store)?;
     let saf = db.saf_in_state("pending").context("read queue")?.len();
-    let in_flight = load_journal(store)?
-        .iter()
-        .filter(|t| t.state == "authorizing")
-        .count();
+    let in_flight = db.count_in_state("authorizing").context("read journal")?;
     Ok((saf, in_flight))
 }
 

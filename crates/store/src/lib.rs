@@ -190,6 +190,19 @@ pub trait Backend: Send {
         })
     }
 
+    /// How many transactions are in `state` (e.g. `authorizing`).
+    fn count_in_state(&mut self, state: &str) -> Result<usize, StoreError> {
+        run(self, |tx| {
+            Ok(tx
+                .query(
+                    "SELECT COUNT(*) FROM transactions WHERE state = $1",
+                    &[state.into()],
+                )?
+                .first()
+                .map_or(0, |r| r[0].i() as usize))
+        })
+    }
+
     /// The largest transaction id (0 when empty).
     fn max_txn_id(&mut self) -> Result<i64, StoreError> {
         run(self, |tx| {

@@ -42,16 +42,6 @@ async fn wait_listening(addr: SocketAddr) {
     panic!("acquirer never listened on {addr}");
 }
 
-fn pending_work(dir: &str) -> (usize, usize) {
-    let mut db = store::open(dir).expect("open");
-    let saf = db.saf_in_state("pending").expect("saf").len();
-    let journal = load_journal(dir).expect("journal");
-    (
-        saf,
-        journal.iter().filter(|t| t.state == "authorizing").count(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acquirer_killed_mid_load_loses_nothing_and_leaves_no_phantom_debit() {
     for store in crate::scenarios::stores("crash") {
@@ -110,9 +100,11 @@ async fn killed_mid_load(store: &str) {
     let mut drained = false;
     for _ in 0..300 {
         let d2 = d.clone();
-        let (saf, authorizing) = tokio::task::spawn_blocking(move || pending_work(&d2))
-            .await
-            .expect("join");
+        let (saf, authorizing) = tokio::task::spawn_blocking(move || {
+            posguard::check::pending_work(&d2).expect("pending work")
+        })
+        .await
+        .expect("join");
         if saf == 0 && authorizing == 0 {
             drained = true;
             break;

@@ -206,6 +206,8 @@ fn journal_group_commit_isolates_a_bad_batch() {
         let failed: Vec<i64> = res.iter().filter(|(_, ok)| !ok).map(|(i, _)| *i).collect();
         assert_eq!(failed, [100], "{}", b.name);
         assert_eq!(db.max_txn_id().unwrap(), 200);
+        assert_eq!(db.count_in_state("authorizing").unwrap(), 199, "{}", b.name);
+        assert_eq!(db.count_in_state("approved").unwrap(), 0, "{}", b.name);
         // A restarting node remembers the newest transactions, oldest first.
         let recent: Vec<i64> = db
             .recent_transactions(3)
