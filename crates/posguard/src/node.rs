@@ -128,6 +128,9 @@ pub fn prepare(
         .recent_transactions(opts.switch.max_remembered)
         .context("load transactions")?;
     let max_id = db.max_txn_id().context("read last transaction id")?;
+    let last_events = db
+        .last_event_seqs(recent.first().map_or(0, |t| t.txn_id))
+        .context("load event numbers")?;
     let pending_saf = db
         .saf_in_state("pending")
         .context("load store-and-forward queue")?;
@@ -190,8 +193,11 @@ pub fn prepare(
         ZoneKeys { zpk, zak },
         merchants,
         terminals,
-        recent,
-        max_id,
+        switch::JournalState {
+            recent,
+            last_events,
+            max_txn_id: max_id,
+        },
     )
     .with_risk(risk, monotonic(), open_cases, max_case_id);
     let writer = open_store(&opts.store)?;

@@ -10,7 +10,7 @@ use issuer::{Bank, ClearKeys, ClearingType, SmsKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use store::{MerchantRow, SafRow, TerminalRow, TxnRow, Write};
-use switch::{Action, Config, ConnId, Engine, Input, Now, TerminalDialect, ZoneKeys};
+use switch::{Action, Config, ConnId, Engine, Input, JournalState, Now, TerminalDialect, ZoneKeys};
 use terminal::{Card, EntryKind, Terminal, TerminalConfig};
 
 use crate::demo_data::{demo_data, CardFate, DemoData};
@@ -146,13 +146,25 @@ struct Db {
     keys: BTreeSet<String>,
     rrns: BTreeSet<String>,
     saf: BTreeMap<i64, SafRow>,
+    /// Highest event sequence per transaction; an event number is never reused.
+    events: BTreeMap<i64, i64>,
+    event_keys: BTreeSet<(i64, i64)>,
 }
 
 impl Db {
     /// Applies a batch all or nothing, refusing duplicate request keys and RRNs.
     fn apply(&mut self, writes: &[Write]) -> bool {
         let mut keys = BTreeSet::new();
+        let mut events = BTreeSet::new();
         for w in writes {
+            // As the store's primary key (txn_id, seq) does: a reused event number
+            // fails the whole batch.
+            if let Write::Event(e) = w {
+                if self.event_keys.contains(&(e.txn_id, e.seq)) || !events.insert((e.txn_id, e.seq))
+                {
+                    return false;
+                }
+            }
             if let Write::NewTxn(t) = w {
                 if self.keys.contains(&t.request_key)
                     || self.rrns.contains(&t.rrn)
@@ -178,7 +190,12 @@ impl Db {
                 Write::UpdateTxn(t) => {
                     self.txns.insert(t.txn_id, t.clone());
                 }
-                Write::Event(_) | Write::Decision(_) | Write::Case(_) | Write::CaseEntry(_) => {}
+                Write::Event(e) => {
+                    self.event_keys.insert((e.txn_id, e.seq));
+                    let seq = self.events.entry(e.txn_id).or_insert(0);
+                    *seq = e.seq.max(*seq);
+                }
+                Write::Decision(_) | Write::Case(_) | Write::CaseEntry(_) => {}
                 Write::TxnState {
                     txn_id,
                     state,
@@ -343,8 +360,11 @@ impl World {
             self.zone.clone(),
             self.db.merchants.values().cloned().collect(),
             self.db.terminals.values().cloned().collect(),
-            txns,
-            max_id,
+            JournalState {
+                recent: txns,
+                last_events: self.db.events.iter().map(|(k, v)| (*k, *v)).collect(),
+                max_txn_id: max_id,
+            },
         );
         let pending: Vec<SafRow> = self
             .db

@@ -203,6 +203,24 @@ pub trait Backend: Send {
         })
     }
 
+    /// The highest event sequence of every transaction from `from_txn_id` on (a
+    /// restarting node numbers new events after them).
+    fn last_event_seqs(
+        &mut self,
+        from_txn_id: i64,
+    ) -> Result<std::collections::HashMap<i64, i64>, StoreError> {
+        run(self, |tx| {
+            Ok(tx
+                .query(
+                    "SELECT txn_id, MAX(seq) FROM txn_events WHERE txn_id >= $1 GROUP BY txn_id",
+                    &[from_txn_id.into()],
+                )?
+                .iter()
+                .map(|r| (r[0].i(), r[1].i()))
+                .collect())
+        })
+    }
+
     /// The largest transaction id (0 when empty).
     fn max_txn_id(&mut self) -> Result<i64, StoreError> {
         run(self, |tx| {

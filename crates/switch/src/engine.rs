@@ -250,7 +250,10 @@ struct Txn {
     wire: Wire,
     /// The terminal's request, kept until it is answered.
     request: Option<Message>,
+    /// Events written so far (the next event's sequence is one more).
     events: i64,
+    /// Whether the row has been written to the journal (else the next write inserts it).
+    persisted: bool,
     refunded_minor: i64,
     reversal_requested: bool,
     link_mti: Mti,
@@ -298,6 +301,17 @@ const LINK: fn() -> &'static Dialect = Dialect::iso87_ascii;
 /// A request the engine declines before anything reaches the issuer.
 struct Reject(ResponseCode, &'static str);
 
+/// What the journal tells a starting engine about past transactions.
+#[derive(Debug, Clone, Default)]
+pub struct JournalState {
+    /// The newest transactions, in id order (duplicates, originals, open reversals).
+    pub recent: Vec<TxnRow>,
+    /// The highest event sequence of each of them: new events are numbered after it.
+    pub last_events: HashMap<i64, i64>,
+    /// The largest transaction id ever written.
+    pub max_txn_id: i64,
+}
+
 impl Engine {
     /// An engine over the given state (loaded from the store by the driver).
     pub fn new(
@@ -306,9 +320,13 @@ impl Engine {
         zone: ZoneKeys,
         merchants: Vec<MerchantRow>,
         terminals: Vec<TerminalRow>,
-        recent: Vec<TxnRow>,
-        max_txn_id: i64,
+        journal: JournalState,
     ) -> Engine {
+        let JournalState {
+            recent,
+            last_events,
+            max_txn_id,
+        } = journal;
         let node_base = i64::from(cfg.node) * 1_000_000_000_000;
         let next_seq = (max_txn_id - node_base).max(0) + 1;
         let mut e = Engine {
@@ -344,9 +362,39 @@ impl Engine {
             e.put_terminal(t);
         }
         for row in recent {
-            e.restore(row);
+            let events = last_events.get(&row.txn_id).copied().unwrap_or(0);
+            e.restore(row, events);
         }
+        e.relink_restored();
         e
+    }
+
+    /// Restored rows know their original only by RRN: link each void, refund, cancel
+    /// and completion to it, and give every original back what its approved refunds
+    /// already took (else a restart would let a sale be refunded twice over).
+    fn relink_restored(&mut self) {
+        let by_rrn: HashMap<String, i64> = self
+            .txns
+            .iter()
+            .filter(|(_, t)| t.kind != TxnKind::Reversal)
+            .map(|(id, t)| (t.row.rrn.clone(), *id))
+            .collect();
+        let mut ids: Vec<i64> = self.txns.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(t) = self.txns.get_mut(&id) else {
+                continue;
+            };
+            let Some(oid) = t.row.original_rrn.as_ref().and_then(|r| by_rrn.get(r)) else {
+                continue;
+            };
+            t.original = Some(*oid);
+            let refunded = (t.kind == TxnKind::Refund && t.state == TxnState::Approved)
+                .then_some(t.row.amount_minor);
+            if let (Some(amount), Some(o)) = (refunded, self.txns.get_mut(oid)) {
+                o.refunded_minor += amount;
+            }
+        }
     }
 
     fn put_terminal(&mut self, row: TerminalRow) {
@@ -368,7 +416,8 @@ impl Engine {
         );
     }
 
-    fn restore(&mut self, row: TxnRow) {
+    /// Takes back a journal row; `events` is the highest event sequence it has.
+    fn restore(&mut self, row: TxnRow, events: i64) {
         let (Some(kind), Some(state)) = (TxnKind::parse(&row.kind), TxnState::parse(&row.state))
         else {
             return;
@@ -392,7 +441,8 @@ impl Engine {
                 mac_version: None,
             },
             request: None,
-            events: 1_000_000,
+            events,
+            persisted: true,
             refunded_minor: 0,
             reversal_requested: false,
             link_mti: link_mti(kind),
@@ -1424,6 +1474,7 @@ impl Engine {
                 wire,
                 request: Some(req.clone()),
                 events: 0,
+                persisted: false,
                 refunded_minor: 0,
                 reversal_requested: false,
                 link_mti: req.mti(),
@@ -1476,6 +1527,7 @@ impl Engine {
         let then = reply
             .map(|frame| vec![Action::SendTerminal { conn, frame }])
             .unwrap_or_default();
+        t.persisted = true;
         vec![Action::Persist {
             writes: vec![Write::NewTxn(t.row.clone()), ev],
             then,
@@ -1588,7 +1640,6 @@ impl Engine {
                         None,
                         None,
                         "issuer request not built".into(),
-                        true,
                     );
                 }
             };
@@ -1611,6 +1662,7 @@ impl Engine {
             .unwrap_or_default()
             .format("%m%d%H%M%S")
             .to_string();
+        t.persisted = true;
         let row = t.row.clone();
         self.by_link.insert(
             (t.link_mti.class(), row.terminal_id.clone(), link_stan.get()),
@@ -1783,7 +1835,6 @@ impl Engine {
                 None,
                 None,
                 format!("reversal ({reason}) of an unknown original"),
-                false,
             );
         };
         let mut actions = Vec::new();
@@ -1832,7 +1883,6 @@ impl Engine {
             None,
             None,
             detail,
-            false,
         );
         if let Some(Action::Persist {
             writes: w, then, ..
@@ -2134,7 +2184,6 @@ impl Engine {
         auth: Option<&str>,
         balance: Option<&[u8]>,
         detail: String,
-        new_row: bool,
     ) -> Vec<Action> {
         let reply = self.reply_frame(id, code, auth, balance);
         let ev = self.event(now, id, state.name(), format!("{code} {detail}"));
@@ -2150,10 +2199,11 @@ impl Engine {
         t.row.updated_at = at;
         t.request = None;
         let conn = t.conn;
-        let write = if new_row || t.events <= 1 {
-            Write::NewTxn(t.row.clone())
-        } else {
+        let write = if t.persisted {
             Write::UpdateTxn(t.row.clone())
+        } else {
+            t.persisted = true;
+            Write::NewTxn(t.row.clone())
         };
         let then = reply
             .map(|frame| vec![Action::SendTerminal { conn, frame }])
@@ -2239,7 +2289,6 @@ impl Engine {
                 None,
                 None,
                 "declined by the issuer".into(),
-                false,
             );
         }
         let auth = msg.get_str(38).unwrap_or("000000").to_owned();
@@ -2252,7 +2301,6 @@ impl Engine {
             Some(&auth),
             balance.as_deref(),
             "approved by the issuer".into(),
-            false,
         );
         let (kind, original, amount, wants_reversal) = match self.txns.get(&id) {
             Some(t) => (t.kind, t.original, t.row.amount_minor, t.reversal_requested),
@@ -2351,7 +2399,6 @@ impl Engine {
             None,
             None,
             why.into(),
-            false,
         );
         let reversible = self.txns.get(&id).is_some_and(|t| t.kind.is_reversible());
         if reversible {
@@ -2392,7 +2439,6 @@ impl Engine {
             None,
             None,
             "issuer link unavailable; nothing sent".into(),
-            false,
         )
     }
 }

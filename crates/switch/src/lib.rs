@@ -14,5 +14,7 @@ mod engine;
 mod kind;
 mod msgs;
 
-pub use engine::{Action, Config, ConnId, Engine, Input, Now, TerminalDialect, ZoneKeys};
+pub use engine::{
+    Action, Config, ConnId, Engine, Input, JournalState, Now, TerminalDialect, ZoneKeys,
+};
 pub use kind::{TxnKind, TxnState};

@@ -14,7 +14,7 @@ use iso8583::{Dialect, Message};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use store::{MerchantRow, TerminalRow, TxnRow, Write};
-use switch::{Action, Config, ConnId, Engine, Input, Now, TerminalDialect, ZoneKeys};
+use switch::{Action, Config, ConnId, Engine, Input, JournalState, Now, TerminalDialect, ZoneKeys};
 use terminal::{Card, EntryKind, Outcome, Request, Terminal, TerminalConfig};
 
 pub const TID: &str = "00000001";
@@ -35,6 +35,10 @@ pub fn card() -> Card {
 /// The acquirer and everything around it.
 pub struct World {
     pub engine: Engine,
+    /// What the engine was built from, to build it again (a restart).
+    hsm: Arc<SoftwareSecurityModule>,
+    zone: ZoneKeys,
+    merchant: MerchantRow,
     now_ms: i64,
     zak: Key,
     /// The MAC key of the last sign-on, to craft or tamper with terminal messages.
@@ -97,15 +101,17 @@ impl World {
         };
         let engine = Engine::new(
             Config::default(),
-            hsm,
-            zone,
-            vec![merchant],
+            hsm.clone(),
+            zone.clone(),
+            vec![merchant.clone()],
             vec![terminal],
-            Vec::new(),
-            0,
+            JournalState::default(),
         );
         World {
             engine,
+            hsm,
+            zone,
+            merchant,
             now_ms: START_MS,
             zak: Key::from_hex(ZAK).unwrap(),
             mak: None,
@@ -114,6 +120,40 @@ impl World {
             outbox: Vec::new(),
             last_reply: None,
         }
+    }
+
+    /// Builds the engine again from what the store holds, as a restarted node does.
+    pub fn restart(&mut self) {
+        let terminal = self
+            .writes
+            .iter()
+            .rev()
+            .find_map(|w| match w {
+                Write::Terminal(t) => Some(t.clone()),
+                _ => None,
+            })
+            .expect("the terminal signed on");
+        let recent: Vec<TxnRow> = self.txns.values().cloned().collect();
+        let max_id = self.txns.keys().max().copied().unwrap_or(0);
+        let mut last_events = std::collections::HashMap::new();
+        for w in &self.writes {
+            if let Write::Event(e) = w {
+                let seq = last_events.entry(e.txn_id).or_insert(0);
+                *seq = e.seq.max(*seq);
+            }
+        }
+        self.engine = Engine::new(
+            Config::default(),
+            self.hsm.clone(),
+            self.zone.clone(),
+            vec![self.merchant.clone()],
+            vec![terminal],
+            JournalState {
+                recent,
+                last_events,
+                max_txn_id: max_id,
+            },
+        );
     }
 
     /// A terminal of the test identity whose first STAN is `first_stan`, signed on.

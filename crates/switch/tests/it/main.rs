@@ -2,5 +2,6 @@
 //! terminal (`terminal::Terminal`) and a scripted issuer, with every durable write kept.
 
 mod harness;
+mod restart;
 mod risk_hold;
 mod settlement;
