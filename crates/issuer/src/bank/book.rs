@@ -118,6 +118,39 @@ impl Book {
         &self.postings
     }
 
+    /// Rebuilds every balance from the postings alone and compares with the balances
+    /// kept as postings were made; also checks every currency sums to zero. The kept
+    /// balances can only balance by construction, so this is the check that means
+    /// something: that nothing moved a balance outside a posting.
+    pub fn verify(&self) -> Result<(), String> {
+        let mut rebuilt: BTreeMap<(BookAccount, Currency), i64> = BTreeMap::new();
+        for p in &self.postings {
+            if p.amount.minor <= 0 || p.from == p.to {
+                return Err(format!("posting {} is not a transfer", p.seq));
+            }
+            *rebuilt.entry((p.from, p.amount.currency)).or_insert(0) -= p.amount.minor;
+            *rebuilt.entry((p.to, p.amount.currency)).or_insert(0) += p.amount.minor;
+        }
+        let nonzero =
+            |m: &BTreeMap<(BookAccount, Currency), i64>| -> Vec<((BookAccount, Currency), i64)> {
+                m.iter()
+                    .filter(|(_, v)| **v != 0)
+                    .map(|(k, v)| (*k, *v))
+                    .collect()
+            };
+        if nonzero(&rebuilt) != nonzero(&self.balances) {
+            return Err("balances differ from what the postings add up to".into());
+        }
+        let mut sums: BTreeMap<Currency, i64> = BTreeMap::new();
+        for ((_, cur), bal) in &rebuilt {
+            *sums.entry(*cur).or_insert(0) += bal;
+        }
+        match sums.iter().find(|(_, s)| **s != 0) {
+            Some((cur, s)) => Err(format!("{} sums to {s}", cur.code())),
+            None => Ok(()),
+        }
+    }
+
     /// Balances and per-currency sums.
     pub fn totals(&self) -> BookTotals {
         let mut sums: BTreeMap<String, i64> = BTreeMap::new();
@@ -139,5 +172,36 @@ impl Book {
             balanced,
             postings: self.postings.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_catches_a_balance_moved_outside_a_posting() {
+        let mut book = Book::default();
+        let now = NaiveDateTime::default();
+        book.post(
+            now,
+            BookAccount::Funding,
+            BookAccount::Settlement,
+            Amount::new(500, Currency::CNY),
+            None,
+            "fund",
+        );
+        assert_eq!(book.verify(), Ok(()));
+        // Both sides moved together: still sums to zero, so `totals` cannot tell.
+        *book
+            .balances
+            .entry((BookAccount::Funding, Currency::CNY))
+            .or_insert(0) -= 1;
+        *book
+            .balances
+            .entry((BookAccount::Settlement, Currency::CNY))
+            .or_insert(0) += 1;
+        assert!(book.totals().balanced);
+        assert!(book.verify().is_err());
     }
 }

@@ -490,6 +490,8 @@ async fn authorization_scenarios_move_the_right_money() {
             totals.balanced && totals.sum_by_currency.values().all(|v| *v == 0),
             "{totals:?}"
         );
+        let verified = bank.lock().expect("bank").book().verify();
+        assert_eq!(verified, Ok(()));
         w.stop().await;
         let s = store.clone();
         tokio::task::spawn_blocking(move || cleanup(&s))
