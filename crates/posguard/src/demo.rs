@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use issuer::{Bank, ClearingType, Faults, IssuerConfig, SmsKind};
+use issuer::{Bank, Faults, IssuerConfig, SmsKind};
 use store::{SafRow, TxnRow};
 
 use crate::check::{clearing_dates, compare, load_journal, parse_clearing, CheckReport};
@@ -447,7 +447,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         for d in clearing_dates(&journal) {
             lines.extend(parse_clearing(&b.clearing_csv(d), d)?);
         }
-        SmsCheck::of(&b)
+        SmsCheck::of(&b, &journal)
     };
     issuer.stop().await;
     let approved: Vec<String> = fleets
@@ -680,51 +680,61 @@ impl std::fmt::Display for Resolution {
     }
 }
 
-/// SMS the issuer sent against its clearing lines: every debit and reversal notified.
-#[derive(Debug, Default, Clone, Copy)]
+/// What cardholders were told against the journal's final state: for every sale and
+/// completion, the debit notices minus the notices that undid it (reversal, void, and
+/// back for a reversed void) must be 1 if the journal says approved, else 0.
+#[derive(Debug, Default, Clone)]
 pub struct SmsCheck {
-    /// Debit SMS (sales and completions).
-    pub debit_sms: usize,
-    /// Debit clearing lines.
-    pub debits: usize,
-    /// Reversal SMS.
-    pub reversal_sms: usize,
-    /// Reversal clearing lines.
-    pub reversals: usize,
+    /// SMS sent.
+    pub messages: usize,
+    /// Sales and completions checked.
+    pub sales: usize,
+    /// RRNs whose notices disagree with the journal, or that the journal does not know.
+    pub wrong: Vec<String>,
 }
 
 impl SmsCheck {
-    /// Counts both sides at the issuer.
-    pub fn of(bank: &Bank) -> SmsCheck {
-        let sms = bank.sms();
-        let lines = bank.clearing_records();
+    /// Checks the issuer's outbox against the journal.
+    pub fn of(bank: &Bank, journal: &[TxnRow]) -> SmsCheck {
+        let by_rrn: std::collections::HashMap<&str, &TxnRow> =
+            journal.iter().map(|t| (t.rrn.as_str(), t)).collect();
+        let mut net: std::collections::BTreeMap<&str, i64> = Default::default();
+        let mut wrong = std::collections::BTreeSet::new();
+        for s in bank.sms() {
+            let Some(t) = by_rrn.get(s.rrn.as_str()) else {
+                wrong.insert(s.rrn.clone());
+                continue;
+            };
+            let original = t.original_rrn.as_deref().unwrap_or(&t.rrn);
+            let (key, delta) = match (s.kind, t.kind.as_str()) {
+                (SmsKind::Sale | SmsKind::Completion, _) => (t.rrn.as_str(), 1),
+                (SmsKind::Reversal, "sale" | "completion") => (t.rrn.as_str(), -1),
+                (SmsKind::Void, _) => (original, -1),
+                (SmsKind::Reversal, "void") => (original, 1),
+                _ => continue,
+            };
+            *net.entry(key).or_default() += delta;
+        }
+        let sales: Vec<&TxnRow> = journal
+            .iter()
+            .filter(|t| matches!(t.kind.as_str(), "sale" | "completion"))
+            .collect();
+        for t in &sales {
+            let want = i64::from(t.state == "approved");
+            if net.get(t.rrn.as_str()).copied().unwrap_or(0) != want {
+                wrong.insert(t.rrn.clone());
+            }
+        }
         SmsCheck {
-            debit_sms: sms
-                .iter()
-                .filter(|s| matches!(s.kind, SmsKind::Sale | SmsKind::Completion))
-                .count(),
-            debits: lines
-                .iter()
-                .filter(|r| matches!(r.kind, ClearingType::Sale | ClearingType::Completion))
-                .count(),
-            reversal_sms: sms.iter().filter(|s| s.kind == SmsKind::Reversal).count(),
-            reversals: lines
-                .iter()
-                .filter(|r| {
-                    matches!(
-                        r.kind,
-                        ClearingType::Reversal
-                            | ClearingType::VoidReversal
-                            | ClearingType::RefundReversal
-                    )
-                })
-                .count(),
+            messages: bank.sms().len(),
+            sales: sales.len(),
+            wrong: wrong.into_iter().collect(),
         }
     }
 
     /// Whether the cardholders' messages match the final state.
     pub fn matches(&self) -> bool {
-        self.debit_sms == self.debits && self.reversal_sms == self.reversals
+        self.wrong.is_empty()
     }
 }
 
@@ -732,12 +742,24 @@ impl std::fmt::Display for SmsCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "cardholder SMS: {} debit messages for {} debits, {} reversal messages for {} reversals: {}",
-            self.debit_sms,
-            self.debits,
-            self.reversal_sms,
-            self.reversals,
-            if self.matches() { "match" } else { "MISMATCH" }
+            "cardholder SMS: {} messages against {} sales and completions: {}{}",
+            self.messages,
+            self.sales,
+            if self.matches() { "match" } else { "MISMATCH" },
+            if self.wrong.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} wrong, e.g. {})",
+                    self.wrong.len(),
+                    self.wrong
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
         )
     }
 }

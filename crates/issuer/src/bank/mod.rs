@@ -596,6 +596,7 @@ impl Bank {
             phone: a.phone.clone(),
             language: a.language,
             kind: m.sms,
+            rrn: tx.rrn.to_string(),
             text,
         });
         let mut file_date = now.date();

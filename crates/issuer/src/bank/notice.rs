@@ -60,6 +60,8 @@ pub struct Sms {
     pub language: Language,
     /// What it reports.
     pub kind: SmsKind,
+    /// The RRN of the transaction it reports.
+    pub rrn: String,
     /// The text.
     pub text: String,
 }

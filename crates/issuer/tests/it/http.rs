@@ -111,7 +111,7 @@ async fn accounts_sms_clearing_and_book() {
 
     let (status, body) = call(web, "GET", "/sms?account=1", "").await;
     assert_eq!(status, 200);
-    expect![[r#"[{"seq":1,"time":"2025-03-21T14:05:09","account":1,"phone":"13800000000","language":"zh","kind":"sale","text":"【posguard模拟银行】您的卡622202*********0128于03月21日14:05在Lucky Noodles Shanghai消费，支出123.45 CNY，可用余额876.55 CNY。"}]"#]].assert_eq(&body);
+    expect![[r#"[{"seq":1,"time":"2025-03-21T14:05:09","account":1,"phone":"13800000000","language":"zh","kind":"sale","rrn":"000000000001","text":"【posguard模拟银行】您的卡622202*********0128于03月21日14:05在Lucky Noodles Shanghai消费，支出123.45 CNY，可用余额876.55 CNY。"}]"#]].assert_eq(&body);
     assert_eq!(call(web, "GET", "/sms?account=2", "").await.1, "[]");
 
     let (status, body) = call(web, "GET", "/clearing/2025-03-21", "").await;
