@@ -116,6 +116,20 @@ pub struct Account {
 }
 
 impl Account {
+    /// A new account with nothing on it.
+    pub fn new(id: &str, kind: AccountKind, currency: Currency, limit: Limit) -> Account {
+        Account {
+            id: id.into(),
+            kind,
+            currency,
+            limit,
+            debits_posted: 0,
+            debits_pending: 0,
+            credits_posted: 0,
+            credits_pending: 0,
+        }
+    }
+
     /// Posted balance, credits minus debits.
     pub fn balance(&self) -> i64 {
         self.credits_posted - self.debits_posted
@@ -269,19 +283,8 @@ impl Ledger {
             Some(a) if a.kind == kind && a.currency == currency && a.limit == limit => Ok(()),
             Some(_) => Err(LedgerError::AccountExists(id.into())),
             None => {
-                self.accounts.insert(
-                    id.into(),
-                    Account {
-                        id: id.into(),
-                        kind,
-                        currency,
-                        limit,
-                        debits_posted: 0,
-                        debits_pending: 0,
-                        credits_posted: 0,
-                        credits_pending: 0,
-                    },
-                );
+                self.accounts
+                    .insert(id.into(), Account::new(id, kind, currency, limit));
                 Ok(())
             }
         }
@@ -347,7 +350,9 @@ impl Ledger {
                 end += 1;
             }
             let chain = &batch[start..=end];
-            let snapshot = self.clone_state(chain);
+            // Only a chain of several can need undoing: a single transfer that fails
+            // has changed nothing.
+            let snapshot = (chain.len() > 1).then(|| self.clone_state(chain));
             let mut chain_results = Vec::new();
             let mut failed = false;
             for t in chain {
@@ -355,7 +360,7 @@ impl Ledger {
                 failed |= r.is_err();
                 chain_results.push(r);
             }
-            if failed && chain.len() > 1 {
+            if let (true, Some(snapshot)) = (failed, snapshot) {
                 self.restore(snapshot);
                 for r in &mut chain_results {
                     if r.is_ok() {
@@ -422,11 +427,11 @@ impl Ledger {
         }
         match &t.flow {
             Flow::Posted => {
-                self.check_limit(&t.debit, t.amount, 0)?;
+                self.check_limit(&t.debit, t.amount)?;
                 self.move_posted(&t.debit, &t.credit, t.amount);
             }
             Flow::Pending => {
-                self.check_limit(&t.debit, t.amount, 0)?;
+                self.check_limit(&t.debit, t.amount)?;
                 self.move_pending(&t.debit, &t.credit, t.amount, 1);
                 self.pending.insert(t.id.clone(), PendingState::Open);
             }
@@ -463,7 +468,7 @@ impl Ledger {
         Ok(Applied::Done)
     }
 
-    fn check_limit(&self, debit: &str, amount: i64, _released: i64) -> Result<(), LedgerError> {
+    fn check_limit(&self, debit: &str, amount: i64) -> Result<(), LedgerError> {
         let Some(a) = self.accounts.get(debit) else {
             return Ok(());
         };

@@ -212,21 +212,8 @@ fn house_accounts(currency: Currency) -> Vec<Account> {
         (accounts::BANK, AccountKind::SettlementBank),
     ]
     .into_iter()
-    .map(|(id, kind)| new_account(id, kind, currency))
+    .map(|(id, kind)| Account::new(id, kind, currency, Limit::None))
     .collect()
-}
-
-fn new_account(id: &str, kind: AccountKind, currency: Currency) -> Account {
-    Account {
-        id: id.into(),
-        kind,
-        currency,
-        limit: Limit::None,
-        debits_posted: 0,
-        debits_pending: 0,
-        credits_posted: 0,
-        credits_pending: 0,
-    }
 }
 
 /// A merchant's terms from its stored row.
@@ -470,10 +457,11 @@ pub fn settle_date(
         .map(|s| s.merchant_id.as_str())
         .collect();
     for m in merchants {
-        open.push(new_account(
+        open.push(Account::new(
             &accounts::payable(m),
             AccountKind::MerchantPayable,
             cfg.currency,
+            Limit::None,
         ));
     }
     db.ledger_apply(&open, &run.transfers, &writes, at)

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use clap::Args;
 use domain::Currency;
 use ledger::{Account, AccountKind, Flow, Limit, Transfer};
-use settlement::{CardType, Item, ItemKind};
+use settlement::{accounts, CardType, Item, ItemKind};
 use store::{Arg, Backend, MerchantRow, TxnRow, Write};
 use tokio::time::Instant;
 
@@ -84,24 +84,21 @@ pub fn run(a: MoneyBenchArgs) -> anyhow::Result<()> {
 }
 
 fn accounts(merchants: usize) -> Vec<Account> {
-    let mut v = vec![Account {
-        id: "issuer_receivable".into(),
-        kind: AccountKind::IssuerReceivable,
-        currency: Currency::CNY,
-        limit: Limit::None,
-        debits_posted: 0,
-        debits_pending: 0,
-        credits_posted: 0,
-        credits_pending: 0,
-    }];
-    for m in 0..merchants {
-        v.push(Account {
-            id: format!("merchant_payable:M{m:05}"),
-            kind: AccountKind::MerchantPayable,
-            ..v[0].clone()
-        });
-    }
-    v
+    std::iter::once(Account::new(
+        accounts::ISSUERS,
+        AccountKind::IssuerReceivable,
+        Currency::CNY,
+        Limit::None,
+    ))
+    .chain((0..merchants).map(|m| {
+        Account::new(
+            &accounts::payable(&format!("M{m:05}")),
+            AccountKind::MerchantPayable,
+            Currency::CNY,
+            Limit::None,
+        )
+    }))
+    .collect()
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -110,8 +107,8 @@ fn ledger_bench(name: &str, db: &mut dyn Backend, n: usize, batch: usize) -> any
     let transfers: Vec<Transfer> = (0..n)
         .map(|i| Transfer {
             id: format!("capture:{i}"),
-            debit: "issuer_receivable".into(),
-            credit: format!("merchant_payable:M{:05}", i % 100),
+            debit: accounts::ISSUERS.into(),
+            credit: accounts::payable(&format!("M{:05}", i % 100)),
             amount: 1_000 + (i as i64 % 9_000),
             flow: Flow::Posted,
             code: "capture".into(),
