@@ -114,5 +114,16 @@ async fn demo_with_faults_resolves_every_anomaly() {
             r.rule
         );
     }
+    // And no rule matched live that the back-test does not report.
+    assert!(!replay.rules.is_empty());
+    let replayed: std::collections::BTreeMap<String, usize> = replay
+        .rules
+        .iter()
+        .filter(|r| r.matched > 0)
+        .map(|r| (r.rule.clone(), r.matched))
+        .collect();
+    let live_matched: std::collections::BTreeMap<String, usize> =
+        live.into_iter().filter(|(_, n)| *n > 0).collect();
+    assert_eq!(replayed, live_matched);
     let _ = std::fs::remove_dir_all(&dir);
 }

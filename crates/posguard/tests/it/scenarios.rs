@@ -340,6 +340,7 @@ async fn authorization_scenarios_move_the_right_money() {
         };
         assert_eq!(code(&bal), "00", "{store}");
         assert!(bal.balance_minor.is_some());
+        assert_eq!(bal.balance_minor, Some(before.available_minor), "{store}");
         assert_eq!(w.account(&c).balance_minor, before.balance_minor);
         assert_eq!(w.sms_count(&c), 0);
 

@@ -399,9 +399,15 @@ fn the_terminal_reads_a_refused_settlement() {
     let frame = w.tamper(&req.frame, |m| {
         m.set(60, "00000005201");
     });
+    let writes = w.writes.len();
     let out = w.exchange_as(&mut t, &frame);
     assert_eq!(out.verdict, Verdict::Declined);
     assert_eq!(out.settlement, None);
     assert_eq!((t.batch_number(), t.batch().len()), (1, 5));
     assert_eq!(TxKind::Settle.mti().as_str(), "0500");
+    assert_eq!(
+        w.writes.len(),
+        writes,
+        "a refused settlement writes nothing"
+    );
 }

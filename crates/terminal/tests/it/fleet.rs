@@ -160,6 +160,10 @@ async fn fleet_runs_a_bounded_mix_against_an_approving_acquirer() {
         .iter()
         .all(|(_, e)| e.batch == 7 && e.amount_minor > 0));
     assert!(shown.contains("sale"), "{shown}");
+    assert!(
+        shown.contains(&format!("{:<16} {:>8}", "sale", report.total(TxKind::Sale))),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
@@ -267,4 +271,20 @@ async fn fleet_settles_every_batch_and_uploads_when_not_balanced() {
     );
     // The report keeps the approved entries even though settlement emptied the records.
     assert!(report.approved_entries().count() > 0);
+    let approvals: u64 = [
+        TxKind::Sale,
+        TxKind::Void,
+        TxKind::Refund,
+        TxKind::PreAuth,
+        TxKind::PreAuthCancel,
+        TxKind::Completion,
+    ]
+    .iter()
+    .map(|k| report.count(*k, "00"))
+    .sum();
+    assert_eq!(
+        report.approved_entries().count() as u64,
+        approvals - report.reversals.cancelled_after_approval,
+        "{shown}"
+    );
 }
