@@ -468,8 +468,18 @@ impl Engine {
             }
             if let Some(t) = self.txns.remove(&id) {
                 self.by_request.remove(&t.row.request_key);
-                self.by_terminal_stan
-                    .remove(&(t.row.terminal_id.clone(), t.row.batch, t.row.stan));
+                // Remove index entries only if they still point here: a reversal record
+                // shares its original's terminal/batch/STAN key.
+                let key = (t.row.terminal_id.clone(), t.row.batch, t.row.stan);
+                if self.by_terminal_stan.get(&key) == Some(&id) {
+                    self.by_terminal_stan.remove(&key);
+                }
+                if let Some(stan) = t.row.link_stan.and_then(|s| u32::try_from(s).ok()) {
+                    let link = (t.link_mti.class(), t.row.terminal_id.clone(), stan);
+                    if self.by_link.get(&link) == Some(&id) {
+                        self.by_link.remove(&link);
+                    }
+                }
             }
         }
     }
@@ -2016,7 +2026,8 @@ impl Engine {
             let mut e = entry;
             e.state = "exception".into();
             e.updated_at = at;
-            self.saf.insert(saf_id, e.clone());
+            // Operators own it now: the engine forgets it (the store keeps it).
+            self.saf.remove(&saf_id);
             tracing::error!(
                 txn = e.txn_id,
                 attempts = e.attempts,
@@ -2056,7 +2067,8 @@ impl Engine {
             let mut e = entry;
             e.state = "exception".into();
             e.updated_at = at;
-            self.saf.insert(saf_id, e.clone());
+            // Operators own it now: the engine forgets it (the store keeps it).
+            self.saf.remove(&saf_id);
             return vec![Action::Persist {
                 writes: vec![Write::Saf(e)],
                 then: vec![],
@@ -2160,6 +2172,12 @@ impl Engine {
         }]
     }
 
+    /// How much the engine remembers: transactions, issuer-link keys, store-and-forward
+    /// entries (each bounded: see `Config::max_remembered`).
+    pub fn remembered(&self) -> (usize, usize, usize) {
+        (self.txns.len(), self.by_link.len(), self.saf.len())
+    }
+
     /// Store-and-forward entries waiting, and the age of the oldest (ms).
     pub fn saf_depth(&self, now: Now) -> (usize, i64) {
         let pending = self.saf.values().filter(|e| e.state == "pending");
@@ -2245,6 +2263,10 @@ impl Engine {
                 .is_ok()
         });
         if msg.mti().class() == 4 {
+            if mac_ok {
+                // Acknowledged: nothing more will come for this advice.
+                self.by_link.remove(&(4, tid.to_owned(), stan.get()));
+            }
             return self.on_reversal_ack(now, id, mac_ok, msg.get_str(39).unwrap_or("").to_owned());
         }
         let Some(t) = self.txns.get(&id) else {
@@ -2344,11 +2366,11 @@ impl Engine {
         }
         let at = self.rfc3339(now);
         let mut writes = Vec::new();
-        if let Some(e) = self.saf.get_mut(&id) {
+        if let Some(mut e) = self.saf.remove(&id) {
             if e.state == "pending" {
                 e.state = "done".into();
                 e.updated_at = at.clone();
-                writes.push(Write::Saf(e.clone()));
+                writes.push(Write::Saf(e));
             }
         }
         let Some(t) = self.txns.get_mut(&id) else {

@@ -35,6 +35,7 @@ pub fn card() -> Card {
 /// The acquirer and everything around it.
 pub struct World {
     pub engine: Engine,
+    cfg: Config,
     /// What the engine was built from, to build it again (a restart).
     hsm: Arc<SoftwareSecurityModule>,
     zone: ZoneKeys,
@@ -55,11 +56,20 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
-        World::with_merchant(|_| {})
+        World::build(Config::default(), |_| {})
     }
 
     /// A world whose merchant is first changed by `edit`.
     pub fn with_merchant(edit: impl FnOnce(&mut MerchantRow)) -> World {
+        World::build(Config::default(), edit)
+    }
+
+    /// A world with the engine configured by `cfg`.
+    pub fn with_config(cfg: Config) -> World {
+        World::build(cfg, |_| {})
+    }
+
+    fn build(cfg: Config, edit: impl FnOnce(&mut MerchantRow)) -> World {
         let lmk = Lmk::from_hex(LMK).unwrap();
         let hsm = Arc::new(SoftwareSecurityModule::new(
             lmk,
@@ -100,7 +110,7 @@ impl World {
             updated_at: "2020-01-01T00:00:00+00:00".into(),
         };
         let engine = Engine::new(
-            Config::default(),
+            cfg.clone(),
             hsm.clone(),
             zone.clone(),
             vec![merchant.clone()],
@@ -109,6 +119,7 @@ impl World {
         );
         World {
             engine,
+            cfg,
             hsm,
             zone,
             merchant,
@@ -143,7 +154,7 @@ impl World {
             }
         }
         self.engine = Engine::new(
-            Config::default(),
+            self.cfg.clone(),
             self.hsm.clone(),
             self.zone.clone(),
             vec![self.merchant.clone()],

@@ -23,3 +23,29 @@ fn refunds_taken_before_a_restart_still_count_against_the_sale() {
     // The remaining 4,000 still can be.
     w.approve(&mut t, |t| t.refund(&c, 4_000, &sale));
 }
+
+#[test]
+fn what_the_engine_remembers_stays_bounded() {
+    let mut w = World::with_config(switch::Config {
+        max_remembered: 10,
+        ..switch::Config::default()
+    });
+    let mut t = w.terminal(1);
+    let c = card();
+    for _ in 0..30 {
+        // A sale the customer cancels after approval: the terminal reverses it, the
+        // engine sends a reversal advice and the issuer acknowledges it.
+        w.approve(&mut t, |t| t.sale(&c, 1_000));
+        t.cancel_after_approval().unwrap();
+        let req = t.reversal().unwrap().expect("a reversal owed");
+        let out = w.exchange(&mut t, req);
+        assert!(out.is_approved(), "{out:?}");
+    }
+    let (txns, links, saf) = w.engine.remembered();
+    assert!(txns <= 10, "transactions {txns}");
+    assert!(links <= 10, "issuer-link keys {links}");
+    assert_eq!(saf, 0, "acknowledged advices are forgotten");
+    // Every reversal reached the journal as acknowledged.
+    let reversed = w.txns.values().filter(|r| r.state == "reversed").count();
+    assert_eq!(reversed, 30);
+}
