@@ -1963,7 +1963,13 @@ impl Engine {
         o.state = TxnState::ReversalPending;
         o.row.state = o.state.name().into();
         o.row.updated_at = at.clone();
-        let row = o.row.clone();
+        // Only the state changes: the row itself is already in the journal (or goes
+        // in earlier in the same batch).
+        let state = Write::TxnState {
+            txn_id: id,
+            state: o.row.state.clone(),
+            updated_at: at.clone(),
+        };
         let why = match reason {
             "98" => "no valid response from the issuer",
             "A0" => "issuer response failed its MAC",
@@ -1990,7 +1996,7 @@ impl Engine {
             format!("{reason} {why}; advice link STAN {:06}", link_stan.get()),
         );
         (
-            vec![Write::UpdateTxn(row), ev, Write::Saf(entry)],
+            vec![state, ev, Write::Saf(entry)],
             vec![
                 Action::SendIssuer {
                     txn_id: id,
@@ -2339,8 +2345,12 @@ impl Engine {
                     {
                         o.state = TxnState::Voided;
                         o.row.state = o.state.name().into();
-                        o.row.updated_at = at;
-                        extra_writes.push(Write::UpdateTxn(o.row.clone()));
+                        o.row.updated_at = at.clone();
+                        extra_writes.push(Write::TxnState {
+                            txn_id: oid,
+                            state: o.row.state.clone(),
+                            updated_at: at,
+                        });
                     }
                     TxnKind::Refund => o.refunded_minor += amount,
                     _ => {}
@@ -2392,8 +2402,12 @@ impl Engine {
         if t.state.can_become(TxnState::Reversed) {
             t.state = TxnState::Reversed;
             t.row.state = t.state.name().into();
-            t.row.updated_at = at;
-            writes.push(Write::UpdateTxn(t.row.clone()));
+            t.row.updated_at = at.clone();
+            writes.push(Write::TxnState {
+                txn_id: id,
+                state: t.row.state.clone(),
+                updated_at: at,
+            });
             let detail = if code == "00" {
                 "issuer acknowledged the reversal".to_owned()
             } else {

@@ -254,6 +254,17 @@ impl World {
         for a in actions {
             match a {
                 Action::Persist { writes, then, .. } => {
+                    // A batch writes each journal row at most once.
+                    let mut rows = std::collections::BTreeSet::new();
+                    for w in &writes {
+                        if let Write::NewTxn(t) | Write::UpdateTxn(t) = w {
+                            assert!(
+                                rows.insert(t.txn_id),
+                                "txn {} written twice: {writes:?}",
+                                t.txn_id
+                            );
+                        }
+                    }
                     self.apply(&writes);
                     self.writes.extend(writes);
                     self.execute(then);
