@@ -206,6 +206,7 @@ struct Driver {
     completions: mpsc::UnboundedSender<Completion>,
     pending_persists: usize,
     stats: Arc<GatewayStats>,
+    max_frame: usize,
 }
 
 /// Runs the acquirer's network edge until `shutdown` resolves, then drains: stops
@@ -262,6 +263,7 @@ pub async fn run(
         completions: ctx,
         pending_persists: 0,
         stats,
+        max_frame: config.max_frame,
     };
     // Recovery: reverse what a crash left waiting for the issuer, resume the queue.
     let now = d.clock.now();
@@ -463,9 +465,9 @@ impl Driver {
                         tracing::info!(conn = conn.0, "reply for a closed connection dropped");
                         continue;
                     };
-                    let mut framed = Vec::with_capacity(frame.len() + 2);
-                    framed.extend_from_slice(&(frame.len() as u16).to_be_bytes());
-                    framed.extend_from_slice(&frame);
+                    let Some(framed) = self.framed(&frame, "terminal reply") else {
+                        continue;
+                    };
                     if tx.try_send(framed).is_ok() {
                         self.stats.terminal_replies.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -488,12 +490,24 @@ impl Driver {
         }
     }
 
+    /// A length-prefixed frame, or `None` (logged) if the payload exceeds the frame limit.
+    fn framed(&self, payload: &[u8], what: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(payload.len() + 2);
+        match iso8583::frame::encode_frame(payload, self.max_frame, &mut out) {
+            Ok(()) => Some(out),
+            Err(e) => {
+                tracing::error!(error = %e, what, "frame too large; not sent");
+                None
+            }
+        }
+    }
+
     /// Hands a message to a live issuer connection (round robin); false if none took it.
     fn send_issuer(&mut self, message: Vec<u8>) -> bool {
         let n = self.links.len();
-        let mut framed = Vec::with_capacity(message.len() + 2);
-        framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&message);
+        let Some(mut framed) = self.framed(&message, "issuer message") else {
+            return false;
+        };
         for i in 0..n {
             let idx = (self.next_link + i) % n;
             if let Some(tx) = &self.links[idx] {

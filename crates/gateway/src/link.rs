@@ -143,7 +143,7 @@ fn echo_frame(stan: u32) -> Option<Vec<u8>> {
         .set(11, format!("{stan:06}"))
         .set(70, "301");
     let body = Dialect::iso87_ascii().pack(&m).ok()?;
-    let mut out = (body.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
+    let mut out = Vec::with_capacity(body.len() + 2);
+    iso8583::frame::encode_frame(&body, iso8583::frame::DEFAULT_MAX_FRAME, &mut out).ok()?;
     Some(out)
 }

@@ -2112,15 +2112,7 @@ impl Engine {
     pub fn recover(&mut self, now: Now, pending: Vec<SafRow>) -> Vec<Action> {
         let mut out = Vec::new();
         for e in pending {
-            if let Some(m) = hex::decode(&e.message_hex)
-                .ok()
-                .and_then(|b| LINK().unpack(&b).ok())
-            {
-                if let (Ok(stan), Some(tid)) = (m.stan(), m.get_str(41)) {
-                    self.by_link
-                        .insert((4, tid.to_owned(), stan.get()), e.txn_id);
-                }
-            }
+            self.index_saf(&e);
             let due = (e.next_at_ms - now.unix_ms).max(0) as u64;
             out.push(Action::StartSafTimer {
                 saf_id: e.saf_id,
@@ -2145,6 +2137,18 @@ impl Engine {
         out
     }
 
+    /// Makes a queued advice's acknowledgement findable: by the terminal and link STAN
+    /// its stored message carries.
+    fn index_saf(&mut self, e: &SafRow) {
+        let m = hex::decode(&e.message_hex)
+            .ok()
+            .and_then(|b| LINK().unpack(&b).ok());
+        if let Some((Ok(stan), Some(tid))) = m.as_ref().map(|m| (m.stan(), m.get_str(41))) {
+            self.by_link
+                .insert((4, tid.to_owned(), stan.get()), e.txn_id);
+        }
+    }
+
     /// Takes over a queue entry another node left overdue; entries this node already
     /// runs are left alone.
     fn adopt(&mut self, entry: SafRow) -> Vec<Action> {
@@ -2161,15 +2165,7 @@ impl Engine {
             txn = entry.txn_id,
             "adopting an overdue reversal from the shared queue"
         );
-        if let Some(m) = hex::decode(&entry.message_hex)
-            .ok()
-            .and_then(|b| LINK().unpack(&b).ok())
-        {
-            if let (Ok(stan), Some(tid)) = (m.stan(), m.get_str(41)) {
-                self.by_link
-                    .insert((4, tid.to_owned(), stan.get()), entry.txn_id);
-            }
-        }
+        self.index_saf(&entry);
         let saf_id = entry.saf_id;
         self.saf.insert(saf_id, entry);
         vec![Action::StartSafTimer {
