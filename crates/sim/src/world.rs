@@ -60,14 +60,44 @@ impl SimConfig {
         }
     }
 
-    /// The command that replays this run.
+    /// The command that replays this run: every setting that differs from
+    /// [`SimConfig::new`] is on it, or named when the command line cannot set it.
     pub fn replay_command(&self) -> String {
+        let d = SimConfig::new(self.seed, self.transactions);
         let mut c = format!(
             "posguard simulate --seed {} --transactions {}",
             self.seed, self.transactions
         );
+        if self.terminals != d.terminals {
+            c.push_str(&format!(" --terminals {}", self.terminals));
+        }
+        if self.acquirer_crashes != d.acquirer_crashes {
+            c.push_str(&format!(" --crashes {}", self.acquirer_crashes));
+        }
         if self.skip_recovery {
             c.push_str(" --skip-recovery");
+        }
+        let unsettable = [
+            ("drop_permille", self.drop_permille != d.drop_permille),
+            (
+                "duplicate_permille",
+                self.duplicate_permille != d.duplicate_permille,
+            ),
+            (
+                "long_delay_permille",
+                self.long_delay_permille != d.long_delay_permille,
+            ),
+            ("delay_max_ms", self.delay_max_ms != d.delay_max_ms),
+            ("issuer_outages", self.issuer_outages != d.issuer_outages),
+            ("cancel_permille", self.cancel_permille != d.cancel_permille),
+        ];
+        let other: Vec<&str> = unsettable
+            .iter()
+            .filter(|(_, differs)| *differs)
+            .map(|(name, _)| *name)
+            .collect();
+        if !other.is_empty() {
+            c.push_str(&format!(" (and SimConfig {:?})", other));
         }
         c
     }
@@ -863,5 +893,27 @@ fn check(w: &mut World, opening: i64) {
         v.push(format!(
             "{stuck} store-and-forward entries not acknowledged"
         ));
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::SimConfig;
+
+    #[test]
+    fn the_replay_command_names_every_changed_setting() {
+        let mut cfg = SimConfig::new(7, 12);
+        assert_eq!(
+            cfg.replay_command(),
+            "posguard simulate --seed 7 --transactions 12"
+        );
+        cfg.terminals = 5;
+        cfg.acquirer_crashes = 3;
+        cfg.skip_recovery = true;
+        cfg.drop_permille = 0;
+        assert_eq!(
+            cfg.replay_command(),
+            "posguard simulate --seed 7 --transactions 12 --terminals 5 --crashes 3 --skip-recovery (and SimConfig [\"drop_permille\"])"
+        );
     }
 }
