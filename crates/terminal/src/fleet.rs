@@ -541,9 +541,14 @@ impl Conn {
 
 /// How one request/reply exchange ended.
 enum Exchange {
-    Reply(Outcome),
+    /// The reply, and the time from writing the request to reading the reply.
+    Reply(Outcome, Duration),
+    /// Written, no reply in time.
     Timeout,
+    /// Written, then the connection broke.
     Broken,
+    /// Never written: no connection, or the write failed.
+    NotSent,
 }
 
 struct Driver {
@@ -617,7 +622,7 @@ impl Driver {
                     return false;
                 }
             };
-            if let Exchange::Reply(o) = self.exchange(req).await {
+            if let Exchange::Reply(o, _) = self.exchange(req).await {
                 if o.is_approved() && self.terminal.is_signed_on() {
                     self.stats.sign_ons += 1;
                     return true;
@@ -645,8 +650,11 @@ impl Driver {
                     return false;
                 }
             };
-            self.stats.reversals.sent += 1;
-            if let Exchange::Reply(_) = self.exchange(req).await {
+            let result = self.exchange(req).await;
+            if !matches!(result, Exchange::NotSent) {
+                self.stats.reversals.sent += 1;
+            }
+            if let Exchange::Reply(..) = result {
                 if self.terminal.pending_reversal().is_none() {
                     self.stats.reversals.acknowledged += 1;
                     *self
@@ -836,7 +844,7 @@ impl Driver {
                 let _ = self.exchange(req).await;
                 continue;
             }
-            let Exchange::Reply(o) = self.exchange(req).await else {
+            let Exchange::Reply(o, _) = self.exchange(req).await else {
                 continue;
             };
             return match o.settlement {
@@ -878,14 +886,14 @@ impl Driver {
                 }
             };
             match self.exchange(req).await {
-                Exchange::Reply(o) if o.settlement == Some(SettlementResult::Uploaded) => {
+                Exchange::Reply(o, _) if o.settlement == Some(SettlementResult::Uploaded) => {
                     self.stats.settlements.uploaded += 1;
                     return true;
                 }
-                Exchange::Reply(o) if o.is_approved() => misses = 0,
-                Exchange::Reply(o) if o.verdict == Verdict::MacFailure => misses += 1,
-                Exchange::Reply(_) => return false,
-                Exchange::Timeout | Exchange::Broken => misses += 1,
+                Exchange::Reply(o, _) if o.is_approved() => misses = 0,
+                Exchange::Reply(o, _) if o.verdict == Verdict::MacFailure => misses += 1,
+                Exchange::Reply(..) => return false,
+                Exchange::Timeout | Exchange::Broken | Exchange::NotSent => misses += 1,
             }
             if misses >= SETTLE_ATTEMPTS {
                 return false;
@@ -918,16 +926,22 @@ impl Driver {
                 return None;
             }
         };
-        self.stats.transactions += 1;
         self.shared.progress.inc(1);
-        let sent = Instant::now();
-        match self.exchange(req).await {
-            Exchange::Reply(o) => {
-                let us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(MAX_LATENCY_US);
-                let _ = self.stats.latency.record(us.clamp(1, MAX_LATENCY_US));
+        let result = self.exchange(req).await;
+        if !matches!(result, Exchange::NotSent) {
+            self.stats.transactions += 1;
+        }
+        match result {
+            Exchange::Reply(o, took) => {
+                // Latency is write to verified reply: replies that did not verify are
+                // counted by kind, not timed.
+                if matches!(o.verdict, Verdict::Approved | Verdict::Declined) {
+                    let us = u64::try_from(took.as_micros()).unwrap_or(MAX_LATENCY_US);
+                    let _ = self.stats.latency.record(us.clamp(1, MAX_LATENCY_US));
+                }
                 Some(o)
             }
-            Exchange::Timeout | Exchange::Broken => None,
+            Exchange::Timeout | Exchange::Broken | Exchange::NotSent => None,
         }
     }
 
@@ -936,7 +950,7 @@ impl Driver {
         let (kind, stan) = (req.kind, req.stan);
         let result = self.exchange_inner(&req).await;
         match &result {
-            Exchange::Reply(o) => match o.verdict {
+            Exchange::Reply(o, _) => match o.verdict {
                 Verdict::Approved => self.stats.count(kind, "00"),
                 Verdict::Declined => {
                     let code = o
@@ -954,7 +968,7 @@ impl Driver {
                 self.stats.timeouts += 1;
                 self.stats.count(kind, TIMEOUT);
             }
-            Exchange::Broken => self.stats.count(kind, NO_CONNECTION),
+            Exchange::Broken | Exchange::NotSent => self.stats.count(kind, NO_CONNECTION),
         }
         tracing::debug!(terminal = %self.terminal.terminal_id(), %kind, %stan, "exchange done");
         result
@@ -964,16 +978,16 @@ impl Driver {
         let before = self.conn.opened;
         if self.conn.ensure().await.is_err() {
             self.terminal.on_timeout(req.stan);
-            return Exchange::Broken;
+            return Exchange::NotSent;
         }
         if before > 0 && self.conn.opened > before {
             self.stats.reconnects += 1;
         }
         let result = self.write_and_wait(req).await;
-        if !matches!(result, Exchange::Reply(_)) {
+        if !matches!(result, Exchange::Reply(..)) {
             self.terminal.on_timeout(req.stan);
         }
-        if matches!(result, Exchange::Broken) {
+        if matches!(result, Exchange::Broken | Exchange::NotSent) {
             self.conn.stream = None;
         }
         result
@@ -987,17 +1001,18 @@ impl Driver {
             ..
         } = &mut self.conn;
         let Some(s) = stream.as_mut() else {
-            return Exchange::Broken;
+            return Exchange::NotSent;
         };
+        let written = Instant::now();
         if s.write_all(&req.frame).await.is_err() {
-            return Exchange::Broken;
+            return Exchange::NotSent;
         }
         let deadline = Instant::now() + self.config.reply_timeout;
         loop {
             loop {
                 match decoder.next_frame() {
                     Ok(Some(frame)) => match self.terminal.on_reply(frame) {
-                        Ok(o) => return Exchange::Reply(o),
+                        Ok(o) => return Exchange::Reply(o, written.elapsed()),
                         Err(e) => tracing::debug!(error = %e, "reply ignored"),
                     },
                     Ok(None) => break,
