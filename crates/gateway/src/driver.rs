@@ -486,6 +486,7 @@ impl Driver {
                 Action::CloseTerminal { conn } => {
                     self.conns.remove(&conn);
                 }
+                Action::Abandon { txn_id } => self.feed(Input::Abandoned { txn_id }),
             }
         }
     }

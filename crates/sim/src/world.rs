@@ -474,6 +474,7 @@ impl World {
                         term.gen += 1;
                     }
                 }
+                Action::Abandon { txn_id } => self.feed(Input::Abandoned { txn_id }),
             }
         }
     }

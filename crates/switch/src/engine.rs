@@ -185,6 +185,12 @@ pub enum Input<'a> {
         /// What failed (for the log).
         reason: String,
     },
+    /// The driver carried out [`Action::Abandon`]: the transaction's first journal
+    /// write failed, nothing reached the issuer.
+    Abandoned {
+        /// The transaction.
+        txn_id: i64,
+    },
 }
 
 /// One thing for the driver to do.
@@ -199,6 +205,13 @@ pub enum Action {
         then: Vec<Action>,
         /// Actions if the writes fail.
         on_fail: Vec<Action>,
+    },
+    /// Give the transaction back to the engine as [`Input::Abandoned`] (used in
+    /// `on_fail`: its first journal write failed). The engine answers the terminal
+    /// `96` and forgets it; the failure reply is built only when it is needed.
+    Abandon {
+        /// The transaction.
+        txn_id: i64,
     },
     /// Send a message to the issuer; report `IssuerUnavailable` if no link takes it.
     SendIssuer {
@@ -467,19 +480,25 @@ impl Engine {
                 }
             }
             if let Some(t) = self.txns.remove(&id) {
-                self.by_request.remove(&t.row.request_key);
-                // Remove index entries only if they still point here: a reversal record
-                // shares its original's terminal/batch/STAN key.
-                let key = (t.row.terminal_id.clone(), t.row.batch, t.row.stan);
-                if self.by_terminal_stan.get(&key) == Some(&id) {
-                    self.by_terminal_stan.remove(&key);
-                }
-                if let Some(stan) = t.row.link_stan.and_then(|s| u32::try_from(s).ok()) {
-                    let link = (t.link_mti.class(), t.row.terminal_id.clone(), stan);
-                    if self.by_link.get(&link) == Some(&id) {
-                        self.by_link.remove(&link);
-                    }
-                }
+                self.unindex(id, &t);
+            }
+        }
+    }
+
+    /// Removes a forgotten transaction from the lookup indexes — only the entries that
+    /// still point at it: a reversal record shares its original's terminal/batch/STAN.
+    fn unindex(&mut self, id: i64, t: &Txn) {
+        if self.by_request.get(&t.row.request_key) == Some(&id) {
+            self.by_request.remove(&t.row.request_key);
+        }
+        let key = (t.row.terminal_id.clone(), t.row.batch, t.row.stan);
+        if self.by_terminal_stan.get(&key) == Some(&id) {
+            self.by_terminal_stan.remove(&key);
+        }
+        if let Some(stan) = t.row.link_stan.and_then(|s| u32::try_from(s).ok()) {
+            let link = (t.link_mti.class(), t.row.terminal_id.clone(), stan);
+            if self.by_link.get(&link) == Some(&id) {
+                self.by_link.remove(&link);
             }
         }
     }
@@ -501,6 +520,7 @@ impl Engine {
                 tracing::error!(%reason, "journal write failed");
                 Vec::new()
             }
+            Input::Abandoned { txn_id } => self.abandon(txn_id),
         }
     }
 
@@ -1705,12 +1725,30 @@ impl Engine {
                     after_ms: self.cfg.issuer_timeout_ms,
                 },
             ],
-            on_fail: self
-                .reply_frame(id, ResponseCode::SYSTEM_MALFUNCTION, None, None)
-                .map(|frame| Action::SendTerminal { conn, frame })
-                .into_iter()
-                .collect(),
+            on_fail: vec![Action::Abandon { txn_id: id }],
         }]
+    }
+
+    /// The transaction's first journal write failed (nothing reached the issuer):
+    /// answer the terminal 96 and forget it, so a retransmission starts afresh.
+    fn abandon(&mut self, id: i64) -> Vec<Action> {
+        let reply = self.reply_frame(id, ResponseCode::SYSTEM_MALFUNCTION, None, None);
+        let Some(t) = self.txns.remove(&id) else {
+            return Vec::new();
+        };
+        tracing::error!(txn = id, rrn = %t.row.rrn, "journal write failed before the issuer request: answered 96");
+        if t.state == TxnState::Authorizing {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+        self.unindex(id, &t);
+        reply
+            .map(|frame| {
+                vec![Action::SendTerminal {
+                    conn: t.conn,
+                    frame,
+                }]
+            })
+            .unwrap_or_default()
     }
 
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]

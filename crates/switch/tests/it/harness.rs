@@ -52,6 +52,8 @@ pub struct World {
     outbox: Vec<Vec<u8>>,
     /// The reply of the last `exchange`.
     pub last_reply: Option<Message>,
+    /// Refuse the next journal write (a full disk, a lost database).
+    pub fail_next_persist: bool,
 }
 
 impl World {
@@ -130,6 +132,7 @@ impl World {
             txns: BTreeMap::new(),
             outbox: Vec::new(),
             last_reply: None,
+            fail_next_persist: false,
         }
     }
 
@@ -253,6 +256,26 @@ impl World {
     fn execute(&mut self, actions: Vec<Action>) {
         for a in actions {
             match a {
+                Action::Persist {
+                    writes,
+                    then,
+                    on_fail,
+                } if self.fail_next_persist => {
+                    self.fail_next_persist = false;
+                    let _ = (writes, then);
+                    self.execute(on_fail);
+                    let actions = self.engine.handle(
+                        self.now(),
+                        Input::PersistFailed {
+                            reason: "test: write refused".into(),
+                        },
+                    );
+                    self.execute(actions);
+                }
+                Action::Abandon { txn_id } => {
+                    let actions = self.engine.handle(self.now(), Input::Abandoned { txn_id });
+                    self.execute(actions);
+                }
                 Action::Persist { writes, then, .. } => {
                     // A batch writes each journal row at most once.
                     let mut rows = std::collections::BTreeSet::new();

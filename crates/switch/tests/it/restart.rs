@@ -49,3 +49,26 @@ fn what_the_engine_remembers_stays_bounded() {
     let reversed = w.txns.values().filter(|r| r.state == "reversed").count();
     assert_eq!(reversed, 30);
 }
+
+#[test]
+fn a_failed_first_write_answers_96_and_forgets_the_transaction() {
+    let mut w = World::new();
+    let mut t = w.terminal(1);
+    let c = card();
+    let req = t.sale(&c, 1_000).unwrap();
+    let frame = req.frame.clone();
+    w.fail_next_persist = true;
+    let out = w.exchange(&mut t, req);
+    assert_eq!(
+        out.response_code,
+        Some(ResponseCode::SYSTEM_MALFUNCTION),
+        "{out:?}"
+    );
+    assert_eq!(w.engine.in_flight(), 0);
+    assert!(w.txns.is_empty(), "nothing reached the journal");
+    // The same request again is handled afresh, not treated as a duplicate of nothing.
+    let replies = w.deliver(&frame);
+    assert_eq!(replies.len(), 1, "a retransmission is answered");
+    assert_eq!(w.txns.len(), 1);
+    assert_eq!(w.txns.values().next().unwrap().state, "approved");
+}
