@@ -38,6 +38,9 @@ pub enum ClearingType {
     VoidReversal,
     /// A reversal undid a refund: the cardholder is debited again.
     RefundReversal,
+    /// A credit adjustment gave back money debited in error (the line carries the
+    /// adjusted transaction's RRN and authorization code).
+    Adjustment,
 }
 
 impl ClearingType {
@@ -51,6 +54,7 @@ impl ClearingType {
             ClearingType::Reversal => "reversal",
             ClearingType::VoidReversal => "void_reversal",
             ClearingType::RefundReversal => "refund_reversal",
+            ClearingType::Adjustment => "adjustment",
         }
     }
 

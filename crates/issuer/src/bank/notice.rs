@@ -20,6 +20,9 @@ pub enum SmsKind {
     Refund,
     /// A reversal undid an earlier transaction.
     Reversal,
+    /// A credit adjustment gave back money debited in error (the acquirer's
+    /// reconciliation asked for it).
+    Adjustment,
 }
 
 impl SmsKind {
@@ -30,6 +33,7 @@ impl SmsKind {
             SmsKind::Void => "撤销",
             SmsKind::Refund => "退货",
             SmsKind::Reversal => "冲正",
+            SmsKind::Adjustment => "差错退款",
         }
     }
 
@@ -40,6 +44,7 @@ impl SmsKind {
             SmsKind::Void => "void",
             SmsKind::Refund => "refund",
             SmsKind::Reversal => "reversal",
+            SmsKind::Adjustment => "refund of an erroneous debit",
         }
     }
 }

@@ -48,6 +48,9 @@ enum TxKind {
     PreAuth,
     Cancel,
     Completion,
+    /// A credit adjustment (0220, processing code 22): gives back money a sale or
+    /// completion debited in error.
+    Adjustment,
 }
 
 /// The answer recorded for a transaction or a reversal.
@@ -104,6 +107,9 @@ struct Tx {
     refunded_minor: i64,
     /// Pre-authorization: the amount held. Void: the amount credited back.
     effect_minor: i64,
+    /// Sale or completion: what the cardholder is net debited for it now (debits,
+    /// less voids, refunds, reversals and adjustments).
+    net_debit_minor: i64,
     original: Option<usize>,
 }
 
@@ -170,6 +176,7 @@ fn classify(mti: Mti, proc2: [u8; 2], condition: Option<&str>) -> Option<TxKind>
         ([_, b'2', b'0', _], b"00") => Some(TxKind::Sale),
         ([_, b'2', b'0', _], b"20") => Some(TxKind::Void),
         ([_, b'2', b'2', _], b"20") => Some(TxKind::Refund),
+        ([_, b'2', b'2', _], b"22") => Some(TxKind::Adjustment),
         ([_, b'1', b'0', _], b"03") => Some(TxKind::PreAuth),
         ([_, b'1', b'0', _], b"20") => Some(TxKind::Cancel),
         _ => None,
@@ -425,6 +432,7 @@ impl Bank {
             completed: false,
             refunded_minor: 0,
             effect_minor: 0,
+            net_debit_minor: 0,
             original: None,
         });
         self.txs.by_key.insert(r.key, i);
@@ -443,6 +451,7 @@ impl Bank {
                 TxKind::Refund => self.refund(now, i, &r),
                 TxKind::Cancel => self.cancel(now, i, &r),
                 TxKind::Completion => self.completion(now, i, &r),
+                TxKind::Adjustment => self.adjustment(now, i, &r),
             }
         };
         let outcome = result.unwrap_or_else(Outcome::decline);
@@ -569,9 +578,11 @@ impl Bank {
         };
         let tx = self.tx_ref(i, auth);
         self.apply(now, a, m, &tx);
+        self.txs.list[i].net_debit_minor += minor;
         if chance(&mut self.rng, self.faults.double_debit_permille) {
             tracing::warn!(rrn = %tx.rrn, "fault: debited twice");
             self.apply(now, a, m, &tx);
+            self.txs.list[i].net_debit_minor += minor;
         }
     }
 
@@ -681,6 +692,7 @@ impl Bank {
         tx.original = Some(o);
         tx.effect_minor = credit;
         self.txs.list[o].voided = true;
+        self.txs.list[o].net_debit_minor -= credit;
         if orig_kind == TxKind::Sale && !undone {
             self.undo_daily(a, orig_date, self.txs.list[o].amount_minor);
         }
@@ -714,6 +726,7 @@ impl Bank {
         }
         let auth = self.next_auth_code();
         self.txs.list[o].refunded_minor += minor;
+        self.txs.list[o].net_debit_minor -= minor;
         let tx = &mut self.txs.list[i];
         tx.account = Some(a);
         tx.original = Some(o);
@@ -779,6 +792,50 @@ impl Bank {
         tx.original = Some(o);
         self.debit(now, i, a, minor, &auth, TxKind::Completion);
         Ok(Outcome::approved(Some(auth)))
+    }
+
+    /// Gives back, once, money a sale or completion debited in error, as the acquirer's
+    /// reconciliation found it: never more than the cardholder is net debited for that
+    /// transaction now (`13` otherwise). The line in the clearing file carries the
+    /// adjusted transaction's RRN and authorization code, and the cardholder gets an
+    /// SMS.
+    fn adjustment(
+        &mut self,
+        now: NaiveDateTime,
+        i: usize,
+        r: &Request,
+    ) -> Result<Outcome, ResponseCode> {
+        let o = self.original(r, "0200", b"00", &[TxKind::Sale, TxKind::Completion])?;
+        let orig = &self.txs.list[o];
+        let minor = r.amount.map_or(0, |x| x.minor);
+        if minor <= 0 || minor > orig.net_debit_minor {
+            tracing::warn!(rrn = %orig.rrn, minor, net = orig.net_debit_minor, "adjustment larger than the net debit: 13");
+            return Err(ResponseCode::INVALID_AMOUNT);
+        }
+        let a = orig.account.unwrap_or(0);
+        let tx = TxRef {
+            rrn: orig.rrn,
+            auth_code: orig.outcome.auth_code.clone().unwrap_or_default(),
+            stan: r.stan.clone(),
+            terminal: orig.terminal.clone(),
+            merchant: orig.merchant.clone(),
+            merchant_name: orig.merchant_name.clone(),
+        };
+        self.txs.list[o].net_debit_minor -= minor;
+        let adj = &mut self.txs.list[i];
+        adj.account = Some(a);
+        adj.original = Some(o);
+        adj.effect_minor = minor;
+        let m = Movement {
+            debit: false,
+            amount_minor: minor,
+            sms: SmsKind::Adjustment,
+            clearing: ClearingType::Adjustment,
+            memo: "adjustment",
+        };
+        tracing::info!(rrn = %tx.rrn, minor, "credit adjustment applied");
+        self.apply(now, a, m, &tx);
+        Ok(Outcome::approved(Some(self.next_auth_code())))
     }
 
     fn release_hold(&mut self, a: usize, minor: i64) {
@@ -895,6 +952,7 @@ impl Bank {
                 // A void already gave the money back and closed the transaction.
                 if !tx.voided {
                     movement.amount_minor = amount - tx.refunded_minor;
+                    self.txs.list[i].net_debit_minor -= movement.amount_minor;
                     if kind == TxKind::Sale {
                         self.undo_daily(a, date, amount);
                     }
@@ -921,15 +979,22 @@ impl Bank {
                     movement.debit = true;
                     movement.amount_minor = tx.effect_minor;
                     movement.clearing = ClearingType::VoidReversal;
+                    let effect = tx.effect_minor;
                     self.txs.list[o].voided = false;
+                    self.txs.list[o].net_debit_minor += effect;
                 }
             }
             TxKind::Refund => {
                 let o = original.unwrap_or(i);
                 self.txs.list[o].refunded_minor -= amount;
+                self.txs.list[o].net_debit_minor += amount;
                 movement.debit = true;
                 movement.amount_minor = amount;
                 movement.clearing = ClearingType::RefundReversal;
+            }
+            TxKind::Adjustment => {
+                // A credit adjustment is final: a correction is another adjustment.
+                return Outcome::decline(ResponseCode::INVALID_TRANSACTION);
             }
             TxKind::Cancel => {
                 let p = original.unwrap_or(i);
