@@ -292,6 +292,8 @@ pub struct Engine {
     link_stan: Stan,
     in_flight: usize,
     saf: HashMap<i64, SafRow>,
+    /// Credit adjustments waiting for their 0230: (terminal, link STAN) → entry id.
+    adjusting: HashMap<(String, u32), i64>,
     risk: risk::Engine,
     mono: Arc<dyn Fn() -> u64 + Send + Sync>,
     cases: HashMap<String, (i64, i64)>,
@@ -360,6 +362,7 @@ impl Engine {
             link_stan: Stan::new(1).unwrap_or_else(|_| unreachable!("1 is a valid STAN")),
             in_flight: 0,
             saf: HashMap::new(),
+            adjusting: HashMap::new(),
             risk: risk::Engine::new(
                 risk::RuleSet::default_rules(),
                 Box::new(risk::MemoryVelocity::new(1_000_000)),
@@ -515,7 +518,7 @@ impl Engine {
             Input::IssuerTimeout { txn_id } => self.on_timeout(now, txn_id),
             Input::IssuerUnavailable { txn_id } => self.on_unavailable(now, txn_id),
             Input::SafTimer { saf_id } => self.on_saf_timer(now, saf_id),
-            Input::SafAdopt { entry } => self.adopt(entry),
+            Input::SafAdopt { entry } => self.adopt(now, entry),
             Input::PersistFailed { reason } => {
                 tracing::error!(%reason, "journal write failed");
                 Vec::new()
@@ -2071,16 +2074,17 @@ impl Engine {
             e.state = "exception".into();
             e.updated_at = at;
             // Operators own it now: the engine forgets it (the store keeps it).
-            self.saf.remove(&saf_id);
+            self.forget_saf(saf_id);
             tracing::error!(
                 txn = e.txn_id,
+                kind = %e.kind,
                 attempts = e.attempts,
-                "ALERT: reversal not acknowledged after the maximum attempts; operator exception opened"
+                "ALERT: advice not acknowledged after the maximum attempts; operator exception opened"
             );
             let ev = self.event(
                 now,
                 e.txn_id,
-                "reversal_exception",
+                &format!("{}_exception", e.kind),
                 format!(
                     "{} attempts without acknowledgement; handed to operators",
                     e.attempts
@@ -2112,7 +2116,7 @@ impl Engine {
             e.state = "exception".into();
             e.updated_at = at;
             // Operators own it now: the engine forgets it (the store keeps it).
-            self.saf.remove(&saf_id);
+            self.forget_saf(saf_id);
             return vec![Action::Persist {
                 writes: vec![Write::Saf(e)],
                 then: vec![],
@@ -2150,6 +2154,10 @@ impl Engine {
     pub fn recover(&mut self, now: Now, pending: Vec<SafRow>) -> Vec<Action> {
         let mut out = Vec::new();
         for e in pending {
+            if e.attempts == 0 {
+                out.extend(self.take_adjustment(now, e));
+                continue;
+            }
             self.index_saf(&e);
             let due = (e.next_at_ms - now.unix_ms).max(0) as u64;
             out.push(Action::StartSafTimer {
@@ -2182,14 +2190,146 @@ impl Engine {
             .ok()
             .and_then(|b| LINK().unpack(&b).ok());
         if let Some((Ok(stan), Some(tid))) = m.as_ref().map(|m| (m.stan(), m.get_str(41))) {
-            self.by_link
-                .insert((4, tid.to_owned(), stan.get()), e.txn_id);
+            if e.kind == ADJUSTMENT {
+                self.adjusting
+                    .insert((tid.to_owned(), stan.get()), e.saf_id);
+            } else {
+                self.by_link
+                    .insert((4, tid.to_owned(), stan.get()), e.txn_id);
+            }
         }
+    }
+
+    /// Forgets a queue entry the engine no longer runs (acknowledged, or handed to
+    /// operators), with its acknowledgement key if it is an adjustment.
+    fn forget_saf(&mut self, saf_id: i64) -> Option<SafRow> {
+        let e = self.saf.remove(&saf_id)?;
+        if e.kind == ADJUSTMENT {
+            self.adjusting.retain(|_, id| *id != saf_id);
+        }
+        Some(e)
+    }
+
+    /// Sends a credit adjustment reconciliation queued ([`adjustment_entry`]) for the
+    /// first time: it gets a link STAN and field 7 now, is signed, stored as sent and
+    /// sent as 0220; repeats are 0221 with backoff until the issuer's 0230.
+    fn take_adjustment(&mut self, now: Now, mut e: SafRow) -> Vec<Action> {
+        let at = self.rfc3339(now);
+        let link_stan = self.next_link_stan();
+        let utc = DateTime::<Utc>::from_timestamp_millis(now.unix_ms).unwrap_or_default();
+        let signed = hex::decode(&e.message_hex)
+            .ok()
+            .and_then(|b| LINK().unpack(&b).ok())
+            .and_then(|mut m| {
+                m.set(7, utc.format("%m%d%H%M%S").to_string());
+                m.set_stan(link_stan);
+                m.set(32, self.cfg.acquirer_id.as_str());
+                let tid = m.get_str(41)?.to_owned();
+                let bytes = pack_signed(
+                    LINK(),
+                    &mut m,
+                    self.hsm.as_ref(),
+                    &self.zone.zak,
+                    MacAlgorithm::X9_19,
+                )
+                .ok()?;
+                Some((tid, bytes))
+            });
+        let Some((tid, message)) = signed else {
+            tracing::error!(
+                saf_id = e.saf_id,
+                "queued adjustment unreadable; operator exception"
+            );
+            e.state = "exception".into();
+            e.updated_at = at;
+            return vec![Action::Persist {
+                writes: vec![Write::Saf(e)],
+                then: vec![],
+                on_fail: vec![],
+            }];
+        };
+        tracing::info!(
+            saf_id = e.saf_id,
+            txn = e.txn_id,
+            "sending a credit adjustment to the issuer"
+        );
+        let delay = self.backoff_ms(1);
+        e.message_hex = hex::encode_upper(&message);
+        e.attempts = 1;
+        e.next_at_ms = now.unix_ms + delay as i64;
+        e.updated_at = at;
+        self.adjusting.insert((tid, link_stan.get()), e.saf_id);
+        self.saf.insert(e.saf_id, e.clone());
+        let (txn_id, saf_id) = (e.txn_id, e.saf_id);
+        vec![Action::Persist {
+            writes: vec![Write::Saf(e)],
+            then: vec![
+                Action::SendIssuer { txn_id, message },
+                Action::StartSafTimer {
+                    saf_id,
+                    after_ms: delay,
+                },
+            ],
+            on_fail: vec![Action::StartSafTimer {
+                saf_id,
+                after_ms: delay,
+            }],
+        }]
+    }
+
+    /// The issuer answered a credit adjustment: `00` closes it; any other answer hands
+    /// it to operators (the issuer refused to give the money back).
+    fn on_adjustment_ack(
+        &mut self,
+        now: Now,
+        saf_id: i64,
+        mac_ok: bool,
+        code: &str,
+    ) -> Vec<Action> {
+        if !mac_ok {
+            tracing::warn!(saf_id, "adjustment answer MAC did not verify; ignored");
+            return vec![];
+        }
+        let Some(mut e) = self.forget_saf(saf_id) else {
+            return vec![];
+        };
+        let at = self.rfc3339(now);
+        let applied = code == "00";
+        e.state = if applied { "done" } else { "exception" }.into();
+        e.reason = format!("{}; issuer answered {code}", e.reason);
+        e.updated_at = at;
+        let (kind, detail) = if applied {
+            tracing::info!(txn = e.txn_id, "issuer applied the credit adjustment");
+            (
+                "adjusted",
+                "issuer credited the cardholder back (reconciliation)".to_owned(),
+            )
+        } else {
+            tracing::error!(
+                txn = e.txn_id,
+                code,
+                "ALERT: issuer refused a credit adjustment; operator exception"
+            );
+            (
+                "adjustment_refused",
+                format!("issuer answered {code}; handed to operators"),
+            )
+        };
+        let mut writes = vec![Write::Saf(e.clone())];
+        // The event goes with the transaction only when its numbering is known here.
+        if self.txns.contains_key(&e.txn_id) {
+            writes.push(self.event(now, e.txn_id, kind, detail));
+        }
+        vec![Action::Persist {
+            writes,
+            then: vec![],
+            on_fail: vec![],
+        }]
     }
 
     /// Takes over a queue entry another node left overdue; entries this node already
     /// runs are left alone.
-    fn adopt(&mut self, entry: SafRow) -> Vec<Action> {
+    fn adopt(&mut self, now: Now, entry: SafRow) -> Vec<Action> {
         if entry.state != "pending"
             || self
                 .saf
@@ -2198,10 +2338,14 @@ impl Engine {
         {
             return vec![];
         }
+        if entry.attempts == 0 {
+            return self.take_adjustment(now, entry);
+        }
         tracing::info!(
             saf_id = entry.saf_id,
             txn = entry.txn_id,
-            "adopting an overdue reversal from the shared queue"
+            kind = %entry.kind,
+            "adopting an overdue advice from the shared queue"
         );
         self.index_saf(&entry);
         let saf_id = entry.saf_id;
@@ -2290,6 +2434,17 @@ impl Engine {
             tracing::warn!(mti = %msg.mti(), "issuer message without STAN or terminal");
             return vec![];
         };
+        if msg.mti().class() == 2 {
+            if let Some(&saf_id) = self.adjusting.get(&(tid.to_owned(), stan.get())) {
+                let mac_ok = received_mac(LINK(), frame, &msg).is_some_and(|(data, mac)| {
+                    self.hsm
+                        .verify_mac(&self.zone.zak, MacAlgorithm::X9_19, data, &mac)
+                        .is_ok()
+                });
+                let code = msg.get_str(39).unwrap_or("").to_owned();
+                return self.on_adjustment_ack(now, saf_id, mac_ok, &code);
+            }
+        }
         let Some(&id) = self
             .by_link
             .get(&(msg.mti().class(), tid.to_owned(), stan.get()))
@@ -2535,6 +2690,58 @@ fn link_datetime_of(created_at: &str) -> String {
     DateTime::parse_from_rfc3339(created_at)
         .map(|d| d.with_timezone(&Utc).format("%m%d%H%M%S").to_string())
         .unwrap_or_default()
+}
+
+/// The kind of a credit-adjustment queue entry.
+pub const ADJUSTMENT: &str = "adjustment";
+
+/// The store-and-forward entry for a credit adjustment reconciliation asks for: give
+/// back `amount_minor` the issuer debited in error for sale or completion `row`. The
+/// message (0220, processing code 22, the sale's RRN, authorization code and link
+/// reference in field 90) is stored unsigned, without STAN; the engine that takes the
+/// entry numbers, signs and sends it. The entry's id is the transaction's negated:
+/// one automatic adjustment per transaction (the issuer too accepts one per sale).
+/// `None` for other kinds or a non-positive amount.
+pub fn adjustment_entry(row: &TxnRow, amount_minor: i64, reason: &str, at: &str) -> Option<SafRow> {
+    let kind = TxnKind::parse(&row.kind)?;
+    if !matches!(kind, TxnKind::Sale | TxnKind::Completion) || amount_minor <= 0 {
+        return None;
+    }
+    let mut m = Message::new(Mti::lit("0220"));
+    m.set(3, "220000");
+    m.set(4, format!("{amount_minor:012}"));
+    m.set(25, condition_code(kind));
+    m.set(37, row.rrn.as_str());
+    if let Some(a) = &row.auth_code {
+        m.set(38, a.as_str());
+    }
+    m.set(41, row.terminal_id.as_str());
+    m.set(42, row.merchant_id.as_str());
+    m.set(49, row.currency.as_str());
+    let od = OriginalData {
+        mti: link_mti(kind).to_string(),
+        stan: format!("{:06}", row.link_stan.unwrap_or(0)),
+        datetime: Some(link_datetime_of(&row.created_at))
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "0000000000".into()),
+        acquirer: String::new(),
+        forwarder: String::new(),
+    };
+    m.set(90, od.to_text());
+    let bytes = LINK().pack(&m).ok()?;
+    Some(SafRow {
+        saf_id: -row.txn_id,
+        txn_id: row.txn_id,
+        kind: ADJUSTMENT.into(),
+        message_hex: hex::encode_upper(bytes),
+        attempts: 0,
+        next_at_ms: 0,
+        state: "pending".into(),
+        reason: reason.into(),
+        owner: None,
+        created_at: at.into(),
+        updated_at: at.into(),
+    })
 }
 
 /// Field 3 of a kind (the UnionPay conventions).

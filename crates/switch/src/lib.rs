@@ -15,6 +15,7 @@ mod kind;
 mod msgs;
 
 pub use engine::{
-    Action, Config, ConnId, Engine, Input, JournalState, Now, TerminalDialect, ZoneKeys,
+    adjustment_entry, Action, Config, ConnId, Engine, Input, JournalState, Now, TerminalDialect,
+    ZoneKeys, ADJUSTMENT,
 };
 pub use kind::{TxnKind, TxnState};

@@ -54,6 +54,10 @@ pub struct World {
     pub last_reply: Option<Message>,
     /// Refuse the next journal write (a full disk, a lost database).
     pub fail_next_persist: bool,
+    /// Every message sent to the issuer.
+    pub to_issuer: Vec<Vec<u8>>,
+    /// The issuer's field 39 (it approves everything by default).
+    pub issuer_rc: &'static str,
 }
 
 impl World {
@@ -133,6 +137,8 @@ impl World {
             outbox: Vec::new(),
             last_reply: None,
             fail_next_persist: false,
+            to_issuer: Vec::new(),
+            issuer_rc: "00",
         }
     }
 
@@ -247,6 +253,12 @@ impl World {
             .collect()
     }
 
+    /// Feeds the engine one input at the current time and carries out what it asks.
+    pub fn feed(&mut self, input: Input<'_>) {
+        let actions = self.engine.handle(self.now(), input);
+        self.execute(actions);
+    }
+
     fn now(&self) -> Now {
         Now {
             unix_ms: self.now_ms,
@@ -294,6 +306,7 @@ impl World {
                 }
                 Action::SendIssuer { message, .. } => {
                     let reply = self.issuer(&message);
+                    self.to_issuer.push(message);
                     let actions = self
                         .engine
                         .handle(self.now(), Input::IssuerFrame { frame: &reply });
@@ -337,7 +350,7 @@ impl World {
             }
         }
         m.set(38, "A12345");
-        m.set(39, "00");
+        m.set(39, self.issuer_rc);
         m.set(64, [0u8; 8]);
         let mut bytes = dialect.pack(&m).unwrap();
         let n = bytes.len() - 16;

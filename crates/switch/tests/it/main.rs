@@ -1,6 +1,7 @@
 //! Integration tests of the switch: the sans-IO engine driven in-process by the real
 //! terminal (`terminal::Terminal`) and a scripted issuer, with every durable write kept.
 
+mod adjust;
 mod harness;
 mod restart;
 mod risk_hold;

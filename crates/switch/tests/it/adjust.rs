@@ -1,0 +1,97 @@
+//! Credit adjustments queued by reconciliation: taken from the queue, numbered,
+//! signed and sent as 0220; closed by the issuer's 0230, or handed to operators when
+//! the issuer refuses.
+
+use iso8583::Dialect;
+use store::{SafRow, Write};
+
+use crate::harness::{card, World};
+
+fn saf_writes(w: &World) -> Vec<SafRow> {
+    w.writes
+        .iter()
+        .filter_map(|x| match x {
+            Write::Saf(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A sale approved through the engine, and the queued adjustment for `amount`.
+fn approved_sale_and_entry(w: &mut World, amount: i64) -> (i64, SafRow) {
+    let mut t = w.terminal(1);
+    let c = card();
+    w.approve(&mut t, |t| t.sale(&c, 10_000));
+    let row = w.txns.values().next_back().expect("the sale").clone();
+    assert_eq!(row.state, "approved");
+    let entry = switch::adjustment_entry(&row, amount, "reconciliation: double_debit", "t0")
+        .expect("a sale can be adjusted");
+    (row.txn_id, entry)
+}
+
+#[test]
+fn a_queued_adjustment_is_sent_once_and_closed_by_the_issuer() {
+    let mut w = World::new();
+    let (txn_id, entry) = approved_sale_and_entry(&mut w, 10_000);
+    assert_eq!((entry.saf_id, entry.attempts), (-txn_id, 0));
+    let sent_before = w.to_issuer.len();
+    w.feed(switch::Input::SafAdopt { entry });
+    assert_eq!(w.to_issuer.len(), sent_before + 1, "sent once");
+    let m = Dialect::iso87_ascii()
+        .unpack(w.to_issuer.last().expect("sent"))
+        .expect("unpacks");
+    let row = &w.txns[&txn_id];
+    assert_eq!(m.mti().to_string(), "0220");
+    assert_eq!(m.get_str(3), Some("220000"));
+    assert_eq!(m.get_str(4), Some("000000010000"));
+    assert_eq!(m.get_str(37), Some(row.rrn.as_str()));
+    assert_eq!(m.get_str(38), row.auth_code.as_deref());
+    assert_ne!(m.get_str(11), Some("000000"), "numbered when taken");
+    assert!(m.has(128), "signed (field 90 makes the MAC field 128)");
+    let saf = saf_writes(&w);
+    let states: Vec<(&str, i64)> = saf.iter().map(|s| (s.state.as_str(), s.attempts)).collect();
+    assert_eq!(
+        states,
+        [("pending", 1), ("done", 1)],
+        "stored as sent, then closed"
+    );
+    assert!(
+        saf[1].reason.ends_with("issuer answered 00"),
+        "{}",
+        saf[1].reason
+    );
+    assert_eq!(w.txns[&txn_id].state, "approved", "the sale itself stands");
+    assert_eq!(w.engine.remembered().2, 0, "nothing left to send");
+    assert!(w
+        .writes
+        .iter()
+        .any(|x| matches!(x, Write::Event(e) if e.kind == "adjusted")));
+}
+
+#[test]
+fn an_adjustment_the_issuer_refuses_goes_to_operators() {
+    let mut w = World::new();
+    let (_, entry) = approved_sale_and_entry(&mut w, 10_000);
+    w.issuer_rc = "13";
+    w.feed(switch::Input::SafAdopt { entry });
+    let last = saf_writes(&w).pop().expect("written");
+    assert_eq!(last.state, "exception");
+    assert!(
+        last.reason.ends_with("issuer answered 13"),
+        "{}",
+        last.reason
+    );
+    assert_eq!(w.engine.remembered().2, 0);
+}
+
+#[test]
+fn only_sales_and_completions_with_a_positive_amount_are_adjusted() {
+    let mut w = World::new();
+    let (_, _) = approved_sale_and_entry(&mut w, 1);
+    let mut row = w.txns.values().next_back().expect("sale").clone();
+    assert!(switch::adjustment_entry(&row, 0, "", "t0").is_none());
+    row.kind = "refund".into();
+    assert!(switch::adjustment_entry(&row, 100, "", "t0").is_none());
+    row.kind = "completion".into();
+    assert!(switch::adjustment_entry(&row, 100, "", "t0").is_some());
+}
