@@ -35,6 +35,9 @@ pub enum LineKind {
     VoidReversal,
     /// A refund was reversed: the cardholder is debited again.
     RefundReversal,
+    /// A credit adjustment gave back money debited in error (reconciliation asked for
+    /// it); the line carries the adjusted sale's RRN.
+    Adjustment,
 }
 
 impl LineKind {
@@ -48,6 +51,7 @@ impl LineKind {
             "reversal" => LineKind::Reversal,
             "void_reversal" => LineKind::VoidReversal,
             "refund_reversal" => LineKind::RefundReversal,
+            "adjustment" => LineKind::Adjustment,
             _ => return None,
         })
     }
@@ -62,6 +66,7 @@ impl LineKind {
             LineKind::Reversal => "reversal",
             LineKind::VoidReversal => "void_reversal",
             LineKind::RefundReversal => "refund_reversal",
+            LineKind::Adjustment => "adjustment",
         }
     }
 }
@@ -461,11 +466,13 @@ pub fn reconcile(
         ..Outcome::default()
     };
     // Per sale or completion (by its RRN): the net number of debits, how many debit
-    // lines, and the lines themselves (for the evidence).
+    // lines, the amount credit adjustments gave back, and the lines themselves (for
+    // the evidence).
     #[derive(Default)]
     struct Tally<'a> {
         net: i64,
         debits: i64,
+        adjusted: i64,
         lines: Vec<&'a ClearingRecord>,
     }
     let mut tally: HashMap<&str, Tally> = HashMap::new();
@@ -514,10 +521,14 @@ pub fn reconcile(
             LineKind::Reversal => (t.rrn.as_str(), -1),
             LineKind::Void => (original, -1),
             LineKind::VoidReversal => (original, 1),
+            LineKind::Adjustment => (t.rrn.as_str(), 0),
             LineKind::Refund | LineKind::RefundReversal => continue,
         };
         let e = tally.entry(key).or_default();
         e.net += delta;
+        if c.kind == LineKind::Adjustment {
+            e.adjusted += c.amount_minor;
+        }
         e.debits += i64::from(matches!(c.kind, LineKind::Sale | LineKind::Completion));
         e.lines.push(c);
     }
@@ -553,8 +564,9 @@ pub fn reconcile(
                 .collect(),
             action,
         };
-        if lines.net > want {
-            let extra = (lines.net - want) * t.amount_minor;
+        // What the cardholder still pays beyond what the journal says they owe.
+        let extra = (lines.net - want) * t.amount_minor - lines.adjusted;
+        if extra > 0 {
             let class = if want == 1 && lines.debits > 1 {
                 Class::DoubleDebit
             } else if matches!(t.state.as_str(), "reversed" | "reversal_pending") {
@@ -570,7 +582,7 @@ pub fn reconcile(
                     amount_minor: extra,
                 },
             ));
-        } else if lines.net < want {
+        } else if lines.net < want && lines.adjusted == 0 {
             if t.date >= date && !next_file_seen {
                 out.awaiting_next_file.push(key.to_owned());
             } else if t.date <= date {
@@ -580,6 +592,10 @@ pub fn reconcile(
                     Action::Exception,
                 ));
             }
+        } else if extra < 0 {
+            // Adjusted back more than was debited in error.
+            out.findings
+                .push(finding(Class::AmountMismatch, -extra, Action::Exception));
         } else if want == 1 {
             let debited = lines
                 .lines

@@ -134,6 +134,42 @@ fn every_class() {
             vec![(Class::UnknownAtPosguard, "R00000000007", "exception")],
         ),
         (
+            "phantom debit given back by a credit adjustment: settled",
+            vec![txn(1, "sale", "timed_out", 100, 20)],
+            vec![line(1, 100, "sale"), line(1, 100, "adjustment")],
+            true,
+            vec![],
+        ),
+        (
+            "double debit given back by a credit adjustment: settled, and still captured",
+            vec![txn(2, "sale", "approved", 200, 20)],
+            vec![
+                line(2, 200, "sale"),
+                line(2, 200, "sale"),
+                line(2, 200, "adjustment"),
+            ],
+            true,
+            vec![],
+        ),
+        (
+            "an adjustment short of the extra debit: the rest is still owed back",
+            vec![txn(2, "sale", "approved", 200, 20)],
+            vec![
+                line(2, 200, "sale"),
+                line(2, 200, "sale"),
+                line(2, 150, "adjustment"),
+            ],
+            true,
+            vec![(Class::DoubleDebit, "R00000000002", "reverse")],
+        ),
+        (
+            "adjusted back more than was debited in error",
+            vec![txn(5, "sale", "reversed", 500, 20)],
+            vec![line(5, 500, "sale"), line(5, 600, "adjustment")],
+            true,
+            vec![(Class::AmountMismatch, "R00000000005", "exception")],
+        ),
+        (
             "matched by terminal + link STAN + amount when the RRN differs",
             vec![by_fallback],
             vec![line(8, 800, "sale")],
@@ -188,6 +224,27 @@ fn double_debit_reverses_exactly_the_extra_amount() {
         out.findings[0].evidence.len(),
         3,
         "posguard's record and both lines"
+    );
+}
+
+#[test]
+fn a_partial_adjustment_leaves_exactly_the_rest_to_reverse() {
+    let out = reconcile(
+        d(20),
+        &[txn(2, "sale", "approved", 200, 20)],
+        &file(&[
+            line(2, 200, "sale"),
+            line(2, 200, "sale"),
+            line(2, 150, "adjustment"),
+        ]),
+        true,
+    );
+    assert_eq!(
+        out.findings[0].action,
+        Action::ReverseAtIssuer {
+            txn_id: 2,
+            amount_minor: 50
+        }
     );
 }
 
