@@ -3,10 +3,13 @@
 //! act on what clear rules allow, and queue the rest as exceptions.
 //!
 //! Actions taken here: an approved, debited, never-captured sale is captured (the next
-//! settlement run pays the merchant). Findings that call for a reversal at the issuer
-//! (phantom debit, double debit, reversal not applied) and every other class are
-//! queued as exceptions with the evidence, an owner and a deadline; sending those
-//! reversals automatically through the store-and-forward queue is not built yet.
+//! settlement run pays the merchant). A finding that calls for money back at the issuer
+//! (phantom debit, double debit, reversal not applied) queues a credit adjustment in
+//! the store-and-forward queue (`switch::adjustment_entry`), which the running acquirer
+//! sends; the finding is `auto_resolving` until the issuer answers — `auto_resolved`
+//! on `00`, an open exception otherwise. One automatic adjustment per transaction: a
+//! second call for one goes to a person. Every other class is queued as an exception
+//! with the evidence, an owner and a deadline.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,7 +33,8 @@ pub struct Ingested {
     pub bad: Vec<(usize, String)>,
 }
 
-/// Ingests a clearing file for `date` (idempotent per content hash).
+/// Ingests a clearing file for `date` (idempotent per date and content hash: two days
+/// with no traffic publish identical files, and both count as seen).
 pub fn ingest(
     db: &mut dyn Backend,
     bytes: &[u8],
@@ -44,9 +48,10 @@ pub fn ingest(
         .iter()
         .map(|b| (b.line, b.reason.clone()))
         .collect();
-    if db.recon_file(&parsed.hash)?.is_some() {
+    let key = format!("{date}:{}", parsed.hash);
+    if db.recon_file(&key)?.is_some() {
         return Ok(Ingested {
-            hash: parsed.hash,
+            hash: key,
             already: true,
             lines: parsed.records.len(),
             bad,
@@ -57,7 +62,7 @@ pub fn ingest(
     }
     let d = date.to_string();
     let mut writes = vec![Write::ReconFile(ReconFileRow {
-        file_hash: parsed.hash.clone(),
+        file_hash: key.clone(),
         file_date: d.clone(),
         name: name.into(),
         lines: parsed.records.len() as i64,
@@ -66,7 +71,7 @@ pub fn ingest(
     })];
     for r in &parsed.records {
         writes.push(Write::ReconLine(ReconLineRow {
-            file_hash: parsed.hash.clone(),
+            file_hash: key.clone(),
             line: r.line as i64,
             file_date: d.clone(),
             valid: true,
@@ -85,7 +90,7 @@ pub fn ingest(
     }
     for b in &parsed.bad_lines {
         writes.push(Write::ReconLine(ReconLineRow {
-            file_hash: parsed.hash.clone(),
+            file_hash: key.clone(),
             line: b.line as i64,
             file_date: d.clone(),
             valid: false,
@@ -106,7 +111,7 @@ pub fn ingest(
         db.apply(chunk)?;
     }
     Ok(Ingested {
-        hash: parsed.hash,
+        hash: key,
         already: false,
         lines: parsed.records.len(),
         bad,
@@ -186,7 +191,7 @@ impl fmt::Display for ReconReport {
         writeln!(
             f,
             "  {:<22} {:>6} {:>12} {:>14} {:>6}",
-            "class", "found", "amount", "auto-resolved", "open"
+            "class", "found", "amount", "automatic", "open"
         )?;
         for c in Class::ALL {
             let (n, amount, auto) = self.classes.get(&c).copied().unwrap_or_default();
@@ -241,7 +246,9 @@ pub fn reconcile_date(
             let Some(bd) = cfg.business_date(&t.created_at) else {
                 continue;
             };
-            if bd < prev || bd > date {
+            // The day before the window too: lines about its transactions (credit
+            // adjustments) match them rather than being unknown.
+            if bd < prev - Duration::days(1) || bd > date {
                 continue;
             }
             journal.push(journal_entry(&t, bd, captured.contains(&t.txn_id)));
@@ -265,6 +272,21 @@ pub fn reconcile_date(
     let mut writes = Vec::new();
     for f in &outcome.findings {
         let id = format!("{}:{}", f.class.name(), f.rrn);
+        if let Some(old) = existing.get(&id) {
+            if let Action::Capture { txn_id } = f.action {
+                writes.push(Write::Capture(CaptureRow {
+                    txn_id,
+                    how: "recon".into(),
+                    business_date: date.to_string(),
+                    at: at.into(),
+                }));
+            }
+            let e = report.classes.entry(f.class).or_default();
+            e.0 += 1;
+            e.1 += f.amount_minor;
+            e.2 += usize::from(old.status.starts_with("auto"));
+            continue;
+        }
         let (action, status, owner) = match f.action {
             Action::Capture { txn_id } => {
                 writes.push(Write::Capture(CaptureRow {
@@ -279,14 +301,43 @@ pub fn reconcile_date(
                     None,
                 )
             }
-            Action::ReverseAtIssuer { amount_minor, .. } => (
-                format!(
-                    "reverse {} at the issuer and notify the cardholder",
-                    major(amount_minor)
+            Action::ReverseAtIssuer {
+                txn_id,
+                amount_minor,
+            } => match db.saf_entry(-txn_id)? {
+                None => {
+                    let row = db.transaction_by_rrn(&f.rrn)?;
+                    let entry = row.as_ref().and_then(|r| {
+                        switch::adjustment_entry(r, amount_minor, &format!("reconciliation {id}"), at)
+                    });
+                    match entry {
+                        Some(e) => {
+                            let action = format!(
+                                "credit adjustment of {} queued to the issuer (queue entry {}); the issuer's SMS tells the cardholder",
+                                major(amount_minor),
+                                e.saf_id
+                            );
+                            writes.push(Write::Saf(e));
+                            (action, "auto_resolving", None)
+                        }
+                        None => (
+                            format!("give {} back at the issuer: no adjustment could be built", major(amount_minor)),
+                            "open",
+                            Some("operations".to_owned()),
+                        ),
+                    }
+                }
+                Some(e) => (
+                    format!(
+                        "give {} back at the issuer by hand: the automatic adjustment for this transaction was used (queue entry {}, {})",
+                        major(amount_minor),
+                        e.saf_id,
+                        e.state
+                    ),
+                    "open",
+                    Some("operations".to_owned()),
                 ),
-                "open",
-                Some("operations".to_owned()),
-            ),
+            },
             Action::Exception => (
                 "investigate with the issuer".to_owned(),
                 "open",
@@ -296,10 +347,7 @@ pub fn reconcile_date(
         let e = report.classes.entry(f.class).or_default();
         e.0 += 1;
         e.1 += f.amount_minor;
-        e.2 += usize::from(status == "auto_resolved");
-        if existing.contains_key(&id) {
-            continue;
-        }
+        e.2 += usize::from(status.starts_with("auto"));
         writes.push(Write::Finding(FindingRow {
             finding_id: id,
             business_date: date.to_string(),
@@ -342,6 +390,35 @@ pub fn reconcile_date(
             done.updated_at = at.into();
             writes.push(Write::FindingUpdate(done));
         }
+    }
+    // A queued adjustment the issuer has answered: applied (00) resolves its finding,
+    // anything else hands it to a person.
+    for f in existing.values().filter(|f| f.status == "auto_resolving") {
+        let Some(txn_id) = f.txn_id else { continue };
+        let Some(e) = db.saf_entry(-txn_id)? else {
+            continue;
+        };
+        let mut next = f.clone();
+        match e.state.as_str() {
+            "done" => {
+                next.status = "auto_resolved".into();
+                next.notes = format!(
+                    "{}{at}: the issuer applied the credit adjustment ({})\n",
+                    f.notes, e.reason
+                );
+            }
+            "exception" => {
+                next.status = "open".into();
+                next.owner = Some("operations".into());
+                next.notes = format!(
+                    "{}{at}: the credit adjustment failed ({}); give the money back by hand\n",
+                    f.notes, e.reason
+                );
+            }
+            _ => continue,
+        }
+        next.updated_at = at.into();
+        writes.push(Write::FindingUpdate(next));
     }
     db.apply(&writes)?;
     let open = db.findings(Some("open"))?;

@@ -441,7 +441,8 @@ impl Outcome {
 
 /// Reconciles business date `date`.
 ///
-/// `journal` is every transaction of `date` and the day before (the cut-off window);
+/// `journal` is every transaction of `date` and the day before (the cut-off window),
+/// and may hold older ones: lines naming them match, but only the window is classified;
 /// `clearing` every line of the files of `date` and the day before, plus the next
 /// day's file when it exists (`next_file_seen`). Without it, an approved sale of
 /// `date` with no issuer line is not yet reported missing but listed as awaiting.
@@ -544,11 +545,14 @@ pub fn reconcile(
     keys.sort_unstable();
     keys.dedup();
     let none = Tally::default();
+    let window_start = date.pred_opt().unwrap_or(date);
     for key in keys {
         let Some(t) = by_rrn.get(key).copied() else {
             continue;
         };
-        if !matches!(t.kind.as_str(), "sale" | "completion") {
+        // Older transactions are in the journal only so that lines about them (a
+        // credit adjustment a day after the finding, published a day late) match.
+        if !matches!(t.kind.as_str(), "sale" | "completion") || t.date < window_start {
             continue;
         }
         let lines = tally.get(key).unwrap_or(&none);

@@ -292,6 +292,17 @@ pub trait Backend: Send {
         })
     }
 
+    /// One store-and-forward entry.
+    fn saf_entry(&mut self, saf_id: i64) -> Result<Option<SafRow>, StoreError> {
+        run(self, |tx| {
+            one(
+                tx,
+                &select::<SafRow>("saf WHERE saf_id = $1"),
+                &[saf_id.into()],
+            )
+        })
+    }
+
     /// Opens `open` and applies `transfers` to the ledger, with `also`, all or nothing
     /// (see the `money` module). Returns how many transfers were new.
     fn ledger_apply(

@@ -5,6 +5,7 @@ mod demo;
 mod faults;
 mod iso;
 mod recon;
+mod recon_money;
 mod reload;
 mod scenarios;
 mod settle;

@@ -52,6 +52,9 @@ pub struct Setup {
     pub issuer_timeout_ms: u64,
     /// First store-and-forward repeat delay.
     pub saf_backoff_ms: u64,
+    /// Sweep the shared queue every second and take what is due at once (entries
+    /// reconciliation queues are picked up quickly).
+    pub sweep_fast: bool,
 }
 
 impl Default for Setup {
@@ -61,6 +64,7 @@ impl Default for Setup {
             faults: issuer::Faults::default(),
             issuer_timeout_ms: 5_000,
             saf_backoff_ms: 1_000,
+            sweep_fast: false,
         }
     }
 }
@@ -114,6 +118,10 @@ impl World {
         opts.switch.saf_backoff_ms = setup.saf_backoff_ms;
         opts.switch.saf_backoff_max_ms = setup.saf_backoff_ms * 4;
         opts.gateway.issuer_connections = 2;
+        if setup.sweep_fast {
+            opts.gateway.saf_sweep_secs = 1;
+            opts.gateway.saf_adopt_after_ms = 0;
+        }
         let (o, d) = (opts.clone(), data.clone());
         tokio::task::spawn_blocking(move || seed_store(&o, &d))
             .await
