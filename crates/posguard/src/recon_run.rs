@@ -16,7 +16,7 @@ use std::fmt;
 
 use chrono::{Duration, NaiveDate};
 use recon::{Action, Class, ClearingParser, ClearingRecord, IssuerCsv, JournalEntry, LineKind};
-use store::{Backend, CaptureRow, FindingRow, ReconFileRow, ReconLineRow, Write};
+use store::{Backend, CaptureRow, FindingRow, ReconFileRow, ReconLineRow, SafRow, Write};
 
 use crate::money::{major, MoneyConfig};
 
@@ -270,6 +270,14 @@ pub fn reconcile_date(
         .map(|f| (f.finding_id.clone(), f))
         .collect();
     let mut writes = Vec::new();
+    // Findings this run already updated.
+    let mut touched = std::collections::BTreeSet::new();
+    // Credit adjustment lines in the files used, per RRN.
+    let mut adjustment_lines: BTreeMap<&str, i64> = BTreeMap::new();
+    for c in clearing.iter().filter(|c| c.kind == LineKind::Adjustment) {
+        *adjustment_lines.entry(c.rrn.as_str()).or_default() += 1;
+    }
+    let published = |rrn: &str| adjustment_lines.get(rrn).copied().unwrap_or(0);
     for f in &outcome.findings {
         let id = format!("{}:{}", f.class.name(), f.rrn);
         if let Some(old) = existing.get(&id) {
@@ -280,6 +288,47 @@ pub fn reconcile_date(
                     business_date: date.to_string(),
                     at: at.into(),
                 }));
+            }
+            // Money still owed back after an automatic adjustment went through: the
+            // next one, or a person.
+            if let (
+                Action::ReverseAtIssuer {
+                    txn_id,
+                    amount_minor,
+                },
+                true,
+            ) = (&f.action, old.status.starts_with("auto"))
+            {
+                let mut next = old.clone();
+                match give_back(
+                    db,
+                    &id,
+                    (&f.rrn, published(&f.rrn)),
+                    *txn_id,
+                    *amount_minor,
+                    at,
+                )? {
+                    GiveBack::Waiting => {}
+                    GiveBack::Queued(e, action) => {
+                        next.status = "auto_resolving".into();
+                        next.notes = format!(
+                            "{}{at}: {} still owed back; {action}\n",
+                            old.notes,
+                            major(*amount_minor)
+                        );
+                        writes.push(Write::Saf(e));
+                    }
+                    GiveBack::ByHand(action) => {
+                        next.status = "open".into();
+                        next.owner = Some("operations".into());
+                        next.notes = format!("{}{at}: {action}\n", old.notes);
+                    }
+                }
+                if next != *old {
+                    next.updated_at = at.into();
+                    touched.insert(id.clone());
+                    writes.push(Write::FindingUpdate(next));
+                }
             }
             let e = report.classes.entry(f.class).or_default();
             e.0 += 1;
@@ -304,39 +353,20 @@ pub fn reconcile_date(
             Action::ReverseAtIssuer {
                 txn_id,
                 amount_minor,
-            } => match db.saf_entry(-txn_id)? {
-                None => {
-                    let row = db.transaction_by_rrn(&f.rrn)?;
-                    let entry = row.as_ref().and_then(|r| {
-                        switch::adjustment_entry(r, amount_minor, &format!("reconciliation {id}"), at)
-                    });
-                    match entry {
-                        Some(e) => {
-                            let action = format!(
-                                "credit adjustment of {} queued to the issuer (queue entry {}); the issuer's SMS tells the cardholder",
-                                major(amount_minor),
-                                e.saf_id
-                            );
-                            writes.push(Write::Saf(e));
-                            (action, "auto_resolving", None)
-                        }
-                        None => (
-                            format!("give {} back at the issuer: no adjustment could be built", major(amount_minor)),
-                            "open",
-                            Some("operations".to_owned()),
-                        ),
-                    }
+            } => match give_back(
+                db,
+                &id,
+                (&f.rrn, published(&f.rrn)),
+                txn_id,
+                amount_minor,
+                at,
+            )? {
+                GiveBack::Queued(e, action) => {
+                    writes.push(Write::Saf(e));
+                    (action, "auto_resolving", None)
                 }
-                Some(e) => (
-                    format!(
-                        "give {} back at the issuer by hand: the automatic adjustment for this transaction was used (queue entry {}, {})",
-                        major(amount_minor),
-                        e.saf_id,
-                        e.state
-                    ),
-                    "open",
-                    Some("operations".to_owned()),
-                ),
+                GiveBack::Waiting => already_on_its_way(),
+                GiveBack::ByHand(action) => (action, "open", Some("operations".to_owned())),
             },
             Action::Exception => (
                 "investigate with the issuer".to_owned(),
@@ -391,11 +421,49 @@ pub fn reconcile_date(
             writes.push(Write::FindingUpdate(done));
         }
     }
+    // Money owed back that the issuer's files no longer show owed (a reversal line
+    // published a day late; an adjustment the issuer refused because nothing was
+    // left to give back) resolves itself.
+    let owed_now: std::collections::BTreeSet<&str> = outcome
+        .findings
+        .iter()
+        .filter(|f| matches!(f.action, Action::ReverseAtIssuer { .. }))
+        .map(|f| f.rrn.as_str())
+        .collect();
+    let evaluated: std::collections::BTreeSet<&str> = journal
+        .iter()
+        .filter(|t| t.date >= prev)
+        .map(|t| t.rrn.as_str())
+        .collect();
+    for f in existing.values() {
+        let reverse_class = [
+            Class::PhantomDebit,
+            Class::DoubleDebit,
+            Class::ReversalNotApplied,
+        ]
+        .iter()
+        .any(|c| c.name() == f.class);
+        if reverse_class
+            && f.status == "open"
+            && evaluated.contains(f.rrn.as_str())
+            && !owed_now.contains(f.rrn.as_str())
+        {
+            let mut done = f.clone();
+            done.status = "auto_resolved".into();
+            done.notes = format!("{}{at}: the issuer's files balance now\n", f.notes);
+            done.updated_at = at.into();
+            touched.insert(f.finding_id.clone());
+            writes.push(Write::FindingUpdate(done));
+        }
+    }
     // A queued adjustment the issuer has answered: applied (00) resolves its finding,
     // anything else hands it to a person.
-    for f in existing.values().filter(|f| f.status == "auto_resolving") {
+    for f in existing
+        .values()
+        .filter(|f| f.status == "auto_resolving" && !touched.contains(&f.finding_id))
+    {
         let Some(txn_id) = f.txn_id else { continue };
-        let Some(e) = db.saf_entry(-txn_id)? else {
+        let Some((_, e)) = latest_adjustment(db, txn_id)? else {
             continue;
         };
         let mut next = f.clone();
@@ -430,4 +498,91 @@ pub fn reconcile_date(
         .max()
         .unwrap_or(0);
     Ok(report)
+}
+
+/// What to do about money a finding says is owed back.
+enum GiveBack {
+    /// The next credit adjustment, and the action text.
+    Queued(SafRow, String),
+    /// The last adjustment is still on its way.
+    Waiting,
+    /// A person: the automatic adjustments are used up, one failed, or none can be built.
+    ByHand(String),
+}
+
+/// A new finding whose transaction already has an adjustment in flight (another class
+/// of finding queued it): it resolves with that one.
+fn already_on_its_way() -> (String, &'static str, Option<String>) {
+    (
+        "an adjustment is already on its way".to_owned(),
+        "auto_resolving",
+        None,
+    )
+}
+
+/// The transaction's latest credit adjustment, with its number.
+fn latest_adjustment(db: &mut dyn Backend, txn_id: i64) -> anyhow::Result<Option<(i64, SafRow)>> {
+    let mut last = None;
+    for n in 1..=switch::MAX_ADJUSTMENTS {
+        match db.saf_entry(switch::adjustment_id(txn_id, n))? {
+            Some(e) => last = Some((n, e)),
+            None => break,
+        }
+    }
+    Ok(last)
+}
+
+/// Decides how `amount_minor` owed back for `txn_id` goes back: the next automatic
+/// credit adjustment while the previous ones went through and the issuer's files show
+/// them (`published` adjustment lines: one applied but not yet in a file is no reason
+/// for another), at most `switch::MAX_ADJUSTMENTS`; else a person.
+fn give_back(
+    db: &mut dyn Backend,
+    finding: &str,
+    (rrn, published): (&str, i64),
+    txn_id: i64,
+    amount_minor: i64,
+    at: &str,
+) -> anyhow::Result<GiveBack> {
+    // Adjustments the issuer applied; a refused one (it gives back no more than the
+    // cardholder is net debited) still counts against the limit.
+    let mut applied = 0;
+    for n in 1..=switch::MAX_ADJUSTMENTS {
+        match db.saf_entry(switch::adjustment_id(txn_id, n))? {
+            Some(e) => applied += i64::from(e.state == "done"),
+            None => break,
+        }
+    }
+    let n = match latest_adjustment(db, txn_id)? {
+        None => 1,
+        Some((_, e)) if e.state == "pending" => return Ok(GiveBack::Waiting),
+        Some(_) if published < applied => return Ok(GiveBack::Waiting),
+        Some((n, _)) if n < switch::MAX_ADJUSTMENTS => n + 1,
+        Some((n, e)) => {
+            return Ok(GiveBack::ByHand(format!(
+                "give {} back at the issuer by hand: automatic adjustment {n} is {} ({})",
+                major(amount_minor),
+                e.state,
+                e.reason
+            )))
+        }
+    };
+    let row = db.transaction_by_rrn(rrn)?;
+    let entry = row.as_ref().and_then(|r| {
+        switch::adjustment_entry(r, n, amount_minor, &format!("reconciliation {finding}"), at)
+    });
+    Ok(match entry {
+        Some(e) => {
+            let action = format!(
+                "credit adjustment of {} queued to the issuer (queue entry {}); the issuer's SMS tells the cardholder",
+                major(amount_minor),
+                e.saf_id
+            );
+            GiveBack::Queued(e, action)
+        }
+        None => GiveBack::ByHand(format!(
+            "give {} back at the issuer by hand: no adjustment could be built",
+            major(amount_minor)
+        )),
+    })
 }

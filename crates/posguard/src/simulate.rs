@@ -24,6 +24,13 @@ pub struct SimulateArgs {
     /// Skip the acquirer's crash recovery (to see the simulation catch it).
     #[arg(long)]
     skip_recovery: bool,
+    /// Business days: each day's load is reconciled the next morning.
+    #[arg(long, default_value_t = 1)]
+    days: u32,
+    /// Turn on the issuer's faults only reconciliation catches (double debits,
+    /// reversals acknowledged and not applied, late and corrupt clearing lines).
+    #[arg(long)]
+    recon_faults: bool,
 }
 
 /// Runs `posguard simulate`; fails if any seed breaks an invariant.
@@ -34,6 +41,10 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
         cfg.terminals = a.terminals.max(1);
         cfg.acquirer_crashes = a.crashes;
         cfg.skip_recovery = a.skip_recovery;
+        cfg.days = a.days.max(1);
+        if a.recon_faults {
+            cfg.issuer_faults = sim::recon_fault_mix();
+        }
         let out = run_sim(&cfg);
         let verdict = if out.violations.is_empty() {
             "ok"
@@ -41,8 +52,8 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
             "FAILED"
         };
         println!(
-            "seed {seed}: {verdict} — {} events, {} ms simulated, {} approved sales, {} reversals applied, {} crashes, {} messages dropped, trace {:016x}",
-            out.events, out.sim_ms, out.approved_sales, out.reversals_applied, out.crashes, out.dropped, out.trace_hash
+            "seed {seed}: {verdict} — {} events, {} ms simulated, {} approved sales, {} reversals applied, {} reconciliation findings, {} credit adjustments, {} crashes, {} messages dropped, trace {:016x}",
+            out.events, out.sim_ms, out.approved_sales, out.reversals_applied, out.findings, out.adjustments, out.crashes, out.dropped, out.trace_hash
         );
         if !out.violations.is_empty() {
             failed += 1;

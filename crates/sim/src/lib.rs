@@ -14,4 +14,4 @@
 pub mod demo_data;
 mod world;
 
-pub use world::{acquirer_rows, run, SimConfig, SimOutcome};
+pub use world::{acquirer_rows, recon_fault_mix, run, SimConfig, SimOutcome};

@@ -5,10 +5,12 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use cardsec::{Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule};
+use chrono::NaiveDate;
 use chrono::NaiveDateTime;
-use issuer::{Bank, ClearKeys, ClearingType, SmsKind};
+use issuer::{Bank, ClearKeys, ClearingType, Faults, SmsKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use recon::ClearingParser;
 use store::{MerchantRow, SafRow, TerminalRow, TxnRow, Write};
 use switch::{Action, Config, ConnId, Engine, Input, JournalState, Now, TerminalDialect, ZoneKeys};
 use terminal::{Card, EntryKind, Terminal, TerminalConfig};
@@ -40,6 +42,26 @@ pub struct SimConfig {
     pub cancel_permille: u16,
     /// Test hook: skip the acquirer's crash recovery (the simulation must catch it).
     pub skip_recovery: bool,
+    /// Business days simulated: each day's load, then the next morning's
+    /// reconciliation of it and the credit adjustments it queues.
+    pub days: u32,
+    /// The issuer's own faults (double debits, reversals acknowledged and not applied,
+    /// late and corrupt clearing lines): only reconciliation can catch them.
+    pub issuer_faults: Faults,
+    /// Test hook: skip the daily reconciliation (the simulation must catch it when the
+    /// issuer has faults).
+    pub skip_reconciliation: bool,
+}
+
+/// The issuer-fault mix `--recon-faults` turns on.
+pub fn recon_fault_mix() -> Faults {
+    Faults {
+        double_debit_permille: 40,
+        reversal_ack_without_apply_permille: 150,
+        late_clearing_line_permille: 40,
+        corrupt_clearing_line_permille: 20,
+        ..Faults::default()
+    }
 }
 
 impl SimConfig {
@@ -57,6 +79,9 @@ impl SimConfig {
             issuer_outages: 1,
             cancel_permille: 50,
             skip_recovery: false,
+            days: 1,
+            issuer_faults: Faults::default(),
+            skip_reconciliation: false,
         }
     }
 
@@ -77,6 +102,13 @@ impl SimConfig {
         if self.skip_recovery {
             c.push_str(" --skip-recovery");
         }
+        if self.days != d.days {
+            c.push_str(&format!(" --days {}", self.days));
+        }
+        let recon_faults = self.issuer_faults == recon_fault_mix();
+        if recon_faults {
+            c.push_str(" --recon-faults");
+        }
         let unsettable = [
             ("drop_permille", self.drop_permille != d.drop_permille),
             (
@@ -90,6 +122,11 @@ impl SimConfig {
             ("delay_max_ms", self.delay_max_ms != d.delay_max_ms),
             ("issuer_outages", self.issuer_outages != d.issuer_outages),
             ("cancel_permille", self.cancel_permille != d.cancel_permille),
+            ("skip_reconciliation", self.skip_reconciliation),
+            (
+                "issuer_faults",
+                !recon_faults && self.issuer_faults != d.issuer_faults,
+            ),
         ];
         let other: Vec<&str> = unsettable
             .iter()
@@ -116,6 +153,10 @@ pub struct SimOutcome {
     pub approved_sales: usize,
     /// Reversals the issuer applied.
     pub reversals_applied: usize,
+    /// Credit adjustments reconciliation queued (and the issuer applied).
+    pub adjustments: usize,
+    /// Reconciliation findings over all days.
+    pub findings: usize,
     /// Acquirer crashes that happened.
     pub crashes: u32,
     /// Messages the network dropped.
@@ -758,49 +799,194 @@ pub fn run(cfg: &SimConfig) -> SimOutcome {
             ..SimOutcome::default()
         };
     }
-    w.bank = bank;
+    w.bank = bank.with_faults(cfg.issuer_faults.clone(), cfg.seed ^ 0xba4c);
     let opening: i64 = w.bank.accounts().iter().map(|a| a.balance_minor).sum();
     w.boot_engine();
-    for t in 0..w.terms.len() {
-        let jitter = w.rng.gen_range(0..20);
-        w.at(jitter, Ev::TermWake { t });
-    }
-    while let Some(Reverse((time, seq))) = w.queue.pop() {
-        w.now = time;
-        w.out.events += 1;
-        w.trace = (w.trace ^ time ^ (seq << 32)).wrapping_mul(0x1000_0000_01b3);
-        if w.out.events > MAX_EVENTS {
-            w.out
-                .violations
-                .push(format!("did not settle within {MAX_EVENTS} events"));
+    let first_day = w.bank_now().date();
+    for day in 0..cfg.days.max(1) {
+        if day > 0 {
+            // The next business day starts: terminals sell again, faults are back.
+            w.now = w.now.max(u64::from(day) * DAY_MS);
+            w.started = 0;
+            w.loading = true;
+            w.crashes_left = cfg.acquirer_crashes;
+            w.outages_left = cfg.issuer_outages;
+        }
+        for t in 0..w.terms.len() {
+            let jitter = w.rng.gen_range(0..20);
+            w.at(jitter, Ev::TermWake { t });
+        }
+        w.run_queue();
+        // The next morning: yesterday's file is in; reconcile it, and let the acquirer
+        // send the credit adjustments it queued.
+        let date = first_day + chrono::Duration::days(i64::from(day));
+        w.now = w.now.max(u64::from(day + 1) * DAY_MS);
+        w.reconcile(date);
+        w.run_queue();
+        check(&mut w, opening, date, false);
+        if !w.out.violations.is_empty() {
             break;
         }
-        if w.loading
-            && w.started >= w.cfg.transactions
-            && w.terms.iter().all(|t| t.waiting.is_none())
-        {
-            // The load is over: faults stop, so queues and pending reversals can drain.
-            w.loading = false;
-        }
-        if let Some(ev) = w.events.remove(&seq) {
-            w.step(ev);
-        }
-        if w.engine.is_none()
-            && !w
-                .queue
-                .iter()
-                .any(|Reverse((_, s))| matches!(w.events.get(s), Some(Ev::AcquirerRestart)))
-        {
-            w.boot_engine();
-        }
+    }
+    if w.out.violations.is_empty() {
+        // One more morning with no traffic: lines of the last day published a day
+        // late are reconciled too; then nothing may be left anywhere.
+        let date = first_day + chrono::Duration::days(i64::from(cfg.days.max(1)));
+        w.now = w.now.max(u64::from(cfg.days.max(1) + 1) * DAY_MS);
+        w.reconcile(date);
+        w.run_queue();
+        check(&mut w, opening, date, true);
     }
     w.out.sim_ms = w.now;
     w.out.trace_hash = w.trace;
-    check(&mut w, opening);
     w.out
 }
 
-fn check(w: &mut World, opening: i64) {
+const DAY_MS: u64 = 86_400_000;
+
+impl World {
+    /// Runs events until none is left.
+    fn run_queue(&mut self) {
+        while let Some(Reverse((time, seq))) = self.queue.pop() {
+            self.now = time;
+            self.out.events += 1;
+            self.trace = (self.trace ^ time ^ (seq << 32)).wrapping_mul(0x1000_0000_01b3);
+            if self.out.events > MAX_EVENTS {
+                self.out
+                    .violations
+                    .push(format!("did not settle within {MAX_EVENTS} events"));
+                self.queue.clear();
+                break;
+            }
+            if self.loading
+                && self.started >= self.cfg.transactions
+                && self.terms.iter().all(|t| t.waiting.is_none())
+            {
+                // The load is over: faults stop, so queues and pending reversals can drain.
+                self.loading = false;
+            }
+            if let Some(ev) = self.events.remove(&seq) {
+                self.step(ev);
+            }
+            if self.engine.is_none()
+                && !self
+                    .queue
+                    .iter()
+                    .any(|Reverse((_, s))| matches!(self.events.get(s), Some(Ev::AcquirerRestart)))
+            {
+                self.boot_engine();
+            }
+        }
+    }
+
+    /// Reconciles business date `date` as the acquirer does each morning: the issuer's
+    /// files of the day before and of the day, the journal of the window, and a credit
+    /// adjustment queued (durably, then handed to the engine) for every finding that
+    /// calls for money back — one per transaction. The simulated journal has no
+    /// captures (money after the approval is outside this world): approvals count as
+    /// captured.
+    fn reconcile(&mut self, date: NaiveDate) {
+        if self.cfg.skip_reconciliation {
+            return;
+        }
+        let mut clearing = Vec::new();
+        for d in [date - chrono::Duration::days(1), date] {
+            let csv = self.bank.clearing_csv(d);
+            match recon::IssuerCsv::default().parse(csv.as_bytes(), d) {
+                Ok(f) => clearing.extend(f.records),
+                Err(e) => self.out.violations.push(format!("clearing file {d}: {e}")),
+            }
+        }
+        let local = |created_at: &str| {
+            chrono::DateTime::parse_from_rfc3339(created_at)
+                .ok()
+                .map(|t| (t.naive_utc() + chrono::Duration::hours(8)).date())
+        };
+        let from = date - chrono::Duration::days(2);
+        let journal: Vec<recon::JournalEntry> = self
+            .db
+            .txns
+            .values()
+            .filter_map(|t| {
+                let d = local(&t.created_at)?;
+                (d >= from && d <= date).then(|| recon::JournalEntry {
+                    txn_id: t.txn_id,
+                    rrn: t.rrn.clone(),
+                    auth_code: t.auth_code.clone(),
+                    terminal: t.terminal_id.clone(),
+                    link_stan: t.link_stan,
+                    kind: t.kind.clone(),
+                    state: t.state.clone(),
+                    amount_minor: t.amount_minor,
+                    original_rrn: t.original_rrn.clone(),
+                    date: d,
+                    captured: true,
+                })
+            })
+            .collect();
+        let outcome = recon::reconcile(date, &journal, &clearing, false);
+        self.out.findings += outcome.findings.len();
+        let at = self.engine_rfc3339();
+        for f in &outcome.findings {
+            let recon::Action::ReverseAtIssuer {
+                txn_id,
+                amount_minor,
+            } = f.action
+            else {
+                continue;
+            };
+            // The next automatic adjustment once the last went through; past the
+            // limit, or after a failed one, it is a person's job.
+            // (The issuer's files must show the ones applied before another is sent.)
+            let published = clearing
+                .iter()
+                .filter(|c| c.kind == recon::LineKind::Adjustment && c.rrn == f.rrn)
+                .count() as i64;
+            let (mut n, mut applied) = (1, 0);
+            loop {
+                match self.db.saf.get(&switch::adjustment_id(txn_id, n)) {
+                    Some(e) if e.state == "pending" => {
+                        n = 0; // one is on its way
+                        break;
+                    }
+                    Some(e) => {
+                        applied += i64::from(e.state == "done");
+                        n += 1;
+                    }
+                    None => break,
+                }
+            }
+            if published < applied {
+                continue; // applied, not in a file yet
+            }
+            let Some(entry) = self.db.txns.get(&txn_id).and_then(|row| {
+                switch::adjustment_entry(
+                    row,
+                    n,
+                    amount_minor,
+                    &format!("reconciliation {}", f.class),
+                    &at,
+                )
+            }) else {
+                continue;
+            };
+            self.out.adjustments += 1;
+            self.db.saf.insert(entry.saf_id, entry.clone());
+            self.feed(Input::SafAdopt { entry });
+        }
+    }
+
+    fn engine_rfc3339(&self) -> String {
+        chrono::DateTime::from_timestamp_millis(self.sim_now().unix_ms)
+            .unwrap_or_default()
+            .to_rfc3339()
+    }
+}
+
+/// Checks the invariants after the reconciliation of `date`. A sale whose clearing
+/// lines are not all published yet (a line late by a day) is left to the next day;
+/// `last` checks everything, and the cardholders' money as a whole.
+fn check(w: &mut World, opening: i64, date: NaiveDate, last: bool) {
     let v = &mut w.out.violations;
     // Terminals' view: sales they recorded as approved.
     let mut approved: BTreeMap<String, i64> = BTreeMap::new();
@@ -815,38 +1001,86 @@ fn check(w: &mut World, opening: i64) {
         }
     }
     w.out.approved_sales = approved.len();
-    // Issuer's view.
-    let mut sales: BTreeMap<String, u32> = BTreeMap::new();
-    let mut reversals: BTreeMap<String, u32> = BTreeMap::new();
+    // Issuer's view: what each sale's cardholder pays for it now.
+    let mut net: BTreeMap<String, i64> = BTreeMap::new();
+    let mut unpublished: BTreeSet<String> = BTreeSet::new();
+    let mut lines: BTreeMap<&'static str, usize> = BTreeMap::new();
     for r in w.bank.clearing_records() {
-        match r.kind {
-            ClearingType::Sale => *sales.entry(r.rrn.to_string()).or_default() += 1,
-            ClearingType::Reversal => *reversals.entry(r.rrn.to_string()).or_default() += 1,
+        let delta = match r.kind {
+            ClearingType::Sale => r.amount_minor,
+            ClearingType::Reversal | ClearingType::Adjustment => -r.amount_minor,
+            _ => continue,
+        };
+        *net.entry(r.rrn.to_string()).or_default() += delta;
+        *lines.entry(r.kind.as_str()).or_default() += 1;
+        // Published a day late: reconciliation of `date` could not see it yet.
+        if r.file_date > r.time.date() && r.file_date > date {
+            unpublished.insert(r.rrn.to_string());
+        }
+    }
+    w.out.reversals_applied = lines.get("reversal").copied().unwrap_or(0);
+    for (rrn, paid) in &net {
+        if unpublished.contains(rrn) && !last {
+            continue;
+        }
+        match approved.get(rrn) {
+            Some(&amount) if *paid > amount => v.push(format!(
+                "I2 RRN {rrn}: the cardholder pays {paid} for a sale of {amount}"
+            )),
+            Some(&amount) if *paid < amount => {
+                let issuer: Vec<String> = w
+                    .bank
+                    .clearing_records()
+                    .iter()
+                    .filter(|r| r.rrn.as_str() == rrn)
+                    .map(|r| {
+                        format!(
+                            "{} {} at {} in the file of {}",
+                            r.kind.as_str(),
+                            r.amount_minor,
+                            r.time,
+                            r.file_date
+                        )
+                    })
+                    .collect();
+                v.push(format!(
+                "lost credit: RRN {rrn} approved at the terminal for {amount}, the cardholder pays {paid} (issuer {issuer:?})"
+            ))
+            }
+            None if *paid > 0 => {
+                let journal: Vec<String> =
+                    w.db.txns
+                        .values()
+                        .filter(|t| &t.rrn == rrn)
+                        .map(|t| format!("{} {} {}", t.kind, t.state, t.created_at))
+                        .collect();
+                let issuer: Vec<String> = w
+                    .bank
+                    .clearing_records()
+                    .iter()
+                    .filter(|r| r.rrn.as_str() == rrn)
+                    .map(|r| {
+                        format!(
+                            "{} {} in the file of {}",
+                            r.kind.as_str(),
+                            r.amount_minor,
+                            r.file_date
+                        )
+                    })
+                    .collect();
+                v.push(format!(
+                    "I1 phantom debit: RRN {rrn} debited {paid} after reconciliation, and no terminal recorded it as approved (journal {journal:?}, issuer {issuer:?})"
+                ))
+            }
+            None if *paid < 0 => v.push(format!(
+                "RRN {rrn}: the cardholder was credited {} more than debited",
+                -paid
+            )),
             _ => {}
         }
     }
-    w.out.reversals_applied = reversals.values().map(|n| *n as usize).sum();
-    for (rrn, n) in &sales {
-        let rev = reversals.get(rrn).copied().unwrap_or(0);
-        if *n > 1 {
-            v.push(format!("I2 double debit: RRN {rrn} debited {n} times"));
-        }
-        if rev > 1 {
-            v.push(format!(
-                "I2 double reversal: RRN {rrn} reversed {rev} times"
-            ));
-        }
-        if *n > rev && !approved.contains_key(rrn) {
-            v.push(format!("I1 phantom debit: RRN {rrn} debited, not reversed, and no terminal recorded it as approved"));
-        }
-        if *n <= rev && approved.contains_key(rrn) {
-            v.push(format!(
-                "lost credit: RRN {rrn} approved at the terminal but reversed at the issuer"
-            ));
-        }
-    }
     for rrn in approved.keys() {
-        if !sales.contains_key(rrn) {
+        if !net.contains_key(rrn) {
             v.push(format!(
                 "RRN {rrn} approved at the terminal but never debited"
             ));
@@ -861,38 +1095,44 @@ fn check(w: &mut World, opening: i64) {
             ));
         }
     }
-    // Notifications.
-    let sms_debits = w
-        .bank
-        .sms()
-        .iter()
-        .filter(|s| s.kind == SmsKind::Sale)
-        .count();
-    let sms_reversals = w
-        .bank
-        .sms()
-        .iter()
-        .filter(|s| s.kind == SmsKind::Reversal)
-        .count();
-    let debits: u32 = sales.values().sum();
-    let revs: u32 = reversals.values().sum();
-    if sms_debits != debits as usize || sms_reversals != revs as usize {
-        v.push(format!("I5 SMS: {sms_debits} debit / {sms_reversals} reversal messages for {debits} debits / {revs} reversals"));
+    // Notifications: one SMS for every debit, reversal and adjustment.
+    for (kind, sms) in [
+        ("sale", SmsKind::Sale),
+        ("reversal", SmsKind::Reversal),
+        ("adjustment", SmsKind::Adjustment),
+    ] {
+        let sent = w.bank.sms().iter().filter(|s| s.kind == sms).count();
+        let want = lines.get(kind).copied().unwrap_or(0);
+        if sent != want {
+            v.push(format!(
+                "I5 SMS: {sent} {kind} messages for {want} {kind} lines"
+            ));
+        }
     }
-    // Money.
-    let now: i64 = w.bank.accounts().iter().map(|a| a.balance_minor).sum();
-    let want: i64 = approved.values().sum();
-    if opening - now != want {
-        v.push(format!(
-            "money: cardholders debited {} net, terminals approved {want}",
-            opening - now
-        ));
+    if last {
+        let now: i64 = w.bank.accounts().iter().map(|a| a.balance_minor).sum();
+        let want: i64 = approved.values().sum();
+        if opening - now != want {
+            v.push(format!(
+                "money: cardholders debited {} net, terminals approved {want}",
+                opening - now
+            ));
+        }
     }
     // The queue drained.
-    let stuck = w.db.saf.values().filter(|s| s.state != "done").count();
-    if stuck > 0 {
+    let stuck: Vec<String> = w
+        .db
+        .saf
+        .values()
+        // An adjustment the issuer refused (a reversal line published late made it
+        // look owed) is an operator's: the money checks above judge it.
+        .filter(|s| s.state != "done" && !(s.kind == switch::ADJUSTMENT && s.state == "exception"))
+        .map(|s| format!("{} {} {} ({})", s.saf_id, s.kind, s.state, s.reason))
+        .collect();
+    if !stuck.is_empty() {
         v.push(format!(
-            "{stuck} store-and-forward entries not acknowledged"
+            "{} store-and-forward entries not acknowledged: {stuck:?}",
+            stuck.len()
         ));
     }
 }

@@ -2695,23 +2695,42 @@ fn link_datetime_of(created_at: &str) -> String {
 /// The kind of a credit-adjustment queue entry.
 pub const ADJUSTMENT: &str = "adjustment";
 
-/// The store-and-forward entry for a credit adjustment reconciliation asks for: give
-/// back `amount_minor` the issuer debited in error for sale or completion `row`. The
-/// message (0220, processing code 22, the sale's RRN, authorization code and link
-/// reference in field 90) is stored unsigned, without STAN; the engine that takes the
-/// entry numbers, signs and sends it. The entry's id is the transaction's negated:
-/// one automatic adjustment per transaction (the issuer too accepts one per sale).
-/// `None` for other kinds or a non-positive amount.
-pub fn adjustment_entry(row: &TxnRow, amount_minor: i64, reason: &str, at: &str) -> Option<SafRow> {
+/// Automatic credit adjustments one transaction may get; past that, a person decides.
+pub const MAX_ADJUSTMENTS: i64 = 3;
+
+/// The queue id of a transaction's `n`th credit adjustment (1 ≤ n ≤
+/// [`MAX_ADJUSTMENTS`]): negative, so it never meets a reversal's (the transaction id).
+pub fn adjustment_id(txn_id: i64, n: i64) -> i64 {
+    -(txn_id * 8 + n)
+}
+
+/// The store-and-forward entry for the `n`th credit adjustment reconciliation asks
+/// for: give back `amount_minor` the issuer debited in error for sale or completion
+/// `row`. The message (0220, processing code 22, its own RRN `A` + the entry number,
+/// the sale's authorization code, and the sale's link reference in field 90 by which
+/// the issuer finds it) is stored unsigned, without STAN; the engine that takes the
+/// entry numbers, signs and sends it. `None` for other kinds, a non-positive amount or
+/// `n` outside 1..=[`MAX_ADJUSTMENTS`].
+pub fn adjustment_entry(
+    row: &TxnRow,
+    n: i64,
+    amount_minor: i64,
+    reason: &str,
+    at: &str,
+) -> Option<SafRow> {
     let kind = TxnKind::parse(&row.kind)?;
-    if !matches!(kind, TxnKind::Sale | TxnKind::Completion) || amount_minor <= 0 {
+    if !matches!(kind, TxnKind::Sale | TxnKind::Completion)
+        || amount_minor <= 0
+        || !(1..=MAX_ADJUSTMENTS).contains(&n)
+    {
         return None;
     }
+    let saf_id = adjustment_id(row.txn_id, n);
     let mut m = Message::new(Mti::lit("0220"));
     m.set(3, "220000");
     m.set(4, format!("{amount_minor:012}"));
     m.set(25, condition_code(kind));
-    m.set(37, row.rrn.as_str());
+    m.set(37, format!("A{:011}", -saf_id));
     if let Some(a) = &row.auth_code {
         m.set(38, a.as_str());
     }
@@ -2730,7 +2749,7 @@ pub fn adjustment_entry(row: &TxnRow, amount_minor: i64, reason: &str, at: &str)
     m.set(90, od.to_text());
     let bytes = LINK().pack(&m).ok()?;
     Some(SafRow {
-        saf_id: -row.txn_id,
+        saf_id,
         txn_id: row.txn_id,
         kind: ADJUSTMENT.into(),
         message_hex: hex::encode_upper(bytes),

@@ -15,7 +15,7 @@ mod kind;
 mod msgs;
 
 pub use engine::{
-    adjustment_entry, Action, Config, ConnId, Engine, Input, JournalState, Now, TerminalDialect,
-    ZoneKeys, ADJUSTMENT,
+    adjustment_entry, adjustment_id, Action, Config, ConnId, Engine, Input, JournalState, Now,
+    TerminalDialect, ZoneKeys, ADJUSTMENT, MAX_ADJUSTMENTS,
 };
 pub use kind::{TxnKind, TxnState};

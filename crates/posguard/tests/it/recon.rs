@@ -125,11 +125,7 @@ fn each_class_is_found_recorded_and_acted_on() {
             .collect();
         assert_eq!(
             queued,
-            [
-                (-6, "adjustment".into()),
-                (-3, "adjustment".into()),
-                (-2, "adjustment".into())
-            ]
+            [6, 3, 2].map(|t| (switch::adjustment_id(t, 1), "adjustment".to_owned()))
         );
         let f = db
             .findings(None)

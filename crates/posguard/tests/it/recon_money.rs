@@ -176,7 +176,7 @@ impl Day {
     /// Waits (bounded) until the acquirer has sent the queued adjustment and the
     /// issuer answered it.
     async fn adjustment_done(&self) {
-        let id = -self.txn.txn_id;
+        let id = switch::adjustment_id(self.txn.txn_id, 1);
         for _ in 0..300 {
             let state = db(&self.store, move |db| {
                 db.saf_entry(id).expect("saf").map(|e| e.state)
@@ -371,7 +371,7 @@ async fn missing_at_issuer_is_flagged_and_its_money_left_alone() {
             (f.status.as_str(), f.owner.as_deref()),
             ("open", Some("operations"))
         );
-        let id = -d.txn.txn_id;
+        let id = switch::adjustment_id(d.txn.txn_id, 1);
         assert!(db(&store, move |db| db.saf_entry(id).expect("saf"))
             .await
             .is_none());

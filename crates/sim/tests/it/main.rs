@@ -1,7 +1,7 @@
 //! The deterministic simulation: many seeds, replay, and a deliberately broken
 //! recovery that must be caught.
 
-use sim::{run, SimConfig};
+use sim::{recon_fault_mix, run, SimConfig};
 
 /// Seeds run in CI; `POSGUARD_SIM_SEEDS` runs more.
 fn seeds() -> u64 {
@@ -94,4 +94,47 @@ fn repeated_crashes_keep_every_invariant() {
             out.violations
         );
     }
+}
+
+#[test]
+fn issuer_faults_over_several_days_are_given_back_by_reconciliation() {
+    // Double debits, reversals acknowledged and not applied, clearing lines late by a
+    // day or with a wrong amount — over four business days, each reconciled the next
+    // morning: after each, no cardholder stays debited for a failed sale and no
+    // approved sale is charged twice.
+    let n = seeds() / 4;
+    let (mut adjustments, mut findings) = (0, 0);
+    let mut failures = Vec::new();
+    for seed in 0..n {
+        let mut cfg = SimConfig::new(seed, 12);
+        cfg.days = 4;
+        cfg.issuer_faults = recon_fault_mix();
+        let out = run(&cfg);
+        adjustments += out.adjustments;
+        findings += out.findings;
+        if !out.violations.is_empty() {
+            failures.push(format!("{}: {:?}", cfg.replay_command(), out.violations));
+        }
+    }
+    println!("{n} seeds x 4 days: {findings} findings, {adjustments} credit adjustments");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(adjustments > 0, "the faults must call for adjustments");
+}
+
+#[test]
+fn skipping_reconciliation_is_caught() {
+    let caught = (0..50)
+        .filter(|&seed| {
+            let mut cfg = SimConfig::new(seed, 12);
+            cfg.days = 2;
+            cfg.issuer_faults = recon_fault_mix();
+            cfg.skip_reconciliation = true;
+            !run(&cfg).violations.is_empty()
+        })
+        .count();
+    println!("reconciliation skipped: {caught} of 50 seeds caught");
+    assert!(
+        caught > 0,
+        "issuer faults left alone must break an invariant"
+    );
 }

@@ -24,7 +24,7 @@ fn approved_sale_and_entry(w: &mut World, amount: i64) -> (i64, SafRow) {
     w.approve(&mut t, |t| t.sale(&c, 10_000));
     let row = w.txns.values().next_back().expect("the sale").clone();
     assert_eq!(row.state, "approved");
-    let entry = switch::adjustment_entry(&row, amount, "reconciliation: double_debit", "t0")
+    let entry = switch::adjustment_entry(&row, 1, amount, "reconciliation: double_debit", "t0")
         .expect("a sale can be adjusted");
     (row.txn_id, entry)
 }
@@ -33,7 +33,10 @@ fn approved_sale_and_entry(w: &mut World, amount: i64) -> (i64, SafRow) {
 fn a_queued_adjustment_is_sent_once_and_closed_by_the_issuer() {
     let mut w = World::new();
     let (txn_id, entry) = approved_sale_and_entry(&mut w, 10_000);
-    assert_eq!((entry.saf_id, entry.attempts), (-txn_id, 0));
+    assert_eq!(
+        (entry.saf_id, entry.attempts),
+        (switch::adjustment_id(txn_id, 1), 0)
+    );
     let sent_before = w.to_issuer.len();
     w.feed(switch::Input::SafAdopt { entry });
     assert_eq!(w.to_issuer.len(), sent_before + 1, "sent once");
@@ -44,7 +47,16 @@ fn a_queued_adjustment_is_sent_once_and_closed_by_the_issuer() {
     assert_eq!(m.mti().to_string(), "0220");
     assert_eq!(m.get_str(3), Some("220000"));
     assert_eq!(m.get_str(4), Some("000000010000"));
-    assert_eq!(m.get_str(37), Some(row.rrn.as_str()));
+    // Its own RRN; the sale is named by its link reference (MTI, STAN, field 7).
+    assert_eq!(
+        m.get_str(37),
+        Some(format!("A{:011}", txn_id * 8 + 1).as_str())
+    );
+    let f90 = m.get_str(90).expect("field 90");
+    assert!(
+        f90.starts_with(&format!("0200{:06}", row.link_stan.expect("link STAN"))),
+        "{f90}"
+    );
     assert_eq!(m.get_str(38), row.auth_code.as_deref());
     assert_ne!(m.get_str(11), Some("000000"), "numbered when taken");
     assert!(m.has(128), "signed (field 90 makes the MAC field 128)");
@@ -89,9 +101,11 @@ fn only_sales_and_completions_with_a_positive_amount_are_adjusted() {
     let mut w = World::new();
     let (_, _) = approved_sale_and_entry(&mut w, 1);
     let mut row = w.txns.values().next_back().expect("sale").clone();
-    assert!(switch::adjustment_entry(&row, 0, "", "t0").is_none());
+    assert!(switch::adjustment_entry(&row, 1, 0, "", "t0").is_none());
+    assert!(switch::adjustment_entry(&row, 0, 100, "", "t0").is_none());
+    assert!(switch::adjustment_entry(&row, switch::MAX_ADJUSTMENTS + 1, 100, "", "t0").is_none());
     row.kind = "refund".into();
-    assert!(switch::adjustment_entry(&row, 100, "", "t0").is_none());
+    assert!(switch::adjustment_entry(&row, 1, 100, "", "t0").is_none());
     row.kind = "completion".into();
-    assert!(switch::adjustment_entry(&row, 100, "", "t0").is_some());
+    assert!(switch::adjustment_entry(&row, 1, 100, "", "t0").is_some());
 }
