@@ -269,8 +269,6 @@ struct Txn {
     persisted: bool,
     refunded_minor: i64,
     reversal_requested: bool,
-    link_mti: Mti,
-    link_datetime: String,
     original: Option<i64>,
 }
 
@@ -292,8 +290,9 @@ pub struct Engine {
     link_stan: Stan,
     in_flight: usize,
     saf: HashMap<i64, SafRow>,
-    /// Credit adjustments waiting for their 0230: (terminal, link STAN) → entry id.
-    adjusting: HashMap<(String, u32), i64>,
+    /// Queued advices (reversals, credit adjustments) waiting for their answer:
+    /// (MTI class, terminal, link STAN) → queue entry id.
+    advices: HashMap<(u8, String, u32), i64>,
     risk: risk::Engine,
     mono: Arc<dyn Fn() -> u64 + Send + Sync>,
     cases: HashMap<String, (i64, i64)>,
@@ -362,7 +361,7 @@ impl Engine {
             link_stan: Stan::new(1).unwrap_or_else(|_| unreachable!("1 is a valid STAN")),
             in_flight: 0,
             saf: HashMap::new(),
-            adjusting: HashMap::new(),
+            advices: HashMap::new(),
             risk: risk::Engine::new(
                 risk::RuleSet::default_rules(),
                 Box::new(risk::MemoryVelocity::new(1_000_000)),
@@ -461,8 +460,6 @@ impl Engine {
             persisted: true,
             refunded_minor: 0,
             reversal_requested: false,
-            link_mti: link_mti(kind),
-            link_datetime: link_datetime_of(&row.created_at),
             original: None,
             row,
         };
@@ -499,7 +496,7 @@ impl Engine {
             self.by_terminal_stan.remove(&key);
         }
         if let Some(stan) = t.row.link_stan.and_then(|s| u32::try_from(s).ok()) {
-            let link = (t.link_mti.class(), t.row.terminal_id.clone(), stan);
+            let link = (link_mti(t.kind).class(), t.row.terminal_id.clone(), stan);
             if self.by_link.get(&link) == Some(&id) {
                 self.by_link.remove(&link);
             }
@@ -1510,8 +1507,6 @@ impl Engine {
                 persisted: false,
                 refunded_minor: 0,
                 reversal_requested: false,
-                link_mti: req.mti(),
-                link_datetime: String::new(),
                 original: None,
             },
         );
@@ -1655,9 +1650,9 @@ impl Engine {
                 o.row.auth_code.clone(),
                 o.row.pan_token.clone(),
                 o.row.masked_pan.clone(),
-                o.link_mti,
+                link_mti(o.kind),
                 o.row.link_stan,
-                o.link_datetime.clone(),
+                link_datetime_of(&o.row.created_at),
             )
         });
         let message =
@@ -1690,15 +1685,14 @@ impl Engine {
         t.row.link_stan = Some(i64::from(link_stan.get()));
         t.row.original_rrn = original.as_ref().map(|o| o.0.clone());
         t.original = c.original;
-        t.link_mti = link_mti(kind);
-        t.link_datetime = DateTime::<Utc>::from_timestamp_millis(now.unix_ms)
-            .unwrap_or_default()
-            .format("%m%d%H%M%S")
-            .to_string();
         t.persisted = true;
         let row = t.row.clone();
         self.by_link.insert(
-            (t.link_mti.class(), row.terminal_id.clone(), link_stan.get()),
+            (
+                link_mti(kind).class(),
+                row.terminal_id.clone(),
+                link_stan.get(),
+            ),
             id,
         );
         self.in_flight += 1;
@@ -1960,32 +1954,21 @@ impl Engine {
             return (vec![], vec![]);
         };
         let utc = DateTime::<Utc>::from_timestamp_millis(now.unix_ms).unwrap_or_default();
-        let mut m = Message::new(Mti::lit("0420"));
-        m.set(3, processing_code(o.kind));
-        m.set(4, format!("{:012}", o.row.amount_minor));
+        let tid = o.row.terminal_id.clone();
+        // The reversed transaction's own RRN: the issuer knows it by that.
+        let mut m = link_advice(
+            "0420",
+            processing_code(o.kind),
+            &o.row,
+            o.kind,
+            o.row.amount_minor,
+            &o.row.rrn,
+            &self.cfg.acquirer_id,
+        );
         m.set(7, utc.format("%m%d%H%M%S").to_string());
         m.set_stan(link_stan);
-        m.set(25, condition_code(o.kind));
         m.set(32, self.cfg.acquirer_id.as_str());
-        // The reversed transaction's own RRN: the issuer knows it by that.
-        m.set(37, o.row.rrn.as_str());
         m.set(39, reason);
-        m.set(41, o.row.terminal_id.as_str());
-        m.set(42, o.row.merchant_id.as_str());
-        m.set(49, o.row.currency.as_str());
-        let od = OriginalData {
-            mti: link_mti(o.kind).to_string(),
-            stan: format!("{:06}", o.row.link_stan.unwrap_or(0)),
-            datetime: if o.link_datetime.is_empty() {
-                "0000000000".into()
-            } else {
-                o.link_datetime.clone()
-            },
-            acquirer: self.cfg.acquirer_id.clone(),
-            forwarder: String::new(),
-        };
-        m.set(90, od.to_text());
-        let tid = o.row.terminal_id.clone();
         let Ok(message) = pack_signed(
             LINK(),
             &mut m,
@@ -1996,7 +1979,6 @@ impl Engine {
             tracing::error!("reversal advice does not pack");
             return (vec![], vec![]);
         };
-        self.by_link.insert((4, tid, link_stan.get()), id);
         let at = self.rfc3339(now);
         let Some(o) = self.txns.get_mut(&id) else {
             return (vec![], vec![]);
@@ -2020,35 +2002,24 @@ impl Engine {
             saf_id: id,
             txn_id: id,
             kind: "reversal".into(),
-            message_hex: hex::encode_upper(&message),
-            attempts: 1,
-            next_at_ms: now.unix_ms + self.backoff_ms(1) as i64,
+            message_hex: String::new(),
+            attempts: 0,
+            next_at_ms: 0,
             state: "pending".into(),
             reason: format!("{reason} {why}"),
             owner: None,
             created_at: at.clone(),
             updated_at: at,
         };
-        self.saf.insert(id, entry.clone());
         let ev = self.event(
             now,
             id,
             "reversal_sent",
             format!("{reason} {why}; advice link STAN {:06}", link_stan.get()),
         );
-        (
-            vec![state, ev, Write::Saf(entry)],
-            vec![
-                Action::SendIssuer {
-                    txn_id: id,
-                    message,
-                },
-                Action::StartSafTimer {
-                    saf_id: id,
-                    after_ms: self.backoff_ms(1),
-                },
-            ],
-        )
+        let key = (4, tid, link_stan.get());
+        let (saf, actions) = self.send_advice(now, entry, key, message);
+        (vec![state, ev, saf], actions)
     }
 
     /// Delay before attempt `attempt + 1`: exponential from the base, capped.
@@ -2070,31 +2041,20 @@ impl Engine {
             return vec![];
         }
         if entry.attempts >= i64::from(self.cfg.saf_max_attempts) {
-            let mut e = entry;
-            e.state = "exception".into();
-            e.updated_at = at;
-            // Operators own it now: the engine forgets it (the store keeps it).
-            self.forget_saf(saf_id);
             tracing::error!(
-                txn = e.txn_id,
-                kind = %e.kind,
-                attempts = e.attempts,
+                txn = entry.txn_id,
+                kind = %entry.kind,
+                attempts = entry.attempts,
                 "ALERT: advice not acknowledged after the maximum attempts; operator exception opened"
             );
-            let ev = self.event(
-                now,
-                e.txn_id,
-                &format!("{}_exception", e.kind),
+            let (kind, detail) = (
+                format!("{}_exception", entry.kind),
                 format!(
                     "{} attempts without acknowledgement; handed to operators",
-                    e.attempts
+                    entry.attempts
                 ),
             );
-            return vec![Action::Persist {
-                writes: vec![Write::Saf(e), ev],
-                then: vec![],
-                on_fail: vec![],
-            }];
+            return self.hand_to_operators(now, entry, &kind, detail);
         }
         let repeat = hex::decode(&entry.message_hex)
             .ok()
@@ -2112,16 +2072,8 @@ impl Engine {
             });
         let Some(message) = repeat else {
             tracing::error!(saf_id, "stored advice unreadable; operator exception");
-            let mut e = entry;
-            e.state = "exception".into();
-            e.updated_at = at;
-            // Operators own it now: the engine forgets it (the store keeps it).
-            self.forget_saf(saf_id);
-            return vec![Action::Persist {
-                writes: vec![Write::Saf(e)],
-                then: vec![],
-                on_fail: vec![],
-            }];
+            let kind = format!("{}_exception", entry.kind);
+            return self.hand_to_operators(now, entry, &kind, "stored advice unreadable".into());
         };
         let mut e = entry;
         e.attempts += 1;
@@ -2189,32 +2141,76 @@ impl Engine {
         let m = hex::decode(&e.message_hex)
             .ok()
             .and_then(|b| LINK().unpack(&b).ok());
-        if let Some((Ok(stan), Some(tid))) = m.as_ref().map(|m| (m.stan(), m.get_str(41))) {
-            if e.kind == ADJUSTMENT {
-                self.adjusting
-                    .insert((tid.to_owned(), stan.get()), e.saf_id);
-            } else {
-                self.by_link
-                    .insert((4, tid.to_owned(), stan.get()), e.txn_id);
+        if let Some(m) = m {
+            if let (Ok(stan), Some(tid)) = (m.stan(), m.get_str(41)) {
+                self.advices
+                    .insert((m.mti().class(), tid.to_owned(), stan.get()), e.saf_id);
             }
         }
     }
 
-    /// Forgets a queue entry the engine no longer runs (acknowledged, or handed to
-    /// operators), with its acknowledgement key if it is an adjustment.
-    fn forget_saf(&mut self, saf_id: i64) -> Option<SafRow> {
-        let e = self.saf.remove(&saf_id)?;
-        if e.kind == ADJUSTMENT {
-            self.adjusting.retain(|_, id| *id != saf_id);
-        }
-        Some(e)
+    /// Records a queued advice as sent for the first time with `link_stan`: stored
+    /// with its signed message, findable by its answer, repeated with backoff. Returns
+    /// the write and the actions that follow it.
+    fn send_advice(
+        &mut self,
+        now: Now,
+        mut e: SafRow,
+        answer_key: (u8, String, u32),
+        message: Vec<u8>,
+    ) -> (Write, Vec<Action>) {
+        let delay = self.backoff_ms(1);
+        e.message_hex = hex::encode_upper(&message);
+        e.attempts = 1;
+        e.next_at_ms = now.unix_ms + delay as i64;
+        self.advices.insert(answer_key, e.saf_id);
+        let (txn_id, saf_id) = (e.txn_id, e.saf_id);
+        self.saf.insert(saf_id, e.clone());
+        (
+            Write::Saf(e),
+            vec![
+                Action::SendIssuer { txn_id, message },
+                Action::StartSafTimer {
+                    saf_id,
+                    after_ms: delay,
+                },
+            ],
+        )
+    }
+
+    /// Hands a queue entry to operators: `exception` in the store, forgotten here, an
+    /// event on its transaction when this node knows the transaction's numbering.
+    fn hand_to_operators(
+        &mut self,
+        now: Now,
+        mut e: SafRow,
+        kind: &str,
+        detail: String,
+    ) -> Vec<Action> {
+        self.saf.remove(&e.saf_id);
+        e.state = "exception".into();
+        e.updated_at = self.rfc3339(now);
+        let mut writes = vec![Write::Saf(e.clone())];
+        writes.extend(self.known_event(now, e.txn_id, kind, detail));
+        vec![Action::Persist {
+            writes,
+            then: vec![],
+            on_fail: vec![],
+        }]
+    }
+
+    /// An event for a transaction this node remembers; `None` for one it does not (its
+    /// next event number is unknown here, and a reused one fails the whole batch).
+    fn known_event(&mut self, now: Now, id: i64, kind: &str, detail: String) -> Option<Write> {
+        self.txns
+            .contains_key(&id)
+            .then(|| self.event(now, id, kind, detail))
     }
 
     /// Sends a credit adjustment reconciliation queued ([`adjustment_entry`]) for the
     /// first time: it gets a link STAN and field 7 now, is signed, stored as sent and
     /// sent as 0220; repeats are 0221 with backoff until the issuer's 0230.
     fn take_adjustment(&mut self, now: Now, mut e: SafRow) -> Vec<Action> {
-        let at = self.rfc3339(now);
         let link_stan = self.next_link_stan();
         let utc = DateTime::<Utc>::from_timestamp_millis(now.unix_ms).unwrap_or_default();
         let signed = hex::decode(&e.message_hex)
@@ -2224,7 +2220,7 @@ impl Engine {
                 m.set(7, utc.format("%m%d%H%M%S").to_string());
                 m.set_stan(link_stan);
                 m.set(32, self.cfg.acquirer_id.as_str());
-                let tid = m.get_str(41)?.to_owned();
+                let key = (m.mti().class(), m.get_str(41)?.to_owned(), link_stan.get());
                 let bytes = pack_signed(
                     LINK(),
                     &mut m,
@@ -2233,48 +2229,46 @@ impl Engine {
                     MacAlgorithm::X9_19,
                 )
                 .ok()?;
-                Some((tid, bytes))
+                Some((key, bytes))
             });
-        let Some((tid, message)) = signed else {
+        let Some((key, message)) = signed else {
             tracing::error!(
                 saf_id = e.saf_id,
                 "queued adjustment unreadable; operator exception"
             );
-            e.state = "exception".into();
-            e.updated_at = at;
-            return vec![Action::Persist {
-                writes: vec![Write::Saf(e)],
-                then: vec![],
-                on_fail: vec![],
-            }];
+            return self.hand_to_operators(
+                now,
+                e,
+                "adjustment_exception",
+                "queued adjustment unreadable".into(),
+            );
         };
         tracing::info!(
             saf_id = e.saf_id,
             txn = e.txn_id,
             "sending a credit adjustment to the issuer"
         );
+        e.updated_at = self.rfc3339(now);
+        let saf_id = e.saf_id;
+        let (write, then) = self.send_advice(now, e, key, message);
         let delay = self.backoff_ms(1);
-        e.message_hex = hex::encode_upper(&message);
-        e.attempts = 1;
-        e.next_at_ms = now.unix_ms + delay as i64;
-        e.updated_at = at;
-        self.adjusting.insert((tid, link_stan.get()), e.saf_id);
-        self.saf.insert(e.saf_id, e.clone());
-        let (txn_id, saf_id) = (e.txn_id, e.saf_id);
         vec![Action::Persist {
-            writes: vec![Write::Saf(e)],
-            then: vec![
-                Action::SendIssuer { txn_id, message },
-                Action::StartSafTimer {
-                    saf_id,
-                    after_ms: delay,
-                },
-            ],
+            writes: vec![write],
+            then,
             on_fail: vec![Action::StartSafTimer {
                 saf_id,
                 after_ms: delay,
             }],
         }]
+    }
+
+    /// An advice's answer came: a reversal's or an adjustment's, by the entry's kind.
+    fn on_advice_answer(&mut self, now: Now, saf_id: i64, mac_ok: bool, code: &str) -> Vec<Action> {
+        match self.saf.get(&saf_id).map(|e| e.kind.as_str()) {
+            Some(ADJUSTMENT) => self.on_adjustment_ack(now, saf_id, mac_ok, code),
+            // A reversal's entry has its transaction's id.
+            _ => self.on_reversal_ack(now, saf_id, mac_ok, code.to_owned()),
+        }
     }
 
     /// The issuer answered a credit adjustment: `00` closes it; any other answer hands
@@ -2290,36 +2284,26 @@ impl Engine {
             tracing::warn!(saf_id, "adjustment answer MAC did not verify; ignored");
             return vec![];
         }
-        let Some(mut e) = self.forget_saf(saf_id) else {
+        let Some(mut e) = self.saf.get(&saf_id).cloned() else {
             return vec![];
         };
-        let at = self.rfc3339(now);
-        let applied = code == "00";
-        e.state = if applied { "done" } else { "exception" }.into();
         e.reason = format!("{}; issuer answered {code}", e.reason);
-        e.updated_at = at;
-        let (kind, detail) = if applied {
-            tracing::info!(txn = e.txn_id, "issuer applied the credit adjustment");
-            (
-                "adjusted",
-                "issuer credited the cardholder back (reconciliation)".to_owned(),
-            )
-        } else {
+        if code != "00" {
             tracing::error!(
                 txn = e.txn_id,
                 code,
                 "ALERT: issuer refused a credit adjustment; operator exception"
             );
-            (
-                "adjustment_refused",
-                format!("issuer answered {code}; handed to operators"),
-            )
-        };
-        let mut writes = vec![Write::Saf(e.clone())];
-        // The event goes with the transaction only when its numbering is known here.
-        if self.txns.contains_key(&e.txn_id) {
-            writes.push(self.event(now, e.txn_id, kind, detail));
+            let detail = format!("issuer answered {code}; handed to operators");
+            return self.hand_to_operators(now, e, "adjustment_refused", detail);
         }
+        tracing::info!(txn = e.txn_id, "issuer applied the credit adjustment");
+        self.saf.remove(&saf_id);
+        e.state = "done".into();
+        e.updated_at = self.rfc3339(now);
+        let detail = "issuer credited the cardholder back (reconciliation)".to_owned();
+        let mut writes = vec![Write::Saf(e.clone())];
+        writes.extend(self.known_event(now, e.txn_id, "adjusted", detail));
         vec![Action::Persist {
             writes,
             then: vec![],
@@ -2359,7 +2343,11 @@ impl Engine {
     /// How much the engine remembers: transactions, issuer-link keys, store-and-forward
     /// entries (each bounded: see `Config::max_remembered`).
     pub fn remembered(&self) -> (usize, usize, usize) {
-        (self.txns.len(), self.by_link.len(), self.saf.len())
+        (
+            self.txns.len(),
+            self.by_link.len() + self.advices.len(),
+            self.saf.len(),
+        )
     }
 
     /// Store-and-forward entries waiting, and the age of the oldest (ms).
@@ -2434,36 +2422,27 @@ impl Engine {
             tracing::warn!(mti = %msg.mti(), "issuer message without STAN or terminal");
             return vec![];
         };
-        if msg.mti().class() == 2 {
-            if let Some(&saf_id) = self.adjusting.get(&(tid.to_owned(), stan.get())) {
-                let mac_ok = received_mac(LINK(), frame, &msg).is_some_and(|(data, mac)| {
-                    self.hsm
-                        .verify_mac(&self.zone.zak, MacAlgorithm::X9_19, data, &mac)
-                        .is_ok()
-                });
-                let code = msg.get_str(39).unwrap_or("").to_owned();
-                return self.on_adjustment_ack(now, saf_id, mac_ok, &code);
-            }
-        }
-        let Some(&id) = self
-            .by_link
-            .get(&(msg.mti().class(), tid.to_owned(), stan.get()))
-        else {
-            tracing::warn!(mti = %msg.mti(), terminal = tid, stan = %stan, "unmatched issuer message");
-            return vec![];
+        let key = (msg.mti().class(), tid.to_owned(), stan.get());
+        let mac_ok = |e: &Engine| {
+            received_mac(LINK(), frame, &msg).is_some_and(|(data, mac)| {
+                e.hsm
+                    .verify_mac(&e.zone.zak, MacAlgorithm::X9_19, data, &mac)
+                    .is_ok()
+            })
         };
-        let mac_ok = received_mac(LINK(), frame, &msg).is_some_and(|(data, mac)| {
-            self.hsm
-                .verify_mac(&self.zone.zak, MacAlgorithm::X9_19, data, &mac)
-                .is_ok()
-        });
-        if msg.mti().class() == 4 {
+        let Some(&id) = self.by_link.get(&key) else {
+            let Some(&saf_id) = self.advices.get(&key) else {
+                tracing::warn!(mti = %msg.mti(), terminal = tid, stan = %stan, "unmatched issuer message");
+                return vec![];
+            };
+            let mac_ok = mac_ok(self);
             if mac_ok {
-                // Acknowledged: nothing more will come for this advice.
-                self.by_link.remove(&(4, tid.to_owned(), stan.get()));
+                // Answered: nothing more will come for this advice.
+                self.advices.remove(&key);
             }
-            return self.on_reversal_ack(now, id, mac_ok, msg.get_str(39).unwrap_or("").to_owned());
-        }
+            return self.on_advice_answer(now, saf_id, mac_ok, msg.get_str(39).unwrap_or(""));
+        };
+        let mac_ok = mac_ok(self);
         let Some(t) = self.txns.get(&id) else {
             return vec![];
         };
@@ -2471,8 +2450,7 @@ impl Engine {
             tracing::warn!(rrn = %t.row.rrn, state = t.state.name(), "late issuer response");
             return vec![];
         }
-        self.by_link
-            .remove(&(msg.mti().class(), tid.to_owned(), stan.get()));
+        self.by_link.remove(&key);
         self.in_flight = self.in_flight.saturating_sub(1);
         if !mac_ok {
             tracing::warn!(rrn = %t.row.rrn, "issuer response MAC did not verify");
@@ -2726,27 +2704,11 @@ pub fn adjustment_entry(
         return None;
     }
     let saf_id = adjustment_id(row.txn_id, n);
-    let mut m = Message::new(Mti::lit("0220"));
-    m.set(3, "220000");
-    m.set(4, format!("{amount_minor:012}"));
-    m.set(25, condition_code(kind));
-    m.set(37, format!("A{:011}", -saf_id));
+    let rrn = format!("A{:011}", -saf_id);
+    let mut m = link_advice("0220", "220000", row, kind, amount_minor, &rrn, "");
     if let Some(a) = &row.auth_code {
         m.set(38, a.as_str());
     }
-    m.set(41, row.terminal_id.as_str());
-    m.set(42, row.merchant_id.as_str());
-    m.set(49, row.currency.as_str());
-    let od = OriginalData {
-        mti: link_mti(kind).to_string(),
-        stan: format!("{:06}", row.link_stan.unwrap_or(0)),
-        datetime: Some(link_datetime_of(&row.created_at))
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| "0000000000".into()),
-        acquirer: String::new(),
-        forwarder: String::new(),
-    };
-    m.set(90, od.to_text());
     let bytes = LINK().pack(&m).ok()?;
     Some(SafRow {
         saf_id,
@@ -2761,6 +2723,43 @@ pub fn adjustment_entry(
         created_at: at.into(),
         updated_at: at.into(),
     })
+}
+
+/// An advice about transaction `row` (of `kind`) for the issuer link: MTI, processing
+/// code, amount, RRN, condition, terminal, merchant, currency, and the transaction's
+/// own link reference (MTI, STAN, field 7) in field 90. The sender adds field 7, the
+/// STAN and whatever else its message needs.
+fn link_advice(
+    mti: &str,
+    processing: &str,
+    row: &TxnRow,
+    kind: TxnKind,
+    amount_minor: i64,
+    rrn: &str,
+    acquirer: &str,
+) -> Message {
+    let mut m = Message::new(Mti::lit(mti));
+    m.set(3, processing);
+    m.set(4, format!("{amount_minor:012}"));
+    m.set(25, condition_code(kind));
+    m.set(37, rrn);
+    m.set(41, row.terminal_id.as_str());
+    m.set(42, row.merchant_id.as_str());
+    m.set(49, row.currency.as_str());
+    let datetime = link_datetime_of(&row.created_at);
+    let od = OriginalData {
+        mti: link_mti(kind).to_string(),
+        stan: format!("{:06}", row.link_stan.unwrap_or(0)),
+        datetime: if datetime.is_empty() {
+            "0000000000".into()
+        } else {
+            datetime
+        },
+        acquirer: acquirer.into(),
+        forwarder: String::new(),
+    };
+    m.set(90, od.to_text());
+    m
 }
 
 /// Field 3 of a kind (the UnionPay conventions).

@@ -109,3 +109,34 @@ fn only_sales_and_completions_with_a_positive_amount_are_adjusted() {
     row.kind = "completion".into();
     assert!(switch::adjustment_entry(&row, 1, 100, "", "t0").is_some());
 }
+
+#[test]
+fn an_advice_given_up_for_a_transaction_not_remembered_writes_no_guessed_event() {
+    // A node that adopted another node's advice does not know the transaction's event
+    // numbering: an event numbered 1 would collide with the stored ones and fail the
+    // whole batch, the queue entry's `exception` with it.
+    let mut w = World::with_config(switch::Config {
+        saf_max_attempts: 1,
+        ..switch::Config::default()
+    });
+    let (_, mut entry) = approved_sale_and_entry(&mut w, 10_000);
+    entry.txn_id = 999;
+    entry.attempts = 1;
+    let saf_id = entry.saf_id;
+    w.feed(switch::Input::SafAdopt { entry });
+    let before = w.writes.len();
+    w.feed(switch::Input::SafTimer { saf_id });
+    let after = &w.writes[before..];
+    assert!(
+        after
+            .iter()
+            .any(|x| matches!(x, Write::Saf(s) if s.state == "exception")),
+        "{after:?}"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|x| matches!(x, Write::Event(e) if e.txn_id == 999)),
+        "{after:?}"
+    );
+}
