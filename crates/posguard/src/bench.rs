@@ -258,7 +258,11 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<Vec<Measured>> {
         a.data.trim_end_matches('/'),
         shanghai_now().format("%Y%m%d-%H%M%S")
     );
-    let opts = node_options(dir.clone(), issuer.iso_addr(), 10_000);
+    let mut opts = node_options(dir.clone(), issuer.iso_addr(), 10_000);
+    // A benchmark card sells hundreds of times a second: the velocity rules would
+    // decline nearly every sale in-line, and the issuer path would not be measured.
+    // Shadow mode keeps risk's whole cost (evaluated and recorded) without acting.
+    opts.risk_shadow = true;
     let (o, d) = (opts.clone(), data.clone());
     tokio::task::spawn_blocking(move || seed_store(&o, &d))
         .await

@@ -42,6 +42,9 @@ pub struct NodeOptions {
     pub gateway: GatewayConfig,
     /// Risk rules (TOML); the default rule set when `None`.
     pub rules: Option<std::path::PathBuf>,
+    /// Every rule in shadow mode (evaluated and recorded, never acting): the
+    /// benchmark measures the whole path to the issuer with risk's full cost.
+    pub risk_shadow: bool,
     /// What risk control does when it runs out of time.
     pub risk_policy: risk::Policy,
     /// Risk control's time budget per decision.
@@ -150,7 +153,10 @@ pub fn prepare(
         transactions = recent.len(),
         "acquirer state loaded"
     );
-    let rules = load_rules(opts.rules.as_deref())?;
+    let mut rules = load_rules(opts.rules.as_deref())?;
+    if opts.risk_shadow {
+        rules = rules.in_shadow();
+    }
     let cases = db.cases(None).context("load cases")?;
     let max_case_id = cases.iter().map(|c| c.case_id).max().unwrap_or(0);
     let open_cases: Vec<(store::CaseRow, i64)> = cases

@@ -119,6 +119,7 @@ pub fn node_options(store: String, issuer: SocketAddr, issuer_timeout_ms: u64) -
             ..gateway::GatewayConfig::default()
         },
         rules: None,
+        risk_shadow: false,
         risk_policy: risk::Policy::ApproveAndHold,
         risk_budget_us: 2_000,
         redis_url: None,

@@ -187,6 +187,16 @@ impl RuleSet {
         })
     }
 
+    /// The same rules, every one in shadow mode: evaluated and recorded, never acting.
+    pub fn in_shadow(mut self) -> RuleSet {
+        for r in &mut self.rules {
+            if r.mode == Mode::Active {
+                r.mode = Mode::Shadow;
+            }
+        }
+        self
+    }
+
     /// The default rule set shipped with posguard.
     pub fn default_rules() -> RuleSet {
         // Shipped data, checked by a unit test.

@@ -218,6 +218,21 @@ fn shadow_rules_are_recorded_and_never_act() {
 }
 
 #[test]
+fn a_rule_set_in_shadow_acts_on_nothing() {
+    let rules = RuleSet::default_rules();
+    let history = "30 x 100 terminal=other ago=7200";
+    assert_eq!(
+        decide(&rules, "amount=100", history),
+        "decline 65 [limit.day.card_count]"
+    );
+    assert_eq!(
+        decide(&rules.clone().in_shadow(), "amount=100", history),
+        "approve []",
+        "the match is recorded as shadow (see above), the sale is not declined"
+    );
+}
+
+#[test]
 fn time_budget_applies_the_policy_and_says_so() {
     let keys = Keys {
         card: "c",
