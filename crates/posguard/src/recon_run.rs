@@ -17,6 +17,7 @@ use std::fmt;
 use chrono::{Duration, NaiveDate};
 use recon::{Action, Class, ClearingParser, ClearingRecord, IssuerCsv, JournalEntry, LineKind};
 use store::{Backend, CaptureRow, FindingRow, ReconFileRow, ReconLineRow, SafRow, Write};
+use switch::NextAdjustment;
 
 use crate::money::{major, MoneyConfig};
 
@@ -280,15 +281,15 @@ pub fn reconcile_date(
     let published = |rrn: &str| adjustment_lines.get(rrn).copied().unwrap_or(0);
     for f in &outcome.findings {
         let id = format!("{}:{}", f.class.name(), f.rrn);
+        if let Action::Capture { txn_id } = f.action {
+            writes.push(Write::Capture(CaptureRow {
+                txn_id,
+                how: "recon".into(),
+                business_date: date.to_string(),
+                at: at.into(),
+            }));
+        }
         if let Some(old) = existing.get(&id) {
-            if let Action::Capture { txn_id } = f.action {
-                writes.push(Write::Capture(CaptureRow {
-                    txn_id,
-                    how: "recon".into(),
-                    business_date: date.to_string(),
-                    at: at.into(),
-                }));
-            }
             // Money still owed back after an automatic adjustment went through: the
             // next one, or a person.
             if let (
@@ -337,19 +338,11 @@ pub fn reconcile_date(
             continue;
         }
         let (action, status, owner) = match f.action {
-            Action::Capture { txn_id } => {
-                writes.push(Write::Capture(CaptureRow {
-                    txn_id,
-                    how: "recon".into(),
-                    business_date: date.to_string(),
-                    at: at.into(),
-                }));
-                (
-                    "captured by reconciliation; settles in the next run".to_owned(),
-                    "auto_resolved",
-                    None,
-                )
-            }
+            Action::Capture { .. } => (
+                "captured by reconciliation; settles in the next run".to_owned(),
+                "auto_resolved",
+                None,
+            ),
             Action::ReverseAtIssuer {
                 txn_id,
                 amount_minor,
@@ -365,7 +358,12 @@ pub fn reconcile_date(
                     writes.push(Write::Saf(e));
                     (action, "auto_resolving", None)
                 }
-                GiveBack::Waiting => already_on_its_way(),
+                // Another class of finding already queued one: it resolves with it.
+                GiveBack::Waiting => (
+                    "an adjustment is already on its way".to_owned(),
+                    "auto_resolving",
+                    None,
+                ),
                 GiveBack::ByHand(action) => (action, "open", Some("operations".to_owned())),
             },
             Action::Exception => (
@@ -463,7 +461,7 @@ pub fn reconcile_date(
         .filter(|f| f.status == "auto_resolving" && !touched.contains(&f.finding_id))
     {
         let Some(txn_id) = f.txn_id else { continue };
-        let Some((_, e)) = latest_adjustment(db, txn_id)? else {
+        let Some(e) = switch::adjustments(txn_id, |id| db.saf_entry(id))?.pop() else {
             continue;
         };
         let mut next = f.clone();
@@ -510,32 +508,8 @@ enum GiveBack {
     ByHand(String),
 }
 
-/// A new finding whose transaction already has an adjustment in flight (another class
-/// of finding queued it): it resolves with that one.
-fn already_on_its_way() -> (String, &'static str, Option<String>) {
-    (
-        "an adjustment is already on its way".to_owned(),
-        "auto_resolving",
-        None,
-    )
-}
-
-/// The transaction's latest credit adjustment, with its number.
-fn latest_adjustment(db: &mut dyn Backend, txn_id: i64) -> anyhow::Result<Option<(i64, SafRow)>> {
-    let mut last = None;
-    for n in 1..=switch::MAX_ADJUSTMENTS {
-        match db.saf_entry(switch::adjustment_id(txn_id, n))? {
-            Some(e) => last = Some((n, e)),
-            None => break,
-        }
-    }
-    Ok(last)
-}
-
-/// Decides how `amount_minor` owed back for `txn_id` goes back: the next automatic
-/// credit adjustment while the previous ones went through and the issuer's files show
-/// them (`published` adjustment lines: one applied but not yet in a file is no reason
-/// for another), at most `switch::MAX_ADJUSTMENTS`; else a person.
+/// Decides how `amount_minor` owed back for `txn_id` goes back
+/// (`switch::next_adjustment`): the next credit adjustment, wait, or a person.
 fn give_back(
     db: &mut dyn Backend,
     finding: &str,
@@ -544,26 +518,17 @@ fn give_back(
     amount_minor: i64,
     at: &str,
 ) -> anyhow::Result<GiveBack> {
-    // Adjustments the issuer applied; a refused one (it gives back no more than the
-    // cardholder is net debited) still counts against the limit.
-    let mut applied = 0;
-    for n in 1..=switch::MAX_ADJUSTMENTS {
-        match db.saf_entry(switch::adjustment_id(txn_id, n))? {
-            Some(e) => applied += i64::from(e.state == "done"),
-            None => break,
-        }
-    }
-    let n = match latest_adjustment(db, txn_id)? {
-        None => 1,
-        Some((_, e)) if e.state == "pending" => return Ok(GiveBack::Waiting),
-        Some(_) if published < applied => return Ok(GiveBack::Waiting),
-        Some((n, _)) if n < switch::MAX_ADJUSTMENTS => n + 1,
-        Some((n, e)) => {
+    let so_far = switch::adjustments(txn_id, |id| db.saf_entry(id))?;
+    let n = match switch::next_adjustment(&so_far, published) {
+        NextAdjustment::Send(n) => n,
+        NextAdjustment::Waiting => return Ok(GiveBack::Waiting),
+        NextAdjustment::ByHand(last) => {
             return Ok(GiveBack::ByHand(format!(
-                "give {} back at the issuer by hand: automatic adjustment {n} is {} ({})",
+                "give {} back at the issuer by hand: automatic adjustment {} is {} ({})",
                 major(amount_minor),
-                e.state,
-                e.reason
+                so_far.len(),
+                last.state,
+                last.reason
             )))
         }
     };

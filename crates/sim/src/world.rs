@@ -935,30 +935,19 @@ impl World {
             else {
                 continue;
             };
-            // The next automatic adjustment once the last went through; past the
-            // limit, or after a failed one, it is a person's job.
-            // (The issuer's files must show the ones applied before another is sent.)
             let published = clearing
                 .iter()
                 .filter(|c| c.kind == recon::LineKind::Adjustment && c.rrn == f.rrn)
                 .count() as i64;
-            let (mut n, mut applied) = (1, 0);
-            loop {
-                match self.db.saf.get(&switch::adjustment_id(txn_id, n)) {
-                    Some(e) if e.state == "pending" => {
-                        n = 0; // one is on its way
-                        break;
-                    }
-                    Some(e) => {
-                        applied += i64::from(e.state == "done");
-                        n += 1;
-                    }
-                    None => break,
-                }
-            }
-            if published < applied {
-                continue; // applied, not in a file yet
-            }
+            let so_far = switch::adjustments(txn_id, |id| {
+                Ok::<_, std::convert::Infallible>(self.db.saf.get(&id).cloned())
+            })
+            .unwrap_or_default();
+            // Waiting, or a person's job past the limit.
+            let switch::NextAdjustment::Send(n) = switch::next_adjustment(&so_far, published)
+            else {
+                continue;
+            };
             let Some(entry) = self.db.txns.get(&txn_id).and_then(|row| {
                 switch::adjustment_entry(
                     row,
@@ -1023,58 +1012,46 @@ fn check(w: &mut World, opening: i64, date: NaiveDate, last: bool) {
         if unpublished.contains(rrn) && !last {
             continue;
         }
+        // Both sides' records of the RRN, for the violation's reader.
+        let records = || {
+            let journal: Vec<String> =
+                w.db.txns
+                    .values()
+                    .filter(|t| &t.rrn == rrn)
+                    .map(|t| format!("{} {} {}", t.kind, t.state, t.created_at))
+                    .collect();
+            let issuer: Vec<String> = w
+                .bank
+                .clearing_records()
+                .iter()
+                .filter(|r| r.rrn.as_str() == rrn)
+                .map(|r| {
+                    let kind = r.kind.as_str();
+                    format!(
+                        "{kind} {} at {} in the file of {}",
+                        r.amount_minor, r.time, r.file_date
+                    )
+                })
+                .collect();
+            format!("journal {journal:?}, issuer {issuer:?}")
+        };
         match approved.get(rrn) {
             Some(&amount) if *paid > amount => v.push(format!(
-                "I2 RRN {rrn}: the cardholder pays {paid} for a sale of {amount}"
+                "I2 RRN {rrn}: the cardholder pays {paid} for a sale of {amount} ({})",
+                records()
             )),
-            Some(&amount) if *paid < amount => {
-                let issuer: Vec<String> = w
-                    .bank
-                    .clearing_records()
-                    .iter()
-                    .filter(|r| r.rrn.as_str() == rrn)
-                    .map(|r| {
-                        format!(
-                            "{} {} at {} in the file of {}",
-                            r.kind.as_str(),
-                            r.amount_minor,
-                            r.time,
-                            r.file_date
-                        )
-                    })
-                    .collect();
-                v.push(format!(
-                "lost credit: RRN {rrn} approved at the terminal for {amount}, the cardholder pays {paid} (issuer {issuer:?})"
-            ))
-            }
-            None if *paid > 0 => {
-                let journal: Vec<String> =
-                    w.db.txns
-                        .values()
-                        .filter(|t| &t.rrn == rrn)
-                        .map(|t| format!("{} {} {}", t.kind, t.state, t.created_at))
-                        .collect();
-                let issuer: Vec<String> = w
-                    .bank
-                    .clearing_records()
-                    .iter()
-                    .filter(|r| r.rrn.as_str() == rrn)
-                    .map(|r| {
-                        format!(
-                            "{} {} in the file of {}",
-                            r.kind.as_str(),
-                            r.amount_minor,
-                            r.file_date
-                        )
-                    })
-                    .collect();
-                v.push(format!(
-                    "I1 phantom debit: RRN {rrn} debited {paid} after reconciliation, and no terminal recorded it as approved (journal {journal:?}, issuer {issuer:?})"
-                ))
-            }
+            Some(&amount) if *paid < amount => v.push(format!(
+                "lost credit: RRN {rrn} approved at the terminal for {amount}, the cardholder pays {paid} ({})",
+                records()
+            )),
+            None if *paid > 0 => v.push(format!(
+                "I1 phantom debit: RRN {rrn} debited {paid} after reconciliation, and no terminal recorded it as approved ({})",
+                records()
+            )),
             None if *paid < 0 => v.push(format!(
-                "RRN {rrn}: the cardholder was credited {} more than debited",
-                -paid
+                "RRN {rrn}: the cardholder was credited {} more than debited ({})",
+                -paid,
+                records()
             )),
             _ => {}
         }

@@ -2682,6 +2682,51 @@ pub fn adjustment_id(txn_id: i64, n: i64) -> i64 {
     -(txn_id * 8 + n)
 }
 
+/// A transaction's credit adjustments so far, in order (`entry` looks one up by id).
+pub fn adjustments<E>(
+    txn_id: i64,
+    mut entry: impl FnMut(i64) -> Result<Option<SafRow>, E>,
+) -> Result<Vec<SafRow>, E> {
+    let mut out = Vec::new();
+    for n in 1..=MAX_ADJUSTMENTS {
+        match entry(adjustment_id(txn_id, n))? {
+            Some(e) => out.push(e),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// What to do about money a transaction is still owed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextAdjustment {
+    /// Send adjustment number `n`.
+    Send(i64),
+    /// The last one is on its way, or applied and not yet in the issuer's files.
+    Waiting,
+    /// A person: the automatic ones are used up (the last is given).
+    ByHand(SafRow),
+}
+
+/// The rule for the next credit adjustment, given the transaction's adjustments so far
+/// and how many adjustment lines the issuer's files show for it: another only once the
+/// issuer's files show every applied one (an applied adjustment whose line is not
+/// published yet is no reason to send another — the cardholder would be credited
+/// twice); a refused one counts against [`MAX_ADJUSTMENTS`] (the issuer gives back no
+/// more than the net debit, so trying again is safe).
+pub fn next_adjustment(so_far: &[SafRow], published: i64) -> NextAdjustment {
+    let applied = so_far.iter().filter(|e| e.state == "done").count() as i64;
+    match so_far.last() {
+        None => NextAdjustment::Send(1),
+        Some(e) if e.state == "pending" => NextAdjustment::Waiting,
+        Some(_) if published < applied => NextAdjustment::Waiting,
+        Some(_) if (so_far.len() as i64) < MAX_ADJUSTMENTS => {
+            NextAdjustment::Send(so_far.len() as i64 + 1)
+        }
+        Some(e) => NextAdjustment::ByHand(e.clone()),
+    }
+}
+
 /// The store-and-forward entry for the `n`th credit adjustment reconciliation asks
 /// for: give back `amount_minor` the issuer debited in error for sale or completion
 /// `row`. The message (0220, processing code 22, its own RRN `A` + the entry number,

@@ -140,3 +140,45 @@ fn an_advice_given_up_for_a_transaction_not_remembered_writes_no_guessed_event()
         "{after:?}"
     );
 }
+
+#[test]
+fn the_next_adjustment_rule() {
+    use switch::NextAdjustment::{ByHand, Send, Waiting};
+    let e = |state: &str| SafRow {
+        saf_id: 0,
+        txn_id: 1,
+        kind: switch::ADJUSTMENT.into(),
+        message_hex: String::new(),
+        attempts: 1,
+        next_at_ms: 0,
+        state: state.into(),
+        reason: String::new(),
+        owner: None,
+        created_at: String::new(),
+        updated_at: String::new(),
+    };
+    // (adjustments so far, adjustment lines published, what next)
+    let cases: Vec<(Vec<SafRow>, i64, switch::NextAdjustment)> = vec![
+        (vec![], 0, Send(1)),
+        (vec![e("pending")], 0, Waiting),
+        (vec![e("done")], 0, Waiting),
+        (vec![e("done")], 1, Send(2)),
+        (vec![e("exception")], 0, Send(2)),
+        (vec![e("done"), e("exception")], 1, Send(3)),
+        (vec![e("done"), e("done")], 1, Waiting),
+        (vec![e("done"), e("done"), e("done")], 3, ByHand(e("done"))),
+        (
+            vec![e("exception"), e("exception"), e("exception")],
+            0,
+            ByHand(e("exception")),
+        ),
+    ];
+    for (so_far, published, want) in cases {
+        let states: Vec<&str> = so_far.iter().map(|e| e.state.as_str()).collect();
+        assert_eq!(
+            switch::next_adjustment(&so_far, published),
+            want,
+            "{states:?}, {published} published"
+        );
+    }
+}
