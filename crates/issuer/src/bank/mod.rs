@@ -324,6 +324,24 @@ pub(crate) struct Movement {
 }
 
 /// What one posting is about: the transaction's identifying fields.
+impl Movement {
+    /// Money to the cardholder.
+    pub(crate) fn credit(
+        amount_minor: i64,
+        sms: SmsKind,
+        clearing: ClearingType,
+        memo: &'static str,
+    ) -> Movement {
+        Movement {
+            debit: false,
+            amount_minor,
+            sms,
+            clearing,
+            memo,
+        }
+    }
+}
+
 pub(crate) struct TxRef {
     rrn: Rrn,
     auth_code: String,

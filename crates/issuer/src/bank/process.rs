@@ -687,24 +687,14 @@ impl Bank {
             orig.amount_minor - orig.refunded_minor
         };
         let auth = self.next_auth_code();
-        let tx = &mut self.txs.list[i];
-        tx.account = Some(a);
-        tx.original = Some(o);
-        tx.effect_minor = credit;
+        self.txs.list[i].effect_minor = credit;
         self.txs.list[o].voided = true;
-        self.txs.list[o].net_debit_minor -= credit;
         if orig_kind == TxKind::Sale && !undone {
             self.undo_daily(a, orig_date, self.txs.list[o].amount_minor);
         }
-        let m = Movement {
-            debit: false,
-            amount_minor: credit,
-            sms: SmsKind::Void,
-            clearing: ClearingType::Void,
-            memo: "void",
-        };
-        let tx = self.tx_ref(i, &auth);
-        self.apply(now, a, m, &tx);
+        let line = self.tx_ref(i, &auth);
+        let m = Movement::credit(credit, SmsKind::Void, ClearingType::Void, "void");
+        self.credit_back(now, i, o, m, &line);
         Ok(Outcome::approved(Some(auth)))
     }
 
@@ -716,7 +706,6 @@ impl Bank {
     ) -> Result<Outcome, ResponseCode> {
         let o = self.original(r, "0200", b"00", &[TxKind::Sale, TxKind::Completion])?;
         let orig = &self.txs.list[o];
-        let a = orig.account.unwrap_or(0);
         if orig.voided || orig.reversed {
             return Err(ResponseCode::INVALID_TRANSACTION);
         }
@@ -726,19 +715,9 @@ impl Bank {
         }
         let auth = self.next_auth_code();
         self.txs.list[o].refunded_minor += minor;
-        self.txs.list[o].net_debit_minor -= minor;
-        let tx = &mut self.txs.list[i];
-        tx.account = Some(a);
-        tx.original = Some(o);
-        let m = Movement {
-            debit: false,
-            amount_minor: minor,
-            sms: SmsKind::Refund,
-            clearing: ClearingType::Refund,
-            memo: "refund",
-        };
-        let tx = self.tx_ref(i, &auth);
-        self.apply(now, a, m, &tx);
+        let line = self.tx_ref(i, &auth);
+        let m = Movement::credit(minor, SmsKind::Refund, ClearingType::Refund, "refund");
+        self.credit_back(now, i, o, m, &line);
         Ok(Outcome::approved(Some(auth)))
     }
 
@@ -812,30 +791,31 @@ impl Bank {
             tracing::warn!(rrn = %orig.rrn, minor, net = orig.net_debit_minor, "adjustment larger than the net debit: 13");
             return Err(ResponseCode::INVALID_AMOUNT);
         }
-        let a = orig.account.unwrap_or(0);
-        let tx = TxRef {
-            rrn: orig.rrn,
-            auth_code: orig.outcome.auth_code.clone().unwrap_or_default(),
-            stan: r.stan.clone(),
-            terminal: orig.terminal.clone(),
-            merchant: orig.merchant.clone(),
-            merchant_name: orig.merchant_name.clone(),
-        };
-        self.txs.list[o].net_debit_minor -= minor;
-        let adj = &mut self.txs.list[i];
-        adj.account = Some(a);
-        adj.original = Some(o);
-        adj.effect_minor = minor;
-        let m = Movement {
-            debit: false,
-            amount_minor: minor,
-            sms: SmsKind::Adjustment,
-            clearing: ClearingType::Adjustment,
-            memo: "adjustment",
-        };
-        tracing::info!(rrn = %tx.rrn, minor, "credit adjustment applied");
-        self.apply(now, a, m, &tx);
+        // The line is the sale's: its RRN, authorization code and link STAN.
+        let auth = orig.outcome.auth_code.clone().unwrap_or_default();
+        let line = self.tx_ref(o, &auth);
+        self.txs.list[i].effect_minor = minor;
+        let m = Movement::credit(
+            minor,
+            SmsKind::Adjustment,
+            ClearingType::Adjustment,
+            "adjustment",
+        );
+        tracing::info!(rrn = %line.rrn, minor, "credit adjustment applied");
+        self.credit_back(now, i, o, m, &line);
         Ok(Outcome::approved(Some(self.next_auth_code())))
+    }
+
+    /// Gives money back to the cardholder of original `o` through follow-up `i` (void,
+    /// refund, adjustment): links them, lowers what the cardholder is net debited for
+    /// `o`, and moves the money with its SMS and the clearing `line`.
+    fn credit_back(&mut self, now: NaiveDateTime, i: usize, o: usize, m: Movement, line: &TxRef) {
+        let a = self.txs.list[o].account.unwrap_or(0);
+        self.txs.list[o].net_debit_minor -= m.amount_minor;
+        let f = &mut self.txs.list[i];
+        f.account = Some(a);
+        f.original = Some(o);
+        self.apply(now, a, m, line);
     }
 
     fn release_hold(&mut self, a: usize, minor: i64) {
@@ -939,13 +919,8 @@ impl Bank {
         };
         let (kind, amount, date, original) = (tx.kind, tx.amount_minor, tx.date, tx.original);
         let auth = tx.outcome.auth_code.clone().unwrap_or_default();
-        let mut movement = Movement {
-            debit: false,
-            amount_minor: 0,
-            sms: SmsKind::Reversal,
-            clearing: ClearingType::Reversal,
-            memo: "reversal",
-        };
+        let mut movement =
+            Movement::credit(0, SmsKind::Reversal, ClearingType::Reversal, "reversal");
         match kind {
             TxKind::Balance => {}
             TxKind::Sale | TxKind::Completion => {
