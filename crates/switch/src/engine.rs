@@ -1012,6 +1012,14 @@ impl Engine {
                 "terminal is not active",
             ));
         }
+        // Shed load before the card is tokenized and the PIN translated: an overloaded
+        // node spends no security-module work on a request it will refuse.
+        if self.in_flight >= self.cfg.max_in_flight {
+            return Err(Reject(
+                ResponseCode::ISSUER_INOPERATIVE,
+                "too many requests waiting for the issuer",
+            ));
+        }
         let card = self.card(now, req)?;
         let amount_minor = if kind == TxnKind::Balance {
             0
@@ -1076,12 +1084,6 @@ impl Engine {
                 }
             }
         };
-        if self.in_flight >= self.cfg.max_in_flight {
-            return Err(Reject(
-                ResponseCode::ISSUER_INOPERATIVE,
-                "too many requests waiting for the issuer",
-            ));
-        }
         Ok(Checked {
             card,
             amount_minor,

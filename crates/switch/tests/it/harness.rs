@@ -58,6 +58,8 @@ pub struct World {
     pub to_issuer: Vec<Vec<u8>>,
     /// The issuer's field 39 (it approves everything by default).
     pub issuer_rc: &'static str,
+    /// The issuer keeps its answers (requests stay in flight).
+    pub issuer_silent: bool,
 }
 
 impl World {
@@ -139,6 +141,7 @@ impl World {
             fail_next_persist: false,
             to_issuer: Vec::new(),
             issuer_rc: "00",
+            issuer_silent: false,
         }
     }
 
@@ -303,6 +306,9 @@ impl World {
                     self.apply(&writes);
                     self.writes.extend(writes);
                     self.execute(then);
+                }
+                Action::SendIssuer { message, .. } if self.issuer_silent => {
+                    self.to_issuer.push(message);
                 }
                 Action::SendIssuer { message, .. } => {
                     let reply = self.issuer(&message);

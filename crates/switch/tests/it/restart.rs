@@ -72,3 +72,28 @@ fn a_failed_first_write_answers_96_and_forgets_the_transaction() {
     assert_eq!(w.txns.len(), 1);
     assert_eq!(w.txns.values().next().unwrap().state, "approved");
 }
+
+#[test]
+fn past_the_in_flight_limit_requests_are_refused_91_and_not_sent() {
+    let mut w = World::with_config(switch::Config {
+        max_in_flight: 1,
+        ..switch::Config::default()
+    });
+    let mut t = w.terminal(1);
+    let c = card();
+    w.issuer_silent = true;
+    let first = t.sale(&c, 1_000).unwrap();
+    assert!(w.deliver(&first.frame).is_empty(), "waiting for the issuer");
+    assert_eq!(w.engine.in_flight(), 1);
+    let sent = w.to_issuer.len();
+    // A second terminal's sale: refused 91, nothing sent to the issuer.
+    let mut t2 = w.terminal(500);
+    let req = t2.sale(&c, 2_000).unwrap();
+    let out = w.exchange(&mut t2, req);
+    assert_eq!(
+        out.response_code,
+        Some(ResponseCode::ISSUER_INOPERATIVE),
+        "{out:?}"
+    );
+    assert_eq!(w.to_issuer.len(), sent);
+}
