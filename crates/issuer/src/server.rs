@@ -269,22 +269,23 @@ fn answer(bank: &Mutex<Bank>, cfg: &ServerConfig, frame: &[u8]) -> Answer {
         Err(e) => {
             tracing::warn!(error = %e, "malformed message");
             match bare_format_error(frame) {
-                Some(m) => m,
+                Some(m) => m.into(),
                 None => return Answer::Close,
             }
         }
     };
-    let approved_financial = matches!(reply.mti().class(), 1 | 2)
-        && reply.response_code().is_ok_and(|rc| rc.is_approved());
+    let (mti, rc) = (reply.message.mti(), reply.message.response_code());
+    let approved_financial = matches!(mti.class(), 1 | 2) && rc.is_ok_and(|rc| rc.is_approved());
     let mut out = Vec::new();
-    let framed = Dialect::iso87_ascii()
-        .pack(&reply)
+    // A signed reply was packed when it was signed: it is not packed again.
+    let framed = reply
+        .into_wire()
         .map_err(|e| e.to_string())
         .and_then(|p| encode_frame(&p, cfg.max_frame, &mut out).map_err(|e| e.to_string()));
     match framed {
         Ok(()) => Answer::Reply(out, approved_financial),
         Err(e) => {
-            tracing::error!(error = %e, mti = %reply.mti(), "reply could not be packed");
+            tracing::error!(error = %e, %mti, "reply could not be packed");
             Answer::Nothing
         }
     }

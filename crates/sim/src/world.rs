@@ -539,7 +539,7 @@ impl World {
                 }
                 let now = self.bank_now();
                 if let Ok(Some(reply)) = self.bank.handle_packed(now, &msg) {
-                    if let Ok(bytes) = iso8583::Dialect::iso87_ascii().pack(&reply) {
+                    if let Ok(bytes) = reply.into_wire() {
                         let epoch = self.epoch;
                         self.net(|| Ev::FromIssuer {
                             epoch,

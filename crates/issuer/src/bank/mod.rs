@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use book::{AccountBalance, Book, BookAccount, BookTotals, Posting};
 pub use clearing::{ClearingRecord, ClearingType, CLEARING_HEADER};
 pub use notice::{Sms, SmsKind};
+pub use process::Reply;
 
 use crate::faults::{chance, Faults};
 use crate::IssuerError;

@@ -268,6 +268,35 @@ impl Request {
     }
 }
 
+/// The bank's answer to a request: the message, and its bytes on the link when they
+/// were already packed to be signed (a signed reply is packed once).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The reply.
+    pub message: Message,
+    signed: Option<Vec<u8>>,
+}
+
+impl From<Message> for Reply {
+    /// An unsigned reply (network management, a bare format error).
+    fn from(message: Message) -> Reply {
+        Reply {
+            message,
+            signed: None,
+        }
+    }
+}
+
+impl Reply {
+    /// The reply's `iso87-ascii` bytes.
+    pub fn into_wire(self) -> Result<Vec<u8>, iso8583::Error> {
+        match self.signed {
+            Some(bytes) => Ok(bytes),
+            None => Dialect::iso87_ascii().pack(&self.message),
+        }
+    }
+}
+
 impl Bank {
     /// Answers one decoded request at local time `now`; `None` for messages that are
     /// not requests (replies are not for the issuer).
@@ -276,7 +305,7 @@ impl Bank {
     /// the acquirer sent when it used this codec; [`Bank::handle_packed`] checks the
     /// bytes as received.
     pub fn handle(&mut self, now: NaiveDateTime, req: &Message) -> Option<Message> {
-        self.dispatch(now, req, None)
+        self.dispatch(now, req, None).map(|r| r.message)
     }
 
     /// Unpacks one `iso87-ascii` message and answers it, checking the MAC over the
@@ -285,7 +314,7 @@ impl Bank {
         &mut self,
         now: NaiveDateTime,
         raw: &[u8],
-    ) -> Result<Option<Message>, iso8583::Error> {
+    ) -> Result<Option<Reply>, iso8583::Error> {
         let msg = Dialect::iso87_ascii().unpack(raw)?;
         Ok(self.dispatch(now, &msg, Some(raw)))
     }
@@ -297,22 +326,17 @@ impl Bank {
         now: NaiveDateTime,
         msg: &Message,
         raw: &[u8],
-    ) -> Option<Message> {
+    ) -> Option<Reply> {
         self.dispatch(now, msg, Some(raw))
     }
 
-    fn dispatch(
-        &mut self,
-        now: NaiveDateTime,
-        req: &Message,
-        raw: Option<&[u8]>,
-    ) -> Option<Message> {
+    fn dispatch(&mut self, now: NaiveDateTime, req: &Message, raw: Option<&[u8]>) -> Option<Reply> {
         let mti = req.mti();
         if !mti.is_request() {
             return None;
         }
         let reply = match mti.class() {
-            8 => self.network(req),
+            8 => self.network(req).into(),
             1 | 2 => self.financial(now, req, raw),
             4 => self.reversal(now, req, raw),
             _ => self.reply(
@@ -348,7 +372,7 @@ impl Bank {
         })
     }
 
-    fn reply(&self, req: &Message, echo: &[u8], o: &Outcome) -> Message {
+    fn reply(&self, req: &Message, echo: &[u8], o: &Outcome) -> Reply {
         let mut m = Message::new(req.mti().response());
         for &f in echo {
             if let Some(v) = req.get(f) {
@@ -368,13 +392,16 @@ impl Bank {
             self.hsm
                 .generate_mac(&self.keys.zak, MacAlgorithm::X9_19, data)
         });
-        if let Err(e) = signed {
+        if let Err(e) = &signed {
             tracing::error!(error = %e, mti = %m.mti(), "reply could not be signed");
         }
-        m
+        Reply {
+            message: m,
+            signed: signed.ok(),
+        }
     }
 
-    fn financial(&mut self, now: NaiveDateTime, req: &Message, raw: Option<&[u8]>) -> Message {
+    fn financial(&mut self, now: NaiveDateTime, req: &Message, raw: Option<&[u8]>) -> Reply {
         if !self.mac_ok(req, raw) {
             tracing::warn!(mti = %req.mti(), rrn = req.get_str(37).unwrap_or("-"), "MAC failure: answered A0, no effect");
             return self.reply(
@@ -830,7 +857,7 @@ impl Bank {
         }
     }
 
-    fn reversal(&mut self, now: NaiveDateTime, req: &Message, raw: Option<&[u8]>) -> Message {
+    fn reversal(&mut self, now: NaiveDateTime, req: &Message, raw: Option<&[u8]>) -> Reply {
         if !self.mac_ok(req, raw) {
             tracing::warn!(
                 rrn = req.get_str(37).unwrap_or("-"),

@@ -464,7 +464,8 @@ fn mac_failure_is_answered_a0_without_effect() {
         .bank
         .handle_packed(now(), &raw)
         .expect("unpacks")
-        .expect("reply");
+        .expect("reply")
+        .message;
     assert_eq!(reply.get_str(39), Some("A0"));
     assert!(w.mac_valid(&reply));
     // Unsigned, and signed over other content.

@@ -10,7 +10,7 @@ use cardsec::{mac_equal, x9_19_mac, Key, Pan, Pin, PinBlock};
 use chrono::{NaiveDate, NaiveDateTime};
 use domain::Currency;
 use iso8583::subfields::OriginalData;
-use iso8583::{Message, Mti};
+use iso8583::{Dialect, Message, Mti};
 use issuer::{
     linkmac, AccountId, AccountView, Bank, CardStatus, ClearKeys, Faults, Language, NewAccount,
 };
@@ -299,6 +299,13 @@ impl World {
             .handle_packed(now(), &raw)
             .expect("unpacks")
             .expect("a reply");
+        let reply_message = reply.message.clone();
+        assert_eq!(
+            reply.into_wire().expect("wire"),
+            Dialect::iso87_ascii().pack(&reply_message).expect("packs"),
+            "the bytes packed when signing are the reply's bytes"
+        );
+        let reply = reply_message;
         assert_eq!(reply.mti(), m.mti().response());
         assert!(self.mac_valid(&reply), "reply MAC");
         reply
