@@ -486,6 +486,13 @@ impl Driver {
                 Action::CloseTerminal { conn } => {
                     self.conns.remove(&conn);
                 }
+                Action::NoReply { conn } => {
+                    // An empty frame frees the request's flow-control slot, writing
+                    // nothing.
+                    if let Some((tx, _)) = self.conns.get(&conn) {
+                        let _ = tx.try_send(Vec::new());
+                    }
+                }
                 Action::Abandon { txn_id } => self.feed(Input::Abandoned { txn_id }),
             }
         }

@@ -92,8 +92,10 @@ async fn serve_connection(
     let in_flight = Arc::new(Semaphore::new(cfg.max_in_flight_per_conn.max(1)));
     let writer_slots = in_flight.clone();
     let writer = tokio::spawn(async move {
+        // One slot back per request answered (an empty frame: answered by another
+        // request's reply).
         while let Some(frame) = rx.recv().await {
-            if wr.write_all(&frame).await.is_err() {
+            if !frame.is_empty() && wr.write_all(&frame).await.is_err() {
                 break;
             }
             writer_slots.add_permits(1);

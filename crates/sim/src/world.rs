@@ -516,6 +516,8 @@ impl World {
                     }
                 }
                 Action::Abandon { txn_id } => self.feed(Input::Abandoned { txn_id }),
+                // The simulated network bounds nothing per connection.
+                Action::NoReply { .. } => {}
             }
         }
     }

@@ -246,6 +246,13 @@ pub enum Action {
         /// The connection.
         conn: ConnId,
     },
+    /// A request on `conn` gets no reply of its own (a retransmission of one still in
+    /// flight: the original's reply answers both). A driver that bounds unanswered
+    /// requests per connection frees its slot.
+    NoReply {
+        /// The connection.
+        conn: ConnId,
+    },
 }
 
 struct TerminalState {
@@ -959,18 +966,16 @@ impl Engine {
 
     fn duplicate(&mut self, conn: ConnId, id: i64) -> Vec<Action> {
         let Some(t) = self.txns.get_mut(&id) else {
-            return vec![];
+            return vec![Action::NoReply { conn }];
         };
         tracing::info!(rrn = %t.row.rrn, "duplicate request answered from the journal");
-        match &t.row.reply_hex {
-            Some(h) => match hex::decode(h) {
-                Ok(frame) => vec![Action::SendTerminal { conn, frame }],
-                Err(_) => vec![],
-            },
+        match t.row.reply_hex.as_deref().map(hex::decode) {
+            Some(Ok(frame)) => vec![Action::SendTerminal { conn, frame }],
+            Some(Err(_)) => vec![Action::NoReply { conn }],
             None => {
                 // Still in flight: the reply will go to the connection that asked last.
                 t.conn = conn;
-                vec![]
+                vec![Action::NoReply { conn }]
             }
         }
     }

@@ -346,3 +346,47 @@ async fn another_node_takes_over_an_orphaned_reversal() {
         .await
         .expect("cleanup");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retransmissions_of_a_request_in_flight_get_one_answer_and_free_their_slots() {
+    // A terminal that resends its sale while the issuer is slow: every copy is a
+    // request its connection counts as unanswered (at most 8 by default). The copies
+    // are answered by the original's reply; each frees its slot at once, or the
+    // connection would read nothing more once eight had piled up.
+    let store = stores("retransmit").remove(0);
+    let setup = Setup {
+        faults: Faults {
+            late_permille: 1000,
+            late_ms: 700,
+            ..Faults::default()
+        },
+        issuer_timeout_ms: 300,
+        saf_backoff_ms: 200,
+        ..Setup::default()
+    };
+    let w = World::start_with(&store, setup).await;
+    let mut pos = Pos::connect(w.acquirer, &w.data.terminals[2]).await;
+    assert_eq!(code(&pos.sign_on().await), "00");
+    let c = w.card(CardFate::Good, 2).clone();
+    let sale = pos.term.sale(&card(&c), 3_300).expect("sale");
+    for _ in 0..12 {
+        pos.write_only(&sale.frame).await;
+    }
+    let reply = pos
+        .next_frame(Duration::from_secs(5))
+        .await
+        .expect("the sale's answer");
+    assert_eq!(code(&pos.term.on_reply(&reply).expect("reply")), "98");
+    assert!(
+        pos.next_frame(Duration::from_millis(800)).await.is_none(),
+        "one answer for twelve copies"
+    );
+    // The connection still carries the terminal's next request (answered 98 too: the
+    // issuer is still slow).
+    let next = pos.term.sale(&card(&c), 4_400).expect("sale");
+    assert_eq!(code(&pos.send(next).await), "98");
+    w.stop().await;
+    tokio::task::spawn_blocking(move || cleanup(&store))
+        .await
+        .expect("cleanup");
+}

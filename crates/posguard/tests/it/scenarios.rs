@@ -242,6 +242,22 @@ impl Pos {
         }
     }
 
+    /// The next frame from the acquirer, if one comes within `wait`.
+    pub async fn next_frame(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(f) = self.dec.next_frame().expect("frame") {
+                return Some(f.to_vec());
+            }
+            let n = tokio::time::timeout(wait, self.stream.read(&mut buf))
+                .await
+                .ok()?
+                .expect("read");
+            assert!(n > 0, "acquirer closed the connection");
+            self.dec.feed(&buf[..n]);
+        }
+    }
+
     /// Writes a frame without waiting for the reply.
     pub async fn write_only(&mut self, frame: &[u8]) {
         self.stream.write_all(frame).await.expect("write");

@@ -323,6 +323,7 @@ impl World {
                     self.outbox.push(frame);
                 }
                 Action::CloseTerminal { .. }
+                | Action::NoReply { .. }
                 | Action::StartIssuerTimer { .. }
                 | Action::StartSafTimer { .. } => {}
             }
