@@ -56,20 +56,21 @@ impl TxnKind {
         }
     }
 
+    /// Every kind.
+    pub const ALL: [TxnKind; 8] = [
+        TxnKind::Balance,
+        TxnKind::Sale,
+        TxnKind::Void,
+        TxnKind::Refund,
+        TxnKind::PreAuth,
+        TxnKind::PreAuthCancel,
+        TxnKind::Completion,
+        TxnKind::Reversal,
+    ];
+
     /// Reads a stored name.
     pub fn parse(s: &str) -> Option<TxnKind> {
-        [
-            TxnKind::Balance,
-            TxnKind::Sale,
-            TxnKind::Void,
-            TxnKind::Refund,
-            TxnKind::PreAuth,
-            TxnKind::PreAuthCancel,
-            TxnKind::Completion,
-            TxnKind::Reversal,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s)
+        TxnKind::ALL.into_iter().find(|k| k.name() == s)
     }
 
     /// Whether the kind names an original transaction (field 61).
@@ -136,22 +137,23 @@ impl TxnState {
         }
     }
 
+    /// Every state.
+    pub const ALL: [TxnState; 10] = [
+        TxnState::Authorizing,
+        TxnState::Approved,
+        TxnState::Declined,
+        TxnState::Rejected,
+        TxnState::TimedOut,
+        TxnState::Unavailable,
+        TxnState::ReversalPending,
+        TxnState::Reversed,
+        TxnState::Voided,
+        TxnState::Recorded,
+    ];
+
     /// Reads a stored name.
     pub fn parse(s: &str) -> Option<TxnState> {
-        [
-            TxnState::Authorizing,
-            TxnState::Approved,
-            TxnState::Declined,
-            TxnState::Rejected,
-            TxnState::TimedOut,
-            TxnState::Unavailable,
-            TxnState::ReversalPending,
-            TxnState::Reversed,
-            TxnState::Voided,
-            TxnState::Recorded,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s)
+        TxnState::ALL.into_iter().find(|k| k.name() == s)
     }
 
     /// Whether moving from `self` to `next` is allowed: states never go back.
@@ -182,19 +184,11 @@ mod tests {
         assert!(!Reversed.can_become(Approved));
         assert!(!Declined.can_become(Approved));
         assert!(!Approved.can_become(Authorizing));
-        for s in [
-            Authorizing,
-            Approved,
-            Declined,
-            Rejected,
-            TimedOut,
-            Unavailable,
-            ReversalPending,
-            Reversed,
-            Voided,
-            Recorded,
-        ] {
+        for s in TxnState::ALL {
             assert_eq!(TxnState::parse(s.name()), Some(s));
+        }
+        for k in TxnKind::ALL {
+            assert_eq!(TxnKind::parse(k.name()), Some(k));
         }
     }
 }
