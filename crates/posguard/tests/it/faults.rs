@@ -62,8 +62,7 @@ async fn issuer_drops_the_approval_after_debiting() {
             ..Setup::default()
         };
         let w = World::start_with(&store, setup).await;
-        let mut pos = Pos::connect(w.acquirer, &w.data.terminals[0]).await;
-        assert_eq!(code(&pos.sign_on().await), "00");
+        let mut pos = w.pos(0).await;
         let c = w.card(CardFate::Good, 0).clone();
         let before = w.account(&c).balance_minor;
         let o = {
@@ -84,11 +83,7 @@ async fn issuer_drops_the_approval_after_debiting() {
         assert_eq!(w.sms_count(&c), 2, "debit SMS and reversal SMS ({store})");
         eventually_async_state(&store, "reversed").await;
         assert_eq!(saf_states(&store).await, ["done"], "{store}");
-        w.stop().await;
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || cleanup(&s))
-            .await
-            .expect("cleanup");
+        w.finish(&store).await;
     }
 }
 
@@ -125,8 +120,7 @@ async fn issuer_answers_after_the_acquirer_gave_up() {
             ..Setup::default()
         };
         let w = World::start_with(&store, setup).await;
-        let mut pos = Pos::connect(w.acquirer, &w.data.terminals[1]).await;
-        assert_eq!(code(&pos.sign_on().await), "00");
+        let mut pos = w.pos(1).await;
         let c = w.card(CardFate::Good, 1).clone();
         let before = w.account(&c).balance_minor;
         let o = {
@@ -143,11 +137,7 @@ async fn issuer_answers_after_the_acquirer_gave_up() {
             2,
             "one debit SMS, one reversal SMS, despite repeats ({store})"
         );
-        w.stop().await;
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || cleanup(&s))
-            .await
-            .expect("cleanup");
+        w.finish(&store).await;
     }
 }
 
@@ -163,8 +153,7 @@ async fn reply_to_the_terminal_is_lost_and_the_terminal_reverses() {
         )
         .await;
         let t = w.data.terminals[2].clone();
-        let mut pos = Pos::connect(w.acquirer, &t).await;
-        assert_eq!(code(&pos.sign_on().await), "00");
+        let mut pos = Pos::signed_on(w.acquirer, &t).await;
         let c = w.card(CardFate::Good, 2).clone();
         let before = w.account(&c).balance_minor;
         let r = pos.term.sale(&card(&c), 3_300).expect("sale");
@@ -193,11 +182,7 @@ async fn reply_to_the_terminal_is_lost_and_the_terminal_reverses() {
         )
         .await;
         assert_eq!(w.sms_count(&c), 2, "{store}");
-        w.stop().await;
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || cleanup(&s))
-            .await
-            .expect("cleanup");
+        w.finish(&store).await;
     }
 }
 
@@ -276,8 +261,7 @@ async fn another_node_takes_over_an_orphaned_reversal() {
     let (stop_b, task_b) = start(b_opts, lb);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let mut pos = Pos::connect(a_addr, &data.terminals[0]).await;
-    assert_eq!(code(&pos.sign_on().await), "00");
+    let mut pos = Pos::signed_on(a_addr, &data.terminals[0]).await;
     let c = data
         .cards
         .iter()
@@ -365,8 +349,7 @@ async fn retransmissions_of_a_request_in_flight_get_one_answer_and_free_their_sl
         ..Setup::default()
     };
     let w = World::start_with(&store, setup).await;
-    let mut pos = Pos::connect(w.acquirer, &w.data.terminals[2]).await;
-    assert_eq!(code(&pos.sign_on().await), "00");
+    let mut pos = w.pos(2).await;
     let c = w.card(CardFate::Good, 2).clone();
     let sale = pos.term.sale(&card(&c), 3_300).expect("sale");
     for _ in 0..12 {
@@ -385,8 +368,5 @@ async fn retransmissions_of_a_request_in_flight_get_one_answer_and_free_their_sl
     // issuer is still slow).
     let next = pos.term.sale(&card(&c), 4_400).expect("sale");
     assert_eq!(code(&pos.send(next).await), "98");
-    w.stop().await;
-    tokio::task::spawn_blocking(move || cleanup(&store))
-        .await
-        .expect("cleanup");
+    w.finish(&store).await;
 }

@@ -14,7 +14,7 @@ use posguard::recon_run::{ingest, reconcile_date, ReconReport};
 use recon::Class;
 use store::{Backend, FindingRow, TxnRow, Write};
 
-use crate::scenarios::{card, cleanup, code, stores, Pos, Setup, World};
+use crate::scenarios::{card, code, stores, Setup, World};
 
 /// Runs `f` on a store connection off the async workers (the PostgreSQL client blocks).
 async fn db<T: Send + 'static>(
@@ -79,8 +79,7 @@ impl Day {
             ..Setup::default()
         };
         let w = World::start_with(store, setup).await;
-        let mut pos = Pos::connect(w.acquirer, &w.data.terminals[0]).await;
-        assert_eq!(code(&pos.sign_on().await), "00");
+        let mut pos = w.pos(0).await;
         let c = w.card(CardFate::Good, 0).clone();
         let before = w.account(&c).balance_minor;
         let r = pos.term.sale(&card(&c), AMOUNT).expect("sale");
@@ -203,11 +202,7 @@ impl Day {
 
     async fn finish(self) {
         let _ = std::fs::remove_dir_all(&self.cfg.out_dir);
-        self.w.stop().await;
-        let s = self.store.clone();
-        tokio::task::spawn_blocking(move || cleanup(&s))
-            .await
-            .expect("cleanup");
+        self.w.finish(&self.store).await;
     }
 }
 

@@ -171,6 +171,20 @@ impl World {
         self.issuer.stop().await;
     }
 
+    /// Stops the world and removes its store.
+    pub async fn finish(self, store: &str) {
+        self.stop().await;
+        let s = store.to_owned();
+        tokio::task::spawn_blocking(move || cleanup(&s))
+            .await
+            .expect("cleanup");
+    }
+
+    /// A terminal of the demo data on a new connection, signed on.
+    pub async fn pos(&self, terminal: usize) -> Pos {
+        Pos::signed_on(self.acquirer, &self.data.terminals[terminal]).await
+    }
+
     pub fn card(&self, fate: CardFate, nth: usize) -> &DemoCard {
         self.data
             .cards
@@ -224,6 +238,13 @@ impl Pos {
             stream,
             dec: FrameDecoder::new(8192),
         }
+    }
+
+    /// Connects and signs on (asserting `00`).
+    pub async fn signed_on(addr: SocketAddr, t: &DemoTerminal) -> Pos {
+        let mut pos = Pos::connect(addr, t).await;
+        assert_eq!(code(&pos.sign_on().await), "00");
+        pos
     }
 
     pub async fn exchange(&mut self, frame: &[u8]) -> Vec<u8> {
@@ -492,8 +513,7 @@ async fn authorization_scenarios_move_the_right_money() {
         // sale: not a retransmission, so 94 — no money moves, the first sale stands.
         let c = w.card(CardFate::Good, 8).clone();
         let before = w.account(&c).balance_minor;
-        let mut amnesiac = Pos::connect(w.acquirer, &w.data.terminals[0]).await;
-        assert_eq!(code(&amnesiac.sign_on().await), "00");
+        let mut amnesiac = w.pos(0).await;
         let o = {
             let r = amnesiac.term.sale(&card(&c), 1_111).expect("sale");
             assert_eq!(r.stan.to_string(), "000002");
@@ -517,11 +537,7 @@ async fn authorization_scenarios_move_the_right_money() {
         );
         let verified = bank.lock().expect("bank").book().verify();
         assert_eq!(verified, Ok(()));
-        w.stop().await;
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || cleanup(&s))
-            .await
-            .expect("cleanup");
+        w.finish(&store).await;
     }
 }
 
@@ -529,8 +545,7 @@ async fn authorization_scenarios_move_the_right_money() {
 async fn unreachable_issuer_gets_91_and_no_debit() {
     for store in stores("down") {
         let w = World::start(&store, false).await;
-        let mut pos = Pos::connect(w.acquirer, &w.data.terminals[1]).await;
-        assert_eq!(code(&pos.sign_on().await), "00");
+        let mut pos = w.pos(1).await;
         let c = w.card(CardFate::Good, 0).clone();
         let before = w.account(&c).balance_minor;
         let o = {
@@ -540,11 +555,7 @@ async fn unreachable_issuer_gets_91_and_no_debit() {
         assert_eq!(code(&o), "91", "{store}");
         assert_eq!(w.account(&c).balance_minor, before);
         assert_eq!(w.sms_count(&c), 0);
-        w.stop().await;
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || cleanup(&s))
-            .await
-            .expect("cleanup");
+        w.finish(&store).await;
     }
 }
 
@@ -644,12 +655,7 @@ async fn iso87_ascii_terminal_signs_on_and_sells() {
             .unwrap_or(0);
         assert_eq!(n, 0, "connection closed after garbage");
         // And the node is still serving.
-        let mut pos = Pos::connect(w.acquirer, &w.data.terminals[3]).await;
-        assert_eq!(code(&pos.sign_on().await), "00");
-        w.stop().await;
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || cleanup(&s))
-            .await
-            .expect("cleanup");
+        w.pos(3).await;
+        w.finish(&store).await;
     }
 }
