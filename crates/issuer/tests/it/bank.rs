@@ -217,12 +217,7 @@ fn refunds_are_bounded_by_the_sale() {
     assert_eq!(w.rc(&third).0, "00");
     assert_eq!(w.acct(id).balance_minor, 100_000);
     w.assert_books();
-    let kinds: Vec<_> = w
-        .bank
-        .clearing_records()
-        .iter()
-        .map(|r| r.kind.as_str())
-        .collect();
+    let kinds = w.clearing_kinds();
     assert_eq!(kinds, ["sale", "refund", "refund"]);
     assert_eq!(w.bank.sms().len(), 3);
 }
@@ -262,12 +257,7 @@ fn preauth_holds_and_completion_debits() {
         #1 to 13800000000 (Completion): 【posguard模拟银行】您的卡622202*********0128于03月21日14:05在Lucky Noodles Shanghai预授权完成，支出450.00 CNY，可用余额550.00 CNY。
     "#]]
     .assert_eq(&sms_texts(&w));
-    let kinds: Vec<_> = w
-        .bank
-        .clearing_records()
-        .iter()
-        .map(|r| r.kind.as_str())
-        .collect();
+    let kinds = w.clearing_kinds();
     assert_eq!(kinds, ["completion"]);
 }
 
@@ -340,12 +330,7 @@ fn reversal_applies_once_even_when_repeated() {
         #2 to 13800000000 (Reversal): 【posguard模拟银行】您的卡622202*********0128于03月21日14:05在Lucky Noodles Shanghai冲正，存入400.00 CNY，可用余额1000.00 CNY。
     "#]]
     .assert_eq(&sms_texts(&w));
-    let kinds: Vec<_> = w
-        .bank
-        .clearing_records()
-        .iter()
-        .map(|r| r.kind.as_str())
-        .collect();
+    let kinds = w.clearing_kinds();
     assert_eq!(kinds, ["sale", "reversal"]);
     // The sale retransmitted after its reversal is answered from the record, no debit.
     assert_eq!(w.rc(&sale).0, "00");
@@ -415,12 +400,7 @@ fn reversals_of_voids_completions_and_preauths() {
     w.send_msg(Req::reversal(&pre, false));
     assert_eq!(w.acct(id).holds_minor, 0);
     w.assert_books();
-    let kinds: Vec<_> = w
-        .bank
-        .clearing_records()
-        .iter()
-        .map(|r| r.kind.as_str())
-        .collect();
+    let kinds = w.clearing_kinds();
     assert_eq!(
         kinds,
         [

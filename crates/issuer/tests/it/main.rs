@@ -327,6 +327,15 @@ impl World {
     }
 
     /// An account's balances.
+    /// The `type` of every clearing line, in order.
+    pub fn clearing_kinds(&self) -> Vec<&'static str> {
+        self.bank
+            .clearing_records()
+            .iter()
+            .map(|r| r.kind.as_str())
+            .collect()
+    }
+
     pub fn acct(&self, id: AccountId) -> AccountView {
         self.bank.account(id).expect("account")
     }
