@@ -326,7 +326,6 @@ impl World {
         )
     }
 
-    /// An account's balances.
     /// The `type` of every clearing line, in order.
     pub fn clearing_kinds(&self) -> Vec<&'static str> {
         self.bank
@@ -336,6 +335,7 @@ impl World {
             .collect()
     }
 
+    /// An account's balances.
     pub fn acct(&self, id: AccountId) -> AccountView {
         self.bank.account(id).expect("account")
     }
