@@ -67,14 +67,10 @@ impl Pan {
         &self.0[..6]
     }
 
-    /// The masked form: first six and last four digits.
+    /// The masked form, by the one masking rule (`domain::mask`): at most the first six
+    /// and last four digits, and always at least six hidden.
     pub fn masked(&self) -> MaskedPan {
-        let n = self.0.len();
-        let mut s = String::with_capacity(n);
-        s.push_str(&self.0[..6]);
-        s.extend(std::iter::repeat_n('*', n - 10));
-        s.push_str(&self.0[n - 4..]);
-        MaskedPan(s)
+        MaskedPan(domain::mask_pan(self.0.as_bytes()))
     }
 }
 
@@ -90,7 +86,7 @@ impl fmt::Display for Pan {
     }
 }
 
-/// A PAN with all but the first six and last four digits replaced by `*`.
+/// A PAN with every digit the masking rule hides replaced by `*`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MaskedPan(String);
 
@@ -100,17 +96,10 @@ impl MaskedPan {
         &self.0
     }
 
-    /// Reads a masked PAN back (as stored); it must contain no unmasked middle digits.
+    /// Reads a masked PAN back (as stored); it must have the masking rule's shape for
+    /// its length, so it can contain no unmasked middle digits.
     pub fn parse(s: &str) -> Option<MaskedPan> {
-        let n = s.len();
-        let ok = (12..=19).contains(&n)
-            && s.bytes().enumerate().all(|(i, b)| {
-                if i < 6 || i >= n - 4 {
-                    b.is_ascii_digit()
-                } else {
-                    b == b'*'
-                }
-            });
+        let ok = (12..=19).contains(&s.len()) && domain::mask::is_masked_pan(s);
         ok.then(|| MaskedPan(s.to_owned()))
     }
 }

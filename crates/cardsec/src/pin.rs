@@ -33,13 +33,16 @@ impl Pin {
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct PinBlock([u8; 8]);
 
-/// The PAN field of format 0: `0000` then the 12 rightmost digits excluding the check digit.
+/// The PAN field of format 0: `0000` then the 12 rightmost digits excluding the check
+/// digit, right-justified and padded on the left with zeros when the PAN has fewer
+/// (ISO 9564-1: a 12-digit PAN contributes 11 digits).
 fn pan_block(pan: &Pan) -> [u8; 8] {
     let d = pan.digits().as_bytes();
-    let twelve = &d[d.len() - 13..d.len() - 1];
+    let body = &d[..d.len().saturating_sub(1)];
+    let twelve = &body[body.len().saturating_sub(12)..];
     let mut nibbles = [0u8; 16];
-    for (i, c) in twelve.iter().enumerate() {
-        nibbles[4 + i] = c - b'0';
+    for (slot, c) in nibbles[16 - twelve.len()..].iter_mut().zip(twelve) {
+        *slot = c - b'0';
     }
     pack_nibbles(&nibbles)
 }

@@ -5,10 +5,12 @@
 //! [`Currency`] and integer minor units.
 
 mod ids;
+pub mod mask;
 mod money;
 mod response;
 
 pub use ids::{MerchantId, Rrn, Stan, TerminalId};
+pub use mask::mask_pan;
 pub use money::{Amount, Currency};
 pub use response::ResponseCode;
 

@@ -1,6 +1,7 @@
 //! Which fields carry secrets, and how they are shown to people when masked.
 //!
-//! Fields 2 and 34 (PAN) keep the first six and last four digits; track data (35, 36,
+//! Fields 2 and 34 (PAN) show what the masking rule allows (at most the first six and
+//! last four digits, always at least six hidden); track data (35, 36,
 //! 45), the PIN block (52), ICC data (55), MACs (64, 96, 128) and, in network
 //! management messages, the key block (62) are hidden entirely.
 
@@ -15,34 +16,17 @@ pub fn is_secret_field(mti: Mti, field: u8) -> bool {
     }
 }
 
-/// A PAN as first six and last four digits with the middle starred.
-fn mask_pan(pan: &[u8]) -> String {
-    if pan.len() < 13 {
-        return "*".repeat(pan.len());
-    }
-    let mut s = String::with_capacity(pan.len());
-    for (i, &c) in pan.iter().enumerate() {
-        let shown = i < 6 || i >= pan.len() - 4;
-        s.push(if shown && c.is_ascii_digit() {
-            char::from(c)
-        } else {
-            '*'
-        });
-    }
-    s
-}
-
 /// The text shown for a secret field: the masked PAN for 2/34/35, stars otherwise.
 ///
 /// `text_len` is the length of the value as it would be displayed unmasked (for
 /// binary fields, its hex length) so masked output keeps the shape of the field.
 pub fn masked_value(field: u8, value: &[u8], text_len: usize) -> String {
     match field {
-        2 | 34 => mask_pan(value),
+        2 | 34 => domain::mask_pan(value),
         35 => {
             let sep = value.iter().position(|&c| c == b'=' || c == b'D');
             let pan = &value[..sep.unwrap_or(value.len())];
-            let mut s = mask_pan(pan);
+            let mut s = domain::mask_pan(pan);
             if sep.is_some() {
                 s.push('=');
                 s.push_str(&"*".repeat(value.len() - pan.len() - 1));

@@ -98,9 +98,8 @@ impl std::fmt::Debug for DemoCard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "DemoCard({}…{} {:?})",
-            &self.pan[..6],
-            &self.pan[self.pan.len() - 4..],
+            "DemoCard({} {:?})",
+            domain::mask_pan(self.pan.as_bytes()),
             self.fate
         )
     }

@@ -65,7 +65,7 @@ impl Card {
         }
     }
 
-    /// The masked PAN (first six, last four), safe to show.
+    /// The masked PAN (the masking rule of `domain::mask`), safe to show.
     pub fn masked_pan(&self) -> String {
         match Pan::new(&self.pan) {
             Ok(p) => p.masked().as_str().to_owned(),

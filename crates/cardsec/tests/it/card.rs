@@ -97,3 +97,24 @@ fn masked_pan_shows_first_six_and_last_four() {
     assert!(Pan::new("12345678901").is_err());
     assert!(Pan::new("12345678901234567890").is_err());
 }
+
+/// Shorter PANs show fewer digits: never more than six and four, always six hidden
+/// (a 12-digit PAN once showed ten of its twelve digits).
+#[test]
+fn short_pans_keep_six_digits_hidden() {
+    for (pan, masked) in [
+        ("622848000031", "62******0031"),
+        ("6228480000312", "622******0312"),
+        ("6228480000312345", "622848******2345"),
+    ] {
+        let p = Pan::new(pan).unwrap();
+        assert_eq!(p.masked().as_str(), masked);
+        assert_eq!(format!("{p:?}"), format!("Pan({masked})"));
+        assert_eq!(MaskedPan::parse(masked), Some(p.masked()));
+    }
+    assert_eq!(
+        MaskedPan::parse("622848**0031"),
+        None,
+        "the old 12-digit shape"
+    );
+}

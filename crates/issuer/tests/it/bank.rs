@@ -3,9 +3,9 @@
 use cardsec::{DataKey, Pan};
 use expect_test::{expect, Expect};
 use iso8583::{Message, Mti};
-use issuer::{BookAccount, ClearKeys};
+use issuer::{BookAccount, CardStatus, ClearKeys};
 
-use super::{day, now, Req, World, PAN};
+use super::{day, luhn_pan, now, Req, World, PAN, PIN};
 
 fn sms_texts(w: &World) -> String {
     w.bank
@@ -514,6 +514,24 @@ fn pin_tries_are_counted_and_reset() {
         ..Req::sale(3, 100)
     };
     assert_eq!(w.rc(&no_pin).0, "00");
+}
+
+/// A 12-digit PAN contributes 11 digits to the PIN block (ISO 9564-1 pads on the left);
+/// the issuer once panicked slicing it.
+#[test]
+fn a_twelve_digit_pan_with_a_pin_is_verified() {
+    let mut w = World::new();
+    let pan = luhn_pan("62284800003");
+    assert_eq!(pan.len(), 12);
+    w.open(&pan, 100_000, 0, 500_000, CardStatus::Active, "2712");
+    let sale = |rrn, pin| Req {
+        pan: Some(pan.clone()),
+        pin: Some(pin),
+        ..Req::sale(rrn, 100)
+    };
+    assert_eq!(w.rc(&sale(1, PIN)).0, "00");
+    assert_eq!(w.rc(&sale(2, "000000")).0, "55");
+    w.assert_books();
 }
 
 #[test]

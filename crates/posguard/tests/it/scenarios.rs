@@ -195,12 +195,7 @@ impl World {
     }
 
     pub fn account(&self, card: &DemoCard) -> AccountView {
-        let masked = format!(
-            "{}{}{}",
-            &card.pan[..6],
-            "*".repeat(card.pan.len() - 10),
-            &card.pan[card.pan.len() - 4..]
-        );
+        let masked = domain::mask_pan(card.pan.as_bytes());
         let bank = self.issuer.bank();
         let b = bank.lock().expect("bank");
         b.accounts()

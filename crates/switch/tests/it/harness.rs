@@ -60,6 +60,8 @@ pub struct World {
     pub issuer_rc: &'static str,
     /// The issuer keeps its answers (requests stay in flight).
     pub issuer_silent: bool,
+    /// Terminal connections the engine asked to close.
+    pub closed: usize,
 }
 
 impl World {
@@ -142,6 +144,7 @@ impl World {
             to_issuer: Vec::new(),
             issuer_rc: "00",
             issuer_silent: false,
+            closed: 0,
         }
     }
 
@@ -322,8 +325,8 @@ impl World {
                     assert_eq!(conn, CONN);
                     self.outbox.push(frame);
                 }
-                Action::CloseTerminal { .. }
-                | Action::NoReply { .. }
+                Action::CloseTerminal { .. } => self.closed += 1,
+                Action::NoReply { .. }
                 | Action::StartIssuerTimer { .. }
                 | Action::StartSafTimer { .. } => {}
             }
@@ -368,8 +371,13 @@ impl World {
 
     /// Frames a crafted terminal message (TPDU, header, MAC under the current key).
     pub fn craft(&self, msg: &mut Message) -> Vec<u8> {
+        self.try_craft(msg).expect("the message packs")
+    }
+
+    /// As [`World::craft`], or `None` when the codec refuses a value.
+    pub fn try_craft(&self, msg: &mut Message) -> Option<Vec<u8>> {
         msg.set(64, [0u8; 8]);
-        let mut packed = Dialect::cup_pos().pack(msg).unwrap();
+        let mut packed = Dialect::cup_pos().pack(msg).ok()?;
         let n = packed.len() - 8;
         let mac = cup_ecb_mac(self.mak.as_ref().expect("signed on"), &packed[..n]);
         packed[n..].copy_from_slice(&mac);
@@ -381,8 +389,8 @@ impl World {
         }
         .write(&mut body);
         let mut framed = Vec::new();
-        encode_frame(&body, 8192, &mut framed).unwrap();
-        framed
+        encode_frame(&body, 8192, &mut framed).ok()?;
+        Some(framed)
     }
 
     /// A terminal request as the engine would read it.

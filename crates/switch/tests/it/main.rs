@@ -3,6 +3,7 @@
 
 mod adjust;
 mod harness;
+mod properties;
 mod restart;
 mod risk_hold;
 mod settlement;
