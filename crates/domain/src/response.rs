@@ -68,6 +68,8 @@ codes! {
     OVER_AMOUNT_LIMIT = b"61", "exceeds amount limit";
     /// 62 restricted card.
     RESTRICTED_CARD = b"62", "restricted card";
+    /// 63 security violation.
+    SECURITY_VIOLATION = b"63", "security violation";
     /// 65 exceeds frequency limit.
     OVER_FREQUENCY_LIMIT = b"65", "exceeds frequency limit";
     /// 68 response received too late.

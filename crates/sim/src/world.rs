@@ -203,6 +203,9 @@ pub fn acquirer_rows(
             signed_on: false,
             install_location: t.location.clone(),
             updated_at: at.into(),
+            key_profile: "003".into(),
+            pending_pik: None,
+            pending_mak: None,
         });
     }
     Ok((merchants, terminals))

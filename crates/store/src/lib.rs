@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/005_settlement.sql"),
     include_str!("../migrations/006_recon.sql"),
     include_str!("../migrations/007_risk_holds.sql"),
+    include_str!("../migrations/008_terminal_keys.sql"),
 ];
 
 /// The server's message behind a PostgreSQL error ("db error" alone says nothing).

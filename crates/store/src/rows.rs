@@ -48,6 +48,14 @@ pub struct TerminalRow {
     pub install_location: String,
     /// Last change (RFC 3339).
     pub updated_at: String,
+    /// The key layout the terminal was provisioned for (field 60.3 code: `001`, `003`,
+    /// `004`); a sign-on asking for weaker keys is refused.
+    pub key_profile: String,
+    /// PIN key delivered at the last sign-on, wrapped; current once the terminal uses it.
+    pub pending_pik: Option<String>,
+    /// MAC key delivered at the last sign-on, wrapped; current once a request verifies
+    /// under it (a sign-on by someone without the TMK never replaces the keys in use).
+    pub pending_mak: Option<String>,
 }
 
 /// The current state of one transaction in the journal.

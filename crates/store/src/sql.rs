@@ -167,6 +167,9 @@ table_row!(TerminalRow {
     signed_on: b,
     install_location: t,
     updated_at: t,
+    key_profile: t,
+    pending_pik: ot,
+    pending_mak: ot,
 });
 table_row!(TxnRow {
     txn_id: i,
@@ -407,12 +410,15 @@ const SQL_MERCHANT: &str = "INSERT INTO merchants (merchant_id, name, city, mcc,
      DO UPDATE SET name = excluded.name, city = excluded.city, mcc = excluded.mcc, \
      status = excluded.status, merchant_class = excluded.merchant_class, risk_class = excluded.risk_class";
 const SQL_TERMINAL: &str = "INSERT INTO terminals (terminal_id, merchant_id, status, tmk, pik, mak, \
-     mak_prev, key_version, batch, signed_on, install_location, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (terminal_id) DO UPDATE SET \
+     mak_prev, key_version, batch, signed_on, install_location, updated_at, key_profile, pending_pik, \
+     pending_mak) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     ON CONFLICT (terminal_id) DO UPDATE SET \
      merchant_id = excluded.merchant_id, status = excluded.status, tmk = excluded.tmk, pik = excluded.pik, \
      mak = excluded.mak, mak_prev = excluded.mak_prev, key_version = excluded.key_version, \
      batch = excluded.batch, signed_on = excluded.signed_on, \
-     install_location = excluded.install_location, updated_at = excluded.updated_at";
+     install_location = excluded.install_location, updated_at = excluded.updated_at, \
+     key_profile = excluded.key_profile, pending_pik = excluded.pending_pik, \
+     pending_mak = excluded.pending_mak";
 const SQL_NEW_TXN: &str = "INSERT INTO transactions (txn_id, request_key, terminal_id, merchant_id, \
      batch, stan, mti, kind, amount_minor, currency, pan_token, masked_pan, rrn, auth_code, response_code, \
      state, original_rrn, link_stan, reply_hex, local_date, created_at, updated_at) VALUES ($1, $2, $3, $4, \

@@ -197,7 +197,7 @@ impl Engine {
         raw: &[u8],
         req: Message,
     ) -> Vec<Action> {
-        let wire = match self.verify_terminal(conn, wire, raw, &req) {
+        let wire = match self.verify_terminal(now, conn, wire, raw, &req) {
             Ok(w) => w,
             Err(reply) => return reply,
         };

@@ -4,8 +4,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use cardsec::{
-    EncryptedPinBlock, Expiry, KeyLayout, MacAlgorithm, Pan, SecError, SecurityModule, Track2,
-    WrappedKey,
+    EncryptedPinBlock, Expiry, MacAlgorithm, Pan, SecError, SecurityModule, Track2, WrappedKey,
 };
 use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
 use domain::{Currency, ResponseCode, Stan};
@@ -24,6 +23,9 @@ use crate::msgs::{pack_signed, received_mac};
 // engine's terminals and transactions).
 #[path = "batch.rs"]
 mod batch;
+// Sign-on, working keys and the MAC check of every terminal request.
+#[path = "signon.rs"]
+mod signon;
 
 /// A terminal connection, as the driver numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,6 +108,9 @@ pub struct Config {
     pub saf_backoff_ms: u64,
     /// Longest delay between repeats.
     pub saf_backoff_max_ms: u64,
+    /// Sign-ons one terminal may make in a minute; beyond it they are answered 65
+    /// (bounds what someone replaying or forging sign-ons can make the node do).
+    pub max_sign_ons_per_minute: usize,
     /// Batch uploads (0320) open at once at most; beyond it the oldest is dropped.
     pub max_batch_uploads: usize,
     /// Details one batch upload holds at most (999 debits and 999 credits: the
@@ -127,6 +132,7 @@ impl Default for Config {
             saf_max_attempts: 10,
             saf_backoff_ms: 1_000,
             saf_backoff_max_ms: 60_000,
+            max_sign_ons_per_minute: 6,
             max_batch_uploads: 1_000,
             max_upload_entries: 1_998,
         }
@@ -260,6 +266,10 @@ struct TerminalState {
     tmk: Option<WrappedKey>,
     pik: Option<WrappedKey>,
     maks: Vec<WrappedKey>,
+    /// The MAC key delivered at the last sign-on, not yet used by the terminal.
+    pending_mak: Option<WrappedKey>,
+    /// When the last sign-ons arrived (ms), for the per-terminal rate limit.
+    sign_ons: VecDeque<i64>,
 }
 
 struct Txn {
@@ -305,6 +315,9 @@ pub struct Engine {
     cases: HashMap<String, (i64, i64)>,
     next_case_id: i64,
     batches: batch::Batches,
+    /// A terminal's pending keys became current while handling this input: the write
+    /// goes first in what the input produces.
+    promoted: Option<Write>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -379,6 +392,7 @@ impl Engine {
             cases: HashMap::new(),
             next_case_id: 0,
             batches: batch::Batches::default(),
+            promoted: None,
         };
         for t in terminals {
             e.put_terminal(t);
@@ -417,25 +431,6 @@ impl Engine {
                 o.refunded_minor += amount;
             }
         }
-    }
-
-    fn put_terminal(&mut self, row: TerminalRow) {
-        let parse = |s: &Option<String>| s.as_deref().and_then(|t| WrappedKey::parse(t).ok());
-        let tmk = WrappedKey::parse(&row.tmk).ok();
-        let pik = parse(&row.pik);
-        let maks = [parse(&row.mak), parse(&row.mak_prev)]
-            .into_iter()
-            .flatten()
-            .collect();
-        self.terminals.insert(
-            row.terminal_id.clone(),
-            TerminalState {
-                row,
-                tmk,
-                pik,
-                maks,
-            },
-        );
     }
 
     /// Takes back a journal row; `events` is the highest event sequence it has.
@@ -619,11 +614,22 @@ impl Engine {
             tracing::warn!(conn = conn.0, mti = %msg.mti(), "terminal sent a non-request");
             return vec![Action::CloseTerminal { conn }];
         }
-        match msg.mti().class() {
+        let mut actions = match msg.mti().class() {
             8 => self.network(now, conn, wire, msg),
             3 | 5 => self.batch_message(now, conn, wire, raw, msg),
             _ => self.financial(now, conn, wire, raw, msg),
+        };
+        if let Some(w) = self.promoted.take() {
+            actions.insert(
+                0,
+                Action::Persist {
+                    writes: vec![w],
+                    then: vec![],
+                    on_fail: vec![],
+                },
+            );
         }
+        actions
     }
 
     /// Answers 30 when the MTI parses, else closes the connection.
@@ -692,112 +698,6 @@ impl Engine {
         }
     }
 
-    fn network(&mut self, now: Now, conn: ConnId, wire: Wire, req: Message) -> Vec<Action> {
-        let tid = req.get_str(41).unwrap_or("").to_owned();
-        let Some(term) = self.terminals.get(&tid) else {
-            tracing::warn!(terminal = %tid, "sign-on from an unknown terminal");
-            return self.unsigned_reply(conn, wire, &req, ResponseCode::TERMINAL_NOT_REGISTERED);
-        };
-        if term.row.status != "active" {
-            return self.unsigned_reply(conn, wire, &req, ResponseCode::NOT_PERMITTED_TERMINAL);
-        }
-        let Ok(f60) = Field60::read(&req) else {
-            return self.unsigned_reply(conn, wire, &req, ResponseCode::FORMAT_ERROR);
-        };
-        let code = f60.net_code.clone().unwrap_or_default();
-        match (req.mti().as_str(), code.as_str()) {
-            ("0800", c) => match KeyLayout::from_net_code(c) {
-                Some(layout) => self.sign_on(now, conn, wire, req, layout),
-                None => self.unsigned_reply(conn, wire, &req, ResponseCode::FORMAT_ERROR),
-            },
-            ("0820", "301") => self.unsigned_reply(conn, wire, &req, ResponseCode::APPROVED),
-            ("0820", "002") => {
-                let mut row = term.row.clone();
-                row.signed_on = false;
-                row.updated_at = self.rfc3339(now);
-                self.put_terminal(row.clone());
-                let then = self.unsigned_reply(conn, wire, &req, ResponseCode::APPROVED);
-                vec![Action::Persist {
-                    writes: vec![Write::Terminal(row)],
-                    then,
-                    on_fail: vec![],
-                }]
-            }
-            _ => self.unsigned_reply(conn, wire, &req, ResponseCode::INVALID_TRANSACTION),
-        }
-    }
-
-    fn sign_on(
-        &mut self,
-        now: Now,
-        conn: ConnId,
-        wire: Wire,
-        req: Message,
-        layout: KeyLayout,
-    ) -> Vec<Action> {
-        let Some(term) = self.terminals.get(req.get_str(41).unwrap_or("")) else {
-            return vec![];
-        };
-        let Some(tmk) = term.tmk.clone() else {
-            tracing::error!(terminal = %term.row.terminal_id, "terminal master key unreadable");
-            return self.unsigned_reply(conn, wire, &req, ResponseCode::SYSTEM_MALFUNCTION);
-        };
-        let version = term.row.key_version + 1;
-        let keys = match self.hsm.generate_working_keys(&tmk, layout, version as u32) {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::error!(error = %e, "working key generation failed");
-                return self.unsigned_reply(conn, wire, &req, ResponseCode::SYSTEM_MALFUNCTION);
-            }
-        };
-        let mut row = term.row.clone();
-        row.mak_prev = row.mak.take();
-        row.pik = Some(keys.pik.to_text());
-        row.mak = Some(keys.mak.to_text());
-        row.key_version = version;
-        row.signed_on = true;
-        row.updated_at = self.rfc3339(now);
-        let local = self.local(now);
-        let mut reply = Message::new(req.mti().response());
-        reply.set(11, req.get(11).unwrap_or(b"000000"));
-        reply.set(12, local.format("%H%M%S").to_string());
-        reply.set(13, local.format("%m%d").to_string());
-        reply.set(32, self.cfg.acquirer_id.as_str());
-        reply.set(37, format!("{:012}", 0));
-        reply.set_response_code(ResponseCode::APPROVED);
-        reply.set(41, row.terminal_id.as_str());
-        reply.set(42, row.merchant_id.as_str());
-        let f60 = Field60 {
-            tx_type: "00".into(),
-            batch: row.batch as u32,
-            net_code: Some(layout.net_code().into()),
-            rest: String::new(),
-        };
-        reply.set(60, f60.to_text());
-        match wire.dialect {
-            TerminalDialect::CupPos => reply.set(62, &keys.field62),
-            // Field 62 is text in iso87-ascii: the key block travels as hex.
-            TerminalDialect::Iso87Ascii => reply.set(62, hex::encode_upper(&keys.field62)),
-        };
-        self.put_terminal(row.clone());
-        let then = match wire.codec().pack(&reply) {
-            Ok(bytes) => vec![Action::SendTerminal {
-                conn,
-                frame: wire.wrap(&bytes),
-            }],
-            Err(e) => {
-                tracing::error!(error = %e, "sign-on reply does not pack");
-                vec![Action::CloseTerminal { conn }]
-            }
-        };
-        tracing::info!(terminal = %row.terminal_id, version, "terminal signed on");
-        vec![Action::Persist {
-            writes: vec![Write::Terminal(row)],
-            then,
-            on_fail: vec![Action::CloseTerminal { conn }],
-        }]
-    }
-
     fn financial(
         &mut self,
         now: Now,
@@ -807,7 +707,7 @@ impl Engine {
         req: Message,
     ) -> Vec<Action> {
         let tid = req.get_str(41).unwrap_or("").to_owned();
-        let wire = match self.verify_terminal(conn, wire, raw, &req) {
+        let wire = match self.verify_terminal(now, conn, wire, raw, &req) {
             Ok(w) => w,
             Err(reply) => return reply,
         };
@@ -820,7 +720,7 @@ impl Engine {
         let key = format!("{tid}/{}/{}/{}", f60.batch, stan.get(), req.mti().class());
         if let Some(&id) = self.by_request.get(&key) {
             if self.same_request(id, &req, kind) {
-                return self.duplicate(conn, id);
+                return self.duplicate(conn, wire, id);
             }
             // Same terminal, batch and STAN but another request: not a retransmission.
             tracing::warn!(terminal = %tid, stan = %stan, "STAN reused within the batch for a different request");
@@ -912,45 +812,6 @@ impl Engine {
         }
     }
 
-    /// Checks a MACed terminal request: the terminal is known and signed on and the MAC
-    /// verifies under one of its keys. Returns the wire carrying the key version that
-    /// verified (replies are signed under it), or the unsigned reply to send instead.
-    fn verify_terminal(
-        &self,
-        conn: ConnId,
-        wire: Wire,
-        raw: &[u8],
-        req: &Message,
-    ) -> Result<Wire, Vec<Action>> {
-        let tid = req.get_str(41).unwrap_or("");
-        let Some(term) = self.terminals.get(tid) else {
-            tracing::warn!(terminal = %tid, "request from an unknown terminal");
-            return Err(self.unsigned_reply(
-                conn,
-                wire,
-                req,
-                ResponseCode::TERMINAL_NOT_REGISTERED,
-            ));
-        };
-        if term.maks.is_empty() || !term.row.signed_on {
-            return Err(self.unsigned_reply(conn, wire, req, ResponseCode::MAC_ERROR));
-        }
-        let verified = received_mac(wire.codec(), raw, req)
-            .ok_or(SecError::MacMismatch)
-            .and_then(|(data, mac)| self.hsm.verify_mac_any(&term.maks, wire.mac(), data, &mac));
-        let wire = Wire {
-            mac_version: verified.as_ref().ok().copied(),
-            ..wire
-        };
-        match verified {
-            Ok(_) => Ok(wire),
-            Err(e) => {
-                tracing::warn!(terminal = %tid, error = %e, "terminal MAC did not verify");
-                Err(self.unsigned_reply(conn, wire, req, ResponseCode::MAC_ERROR))
-            }
-        }
-    }
-
     /// Whether a request with an already seen key is the same request (a retransmission):
     /// same kind and same amount.
     fn same_request(&self, id: i64, req: &Message, kind: TxnKind) -> bool {
@@ -964,12 +825,25 @@ impl Engine {
         t.kind == kind && (kind == TxnKind::Balance || t.row.amount_minor == amount)
     }
 
-    fn duplicate(&mut self, conn: ConnId, id: i64) -> Vec<Action> {
-        let Some(t) = self.txns.get_mut(&id) else {
+    /// A retransmission: the journal's reply again, signed anew under the key the
+    /// retransmission verified with (the terminal may have signed on since the reply
+    /// was first sent, and would take the old MAC for a failure and reverse the sale).
+    fn duplicate(&mut self, conn: ConnId, wire: Wire, id: i64) -> Vec<Action> {
+        let Some(t) = self.txns.get(&id) else {
             return vec![Action::NoReply { conn }];
         };
         tracing::info!(rrn = %t.row.rrn, "duplicate request answered from the journal");
-        match t.row.reply_hex.as_deref().map(hex::decode) {
+        let stored = t.row.reply_hex.as_deref().map(hex::decode);
+        let tid = t.row.terminal_id.clone();
+        if let Some(Ok(frame)) = &stored {
+            if let Some(frame) = self.re_signed(&tid, wire, frame) {
+                return vec![Action::SendTerminal { conn, frame }];
+            }
+        }
+        let Some(t) = self.txns.get_mut(&id) else {
+            return vec![Action::NoReply { conn }];
+        };
+        match stored {
             Some(Ok(frame)) => vec![Action::SendTerminal { conn, frame }],
             Some(Err(_)) => vec![Action::NoReply { conn }],
             None => {
@@ -978,6 +852,18 @@ impl Engine {
                 vec![Action::NoReply { conn }]
             }
         }
+    }
+
+    /// A stored reply frame signed again under the MAC key `wire` names, in `wire`'s
+    /// envelope; `None` if it cannot be read back (the stored frame is then sent).
+    fn re_signed(&self, tid: &str, wire: Wire, stored: &[u8]) -> Option<Vec<u8>> {
+        let message = match wire.dialect {
+            TerminalDialect::CupPos => CupEnvelope::split(stored).ok()?.message,
+            TerminalDialect::Iso87Ascii => stored,
+        };
+        let mut reply = wire.codec().unpack(message).ok()?;
+        let bytes = self.sign_for_terminal(tid, wire, &mut reply)?;
+        Some(wire.wrap(&bytes))
     }
 
     fn check(

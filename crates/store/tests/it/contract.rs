@@ -35,6 +35,9 @@ fn terminal() -> TerminalRow {
         signed_on: false,
         install_location: "31.2304,121.4737".into(),
         updated_at: "2026-11-21T00:00:00Z".into(),
+        key_profile: "003".into(),
+        pending_pik: None,
+        pending_mak: None,
     }
 }
 

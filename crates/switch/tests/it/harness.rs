@@ -118,6 +118,9 @@ impl World {
             signed_on: false,
             install_location: String::new(),
             updated_at: "2020-01-01T00:00:00+00:00".into(),
+            key_profile: "003".into(),
+            pending_pik: None,
+            pending_mak: None,
         };
         let engine = Engine::new(
             cfg.clone(),
@@ -191,6 +194,12 @@ impl World {
         );
         config.first_stan = domain::Stan::new(first_stan).unwrap();
         let mut t = Terminal::new(config);
+        self.sign_on(&mut t);
+        t
+    }
+
+    /// Signs `t` on (again): the test crafts messages under its new MAC key after it.
+    pub fn sign_on(&mut self, t: &mut Terminal) {
         let req = t.sign_on().unwrap();
         let frames = self.deliver(&req.frame);
         let reply = frames.last().expect("a sign-on reply");
@@ -204,7 +213,14 @@ impl World {
         self.mak = Some(keys.mak);
         let out = t.on_reply(reply).unwrap();
         assert!(out.is_approved() && t.is_signed_on(), "{out:?}");
-        t
+    }
+
+    /// Whether a reply frame body's MAC verifies under the last sign-on's MAC key.
+    pub fn reply_mac_ok(&self, body: &[u8]) -> bool {
+        let env = CupEnvelope::split(body).unwrap();
+        let n = env.message.len() - 8;
+        let mac = cup_ecb_mac(self.mak.as_ref().expect("signed on"), &env.message[..n]);
+        mac[..] == env.message[n..]
     }
 
     /// Sends a terminal's request and hands it the engine's reply.
@@ -239,6 +255,11 @@ impl World {
     pub fn deliver(&mut self, framed: &[u8]) -> Vec<Vec<u8>> {
         // A minute between requests: the risk rules' duplicate check looks 60 s back.
         self.now_ms += 61_000;
+        self.deliver_now(framed)
+    }
+
+    /// As [`World::deliver`], at the same moment as the last input.
+    pub fn deliver_now(&mut self, framed: &[u8]) -> Vec<Vec<u8>> {
         let actions = self.engine.handle(
             self.now(),
             Input::TerminalFrame {
@@ -278,7 +299,9 @@ impl World {
                     writes,
                     then,
                     on_fail,
-                } if self.fail_next_persist => {
+                } if self.fail_next_persist
+                    && writes.iter().any(|w| matches!(w, Write::NewTxn(_))) =>
+                {
                     self.fail_next_persist = false;
                     let _ = (writes, then);
                     self.execute(on_fail);

@@ -7,3 +7,4 @@ mod properties;
 mod restart;
 mod risk_hold;
 mod settlement;
+mod signon;

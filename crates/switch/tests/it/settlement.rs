@@ -58,9 +58,11 @@ fn captured_stans(w: &World, since: usize) -> BTreeSet<i64> {
 fn balanced_batch_is_captured_and_the_terminal_moves_on() {
     let mut w = World::new();
     let mut t = w.terminal(1);
-    // Signed on before the settlement, this one keeps believing in batch 1.
-    let mut stale = w.terminal(500);
     let sales = trade(&mut w, &mut t);
+    // Signed on before the settlement, this one keeps believing in batch 1 (it signs
+    // on after `t` has used its keys: keys a terminal has not used yet are replaced by
+    // the next sign-on).
+    let mut stale = w.terminal(500);
     let since = w.writes.len();
     let req = t.settle().unwrap();
     let out = w.exchange(&mut t, req);
