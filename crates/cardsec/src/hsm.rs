@@ -43,7 +43,10 @@ const ALL_KINDS: [KeyKind; 8] = [
 impl Lmk {
     /// An LMK from 32 hex characters (configuration or the environment).
     pub fn from_hex(s: &str) -> Result<Lmk, SecError> {
-        let key = Key::from_hex(s)?;
+        Lmk::from_key(Key::from_hex(s)?)
+    }
+
+    fn from_key(key: Key) -> Result<Lmk, SecError> {
         if key.len() != 16 {
             return Err(SecError::BadKey("the LMK is a double-length (16-byte) key"));
         }
@@ -59,6 +62,38 @@ impl Lmk {
             })
             .collect::<Result<_, _>>()?;
         Ok(Lmk { key, variants })
+    }
+
+    /// An LMK combined from two or three clear components held by different custodians
+    /// (a key ceremony): XORed together, each checked against the 3-byte check value
+    /// its custodian wrote down when there is one. Fewer than two components is refused:
+    /// one person must never hold the whole key.
+    pub fn from_components(components: &[(Key, Option<[u8; 3]>)]) -> Result<Lmk, SecError> {
+        if !(2..=3).contains(&components.len()) {
+            return Err(SecError::BadKey(
+                "an LMK is combined from 2 or 3 components",
+            ));
+        }
+        let mut combined = vec![0u8; 16];
+        for (key, kcv) in components {
+            if key.len() != 16 {
+                return Err(SecError::BadKey("an LMK component is 16 bytes"));
+            }
+            if kcv.is_some_and(|want| check_value(key, 3) != want) {
+                return Err(SecError::CheckValueMismatch);
+            }
+            for (c, b) in combined.iter_mut().zip(key.expose()) {
+                *c ^= b;
+            }
+        }
+        let lmk = Key::from_bytes(&combined);
+        combined.zeroize();
+        Lmk::from_key(lmk?)
+    }
+
+    /// The LMK's 3-byte check value (hex): shows which LMK is loaded, reveals nothing.
+    pub fn kcv_hex(&self) -> String {
+        hex::encode_upper(check_value(&self.key, 3))
     }
 
     fn variant(&self, kind: KeyKind) -> &KeyCipher {
@@ -106,6 +141,14 @@ impl Lmk {
 
     fn unwrap(&self, key: &WrappedKey, kind: KeyKind) -> Result<Key, SecError> {
         self.unwrap_cipher(key, kind).map(|(k, _)| k)
+    }
+}
+
+impl Clone for Lmk {
+    /// Another handle on the same LMK (its variants scheduled again).
+    fn clone(&self) -> Lmk {
+        Lmk::from_key(self.key.clone())
+            .unwrap_or_else(|_| unreachable!("a loaded LMK is a valid double-length key"))
     }
 }
 
@@ -482,6 +525,27 @@ impl SoftwareSecurityModule {
     /// Replaces the token data key (re-keying): new tokens carry the new key id.
     pub fn set_data_key(&mut self, key: DataKey) {
         self.data_key = key;
+    }
+
+    /// Installs a token data key kept wrapped under the LMK (kind DEK); its version is
+    /// the id new tokens carry. The clear key never leaves the module.
+    pub fn set_wrapped_data_key(&mut self, key: &WrappedKey) -> Result<(), SecError> {
+        let id = u16::try_from(key.version()).map_err(|_| SecError::KeyVersion(key.version()))?;
+        let clear = self.lmk.unwrap(key, KeyKind::Dek)?;
+        self.data_key = DataKey::new(id, clear.expose())?;
+        Ok(())
+    }
+
+    /// Whether `key` was wrapped under this module's LMK (its check value verifies).
+    pub fn holds(&self, key: &WrappedKey) -> bool {
+        self.lmk.unwrap_cipher(key, key.kind).is_ok()
+    }
+
+    /// The same key wrapped under another LMK (LMK rotation); its kind, version and
+    /// check value stay.
+    pub fn rewrap(&self, key: &WrappedKey, to: &Lmk) -> Result<WrappedKey, SecError> {
+        let clear = self.lmk.unwrap(key, key.kind)?;
+        to.wrap(key.kind, key.version, &clear)
     }
 
     fn random_key(&self, len: usize) -> Result<Key, SecError> {

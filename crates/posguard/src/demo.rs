@@ -562,6 +562,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         "posguard demo: issuer simulator, acquirer (SQLite under {}), {} terminals at {}/s, {} business days of {} s",
         a.data, a.demo.terminals, a.rate, a.days, a.duration
     );
+    println!("keys: the public demo LMK, zone keys and PAN-token key (demonstrations only; `posguard acquirer` needs an LMK of its own)");
     let rt = tokio::runtime::Runtime::new().context("start runtime")?;
     let out = rt.block_on(demo(a))?;
     for (i, (fleet, day)) in out.fleets.iter().zip(&out.days).enumerate() {

@@ -6,6 +6,7 @@ pub mod check;
 pub use sim::demo_data;
 pub mod demo;
 pub mod iso_cli;
+pub mod keys_cli;
 pub mod money;
 pub mod money_bench;
 pub mod money_cli;

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use posguard::{
-    bench, check, demo, iso_cli, money_bench, money_cli, risk_cli, run_cli, simulate, BadInput,
+    bench, check, demo, iso_cli, keys_cli, money_bench, money_cli, risk_cli, run_cli, simulate,
+    BadInput,
 };
 
 /// posguard: a risk-controlled POS acquiring platform.
@@ -22,6 +23,9 @@ enum Command {
     Iso(iso_cli::IsoCommand),
     /// Run an acquirer node: terminal server, switch, journal, issuer link.
     Acquirer(run_cli::AcquirerArgs),
+    /// The acquirer's own keys: list, import, generate, re-wrap under a new LMK.
+    #[command(subcommand)]
+    Keys(keys_cli::KeysCommand),
     /// Run the issuer simulator: host-to-host link and HTTP API.
     IssuerSim(run_cli::IssuerArgs),
     /// Run a fleet of simulated terminals against an acquirer.
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Iso(cmd) => iso_cli::run(cmd),
         Command::Acquirer(a) => run_cli::acquirer(a),
+        Command::Keys(c) => keys_cli::run(c),
         Command::IssuerSim(a) => run_cli::issuer_sim(a),
         Command::Terminals(a) => run_cli::terminals(a),
         Command::Demo(a) => demo::run(a),

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use cardsec::{DataKey, Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule};
+use cardsec::{DataKey, Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule, WrappedKey};
 use gateway::{GatewayConfig, GatewayStats};
 use store::{Backend, Journal, JournalConfig, SafRow, Write};
 use switch::{Config, Engine, ZoneKeys};
@@ -28,14 +28,8 @@ impl std::fmt::Debug for NodeOptions {
 pub struct NodeOptions {
     /// SQLite data directory, or a `postgres://` URL.
     pub store: String,
-    /// LMK (32 hex).
-    pub lmk_hex: String,
-    /// Zone PIN key agreed with the issuer (32 hex).
-    pub zpk_hex: String,
-    /// Zone MAC key agreed with the issuer (32 hex).
-    pub zak_hex: String,
-    /// PAN token data key (id, hex), agreed with the issuer so clearing-file tokens match.
-    pub token_key: (u16, String),
+    /// Where the node's keys come from.
+    pub keys: NodeKeys,
     /// The switch's settings.
     pub switch: Config,
     /// The gateway's settings.
@@ -55,6 +49,36 @@ pub struct NodeOptions {
     pub redis_prefix: String,
     /// Where the node's time comes from (the system clock; the demo runs faster days).
     pub clock: Arc<dyn gateway::Clock>,
+}
+
+/// Where a node's keys come from.
+#[derive(Clone)]
+pub enum NodeKeys {
+    /// The demo's well-known LMK, zone keys and token key (agreed with the demo issuer
+    /// simulator): `posguard demo`, `--demo-data`, tests. Anyone can read them.
+    Demo,
+    /// A configured LMK (file, environment or key ceremony); the zone keys and the
+    /// PAN-token key are the newest versions in the store's key table, wrapped under it.
+    Configured(Arc<Lmk>),
+}
+
+impl std::fmt::Debug for NodeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeKeys::Demo => f.write_str("NodeKeys::Demo"),
+            NodeKeys::Configured(lmk) => {
+                write!(f, "NodeKeys::Configured(LMK kcv {})", lmk.kcv_hex())
+            }
+        }
+    }
+}
+
+/// A node's security module and the zone keys it uses on the issuer link.
+pub struct NodeSecurity {
+    /// The module (LMK, token key, PIN verification key).
+    pub hsm: Arc<SoftwareSecurityModule>,
+    /// ZPK and ZAK, wrapped under the module's LMK.
+    pub zone: ZoneKeys,
 }
 
 /// Reads a rule file, or the default rule set.
@@ -83,16 +107,65 @@ pub fn open_store(store: &str) -> anyhow::Result<Box<dyn Backend>> {
     Ok(b)
 }
 
-/// The acquirer's security module.
-pub fn security_module(
-    lmk_hex: &str,
-    token_key: &(u16, String),
-) -> anyhow::Result<Arc<SoftwareSecurityModule>> {
-    let lmk = Lmk::from_hex(lmk_hex).context("read LMK")?;
-    let mut hsm = SoftwareSecurityModule::new(lmk, Box::new(rand::rngs::OsRng));
-    let key = hex::decode(&token_key.1).context("token key hex")?;
-    hsm.set_data_key(DataKey::new(token_key.0, &key).context("token key")?);
-    Ok(Arc::new(hsm))
+/// The acquirer's security module and zone keys: the demo's, or the configured LMK
+/// with the newest zone and token keys of the store's key table (refusing to start,
+/// and naming what is missing, when one is not there).
+pub fn security(keys: &NodeKeys, db: &mut dyn Backend) -> anyhow::Result<NodeSecurity> {
+    match keys {
+        NodeKeys::Demo => {
+            tracing::warn!("DEMO KEYS IN USE: the LMK, zone keys and PAN-token key are public; never use them with real cards");
+            let clear = issuer::ClearKeys::demo();
+            let lmk = Lmk::from_hex(crate::demo_data::DEMO_LMK).context("read demo LMK")?;
+            let mut hsm = SoftwareSecurityModule::new(lmk, Box::new(rand::rngs::OsRng));
+            let token = hex::decode(&clear.token_key_hex).context("token key hex")?;
+            hsm.set_data_key(DataKey::new(clear.token_key_id, &token).context("token key")?);
+            let import = |kind, hex: &str| -> anyhow::Result<WrappedKey> {
+                Ok(hsm.import_key(kind, 1, &Key::from_hex(hex)?)?)
+            };
+            let zone = ZoneKeys {
+                zpk: import(KeyKind::Zpk, &clear.zpk_hex).context("demo ZPK")?,
+                zak: import(KeyKind::Zak, &clear.zak_hex).context("demo ZAK")?,
+            };
+            Ok(NodeSecurity {
+                hsm: Arc::new(hsm),
+                zone,
+            })
+        }
+        NodeKeys::Configured(lmk) => {
+            let mut hsm =
+                SoftwareSecurityModule::new(lmk.as_ref().clone(), Box::new(rand::rngs::OsRng));
+            let stored = db.keys().context("read the key table")?;
+            let newest = |kind: KeyKind| -> anyhow::Result<WrappedKey> {
+                let row = stored
+                    .iter()
+                    .filter(|k| k.kind == kind.name())
+                    .max_by_key(|k| k.version)
+                    .with_context(|| format!("no {} in the key table: load one with `posguard keys import --kind {}` (or `keys generate`)", kind.name(), kind.name().to_lowercase()))?;
+                let key = WrappedKey::parse(&row.wrapped)
+                    .with_context(|| format!("read {} version {}", kind.name(), row.version))?;
+                anyhow::ensure!(
+                    hsm.holds(&key),
+                    "{} version {} is not wrapped under this LMK (kcv {}): wrong LMK?",
+                    kind.name(),
+                    row.version,
+                    lmk.kcv_hex()
+                );
+                Ok(key)
+            };
+            let zone = ZoneKeys {
+                zpk: newest(KeyKind::Zpk)?,
+                zak: newest(KeyKind::Zak)?,
+            };
+            let dek = newest(KeyKind::Dek)?;
+            hsm.set_wrapped_data_key(&dek)
+                .context("install the token key")?;
+            tracing::info!(lmk_kcv = %lmk.kcv_hex(), zpk = zone.zpk.version(), zak = zone.zak.version(), token_key = dek.version(), "keys loaded");
+            Ok(NodeSecurity {
+                hsm: Arc::new(hsm),
+                zone,
+            })
+        }
+    }
 }
 
 /// Writes the demo merchants and terminals (TMKs wrapped under the LMK) if the store
@@ -120,11 +193,9 @@ pub fn seed_demo(
 
 /// Loads the node's state and builds its engine and journal (blocking: call it before
 /// the runtime or on a blocking thread).
-pub fn prepare(
-    opts: &NodeOptions,
-    hsm: Arc<SoftwareSecurityModule>,
-) -> anyhow::Result<(Engine, Journal, Vec<SafRow>)> {
+pub fn prepare(opts: &NodeOptions) -> anyhow::Result<(Engine, Journal, Vec<SafRow>)> {
     let mut db = open_store(&opts.store)?;
+    let NodeSecurity { hsm, zone } = security(&opts.keys, db.as_mut())?;
     let merchants = db.merchants().context("load merchants")?;
     let terminals = db.terminals().context("load terminals")?;
     let recent = db
@@ -137,16 +208,6 @@ pub fn prepare(
     let pending_saf = db
         .saf_in_state("pending")
         .context("load store-and-forward queue")?;
-    let zpk = hsm.import_key(
-        KeyKind::Zpk,
-        1,
-        &Key::from_hex(&opts.zpk_hex).context("read ZPK")?,
-    )?;
-    let zak = hsm.import_key(
-        KeyKind::Zak,
-        1,
-        &Key::from_hex(&opts.zak_hex).context("read ZAK")?,
-    )?;
     tracing::info!(
         merchants = merchants.len(),
         terminals = terminals.len(),
@@ -196,7 +257,7 @@ pub fn prepare(
     let engine = Engine::new(
         opts.switch.clone(),
         hsm,
-        ZoneKeys { zpk, zak },
+        zone,
         merchants,
         terminals,
         switch::JournalState {
@@ -218,7 +279,6 @@ pub async fn run_node(
     stats: Arc<GatewayStats>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let hsm = security_module(&opts.lmk_hex, &opts.token_key)?;
     let o = opts.clone();
     let owner = format!("node-{}", opts.switch.node);
     let sweep_store = opts.store.clone();
@@ -226,7 +286,7 @@ pub async fn run_node(
         .await
         .context("join")??;
     let sweeper = Some((sweeper, owner));
-    let (engine, journal, pending_saf) = tokio::task::spawn_blocking(move || prepare(&o, hsm))
+    let (engine, journal, pending_saf) = tokio::task::spawn_blocking(move || prepare(&o))
         .await
         .context("join loader")??;
     let addrs: Vec<(Option<SocketAddr>, gateway::TerminalDialect)> = listeners

@@ -7,11 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::NaiveDateTime;
 use clap::Args;
-use issuer::{Bank, ClearKeys, Faults, IssuerConfig};
+use issuer::{Bank, Faults, IssuerConfig};
 use terminal::{Card, EntryKind, FleetConfig, Mix, TerminalSetup};
 
-use crate::demo_data::{demo_data, CardFate, DemoData, DEMO_LMK};
-use crate::node::{open_store, run_node, security_module, seed_demo, NodeOptions};
+use crate::demo_data::{demo_data, CardFate, DemoData};
+use crate::node::{open_store, run_node, seed_demo, NodeKeys, NodeOptions};
 
 /// Where the acquirer keeps its journal.
 #[derive(Debug, Clone, Args)]
@@ -73,9 +73,12 @@ pub struct AcquirerArgs {
     /// Issuer timeout in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     issuer_timeout_ms: u64,
-    /// Do not create the demo merchants and terminals in an empty store.
+    #[command(flatten)]
+    lmk: crate::keys_cli::LmkArgs,
+    /// Create the demo merchants and terminals in an empty store; without an LMK, run
+    /// on the public demo keys (logged as such).
     #[arg(long)]
-    no_demo_data: bool,
+    demo_data: bool,
     /// Risk rules (TOML), watched and reloaded when they change; the default rule set
     /// when absent.
     #[arg(long)]
@@ -101,15 +104,11 @@ pub fn shanghai_now() -> NaiveDateTime {
     (chrono::Utc::now() + chrono::Duration::hours(8)).naive_utc()
 }
 
-/// Node options for the demo keys (zone keys agreed with the demo issuer).
+/// Node options with the demo keys (zone keys agreed with the demo issuer).
 pub fn node_options(store: String, issuer: SocketAddr, issuer_timeout_ms: u64) -> NodeOptions {
-    let keys = ClearKeys::demo();
     NodeOptions {
         store,
-        lmk_hex: std::env::var("POSGUARD_LMK").unwrap_or_else(|_| DEMO_LMK.into()),
-        zpk_hex: keys.zpk_hex.clone(),
-        zak_hex: keys.zak_hex.clone(),
-        token_key: (keys.token_key_id, keys.token_key_hex.clone()),
+        keys: NodeKeys::Demo,
         switch: switch::Config {
             issuer_timeout_ms,
             ..switch::Config::default()
@@ -131,22 +130,33 @@ pub fn node_options(store: String, issuer: SocketAddr, issuer_timeout_ms: u64) -
 /// Seeds the demo data set into an empty store.
 pub fn seed_store(opts: &NodeOptions, data: &DemoData) -> anyhow::Result<bool> {
     let mut db = open_store(&opts.store)?;
-    let hsm = security_module(&opts.lmk_hex, &opts.token_key)?;
+    let hsm = match &opts.keys {
+        // Terminal master keys need only the LMK: wrap them before the key table is filled.
+        crate::node::NodeKeys::Configured(lmk) => Arc::new(cardsec::SoftwareSecurityModule::new(
+            lmk.as_ref().clone(),
+            Box::new(rand::rngs::OsRng),
+        )),
+        crate::node::NodeKeys::Demo => crate::node::security(&opts.keys, db.as_mut())?.hsm,
+    };
     seed_demo(db.as_mut(), hsm.as_ref(), data, &now_rfc3339())
 }
 
 /// Runs `posguard acquirer`.
 pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     crate::init_logging("info");
-    let opts = node_options(a.store.location(), a.issuer, a.issuer_timeout_ms);
-    let mut opts = opts;
+    let mut opts = node_options(a.store.location(), a.issuer, a.issuer_timeout_ms);
+    opts.keys = match a.lmk.load()? {
+        Some(lmk) => NodeKeys::Configured(Arc::new(lmk)),
+        None if a.demo_data => NodeKeys::Demo,
+        None => return Err(crate::keys_cli::missing_lmk()),
+    };
     opts.risk_policy = risk::Policy::parse(&a.risk_policy).ok_or_else(|| {
         crate::BadInput("--risk-policy is fail-open, fail-closed or approve-and-hold".into())
     })?;
     opts.rules = a.rules.clone();
     opts.redis_url = a.redis_url.clone();
     opts.gateway.rules_path = a.rules.clone();
-    if !a.no_demo_data && seed_store(&opts, &a.demo.data())? {
+    if a.demo_data && seed_store(&opts, &a.demo.data())? {
         tracing::info!("demo merchants and terminals created");
     }
     let rt = tokio::runtime::Runtime::new().context("start runtime")?;

@@ -22,7 +22,7 @@ pub use pg::PgBackend;
 pub use redis_velocity::RedisVelocity;
 pub use rows::{
     BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, EventRow,
-    FindingRow, HoldRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
+    FindingRow, HoldRow, KeyRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
     SettlementItemRow, SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
 };
 use sql::{all, one, select};
@@ -38,7 +38,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/005_settlement.sql"),
     include_str!("../migrations/006_recon.sql"),
     include_str!("../migrations/007_risk_holds.sql"),
-    include_str!("../migrations/008_terminal_keys.sql"),
+    include_str!("../migrations/008_keys.sql"),
 ];
 
 /// The server's message behind a PostgreSQL error ("db error" alone says nothing).
@@ -140,6 +140,17 @@ pub trait Backend: Send {
             all(
                 tx,
                 &select::<TerminalRow>("terminals ORDER BY terminal_id"),
+                &[],
+            )
+        })
+    }
+
+    /// The acquirer's own keys, every version, by kind then version.
+    fn keys(&mut self) -> Result<Vec<KeyRow>, StoreError> {
+        run(self, |tx| {
+            all(
+                tx,
+                &select::<KeyRow>("security_keys ORDER BY kind, version"),
                 &[],
             )
         })

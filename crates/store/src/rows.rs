@@ -58,6 +58,24 @@ pub struct TerminalRow {
     pub pending_mak: Option<String>,
 }
 
+/// A key of the acquirer's own (zone PIN or MAC key, zone master key, PAN-token data
+/// key), wrapped under the LMK; one row per version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    /// `ZPK`, `ZAK`, `ZMK` or `DEK`.
+    pub kind: String,
+    /// Version, from 1; the newest is in use.
+    pub version: i64,
+    /// `cardsec::WrappedKey` text.
+    pub wrapped: String,
+    /// The clear key's check value (hex), to compare with the key's custodians.
+    pub kcv: String,
+    /// When it was loaded (RFC 3339).
+    pub created_at: String,
+    /// Who loaded it (the audit record).
+    pub created_by: String,
+}
+
 /// The current state of one transaction in the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnRow {
@@ -473,6 +491,8 @@ pub enum Write {
     Merchant(MerchantRow),
     /// Insert or replace a terminal.
     Terminal(TerminalRow),
+    /// Insert a key version, or re-wrap it (a new LMK).
+    Key(KeyRow),
     /// Insert a new transaction (its request key and RRN must be new).
     NewTxn(TxnRow),
     /// Replace a transaction's current state (same id).

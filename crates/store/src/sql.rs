@@ -8,7 +8,7 @@
 
 use crate::rows::{
     BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, EventRow,
-    FindingRow, HoldRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
+    FindingRow, HoldRow, KeyRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
     SettlementItemRow, SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
 };
 use crate::StoreError;
@@ -170,6 +170,14 @@ table_row!(TerminalRow {
     key_profile: t,
     pending_pik: ot,
     pending_mak: ot,
+});
+table_row!(KeyRow {
+    kind: t,
+    version: i,
+    wrapped: t,
+    kcv: t,
+    created_at: t,
+    created_by: t,
 });
 table_row!(TxnRow {
     txn_id: i,
@@ -419,6 +427,8 @@ const SQL_TERMINAL: &str = "INSERT INTO terminals (terminal_id, merchant_id, sta
      install_location = excluded.install_location, updated_at = excluded.updated_at, \
      key_profile = excluded.key_profile, pending_pik = excluded.pending_pik, \
      pending_mak = excluded.pending_mak";
+const SQL_KEY: &str = "INSERT INTO security_keys (kind, version, wrapped, kcv, created_at, created_by) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, version) DO UPDATE SET wrapped = excluded.wrapped";
 const SQL_NEW_TXN: &str = "INSERT INTO transactions (txn_id, request_key, terminal_id, merchant_id, \
      batch, stan, mti, kind, amount_minor, currency, pan_token, masked_pan, rrn, auth_code, response_code, \
      state, original_rrn, link_stan, reply_hex, local_date, created_at, updated_at) VALUES ($1, $2, $3, $4, \
@@ -490,6 +500,7 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
     let (sql, args) = match w {
         Write::Merchant(r) => (SQL_MERCHANT, r.args()),
         Write::Terminal(r) => (SQL_TERMINAL, r.args()),
+        Write::Key(r) => (SQL_KEY, r.args()),
         Write::NewTxn(r) => (SQL_NEW_TXN, r.args()),
         Write::UpdateTxn(t) => (
             SQL_UPDATE_TXN,
@@ -559,6 +570,7 @@ mod tests {
         for (sql, cols) in [
             (SQL_MERCHANT, MerchantRow::COLUMNS),
             (SQL_TERMINAL, TerminalRow::COLUMNS),
+            (SQL_KEY, KeyRow::COLUMNS),
             (SQL_NEW_TXN, TxnRow::COLUMNS),
             (SQL_EVENT, EventRow::COLUMNS),
             (SQL_SAF, SafRow::COLUMNS),

@@ -27,18 +27,46 @@ fn q(sql: &str) -> String {
 
 impl SqliteBackend {
     /// Opens (creating if needed) `posguard.db` in `dir`.
+    ///
+    /// The directory is created 0700 and the database 0600 (SQLite gives its WAL and
+    /// shared-memory files the database's permissions): the journal holds tokens,
+    /// masked PANs and wrapped keys, for the acquirer's user alone.
     pub fn open_dir(dir: &Path) -> Result<SqliteBackend, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+        let file = dir.join("posguard.db");
+        private_files(dir, &file).map_err(|e| StoreError::Open {
             what: dir.display().to_string(),
             reason: e.to_string(),
         })?;
-        let conn = Connection::open(dir.join("posguard.db"))?;
+        let conn = Connection::open(&file)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(SqliteBackend { conn })
     }
+}
+
+/// Creates `dir` (0700) and `file` (0600) if missing, and narrows them if they exist.
+fn private_files(dir: &Path, file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(file)?;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+    for side in ["posguard.db-wal", "posguard.db-shm"] {
+        let p = dir.join(side);
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }
 
 impl rusqlite::ToSql for Arg<'_> {

@@ -17,6 +17,7 @@ fn spawn_acquirer(dir: &str, listen: SocketAddr, issuer: SocketAddr) -> Child {
     Command::new(env!("CARGO_BIN_EXE_posguard"))
         .args([
             "acquirer",
+            "--demo-data",
             "--data",
             dir,
             "--listen",

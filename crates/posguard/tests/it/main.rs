@@ -4,6 +4,7 @@ mod crash;
 mod demo;
 mod faults;
 mod iso;
+mod keys;
 mod recon;
 mod recon_money;
 mod reload;

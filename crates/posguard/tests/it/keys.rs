@@ -1,0 +1,290 @@
+//! Key management as an auditor would check it: no LMK, no start; keys loaded through
+//! `posguard keys`; and after a demo-sized load, nothing in the store (the SQLite files
+//! byte by byte, a `pg_dump` of the PostgreSQL schema) opens under the public demo keys.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cardsec::{DataKey, Lmk, Pan, SoftwareSecurityModule, WrappedKey};
+use issuer::{Bank, ClearKeys, IssuerConfig};
+use posguard::demo_data::{demo_data, DEMO_LMK};
+use posguard::node::{run_node, NodeKeys};
+use posguard::run_cli::{fleet_config, node_options, open_demo_accounts, seed_store, shanghai_now};
+
+use crate::scenarios::{cleanup, stores};
+
+const LMK: &str = "7A5B2C4D6E8F90A1B2C3D4E5F6071829";
+const ZPK: &str = "2F2F2F2F2F2F2F2F5D5D5D5D5D5D5D5D";
+const ZAK: &str = "6B6B6B6B6B6B6B6B1A1A1A1A1A1A1A1A";
+const TOKEN_KEY: &str = "5E1C0A7793B1D24F68E0C3A9B2D4F6081A2B3C4D5E6F7081";
+
+/// Runs the binary with `args`, `stdin` and the environment changed by `env`.
+fn posguard(args: &[&str], stdin: &str, env: &[(&str, Option<&str>)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_posguard"));
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd.spawn().expect("start posguard");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("posguard-keys-{name}-{}", std::process::id()))
+}
+
+#[test]
+fn the_acquirer_refuses_to_start_without_an_lmk_or_its_keys() {
+    let dir = temp("refuse");
+    let data = dir.join("db").display().to_string();
+    let base = ["acquirer", "--data", &data, "--listen", "127.0.0.1:0"];
+    let (code, out) = posguard(&base, "", &[("POSGUARD_LMK", None)]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("no LMK") && out.contains("--lmk-file"),
+        "{out}"
+    );
+    // An LMK, but no zone keys loaded yet: refused, naming the key and the command.
+    let (code, out) = posguard(&base, "", &[("POSGUARD_LMK", Some(LMK))]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("no ZPK in the key table") && out.contains("posguard keys import"),
+        "{out}"
+    );
+    // A key ceremony whose second component was mistyped: refused by its check value.
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (a, b) = (dir.join("c1"), dir.join("c2"));
+    std::fs::write(&a, "0123456789ABCDEF0123456789ABCDEF 08D7B4\n").expect("c1");
+    std::fs::write(&b, "FEDCBA9876543210FEDCBA9876543210 000000\n").expect("c2");
+    let comp = |p: &std::path::Path| p.display().to_string();
+    let mut args = base.to_vec();
+    let (ca, cb) = (comp(&a), comp(&b));
+    args.extend(["--lmk-component", &ca, "--lmk-component", &cb]);
+    let (code, out) = posguard(&args, "", &[("POSGUARD_LMK", None)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("check value"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every wrapped key (`KIND:version:cipher:kcv`) and token (`t<id>.<40 hex>`) written
+/// anywhere in `text`, even run together with the bytes around it.
+fn secrets_in(text: &str) -> (Vec<WrappedKey>, Vec<String>) {
+    let hex_run = |s: &str| s.bytes().take_while(u8::is_ascii_hexdigit).count();
+    let mut keys = Vec::new();
+    for kind in ["TMK", "TPK", "TAK", "TDK", "ZMK", "ZPK", "ZAK", "DEK"] {
+        for (at, _) in text.match_indices(&format!("{kind}:")) {
+            let rest = &text[at + 4..];
+            let v = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let Some(after_v) = rest.get(v..).and_then(|r| r.strip_prefix(':')) else {
+                continue;
+            };
+            let c = hex_run(after_v);
+            let Some(kcv) = after_v
+                .get(c..)
+                .and_then(|r| r.strip_prefix(':'))
+                .and_then(|r| r.get(..6))
+            else {
+                continue;
+            };
+            let candidate = format!("{kind}:{}:{}:{kcv}", &rest[..v], &after_v[..c]);
+            if let Ok(k) = WrappedKey::parse(&candidate) {
+                keys.push(k);
+            }
+        }
+    }
+    let mut tokens = Vec::new();
+    for (at, _) in text.match_indices('.') {
+        let before = &text[..at];
+        let id = before.bytes().rev().take_while(u8::is_ascii_digit).count();
+        let after = &text[at + 1..];
+        if id == 0 || !before[..at - id].ends_with('t') || hex_run(after) < 40 {
+            continue;
+        }
+        tokens.push(format!("t{}.{}", &before[at - id..], &after[..40]));
+    }
+    (keys, tokens)
+}
+
+/// What a store holds, as text: the SQLite files byte for byte, or `pg_dump`'s output.
+fn dump(store: &str) -> String {
+    if let Some((url, schema)) = store.split_once("?schema=") {
+        let out = Command::new("pg_dump")
+            .args(["--dbname", url, "--schema", schema, "--data-only"])
+            .output()
+            .expect("pg_dump runs (PostgreSQL's client tools are installed with the server)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return String::from_utf8_lossy(&out.stdout).into_owned();
+    }
+    let mut text = String::new();
+    for entry in std::fs::read_dir(store).expect("data directory") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+        text.push_str(&String::from_utf8_lossy(&bytes));
+        text.push('\n');
+    }
+    text
+}
+
+fn load_keys(store: &str) {
+    for (kind, clear) in [("zpk", ZPK), ("zak", ZAK), ("dek", TOKEN_KEY)] {
+        let args = ["keys", "import", "--kind", kind, "--by", "test custodian"];
+        let mut args = args.to_vec();
+        let at = if store.starts_with("postgres") {
+            "--database-url"
+        } else {
+            "--data"
+        };
+        args.extend([at, store]);
+        let (code, out) = posguard(&args, clear, &[("POSGUARD_LMK", Some(LMK))]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("v1 loaded, kcv"), "{out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_load_nothing_stored_opens_under_the_demo_keys() {
+    for store in stores("keys") {
+        let data = demo_data(5, 4, 60);
+        let keys = ClearKeys {
+            lmk_hex: "00112233445566778899AABBCCDDEEFF".into(),
+            zpk_hex: ZPK.into(),
+            zak_hex: ZAK.into(),
+            token_key_hex: TOKEN_KEY.into(),
+            token_key_id: 1,
+        };
+        let config = IssuerConfig {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            keys: keys.clone(),
+            ..IssuerConfig::default()
+        };
+        let mut bank = Bank::from_clear_keys(&config.keys).expect("issuer keys");
+        open_demo_accounts(&mut bank, &data, shanghai_now()).expect("accounts");
+        let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
+            .await
+            .expect("issuer");
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || load_keys(&s))
+            .await
+            .expect("join");
+        let mut opts = node_options(store.clone(), issuer.iso_addr(), 5_000);
+        opts.keys = NodeKeys::Configured(Arc::new(Lmk::from_hex(LMK).expect("lmk")));
+        let (o, d) = (opts.clone(), data.clone());
+        tokio::task::spawn_blocking(move || seed_store(&o, &d))
+            .await
+            .expect("join")
+            .expect("seed");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let node = tokio::spawn(run_node(
+            opts,
+            vec![(listener, gateway::TerminalDialect::CupPos)],
+            Arc::new(gateway::GatewayStats::default()),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        let mut fleet = fleet_config(&data, addr, 200.0, Duration::from_secs(20), 9);
+        fleet.max_transactions = Some(150);
+        let report = terminal::run_fleet(fleet).await;
+        let _ = stop.send(());
+        node.await.expect("join").expect("node");
+        issuer.stop().await;
+        assert!(report.approved_entries().count() > 50, "{report}");
+
+        let text = tokio::task::spawn_blocking({
+            let s = store.clone();
+            move || dump(&s)
+        })
+        .await
+        .expect("join");
+        let (wrapped, tokens) = secrets_in(&text);
+        let demo = SoftwareSecurityModule::new(
+            Lmk::from_hex(DEMO_LMK).expect("demo lmk"),
+            Box::new(rand::rngs::OsRng),
+        );
+        let ours = SoftwareSecurityModule::new(
+            Lmk::from_hex(LMK).expect("lmk"),
+            Box::new(rand::rngs::OsRng),
+        );
+        // The search finds the keys (terminal master and working keys, zone and token
+        // keys) and the tokens: it is not looking in the wrong place.
+        for kind in ["TMK", "TPK", "TAK", "ZPK", "ZAK", "DEK"] {
+            assert!(
+                wrapped.iter().any(|k| k.kind().name() == kind),
+                "{store}: no {kind} found among {} keys",
+                wrapped.len()
+            );
+        }
+        assert!(wrapped.iter().all(|k| ours.holds(k)), "{store}");
+        assert!(
+            !wrapped.iter().any(|k| demo.holds(k)),
+            "{store}: a key opens under the demo LMK"
+        );
+        let demo_key = DataKey::new(
+            ClearKeys::demo().token_key_id,
+            &hex::decode(ClearKeys::demo().token_key_hex).expect("hex"),
+        )
+        .expect("demo token key");
+        let ours_key = DataKey::new(1, &hex::decode(TOKEN_KEY).expect("hex")).expect("key");
+        let pans: Vec<Pan> = data
+            .cards
+            .iter()
+            .map(|c| Pan::new(&c.pan).expect("pan"))
+            .collect();
+        let under = |k: &DataKey| -> Vec<String> {
+            pans.iter().map(|p| k.tokenize(p).to_string()).collect()
+        };
+        let (demo_tokens, our_tokens) = (under(&demo_key), under(&ours_key));
+        assert!(tokens.len() > 50, "{store}: {} tokens found", tokens.len());
+        assert!(tokens.iter().all(|t| our_tokens.contains(t)), "{store}");
+        assert!(
+            !tokens.iter().any(|t| demo_tokens.contains(t)),
+            "{store}: a token reverses under the demo key"
+        );
+        if !store.starts_with("postgres") {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &std::path::Path| {
+                std::fs::metadata(p).expect("meta").permissions().mode() & 0o777
+            };
+            assert_eq!(mode(std::path::Path::new(&store)), 0o700, "data directory");
+            for entry in std::fs::read_dir(&store).expect("dir") {
+                let p = entry.expect("entry").path();
+                assert_eq!(mode(&p), 0o600, "{}", p.display());
+            }
+        }
+        println!(
+            "{store}: {} wrapped keys and {} tokens found, none open under the demo keys",
+            wrapped.len(),
+            tokens.len()
+        );
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || cleanup(&s))
+            .await
+            .expect("cleanup");
+    }
+}

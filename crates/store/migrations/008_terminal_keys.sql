@@ -1,6 +1,0 @@
--- posguard schema version 8: a terminal's key profile (the field 60.3 layout it was
--- provisioned for: 001 single, 003 double, 004 double with a track key), and working
--- keys delivered at sign-on that become current only once the terminal uses them.
-ALTER TABLE terminals ADD COLUMN key_profile TEXT NOT NULL DEFAULT '003';
-ALTER TABLE terminals ADD COLUMN pending_pik TEXT;
-ALTER TABLE terminals ADD COLUMN pending_mak TEXT;
