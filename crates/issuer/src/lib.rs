@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 pub use bank::{
     AccountId, AccountView, Bank, BankKeys, BankLimits, Book, BookAccount, BookTotals, CardStatus,
     ClearKeys, ClearingRecord, ClearingType, Language, NewAccount, Sms, SmsKind, CLEARING_HEADER,
+    MAX_ACCOUNT_MINOR,
 };
 pub use error::IssuerError;
 pub use faults::Faults;

@@ -51,6 +51,10 @@ pub struct Book {
     postings: Vec<Posting>,
 }
 
+/// A posting refused because a balance would leave the range of `i64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BookOverflow;
+
 /// The totals that prove the book balances.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BookTotals {
@@ -87,13 +91,32 @@ impl Book {
         rrn: Option<Rrn>,
         memo: &'static str,
     ) {
+        self.try_post(time, from, to, amount, rrn, memo)
+            .expect("book balance overflow");
+    }
+
+    /// Moves `amount` from `from` to `to` unless either balance would overflow, in
+    /// which case nothing changes: for movements whose size a caller outside the
+    /// link chose (opening balances). Same preconditions as [`Book::post`].
+    pub(crate) fn try_post(
+        &mut self,
+        time: NaiveDateTime,
+        from: BookAccount,
+        to: BookAccount,
+        amount: Amount,
+        rrn: Option<Rrn>,
+        memo: &'static str,
+    ) -> Result<(), BookOverflow> {
         assert!(amount.minor > 0, "postings move a positive amount");
         assert_ne!(from, to, "a posting moves money between two accounts");
         let cur = amount.currency;
-        let a = self.balances.entry((from, cur)).or_insert(0);
-        *a = a.checked_sub(amount.minor).expect("book balance overflow");
-        let b = self.balances.entry((to, cur)).or_insert(0);
-        *b = b.checked_add(amount.minor).expect("book balance overflow");
+        let from_after = self.balance(from, cur).checked_sub(amount.minor);
+        let to_after = self.balance(to, cur).checked_add(amount.minor);
+        let (Some(from_after), Some(to_after)) = (from_after, to_after) else {
+            return Err(BookOverflow);
+        };
+        self.balances.insert((from, cur), from_after);
+        self.balances.insert((to, cur), to_after);
         self.postings.push(Posting {
             seq: self.postings.len() as u64 + 1,
             time,
@@ -103,6 +126,7 @@ impl Book {
             rrn,
             memo,
         });
+        Ok(())
     }
 
     /// The balance of one account in one currency, minor units.
@@ -123,25 +147,33 @@ impl Book {
     /// balances can only balance by construction, so this is the check that means
     /// something: that nothing moved a balance outside a posting.
     pub fn verify(&self) -> Result<(), String> {
-        let mut rebuilt: BTreeMap<(BookAccount, Currency), i64> = BTreeMap::new();
+        // Rebuilt and summed in i128: the check must not itself overflow on balances
+        // near the ends of i64.
+        type Balances = BTreeMap<(BookAccount, Currency), i128>;
+        let mut rebuilt = Balances::new();
         for p in &self.postings {
             if p.amount.minor <= 0 || p.from == p.to {
                 return Err(format!("posting {} is not a transfer", p.seq));
             }
-            *rebuilt.entry((p.from, p.amount.currency)).or_insert(0) -= p.amount.minor;
-            *rebuilt.entry((p.to, p.amount.currency)).or_insert(0) += p.amount.minor;
+            let minor = i128::from(p.amount.minor);
+            *rebuilt.entry((p.from, p.amount.currency)).or_insert(0) -= minor;
+            *rebuilt.entry((p.to, p.amount.currency)).or_insert(0) += minor;
         }
-        let nonzero =
-            |m: &BTreeMap<(BookAccount, Currency), i64>| -> Vec<((BookAccount, Currency), i64)> {
-                m.iter()
-                    .filter(|(_, v)| **v != 0)
-                    .map(|(k, v)| (*k, *v))
-                    .collect()
-            };
-        if nonzero(&rebuilt) != nonzero(&self.balances) {
+        let kept: Balances = self
+            .balances
+            .iter()
+            .map(|(k, v)| (*k, i128::from(*v)))
+            .collect();
+        let nonzero = |m: &Balances| -> Vec<((BookAccount, Currency), i128)> {
+            m.iter()
+                .filter(|(_, v)| **v != 0)
+                .map(|(k, v)| (*k, *v))
+                .collect()
+        };
+        if nonzero(&rebuilt) != nonzero(&kept) {
             return Err("balances differ from what the postings add up to".into());
         }
-        let mut sums: BTreeMap<Currency, i64> = BTreeMap::new();
+        let mut sums: BTreeMap<Currency, i128> = BTreeMap::new();
         for ((_, cur), bal) in &rebuilt {
             *sums.entry(*cur).or_insert(0) += bal;
         }
@@ -153,10 +185,12 @@ impl Book {
 
     /// Balances and per-currency sums.
     pub fn totals(&self) -> BookTotals {
-        let mut sums: BTreeMap<String, i64> = BTreeMap::new();
+        // Summed in i128 so that balances near the ends of i64 cannot overflow the sum;
+        // a sum outside i64 is shown saturated (and is never balanced).
+        let mut sums: BTreeMap<String, i128> = BTreeMap::new();
         let mut accounts = Vec::new();
         for (&(account, cur), &bal) in &self.balances {
-            *sums.entry(cur.code().to_owned()).or_insert(0) += bal;
+            *sums.entry(cur.code().to_owned()).or_insert(0) += i128::from(bal);
             if bal != 0 {
                 accounts.push(AccountBalance {
                     account,
@@ -166,9 +200,11 @@ impl Book {
             }
         }
         let balanced = sums.values().all(|&s| s == 0);
+        let saturate =
+            |s: i128| i64::try_from(s).unwrap_or(if s < 0 { i64::MIN } else { i64::MAX });
         BookTotals {
             accounts,
-            sum_by_currency: sums,
+            sum_by_currency: sums.into_iter().map(|(c, s)| (c, saturate(s))).collect(),
             balanced,
             postings: self.postings.len(),
         }
@@ -203,5 +239,51 @@ mod tests {
             .or_insert(0) += 1;
         assert!(book.totals().balanced);
         assert!(book.verify().is_err());
+    }
+
+    #[test]
+    fn try_post_refuses_an_overflow_and_changes_nothing() {
+        let mut book = Book::default();
+        let now = NaiveDateTime::default();
+        let cny = |minor| Amount::new(minor, Currency::CNY);
+        let holder = |id| BookAccount::Cardholder(AccountId(id));
+        let fund = |book: &mut Book, id, minor| {
+            book.try_post(
+                now,
+                BookAccount::Funding,
+                holder(id),
+                cny(minor),
+                None,
+                "opening",
+            )
+        };
+        assert_eq!(fund(&mut book, 1, i64::MAX), Ok(()));
+        assert_eq!(fund(&mut book, 2, 1), Ok(()), "Funding reaches i64::MIN");
+        assert_eq!(
+            fund(&mut book, 3, 1),
+            Err(BookOverflow),
+            "Funding below i64::MIN"
+        );
+        assert_eq!(
+            book.try_post(
+                now,
+                BookAccount::Settlement,
+                holder(1),
+                cny(1),
+                None,
+                "credit"
+            ),
+            Err(BookOverflow),
+            "cardholder above i64::MAX"
+        );
+        assert_eq!(book.postings().len(), 2);
+        assert_eq!(book.balance(holder(3), Currency::CNY), 0);
+        assert_eq!(book.balance(BookAccount::Settlement, Currency::CNY), 0);
+        assert_eq!(book.balance(BookAccount::Funding, Currency::CNY), i64::MIN);
+        assert_eq!(book.verify(), Ok(()));
+        assert!(
+            book.totals().balanced,
+            "sums near the ends of i64 do not overflow"
+        );
     }
 }

@@ -37,6 +37,11 @@ use notice::Notice;
 /// Wrong PIN entries after which the card's PIN is blocked (`75`).
 pub const MAX_PIN_TRIES: u8 = 3;
 
+/// Most minor units an account may open with as balance, credit line or daily limit:
+/// 10^12 (ten billion CNY). Balance + credit line, and a day's spend + a 12-digit
+/// field 4 amount, then stay far inside `i64`.
+pub const MAX_ACCOUNT_MINOR: i64 = 1_000_000_000_000;
+
 /// A cardholder account's id (also its card's: one card per account).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -97,11 +102,12 @@ pub struct NewAccount {
     pub expiry: Expiry,
     /// The account's currency.
     pub currency: Currency,
-    /// Opening balance, minor units (negative: the account starts in debt).
+    /// Opening balance, minor units, at most [`MAX_ACCOUNT_MINOR`] either way
+    /// (negative: the account starts in debt, only within its credit line).
     pub balance_minor: i64,
-    /// Credit line on top of the balance, minor units.
+    /// Credit line on top of the balance, minor units, 0 to [`MAX_ACCOUNT_MINOR`].
     pub credit_limit_minor: i64,
-    /// Most the card may spend per local day, minor units.
+    /// Most the card may spend per local day, minor units, 0 to [`MAX_ACCOUNT_MINOR`].
     pub daily_limit_minor: i64,
     /// Card status.
     pub status: CardStatus,
@@ -411,22 +417,33 @@ impl Bank {
     }
 
     /// Opens an account with its card; the opening balance is posted from `Funding`.
+    /// Everything is checked before anything changes: a refused account leaves the
+    /// bank as it was.
     pub fn open_account(
         &mut self,
         now: NaiveDateTime,
         new: NewAccount,
     ) -> Result<AccountId, IssuerError> {
-        if !new.pan.luhn_ok() {
-            return Err(IssuerError::invalid("pan", "fails the Luhn check"));
-        }
-        if new.credit_limit_minor < 0 || new.daily_limit_minor < 0 {
-            return Err(IssuerError::invalid("limits", "limits cannot be negative"));
-        }
+        check_new_account(&new)?;
         let token = self.token_of(&new.pan);
         if self.by_token.contains_key(&token) {
             return Err(IssuerError::DuplicateCard);
         }
         let id = AccountId(self.accounts.len() as u64 + 1);
+        let holder = BookAccount::Cardholder(id);
+        let amount = Amount::new(new.balance_minor.abs(), new.currency);
+        let (from, to) = if new.balance_minor > 0 {
+            (BookAccount::Funding, holder)
+        } else {
+            (holder, BookAccount::Funding)
+        };
+        if new.balance_minor != 0 {
+            self.book
+                .try_post(now, from, to, amount, None, "opening")
+                .map_err(|_| {
+                    IssuerError::invalid("balance_minor", "the issuer's funding account is full")
+                })?;
+        }
         let pvv = self.hsm.pin_verification_value(&new.pan, &new.pin);
         let card = Card {
             masked: new.pan.masked(),
@@ -437,6 +454,7 @@ impl Bank {
             pvv,
             pin_tries: 0,
         };
+        tracing::debug!(account = %id, card = %card.masked, "account opened");
         self.accounts.push(Account {
             id,
             holder: new.holder,
@@ -451,16 +469,6 @@ impl Bank {
             card,
         });
         self.by_token.insert(token, self.accounts.len() - 1);
-        let amount = Amount::new(new.balance_minor.abs(), new.currency);
-        let holder = BookAccount::Cardholder(id);
-        if new.balance_minor > 0 {
-            self.book
-                .post(now, BookAccount::Funding, holder, amount, None, "opening");
-        } else if new.balance_minor < 0 {
-            self.book
-                .post(now, holder, BookAccount::Funding, amount, None, "opening");
-        }
-        tracing::debug!(account = %id, card = %self.accounts[self.accounts.len() - 1].card.masked, "account opened");
         Ok(id)
     }
 
@@ -530,7 +538,9 @@ impl Bank {
 
     fn available_minor(&self, i: usize) -> i64 {
         let a = &self.accounts[i];
-        self.balance_minor(i) + a.credit_limit_minor - a.holds_minor
+        self.balance_minor(i)
+            .saturating_add(a.credit_limit_minor)
+            .saturating_sub(a.holds_minor)
     }
 
     /// The double-entry book.
@@ -579,7 +589,7 @@ impl Bank {
 
     fn add_daily(&mut self, i: usize, today: NaiveDate, delta_minor: i64) {
         let spent = self.daily_spent(i, today);
-        self.accounts[i].daily_spent_minor = (spent + delta_minor).max(0);
+        self.accounts[i].daily_spent_minor = spent.saturating_add(delta_minor).max(0);
     }
 
     /// Posts one movement for account `i`, then notifies the cardholder and writes the
@@ -651,6 +661,29 @@ impl Bank {
         let year = u16::try_from(now.year()).unwrap_or(u16::MAX);
         !e.valid_in(year, now.month() as u8)
     }
+}
+
+/// The checks on a new account that need no bank: Luhn and the bounds of its amounts.
+fn check_new_account(new: &NewAccount) -> Result<(), IssuerError> {
+    if !new.pan.luhn_ok() {
+        return Err(IssuerError::invalid("pan", "fails the Luhn check"));
+    }
+    let bounded = |field, minor: i64, low| {
+        if (low..=MAX_ACCOUNT_MINOR).contains(&minor) {
+            Ok(())
+        } else {
+            let reason = format!("must be between {low} and {MAX_ACCOUNT_MINOR}");
+            Err(IssuerError::invalid(field, reason))
+        }
+    };
+    bounded("credit_limit_minor", new.credit_limit_minor, 0)?;
+    bounded("daily_limit_minor", new.daily_limit_minor, 0)?;
+    bounded("balance_minor", new.balance_minor, -MAX_ACCOUNT_MINOR)?;
+    if new.balance_minor < -new.credit_limit_minor {
+        let reason = "a debt at opening must fit in the credit line (credit_limit_minor)";
+        return Err(IssuerError::invalid("balance_minor", reason));
+    }
+    Ok(())
 }
 
 fn parse_data_key(keys: &ClearKeys) -> Result<DataKey, cardsec::SecError> {

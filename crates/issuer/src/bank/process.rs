@@ -563,7 +563,7 @@ impl Bank {
             return Err(ResponseCode::INSUFFICIENT_FUNDS);
         }
         let spent = self.daily_spent(a, now.date());
-        if spent + amount.minor > self.accounts[a].daily_limit_minor {
+        if spent.saturating_add(amount.minor) > self.accounts[a].daily_limit_minor {
             return Err(ResponseCode::OVER_AMOUNT_LIMIT);
         }
         Ok(amount.minor)

@@ -3,9 +3,9 @@
 use cardsec::{DataKey, Pan};
 use expect_test::{expect, Expect};
 use iso8583::{Message, Mti};
-use issuer::{BookAccount, CardStatus, ClearKeys};
+use issuer::{BookAccount, CardStatus, ClearKeys, MAX_ACCOUNT_MINOR};
 
-use super::{day, luhn_pan, now, Req, World, PAN, PIN};
+use super::{day, luhn_pan, new_account, now, Req, World, PAN, PIN};
 
 fn sms_texts(w: &World) -> String {
     w.bank
@@ -624,4 +624,75 @@ fn secrets_stay_out_of_debug_output() {
     w.send(&Req::sale(1, 100));
     let shown = format!("{:?} {:?}", w.bank, w.bank.clearing_records());
     assert!(!shown.contains(PAN), "{shown}");
+}
+
+#[test]
+fn refused_openings_change_nothing() {
+    let mut w = World::new();
+    w.open_default();
+    let pan = luhn_pan("411111111111111");
+    let max = MAX_ACCOUNT_MINOR;
+    let mut out = String::new();
+    let mut case = |balance: i64, credit: i64, daily: i64| {
+        let (accounts, postings) = (w.bank.accounts(), w.bank.book().postings().len());
+        let new = new_account(&pan, balance, credit, daily);
+        let e = w.bank.open_account(now(), new).expect_err("refused");
+        assert_eq!(w.bank.accounts(), accounts, "accounts unchanged");
+        assert_eq!(w.bank.book().postings().len(), postings, "nothing posted");
+        w.assert_books();
+        out += &format!("{balance} {credit} {daily}: {e}\n");
+    };
+    case(i64::MAX, 0, 0);
+    case(i64::MIN, 0, 0);
+    case(max + 1, 0, 0);
+    case(-max - 1, max, 0);
+    case(-1, 0, 0);
+    case(-1_001, 1_000, 0);
+    case(0, -1, 0);
+    case(0, max + 1, 0);
+    case(0, i64::MAX, 0);
+    case(0, 0, -1);
+    case(0, 0, i64::MAX);
+    expect![[r#"
+        9223372036854775807 0 0: invalid balance_minor: must be between -1000000000000 and 1000000000000
+        -9223372036854775808 0 0: invalid balance_minor: must be between -1000000000000 and 1000000000000
+        1000000000001 0 0: invalid balance_minor: must be between -1000000000000 and 1000000000000
+        -1000000000001 1000000000000 0: invalid balance_minor: must be between -1000000000000 and 1000000000000
+        -1 0 0: invalid balance_minor: a debt at opening must fit in the credit line (credit_limit_minor)
+        -1001 1000 0: invalid balance_minor: a debt at opening must fit in the credit line (credit_limit_minor)
+        0 -1 0: invalid credit_limit_minor: must be between 0 and 1000000000000
+        0 1000000000001 0: invalid credit_limit_minor: must be between 0 and 1000000000000
+        0 9223372036854775807 0: invalid credit_limit_minor: must be between 0 and 1000000000000
+        0 0 -1: invalid daily_limit_minor: must be between 0 and 1000000000000
+        0 0 9223372036854775807: invalid daily_limit_minor: must be between 0 and 1000000000000
+    "#]]
+    .assert_eq(&out);
+
+    // The refused card left nothing behind: it opens now, at the bounds.
+    let id = w
+        .bank
+        .open_account(now(), new_account(&pan, max, max, max))
+        .expect("opens at the bounds");
+    let v = w.acct(id);
+    assert_eq!((v.balance_minor, v.available_minor), (max, 2 * max));
+    let big = Req {
+        pan: Some(pan.clone()),
+        ..Req::sale(1, 999_999_999_999)
+    };
+    assert_eq!(w.rc(&big).0, "00", "the largest field 4 amount");
+    assert_eq!(w.acct(id).balance_minor, max - 999_999_999_999);
+    w.assert_books();
+}
+
+#[test]
+fn a_debt_at_opening_fits_in_the_credit_line() {
+    let mut w = World::new();
+    let id = w
+        .bank
+        .open_account(now(), new_account(PAN, -1_000, 1_000, 500_000))
+        .expect("opens in debt within its credit line");
+    let v = w.acct(id);
+    assert_eq!((v.balance_minor, v.available_minor), (-1_000, 0));
+    assert_eq!(w.rc(&Req::sale(1, 1)).0, "51");
+    w.assert_books();
 }

@@ -212,6 +212,28 @@ impl Req {
     }
 }
 
+/// An active card for Li Lei in CNY, expiring 2712, with the test PIN.
+pub fn new_account(
+    pan: &str,
+    balance_minor: i64,
+    credit_limit_minor: i64,
+    daily_limit_minor: i64,
+) -> NewAccount {
+    NewAccount {
+        pan: Pan::new(pan).expect("PAN"),
+        pin: Pin::new(PIN).expect("PIN"),
+        expiry: cardsec::Expiry::parse("2712").expect("expiry"),
+        currency: Currency::CNY,
+        balance_minor,
+        credit_limit_minor,
+        daily_limit_minor,
+        status: CardStatus::Active,
+        holder: "Li Lei".into(),
+        phone: "13800000000".into(),
+        language: Language::Zh,
+    }
+}
+
 /// A bank under the demo keys with the acquirer's view of the zone keys.
 pub struct World {
     /// The bank.
@@ -261,24 +283,12 @@ impl World {
         status: CardStatus,
         expiry: &str,
     ) -> AccountId {
-        self.bank
-            .open_account(
-                now(),
-                NewAccount {
-                    pan: Pan::new(pan).expect("PAN"),
-                    pin: Pin::new(PIN).expect("PIN"),
-                    expiry: cardsec::Expiry::parse(expiry).expect("expiry"),
-                    currency: Currency::CNY,
-                    balance_minor,
-                    credit_limit_minor,
-                    daily_limit_minor,
-                    status,
-                    holder: "Li Lei".into(),
-                    phone: "13800000000".into(),
-                    language: Language::Zh,
-                },
-            )
-            .expect("account opens")
+        let new = NewAccount {
+            status,
+            expiry: cardsec::Expiry::parse(expiry).expect("expiry"),
+            ..new_account(pan, balance_minor, credit_limit_minor, daily_limit_minor)
+        };
+        self.bank.open_account(now(), new).expect("account opens")
     }
 
     /// Signs a message with the acquirer's ZAK.
