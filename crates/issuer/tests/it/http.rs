@@ -8,29 +8,40 @@ use cardsec::x9_19_mac;
 use expect_test::expect;
 use iso8583::frame::{encode_frame, FrameDecoder};
 use iso8583::Dialect;
-use issuer::{linkmac, Bank, ClearKeys, Issuer, IssuerConfig};
+use issuer::http::MAX_BODY_BYTES;
+use issuer::{linkmac, Bank, ClearKeys, Issuer, IssuerConfig, MAX_ACCOUNT_MINOR};
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::{now, Req, World, PAN};
+use super::{luhn_pan, now, Req, World, PAN};
 
 const BOUND: Duration = Duration::from_secs(10);
 
-/// One HTTP/1.1 request on a fresh connection; returns status and body.
-async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+/// One HTTP/1.1 request on a fresh connection with `headers` (each ending in CRLF);
+/// returns status and body.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
+    let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: issuer\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+         {headers}Content-Length: {}\r\n\r\n",
         body.len()
     );
-    s.write_all(req.as_bytes()).await.expect("write");
+    s.write_all(head.as_bytes()).await.expect("write");
+    s.write_all(body).await.expect("write");
     let mut out = Vec::new();
-    timeout(BOUND, s.read_to_end(&mut out))
+    // A server that refuses a body may close before reading all of it; what it
+    // answered first is what counts.
+    let _ = timeout(BOUND, s.read_to_end(&mut out))
         .await
-        .expect("bounded")
-        .expect("read");
+        .expect("bounded");
     let text = String::from_utf8(out).expect("utf-8");
     let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
     let status = head
@@ -39,6 +50,52 @@ async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, S
         .and_then(|s| s.parse().ok())
         .expect("status");
     (status, body.to_owned())
+}
+
+/// One JSON request.
+async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let json = "Content-Type: application/json\r\n";
+    request(addr, method, path, json, body.as_bytes()).await
+}
+
+/// A simulator on free ports over a bank with no accounts.
+async fn start() -> Issuer {
+    let config = IssuerConfig {
+        listen_addr: "127.0.0.1:0".parse().expect("addr"),
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        ..IssuerConfig::default()
+    };
+    let bank = Bank::from_clear_keys(&config.keys).expect("bank");
+    Issuer::start_with(config, bank, Arc::new(now))
+        .await
+        .expect("starts")
+}
+
+/// A valid `POST /accounts` body for `pan`.
+fn open_body(pan: &str) -> Value {
+    json!({
+        "pan": pan, "pin": "123456", "expiry": "2712", "balance_minor": 100_000,
+        "credit_limit_minor": 0, "daily_limit_minor": 500_000, "status": "active",
+        "holder": "Li Lei", "phone": "13800000000", "language": "zh", "currency": "CNY",
+    })
+}
+
+/// `body` with `field` set to `value`, or removed when `value` is `None`.
+fn with(mut body: Value, field: &str, value: Option<Value>) -> String {
+    let map = body.as_object_mut().expect("object");
+    match value {
+        Some(v) => map.insert(field.to_owned(), v),
+        None => map.remove(field),
+    };
+    body.to_string()
+}
+
+/// Asserts the bank has exactly `accounts` accounts and its book verifies.
+fn assert_bank(issuer: &Issuer, accounts: usize) {
+    let bank = issuer.bank();
+    let bank = bank.lock().expect("bank");
+    assert_eq!(bank.accounts().len(), accounts, "accounts");
+    assert_eq!(bank.book().verify(), Ok(()), "the book verifies");
 }
 
 #[tokio::test]
@@ -139,5 +196,289 @@ async fn accounts_sms_clearing_and_book() {
         400
     );
 
+    timeout(BOUND, issuer.stop()).await.expect("stops");
+}
+
+#[tokio::test]
+async fn every_bad_field_is_a_400_naming_it() {
+    let issuer = start().await;
+    let web = issuer.http_addr();
+    let pan = luhn_pan("622202123456789012");
+    let mut out = String::new();
+    for (field, value) in [
+        ("pan", None),
+        ("pan", Some(json!("6222021234567890129"))),
+        ("pan", Some(json!("62220212345"))),
+        ("pan", Some(json!("62220212345678901234"))),
+        ("pan", Some(json!("622202123456789012X"))),
+        ("pan", Some(json!(6222021234567890128u64))),
+        ("pin", None),
+        ("pin", Some(json!("123"))),
+        ("pin", Some(json!("1234567890123"))),
+        ("pin", Some(json!("12a456"))),
+        ("expiry", Some(json!("2713"))),
+        ("expiry", Some(json!("27-12"))),
+        ("expiry", Some(json!(null))),
+        ("balance_minor", Some(json!(-1))),
+        ("balance_minor", Some(json!(MAX_ACCOUNT_MINOR + 1))),
+        ("balance_minor", Some(json!(u64::MAX))),
+        ("balance_minor", Some(json!(1.5))),
+        ("balance_minor", Some(json!("100"))),
+        ("credit_limit_minor", Some(json!(-1))),
+        ("credit_limit_minor", Some(json!(MAX_ACCOUNT_MINOR + 1))),
+        ("daily_limit_minor", Some(json!(-1))),
+        ("daily_limit_minor", Some(json!(MAX_ACCOUNT_MINOR + 1))),
+        ("status", Some(json!("gone"))),
+        ("status", Some(json!(1))),
+        ("holder", Some(json!("a".repeat(65)))),
+        ("holder", Some(json!("Li\nLei"))),
+        ("holder", Some(json!("<script>"))),
+        ("phone", Some(json!("1380"))),
+        ("phone", Some(json!("1380000000000000"))),
+        ("phone", Some(json!("+86 138 0000 0000"))),
+        ("language", Some(json!("fr"))),
+        ("currency", Some(json!("XXX"))),
+        ("currency", Some(json!("999"))),
+        ("currency", Some(json!("CNYY"))),
+        ("nickname", Some(json!("Lei"))),
+    ] {
+        let body = with(open_body(&pan), field, value.clone());
+        let (status, answer) = call(web, "POST", "/accounts", &body).await;
+        let shown = value.map_or("absent".into(), |v| v.to_string());
+        out += &format!("{field} {shown}: {status} {answer}\n");
+    }
+    expect![[r#"
+        pan absent: 400 {"error":"pan is required","field":"pan"}
+        pan "6222021234567890129": 400 {"error":"pan fails the Luhn check","field":"pan"}
+        pan "62220212345": 400 {"error":"pan must be 12 to 19 digits","field":"pan"}
+        pan "62220212345678901234": 400 {"error":"pan must be 12 to 19 digits","field":"pan"}
+        pan "622202123456789012X": 400 {"error":"pan must be 12 to 19 digits","field":"pan"}
+        pan 6222021234567890128: 400 {"error":"pan must be a string","field":"pan"}
+        pin absent: 400 {"error":"pin is required","field":"pin"}
+        pin "123": 400 {"error":"pin must be 4 to 12 digits","field":"pin"}
+        pin "1234567890123": 400 {"error":"pin must be 4 to 12 digits","field":"pin"}
+        pin "12a456": 400 {"error":"pin must be 4 to 12 digits","field":"pin"}
+        expiry "2713": 400 {"error":"expiry must be YYMM with a month 01 to 12","field":"expiry"}
+        expiry "27-12": 400 {"error":"expiry must be YYMM with a month 01 to 12","field":"expiry"}
+        expiry null: 400 {"error":"expiry must be a string","field":"expiry"}
+        balance_minor -1: 400 {"error":"balance_minor must be between 0 and 1000000000000","field":"balance_minor"}
+        balance_minor 1000000000001: 400 {"error":"balance_minor must be between 0 and 1000000000000","field":"balance_minor"}
+        balance_minor 18446744073709551615: 400 {"error":"balance_minor must be between 0 and 1000000000000","field":"balance_minor"}
+        balance_minor 1.5: 400 {"error":"balance_minor must be an integer between 0 and 1000000000000","field":"balance_minor"}
+        balance_minor "100": 400 {"error":"balance_minor must be an integer between 0 and 1000000000000","field":"balance_minor"}
+        credit_limit_minor -1: 400 {"error":"credit_limit_minor must be between 0 and 1000000000000","field":"credit_limit_minor"}
+        credit_limit_minor 1000000000001: 400 {"error":"credit_limit_minor must be between 0 and 1000000000000","field":"credit_limit_minor"}
+        daily_limit_minor -1: 400 {"error":"daily_limit_minor must be between 0 and 1000000000000","field":"daily_limit_minor"}
+        daily_limit_minor 1000000000001: 400 {"error":"daily_limit_minor must be between 0 and 1000000000000","field":"daily_limit_minor"}
+        status "gone": 400 {"error":"status must be one of active, lost, stolen, blocked","field":"status"}
+        status 1: 400 {"error":"status must be one of active, lost, stolen, blocked","field":"status"}
+        holder "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa": 400 {"error":"holder must be at most 64 letters, digits, spaces or .'-·","field":"holder"}
+        holder "Li\nLei": 400 {"error":"holder must be at most 64 letters, digits, spaces or .'-·","field":"holder"}
+        holder "<script>": 400 {"error":"holder must be at most 64 letters, digits, spaces or .'-·","field":"holder"}
+        phone "1380": 400 {"error":"phone must be 5 to 15 digits, optionally after a +","field":"phone"}
+        phone "1380000000000000": 400 {"error":"phone must be 5 to 15 digits, optionally after a +","field":"phone"}
+        phone "+86 138 0000 0000": 400 {"error":"phone must be 5 to 15 digits, optionally after a +","field":"phone"}
+        language "fr": 400 {"error":"language must be one of zh, en","field":"language"}
+        currency "XXX": 400 {"error":"currency must be an ISO 4217 code posguard knows","field":"currency"}
+        currency "999": 400 {"error":"currency must be an ISO 4217 code posguard knows","field":"currency"}
+        currency "CNYY": 400 {"error":"currency must be an ISO 4217 code posguard knows","field":"currency"}
+        nickname "Lei": 400 {"error":"nickname is not a field of this request","field":"nickname"}
+    "#]]
+    .assert_eq(&out);
+    assert_bank(&issuer, 0);
+    let (status, _) = call(web, "POST", "/accounts", &open_body(&pan).to_string()).await;
+    assert_eq!(
+        status, 201,
+        "each case differs from a valid body in one field"
+    );
+    timeout(BOUND, issuer.stop()).await.expect("stops");
+}
+
+#[tokio::test]
+async fn every_bound_accepts_its_edge() {
+    let issuer = start().await;
+    let web = issuer.http_addr();
+    let mut out = String::new();
+    for (i, (field, value)) in [
+        ("balance_minor", json!(0)),
+        ("balance_minor", json!(MAX_ACCOUNT_MINOR)),
+        ("credit_limit_minor", json!(MAX_ACCOUNT_MINOR)),
+        ("daily_limit_minor", json!(0)),
+        ("daily_limit_minor", json!(MAX_ACCOUNT_MINOR)),
+        ("pin", json!("1234")),
+        ("pin", json!("123456789012")),
+        ("holder", json!("a".repeat(64))),
+        ("holder", json!("王小明")),
+        ("holder", json!("Mary-Jane O'Neil Jr.")),
+        ("holder", json!("")),
+        ("phone", json!("+85290000000")),
+        ("phone", json!("")),
+        ("language", json!("en")),
+        ("currency", json!("840")),
+        ("currency", json!("usd")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let pan = luhn_pan(&format!("62220212345678{i:04}"));
+        let body = with(open_body(&pan), field, Some(value.clone()));
+        let (status, _) = call(web, "POST", "/accounts", &body).await;
+        out += &format!("{field} {value}: {status}\n");
+    }
+    expect![[r#"
+        balance_minor 0: 201
+        balance_minor 1000000000000: 201
+        credit_limit_minor 1000000000000: 201
+        daily_limit_minor 0: 201
+        daily_limit_minor 1000000000000: 201
+        pin "1234": 201
+        pin "123456789012": 201
+        holder "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa": 201
+        holder "王小明": 201
+        holder "Mary-Jane O'Neil Jr.": 201
+        holder "": 201
+        phone "+85290000000": 201
+        phone "": 201
+        language "en": 201
+        currency "840": 201
+        currency "usd": 201
+    "#]]
+    .assert_eq(&out);
+    assert_bank(&issuer, 16);
+    timeout(BOUND, issuer.stop()).await.expect("stops");
+}
+
+#[tokio::test]
+async fn extreme_opening_balances_leave_the_bank_as_it_was() {
+    let issuer = start().await;
+    let web = issuer.http_addr();
+    let (status, _) = call(web, "POST", "/accounts", &open_body(PAN).to_string()).await;
+    assert_eq!(status, 201);
+    let other = luhn_pan("411111111111111");
+    for balance in [json!(i64::MAX), json!(i64::MIN), json!(-1)] {
+        let body = with(open_body(&other), "balance_minor", Some(balance));
+        let (status, answer) = call(web, "POST", "/accounts", &body).await;
+        assert_eq!(status, 400, "{body}");
+        expect![[r#"{"error":"balance_minor must be between 0 and 1000000000000","field":"balance_minor"}"#]].assert_eq(&answer);
+        assert_bank(&issuer, 1);
+    }
+    // Nothing of the refused card stayed behind: it opens now as account 2.
+    let (status, answer) = call(web, "POST", "/accounts", &open_body(&other).to_string()).await;
+    assert_eq!(
+        (status, answer.as_str()),
+        (201, r#"{"id":2,"masked_pan":"411111******1111"}"#)
+    );
+    assert_bank(&issuer, 2);
+    timeout(BOUND, issuer.stop()).await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_credit_line_is_the_way_to_spend_beyond_the_balance() {
+    let issuer = start().await;
+    let web = issuer.http_addr();
+    let body = json!({"pan": PAN, "pin": "123456", "expiry": "2712", "credit_limit_minor": 50_000});
+    let (status, _) = call(web, "POST", "/accounts", &body.to_string()).await;
+    assert_eq!(status, 201);
+    let (_, view) = call(web, "GET", "/accounts/1", "").await;
+    let view: Value = serde_json::from_str(&view).expect("json");
+    assert_eq!(
+        (
+            &view["balance_minor"],
+            &view["credit_limit_minor"],
+            &view["available_minor"]
+        ),
+        (&json!(0), &json!(50_000), &json!(50_000))
+    );
+    let in_debt = with(
+        open_body(&luhn_pan("411111111111111")),
+        "balance_minor",
+        Some(json!(-100)),
+    );
+    let in_debt = with(
+        serde_json::from_str(&in_debt).expect("json"),
+        "credit_limit_minor",
+        Some(json!(1_000)),
+    );
+    let (status, answer) = call(web, "POST", "/accounts", &in_debt).await;
+    assert_eq!(
+        status, 400,
+        "no negative balance, even within a credit line: {answer}"
+    );
+    assert_bank(&issuer, 1);
+    timeout(BOUND, issuer.stop()).await.expect("stops");
+}
+
+/// One request described as `METHOD PATH [CONTENT-TYPE|-]` (JSON by default, `-` for
+/// none), reported as one line.
+async fn case(web: SocketAddr, line: &str, body: &str, shown: &str) -> String {
+    let mut words = line.split(' ');
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let headers = match words.next() {
+        None => "Content-Type: application/json\r\n".to_owned(),
+        Some("-") => String::new(),
+        Some(other) => format!("Content-Type: {other}\r\n"),
+    };
+    let (status, answer) = request(web, method, path, &headers, body.as_bytes()).await;
+    format!("{line} {shown}: {status} {answer}\n")
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_json_4xx() {
+    let issuer = start().await;
+    let web = issuer.http_addr();
+    let (status, _) = call(web, "POST", "/accounts", &open_body(PAN).to_string()).await;
+    assert_eq!(status, 201);
+    let mut out = String::new();
+    for (line, body) in [
+        ("POST /accounts", "{not json"),
+        ("POST /accounts", ""),
+        ("POST /accounts", "[]"),
+        ("POST /accounts text/plain", "{}"),
+        ("POST /accounts -", "{}"),
+        ("POST /accounts/1/status", "lost"),
+        ("POST /accounts/1/status", "{}"),
+        ("POST /accounts/1/status", r#"{"status":"lost","by":"me"}"#),
+        ("POST /accounts/9/status", r#"{"status":"lost"}"#),
+        ("POST /accounts/x/status", r#"{"status":"lost"}"#),
+        ("GET /accounts/+1", ""),
+        ("GET /accounts/000000000000000000001", ""),
+        ("GET /accounts/18446744073709551616", ""),
+        ("GET /sms?account=x", ""),
+        ("GET /sms?acount=1", ""),
+        ("GET /clearing/2025-3-21", ""),
+        ("GET /clearing/+2025-03-21", ""),
+        ("GET /clearing/2025-02-30", ""),
+    ] {
+        out += &case(web, line, body, body).await;
+    }
+    let valid = open_body(&luhn_pan("411111111111111")).to_string();
+    for len in [MAX_BODY_BYTES + 1, MAX_BODY_BYTES] {
+        let padded = format!("{valid:<len$}");
+        out += &case(web, "POST /accounts", &padded, &format!("<{len} bytes>")).await;
+    }
+    expect![[r#"
+        POST /accounts {not json: 400 {"error":"bad JSON: key must be a string at line 1 column 2"}
+        POST /accounts : 400 {"error":"bad JSON: EOF while parsing a value at line 1 column 0"}
+        POST /accounts []: 400 {"error":"the body must be a JSON object"}
+        POST /accounts text/plain {}: 415 {"error":"the body must be JSON (Content-Type: application/json)"}
+        POST /accounts - {}: 415 {"error":"the body must be JSON (Content-Type: application/json)"}
+        POST /accounts/1/status lost: 400 {"error":"bad JSON: expected value at line 1 column 1"}
+        POST /accounts/1/status {}: 400 {"error":"status is required","field":"status"}
+        POST /accounts/1/status {"status":"lost","by":"me"}: 400 {"error":"by is not a field of this request","field":"by"}
+        POST /accounts/9/status {"status":"lost"}: 404 {"error":"no account 9","field":"id"}
+        POST /accounts/x/status {"status":"lost"}: 400 {"error":"id must be an account number (1 to 20 digits)","field":"id"}
+        GET /accounts/+1 : 400 {"error":"id must be an account number (1 to 20 digits)","field":"id"}
+        GET /accounts/000000000000000000001 : 400 {"error":"id must be an account number (1 to 20 digits)","field":"id"}
+        GET /accounts/18446744073709551616 : 400 {"error":"id must be an account number (1 to 20 digits)","field":"id"}
+        GET /sms?account=x : 400 {"error":"account must be an account number (1 to 20 digits)","field":"account"}
+        GET /sms?acount=1 : 400 {"error":"acount is not a parameter of /sms","field":"acount"}
+        GET /clearing/2025-3-21 : 400 {"error":"date must be a date written YYYY-MM-DD","field":"date"}
+        GET /clearing/+2025-03-21 : 400 {"error":"date must be a date written YYYY-MM-DD","field":"date"}
+        GET /clearing/2025-02-30 : 400 {"error":"date must be a date written YYYY-MM-DD","field":"date"}
+        POST /accounts <16385 bytes>: 413 {"error":"the body must be at most 16384 bytes"}
+        POST /accounts <16384 bytes>: 201 {"id":2,"masked_pan":"411111******1111"}
+    "#]]
+    .assert_eq(&out);
+    assert_bank(&issuer, 2);
     timeout(BOUND, issuer.stop()).await.expect("stops");
 }
