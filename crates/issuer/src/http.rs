@@ -11,6 +11,11 @@
 //! | `GET /clearing/{YYYY-MM-DD}` | the clearing file of that local date (CSV) |
 //! | `GET /book` | balances and per-currency sums proving the book balances |
 //!
+//! With a token configured ([`IssuerConfig::api_token`](crate::IssuerConfig),
+//! `posguard issuer-sim --api-token`), every route needs `Authorization: Bearer
+//! <token>` and answers 401 without it; without one the API is open to anyone who can
+//! reach it, and says so in a warning at start.
+//!
 //! Every input has a bound, checked before the bank is touched; a violation is a 400
 //! whose JSON body names the field, `{"error": "…", "field": "…"}`:
 //!
@@ -38,8 +43,9 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -48,6 +54,7 @@ use chrono::NaiveDate;
 use domain::Currency;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use subtle::ConstantTimeEq;
 
 use crate::bank::{AccountId, CardStatus, NewAccount, MAX_ACCOUNT_MINOR};
 use crate::server::{lock, Clock};
@@ -63,6 +70,51 @@ pub const MAX_HOLDER_CHARS: usize = 64;
 /// The most digits an account id has (`u64::MAX` has 20).
 const MAX_ID_DIGITS: usize = 20;
 
+/// The bearer token every request must carry when one is configured. Redacted in
+/// `Debug`.
+#[derive(Clone)]
+pub struct ApiToken(Arc<str>);
+
+impl ApiToken {
+    /// Shortest token accepted: guessing one stays out of reach.
+    pub const MIN_LEN: usize = 16;
+    /// Longest token accepted.
+    pub const MAX_LEN: usize = 256;
+
+    /// A token of [`ApiToken::MIN_LEN`] to [`ApiToken::MAX_LEN`] characters from the
+    /// bearer token alphabet (letters, digits, `-._~+/=`), so that it fits an
+    /// `Authorization` header as it is.
+    pub fn new(token: &str) -> Result<ApiToken, IssuerError> {
+        let alphabet = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&token.len()) || !token.bytes().all(alphabet) {
+            let reason = format!(
+                "must be {} to {} letters, digits or -._~+/=",
+                Self::MIN_LEN,
+                Self::MAX_LEN
+            );
+            return Err(IssuerError::invalid("api_token", reason));
+        }
+        Ok(ApiToken(token.into()))
+    }
+
+    /// Whether an `Authorization` header value is `Bearer <this token>`; the token
+    /// is compared in constant time (its length is not a secret).
+    fn admits(&self, authorization: &[u8]) -> bool {
+        let Some(space) = authorization.iter().position(|&b| b == b' ') else {
+            return false;
+        };
+        let (scheme, presented) = authorization.split_at(space);
+        let presented = presented.trim_ascii_start();
+        scheme.eq_ignore_ascii_case(b"bearer") && bool::from(presented.ct_eq(self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken([redacted])")
+    }
+}
+
 /// What the HTTP handlers share.
 #[derive(Clone)]
 pub struct HttpState {
@@ -70,6 +122,8 @@ pub struct HttpState {
     pub bank: Arc<Mutex<Bank>>,
     /// The local time for postings made through the API (opening balances).
     pub clock: Clock,
+    /// The token every request must carry; `None` leaves the API open.
+    pub api_token: Option<ApiToken>,
 }
 
 /// The API's routes.
@@ -82,7 +136,28 @@ pub fn router(state: HttpState) -> Router {
         .route("/clearing/{date}", get(clearing))
         .route("/book", get(book))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
+}
+
+/// Refuses a request without the configured token before any handler reads it.
+async fn require_token(State(st): State<HttpState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &st.api_token {
+        let authorization = req.headers().get(header::AUTHORIZATION);
+        if !authorization.is_some_and(|v| token.admits(v.as_bytes())) {
+            tracing::warn!(path = %req.uri().path(), "issuer API request without a valid token refused");
+            let error = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this API needs Authorization: Bearer <token>",
+            );
+            let mut response = error.into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    next.run(req).await
 }
 
 /// Serves the API on `listener` until `shutdown` completes.

@@ -53,6 +53,9 @@ pub struct IssuerConfig {
     pub max_in_flight: usize,
     /// Reversals remembered for originals not yet seen.
     pub max_early_reversals: usize,
+    /// The bearer token the HTTP API requires on every request (16 to 256 letters,
+    /// digits or `-._~+/=`); `None`, the default, leaves the API open.
+    pub api_token: Option<String>,
 }
 
 impl Default for IssuerConfig {
@@ -67,6 +70,7 @@ impl Default for IssuerConfig {
             max_connections: server.max_connections,
             max_in_flight: server.max_in_flight,
             max_early_reversals: BankLimits::default().max_early_reversals,
+            api_token: None,
         }
     }
 }
@@ -82,6 +86,7 @@ impl fmt::Debug for IssuerConfig {
             .field("max_connections", &self.max_connections)
             .field("max_in_flight", &self.max_in_flight)
             .field("max_early_reversals", &self.max_early_reversals)
+            .field("api_token", &self.api_token.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -128,6 +133,11 @@ impl Issuer {
         bank: Bank,
         clock: Clock,
     ) -> Result<Issuer, IssuerError> {
+        let api_token = config
+            .api_token
+            .as_deref()
+            .map(http::ApiToken::new)
+            .transpose()?;
         let io = |what| move |source| IssuerError::Io { what, source };
         let iso = TcpListener::bind(config.listen_addr)
             .await
@@ -156,9 +166,13 @@ impl Issuer {
             server_config,
             until_stop(stop_rx.clone()),
         ));
+        if api_token.is_none() {
+            tracing::warn!(%http_addr, "issuer HTTP API has no token: anyone who can reach it can open accounts and change card statuses (set --api-token)");
+        }
         let state = http::HttpState {
             bank: bank.clone(),
             clock,
+            api_token,
         };
         let api = tokio::spawn(async move {
             if let Err(e) = http::serve_http(web, state, until_stop(stop_rx)).await {

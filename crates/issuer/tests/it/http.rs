@@ -58,13 +58,24 @@ async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, S
     request(addr, method, path, json, body.as_bytes()).await
 }
 
-/// A simulator on free ports over a bank with no accounts.
-async fn start() -> Issuer {
-    let config = IssuerConfig {
+/// The configuration of a simulator on free ports whose API needs `api_token`.
+fn config(api_token: Option<&str>) -> IssuerConfig {
+    IssuerConfig {
         listen_addr: "127.0.0.1:0".parse().expect("addr"),
         http_addr: "127.0.0.1:0".parse().expect("addr"),
+        api_token: api_token.map(str::to_owned),
         ..IssuerConfig::default()
-    };
+    }
+}
+
+/// A simulator on free ports over a bank with no accounts, its API open.
+async fn start() -> Issuer {
+    start_guarded(None).await
+}
+
+/// A simulator on free ports over a bank with no accounts, its API needing `api_token`.
+async fn start_guarded(api_token: Option<&str>) -> Issuer {
+    let config = config(api_token);
     let bank = Bank::from_clear_keys(&config.keys).expect("bank");
     Issuer::start_with(config, bank, Arc::new(now))
         .await
@@ -480,5 +491,119 @@ async fn malformed_requests_get_a_json_4xx() {
     "#]]
     .assert_eq(&out);
     assert_bank(&issuer, 2);
+    timeout(BOUND, issuer.stop()).await.expect("stops");
+}
+
+const TOKEN: &str = "s3cret-token-0123456789";
+
+/// One JSON request with `authorization` as its `Authorization` header (none when
+/// empty), reported as one line; a success's body is left out.
+async fn authorized(web: SocketAddr, line: &str, authorization: &str, body: &str) -> String {
+    let (method, path) = line.split_once(' ').expect("METHOD PATH");
+    let mut headers = "Content-Type: application/json\r\n".to_owned();
+    if !authorization.is_empty() {
+        headers += &format!("Authorization: {authorization}\r\n");
+    }
+    let (status, answer) = request(web, method, path, &headers, body.as_bytes()).await;
+    let answer = if status < 300 { "" } else { &answer };
+    let shown = authorization.replace(TOKEN, "<token>");
+    format!("{line} [{shown}]: {status} {answer}\n").replace(" \n", "\n")
+}
+
+#[tokio::test]
+async fn a_configured_token_guards_every_route() {
+    let issuer = start_guarded(Some(TOKEN)).await;
+    let web = issuer.http_addr();
+    let right = format!("Bearer {TOKEN}");
+    let (basic, longer) = (format!("Basic {TOKEN}"), format!("{right}x"));
+    let (shorter, lower) = (&right[..right.len() - 1], format!("bearer  {TOKEN}"));
+    let wrong = "Bearer wrong-token-012345";
+    let open = open_body(PAN).to_string();
+    let stolen = r#"{"status":"stolen"}"#;
+    let active = r#"{"status":"active"}"#;
+    let mut out = String::new();
+    for (line, authorization, body) in [
+        ("POST /accounts", "", open.as_str()),
+        ("POST /accounts", &right, &open),
+        ("POST /accounts/1/status", &right, stolen),
+        ("POST /accounts/1/status", "", active),
+        ("POST /accounts/1/status", wrong, active),
+        ("POST /accounts/1/status", &basic, active),
+        ("POST /accounts/1/status", &longer, active),
+        ("POST /accounts/1/status", shorter, active),
+        ("POST /accounts/1/status", "Bearer", active),
+        ("GET /accounts", "", ""),
+        ("GET /accounts/1", "", ""),
+        ("GET /sms", "", ""),
+        ("GET /clearing/2025-03-21", "", ""),
+        ("GET /book", "", ""),
+        ("GET /no-such-route", "", ""),
+        ("GET /accounts", &lower, ""),
+        ("GET /book", &right, ""),
+    ] {
+        out += &authorized(web, line, authorization, body).await;
+    }
+    expect![[r#"
+        POST /accounts []: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        POST /accounts [Bearer <token>]: 201
+        POST /accounts/1/status [Bearer <token>]: 204
+        POST /accounts/1/status []: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        POST /accounts/1/status [Bearer wrong-token-012345]: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        POST /accounts/1/status [Basic <token>]: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        POST /accounts/1/status [Bearer <token>x]: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        POST /accounts/1/status [Bearer s3cret-token-012345678]: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        POST /accounts/1/status [Bearer]: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        GET /accounts []: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        GET /accounts/1 []: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        GET /sms []: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        GET /clearing/2025-03-21 []: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        GET /book []: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        GET /no-such-route []: 401 {"error":"this API needs Authorization: Bearer <token>"}
+        GET /accounts [bearer  <token>]: 200
+        GET /book [Bearer <token>]: 200
+    "#]]
+    .assert_eq(&out);
+    let bank = issuer.bank();
+    let card = bank.lock().expect("bank").account(issuer::AccountId(1));
+    assert_eq!(
+        card.map(|a| a.status),
+        Some(issuer::CardStatus::Stolen),
+        "the stolen card stays stolen"
+    );
+    assert_bank(&issuer, 1);
+    timeout(BOUND, issuer.stop()).await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_malformed_token_is_refused_at_start() {
+    let mut out = String::new();
+    for token in [
+        "",
+        "too-short",
+        "has spaces in it 0123",
+        "ünïcödé-0123456789",
+        &"t".repeat(257),
+    ] {
+        let config = config(Some(token));
+        let shown = format!("{config:?}");
+        assert!(
+            token.is_empty() || !shown.contains(token),
+            "Debug redacts the token"
+        );
+        let bank = Bank::from_clear_keys(&config.keys).expect("bank");
+        let e = Issuer::start_with(config, bank, Arc::new(now))
+            .await
+            .expect_err("refused");
+        out += &format!("{} chars: {e}\n", token.chars().count());
+    }
+    expect![[r#"
+        0 chars: invalid api_token: must be 16 to 256 letters, digits or -._~+/=
+        9 chars: invalid api_token: must be 16 to 256 letters, digits or -._~+/=
+        21 chars: invalid api_token: must be 16 to 256 letters, digits or -._~+/=
+        18 chars: invalid api_token: must be 16 to 256 letters, digits or -._~+/=
+        257 chars: invalid api_token: must be 16 to 256 letters, digits or -._~+/=
+    "#]]
+    .assert_eq(&out);
+    let issuer = start_guarded(Some(&"t".repeat(256))).await;
     timeout(BOUND, issuer.stop()).await.expect("stops");
 }
