@@ -217,6 +217,10 @@ pub struct IssuerArgs {
     /// Refuse every connection.
     #[arg(long)]
     refuse_connections: bool,
+    /// Bearer token the HTTP API requires on every request (16 to 256 letters,
+    /// digits or -._~+/=); without it anyone who can reach the API may use it.
+    #[arg(long)]
+    api_token: Option<String>,
 }
 
 /// Opens the demo cardholders' accounts at the issuer.
@@ -247,6 +251,7 @@ pub fn issuer_sim(a: IssuerArgs) -> anyhow::Result<()> {
         http_addr: a.http,
         faults,
         seed: a.seed,
+        api_token: a.api_token,
         ..IssuerConfig::default()
     };
     let rt = tokio::runtime::Runtime::new().context("start runtime")?;
