@@ -35,6 +35,7 @@ pub struct FrameDecoder {
     buf: Vec<u8>,
     start: usize,
     max_frame: usize,
+    frames_seen: u64,
 }
 
 impl FrameDecoder {
@@ -44,6 +45,7 @@ impl FrameDecoder {
             buf: Vec::new(),
             start: 0,
             max_frame: max_frame.min(u16::MAX as usize),
+            frames_seen: 0,
         }
     }
 
@@ -56,9 +58,19 @@ impl FrameDecoder {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// Bytes fed but not yet returned as frames.
+    /// Bytes fed but not yet returned as frames. Once [`FrameDecoder::next_frame`] has
+    /// returned `None`, these are the start of a frame that has not fully arrived.
     pub fn pending(&self) -> usize {
         self.buf.len() - self.start
+    }
+
+    /// Whole frames taken out of the stream so far, zero-length keep-alives included.
+    ///
+    /// A caller that times frames uses it to tell a new partial frame from the old one:
+    /// when it has moved since the last look, bytes still pending began after a frame
+    /// boundary.
+    pub fn frames_seen(&self) -> u64 {
+        self.frames_seen
     }
 
     /// The next whole frame (without its length prefix), if one has arrived.
@@ -79,6 +91,7 @@ impl FrameDecoder {
             }
             if len == 0 {
                 self.start += 2;
+                self.frames_seen += 1;
                 continue;
             }
             if avail.len() < 2 + len {
@@ -86,6 +99,7 @@ impl FrameDecoder {
             }
             let begin = self.start + 2;
             self.start = begin + len;
+            self.frames_seen += 1;
             return Ok(Some(&self.buf[begin..begin + len]));
         }
     }
@@ -231,6 +245,23 @@ mod tests {
         assert_eq!(d.next_frame().unwrap(), Some(&b"defgh"[..]));
         assert_eq!(d.next_frame().unwrap(), None);
         assert_eq!(d.pending(), 0);
+    }
+
+    #[test]
+    fn partial_frames_are_pending_and_boundaries_are_counted() {
+        let mut d = FrameDecoder::new(16);
+        // Half a length prefix is already a frame in progress.
+        d.feed(&[0]);
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert_eq!((d.pending(), d.frames_seen()), (1, 0));
+        // A keep-alive completes; the next frame's prefix and one byte follow in the
+        // same read.
+        d.feed(&[0, 0, 3, b'a']);
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert_eq!((d.pending(), d.frames_seen()), (3, 1));
+        d.feed(b"bc");
+        assert_eq!(d.next_frame().unwrap(), Some(&b"abc"[..]));
+        assert_eq!((d.pending(), d.frames_seen()), (0, 2));
     }
 
     #[test]
