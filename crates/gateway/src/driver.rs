@@ -47,9 +47,20 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Largest frame accepted from a terminal or the issuer.
     pub max_frame: usize,
-    /// A terminal connection silent this long is closed.
+    /// A terminal frame must have arrived whole this long after its first byte (length
+    /// prefix included), or its connection is closed: a frame trickled byte by byte,
+    /// or one whose prefix promises more than is sent, holds a connection no longer.
+    /// Terminals send a frame of a few hundred bytes in one go; 10 s is generous even
+    /// over GPRS.
+    pub frame_timeout: Duration,
+    /// A terminal connection that sends no request (a non-empty frame) for this long is
+    /// closed. The clock starts at connect and restarts at each request; bytes of
+    /// unfinished frames and zero-length keep-alives do not restart it, so a trickle
+    /// cannot stretch it. A frame begun before the deadline may still finish within
+    /// `frame_timeout`.
     pub idle_timeout: Duration,
-    /// Requests one terminal connection may have unanswered; reading pauses beyond it.
+    /// Requests one terminal connection may have unanswered; reading pauses beyond it,
+    /// for at most `idle_timeout`, then the connection is closed.
     pub max_in_flight_per_conn: usize,
     /// How long shutdown waits for in-flight transactions.
     pub drain_timeout: Duration,
@@ -72,6 +83,7 @@ impl Default for GatewayConfig {
             issuer_connections: 4,
             max_connections: 10_000,
             max_frame: iso8583::frame::DEFAULT_MAX_FRAME,
+            frame_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             max_in_flight_per_conn: 8,
             drain_timeout: Duration::from_secs(15),
@@ -99,6 +111,11 @@ pub struct GatewayStats {
     pub issuer_unavailable: AtomicU64,
     /// Terminal connections refused at the connection limit.
     pub refused_connections: AtomicU64,
+    /// Terminal connections closed because a frame did not arrive whole within
+    /// `frame_timeout` of its first byte.
+    pub frame_timeouts: AtomicU64,
+    /// Terminal connections closed after `idle_timeout` without a request.
+    pub idle_closes: AtomicU64,
     /// Store-and-forward entries waiting (updated every second).
     pub saf_depth: AtomicU64,
     /// Age of the oldest waiting entry in ms (updated every second).

@@ -1,0 +1,287 @@
+//! A gateway on loopback with a small configuration, and the terminal's end of a
+//! connection to it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cardsec::{Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule};
+use gateway::{Core, GatewayConfig, GatewayStats, SystemClock, TerminalDialect};
+use iso8583::frame::{encode_frame, FrameDecoder};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use store::{Journal, JournalConfig};
+use switch::{Engine, JournalState, ZoneKeys};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+const LMK: &str = "0123456789ABCDEFFEDCBA9876543210";
+const ZPK: &str = "E0F4543F3E2A2C5FFC7E5E5A222E3E4D";
+const ZAK: &str = "89B07B35A1B3F47E89B07B35A1B3F47E";
+
+/// Slack allowed on a busy machine above any deadline a test expects the gateway to
+/// keep. Tests bound from above only.
+pub const MARGIN: Duration = Duration::from_secs(3);
+
+/// Longest wait for anything that should be immediate (a connect, a reply).
+const PROMPT: Duration = Duration::from_secs(10);
+
+/// Awaits `f`, failing the test if it takes longer than `limit`.
+pub async fn within<T>(limit: Duration, what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {limit:?}"))
+}
+
+/// The test configuration: short frame timeout, long idle timeout (tests that want
+/// the idle rule shorten it).
+pub fn config() -> GatewayConfig {
+    GatewayConfig {
+        frame_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(30),
+        ..GatewayConfig::default()
+    }
+}
+
+/// A running gateway with a `cup-pos` and an `iso87-ascii` listener.
+pub struct Gateway {
+    pub cup: SocketAddr,
+    pub ascii: SocketAddr,
+    pub stats: Arc<GatewayStats>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    dir: PathBuf,
+}
+
+impl Gateway {
+    /// Starts a gateway on `cfg` (its issuer address is replaced by a port nothing
+    /// listens on) over a fresh store named after the test.
+    pub async fn start(name: &str, cfg: GatewayConfig) -> Gateway {
+        let dir =
+            std::env::temp_dir().join(format!("posguard-gateway-{name}-{}", std::process::id()));
+        let d = dir.clone();
+        let core = within(PROMPT, "open the store", async {
+            tokio::task::spawn_blocking(move || core(&d))
+                .await
+                .expect("join")
+        })
+        .await;
+        let cup_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let ascii_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (cup, ascii) = (
+            cup_listener.local_addr().expect("addr"),
+            ascii_listener.local_addr().expect("addr"),
+        );
+        let cfg = GatewayConfig {
+            issuer: nowhere(),
+            issuer_connections: 1,
+            drain_timeout: Duration::from_secs(1),
+            ..cfg
+        };
+        let stats = Arc::new(GatewayStats::default());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(gateway::run(
+            cfg,
+            core,
+            vec![
+                (cup_listener, TerminalDialect::CupPos),
+                (ascii_listener, TerminalDialect::Iso87Ascii),
+            ],
+            Arc::new(SystemClock),
+            stats.clone(),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Gateway {
+            cup,
+            ascii,
+            stats,
+            stop: Some(tx),
+            task: Some(task),
+            dir,
+        }
+    }
+
+    /// A counter of the gateway's stats.
+    pub fn count(&self, counter: fn(&GatewayStats) -> &std::sync::atomic::AtomicU64) -> u64 {
+        counter(&self.stats).load(Ordering::Relaxed)
+    }
+
+    /// Stops the gateway and removes its store.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            within(PROMPT, "gateway shutdown", task)
+                .await
+                .expect("gateway task");
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An engine that knows no merchant or terminal, and a journal on SQLite under `dir`.
+fn core(dir: &std::path::Path) -> Core {
+    let _ = std::fs::remove_dir_all(dir);
+    let hsm = Arc::new(SoftwareSecurityModule::new(
+        Lmk::from_hex(LMK).expect("lmk"),
+        Box::new(ChaCha8Rng::seed_from_u64(7)),
+    ));
+    let import = |kind, hex: &str| {
+        hsm.import_key(kind, 1, &Key::from_hex(hex).expect("key"))
+            .expect("import key")
+    };
+    let zone = ZoneKeys {
+        zpk: import(KeyKind::Zpk, ZPK),
+        zak: import(KeyKind::Zak, ZAK),
+    };
+    let engine = Engine::new(
+        switch::Config::default(),
+        hsm,
+        zone,
+        Vec::new(),
+        Vec::new(),
+        JournalState::default(),
+    );
+    let backend = store::open(&dir.display().to_string()).expect("open store");
+    Core {
+        engine,
+        journal: Journal::start(backend, JournalConfig::default()),
+        pending_saf: Vec::new(),
+        sweeper: None,
+    }
+}
+
+/// A loopback port nothing listens on.
+fn nowhere() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
+    l.local_addr().expect("addr")
+}
+
+/// A request the engine answers at once without the issuer, length prefix included:
+/// an 0800 with nothing after its MTI, which it answers 0810 with 30 (format error).
+pub fn request(dialect: TerminalDialect) -> Vec<u8> {
+    let body: Vec<u8> = match dialect {
+        TerminalDialect::CupPos => {
+            // TPDU, application header, then the MTI in BCD.
+            let mut b = vec![0x60, 0x00, 0x01, 0x00, 0x00];
+            b.extend_from_slice(&[0x60, 0x31, 0x00, 0x31, 0x00, 0x00]);
+            b.extend_from_slice(&[0x08, 0x00]);
+            b
+        }
+        TerminalDialect::Iso87Ascii => b"0800".to_vec(),
+    };
+    let mut out = Vec::new();
+    encode_frame(&body, 8192, &mut out).expect("frame");
+    out
+}
+
+/// The terminal's end of a connection.
+pub struct Term {
+    stream: TcpStream,
+    dec: FrameDecoder,
+    buf: Vec<u8>,
+}
+
+/// How a connection ended, seen from the terminal.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// The server closed it (end of stream or reset).
+    Closed,
+    /// It is still open at the end of the wait.
+    Open,
+}
+
+impl Term {
+    /// Connects to `addr` (the handshake only: the gateway may still refuse it).
+    pub async fn connect(addr: SocketAddr) -> Term {
+        let stream = within(PROMPT, "connect", TcpStream::connect(addr))
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Term {
+            stream,
+            dec: FrameDecoder::new(8192),
+            buf: vec![0u8; 8192],
+        }
+    }
+
+    /// Writes `bytes`; false if the connection is gone.
+    pub async fn send(&mut self, bytes: &[u8]) -> bool {
+        within(PROMPT, "write", self.stream.write_all(bytes))
+            .await
+            .is_ok()
+    }
+
+    /// Waits for the next frame from the gateway.
+    pub async fn read_reply(&mut self) -> Vec<u8> {
+        within(PROMPT, "reply", async {
+            loop {
+                if let Some(f) = self.dec.next_frame().expect("reply frame") {
+                    return f.to_vec();
+                }
+                let n = self.stream.read(&mut self.buf).await.expect("read reply");
+                assert!(n > 0, "connection closed before the reply");
+                self.dec.feed(&self.buf[..n]);
+            }
+        })
+        .await
+    }
+
+    /// Waits up to `wait` for the server to close the connection; bytes from the
+    /// server fail the test.
+    pub async fn watch(&mut self, wait: Duration) -> Seen {
+        let read = tokio::time::timeout(wait, self.stream.read(&mut self.buf)).await;
+        match read {
+            Err(_) => Seen::Open,
+            Ok(Ok(0) | Err(_)) => Seen::Closed,
+            Ok(Ok(n)) => panic!("unexpected {n} bytes from the gateway"),
+        }
+    }
+
+    /// Sends `bytes` one at a time, `every` apart, until the server closes the
+    /// connection; fails the test if that takes longer than `limit`. Returns how long
+    /// the connection lasted from the first byte.
+    pub async fn trickle(
+        &mut self,
+        mut bytes: impl Iterator<Item = u8>,
+        every: Duration,
+        limit: Duration,
+    ) -> Duration {
+        let start = Instant::now();
+        loop {
+            let Some(b) = bytes.next() else {
+                panic!("trickle ran out of bytes before the gateway closed the connection")
+            };
+            if !self.send(&[b]).await || self.watch(every).await == Seen::Closed {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() <= limit,
+                "the gateway kept a trickling connection open for {:?} (limit {limit:?})",
+                start.elapsed()
+            );
+        }
+    }
+
+    /// Half-closes the connection (the terminal is done) and waits for the gateway to
+    /// close its side.
+    pub async fn finish(mut self) {
+        within(PROMPT, "shutdown", self.stream.shutdown())
+            .await
+            .expect("shutdown");
+        assert_eq!(
+            self.watch(PROMPT).await,
+            Seen::Closed,
+            "gateway closes after the terminal"
+        );
+    }
+}
