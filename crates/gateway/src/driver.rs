@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::admission::Admission;
 use crate::link::{spawn_links, LinkEvent};
 use crate::terminals::{serve_terminals, TerminalEvent};
 
@@ -43,8 +44,17 @@ pub struct GatewayConfig {
     pub issuer: SocketAddr,
     /// Connections kept to the issuer.
     pub issuer_connections: usize,
-    /// Terminal connections accepted at once; more are refused.
+    /// Terminal connections accepted at once, over every terminal listener; more are
+    /// refused.
     pub max_connections: usize,
+    /// Terminal connections accepted at once from one peer address, over every
+    /// terminal listener; more are refused. The default, 64, serves a merchant site with
+    /// dozens of terminals behind one NAT address, reconnects included, while one host
+    /// can hold no more than 64 of the gateway's `max_connections`. Raise it when
+    /// terminals arrive through a concentrator that hides their addresses: carrier-grade
+    /// NAT, a network access controller, a TLS or TCP proxy, a load balancer that does
+    /// not keep client addresses.
+    pub max_connections_per_ip: usize,
     /// Largest frame accepted from a terminal or the issuer.
     pub max_frame: usize,
     /// A terminal frame must have arrived whole this long after its first byte (length
@@ -82,6 +92,7 @@ impl Default for GatewayConfig {
             issuer: SocketAddr::from(([127, 0, 0, 1], 9583)),
             issuer_connections: 4,
             max_connections: 10_000,
+            max_connections_per_ip: 64,
             max_frame: iso8583::frame::DEFAULT_MAX_FRAME,
             frame_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
@@ -111,6 +122,9 @@ pub struct GatewayStats {
     pub issuer_unavailable: AtomicU64,
     /// Terminal connections refused at the connection limit.
     pub refused_connections: AtomicU64,
+    /// Terminal connections refused because their address held
+    /// `max_connections_per_ip`.
+    pub refused_per_ip: AtomicU64,
     /// Terminal connections closed because a frame did not arrive whole within
     /// `frame_timeout` of its first byte.
     pub frame_timeouts: AtomicU64,
@@ -229,7 +243,7 @@ struct Driver {
 /// Runs the acquirer's network edge until `shutdown` resolves, then drains: stops
 /// accepting, waits (up to the drain timeout) for in-flight transactions and pending
 /// journal writes, and returns. Each terminal listener speaks one dialect; the
-/// connection limit is shared by all of them.
+/// connection limits (in all and per address) are shared by all of them.
 pub async fn run(
     config: GatewayConfig,
     core: Core,
@@ -250,7 +264,7 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<Event>(config.queue_depth.max(16));
     let (ctx, mut crx) = mpsc::unbounded_channel::<Completion>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let admission = Admission::new(config.max_connections, config.max_connections_per_ip);
     let servers: Vec<_> = terminal_listeners
         .into_iter()
         .map(|(l, dialect)| {
@@ -258,7 +272,7 @@ pub async fn run(
             tokio::spawn(serve_terminals(
                 l,
                 dialect,
-                slots.clone(),
+                admission.clone(),
                 tx,
                 cfg,
                 st,

@@ -5,9 +5,11 @@
 //! and echo keep-alive, and drives the sans-IO [`switch::Engine`] from one task: it
 //! feeds inputs in and carries out the actions that come out — persisting through the
 //! [`store::Journal`] (group commit) before anything is sent, sending frames, running
-//! issuer timers. Every limit (connections, frame size, requests in flight per
-//! connection, idle time, queue depths) is configured here.
+//! issuer timers. Every limit (connections in all and per address, frame size and
+//! time, requests in flight per connection, idle time, queue depths) is configured
+//! here.
 
+mod admission;
 mod driver;
 mod link;
 mod terminals;

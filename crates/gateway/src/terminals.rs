@@ -1,4 +1,5 @@
-//! The terminal server: accepts connections up to the limit, splits frames, pauses
+//! The terminal server: accepts connections within the limits (in all and per
+//! address, see `admission`), splits frames, pauses
 //! reading when a connection has too many unanswered requests, and closes a
 //! connection whose frame does not arrive whole in time or that sends no request for
 //! the idle time.
@@ -17,6 +18,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::admission::{Admission, Admitted, Refusal};
 use crate::driver::{Event, GatewayConfig, GatewayStats};
 
 /// What a terminal connection tells the driver.
@@ -40,7 +42,7 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 pub(crate) async fn serve_terminals(
     listener: TcpListener,
     dialect: TerminalDialect,
-    slots: Arc<Semaphore>,
+    admission: Arc<Admission>,
     events: mpsc::Sender<Event>,
     cfg: GatewayConfig,
     stats: Arc<GatewayStats>,
@@ -54,11 +56,12 @@ pub(crate) async fn serve_terminals(
         let Ok((stream, peer)) = accepted else {
             continue;
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            stats.refused_connections.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%peer, "terminal connection refused: connection limit reached");
-            drop(stream);
-            continue;
+        let admitted = match admission.admit(peer.ip()) {
+            Ok(a) => a,
+            Err(refusal) => {
+                refuse(&admission, refusal, peer, &cfg, &stats);
+                continue;
+            }
         };
         let c = Connection {
             conn: ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed)),
@@ -70,12 +73,43 @@ pub(crate) async fn serve_terminals(
         };
         tokio::spawn(async move {
             let (conn, events) = (c.conn, c.events.clone());
-            serve_connection(c, dialect, stream).await;
+            serve_connection(c, dialect, stream, admitted).await;
             let _ = events
                 .send(Event::Terminal(TerminalEvent::Closed { conn }))
                 .await;
-            drop(permit);
         });
+    }
+}
+
+/// Counts a refused connection (dropped, so closed) and logs it, at most one line per
+/// reason per second.
+fn refuse(
+    admission: &Admission,
+    refusal: Refusal,
+    peer: SocketAddr,
+    cfg: &GatewayConfig,
+    stats: &GatewayStats,
+) {
+    let (counter, limit, why) = match refusal {
+        Refusal::ConnectionLimit => (
+            &stats.refused_connections,
+            cfg.max_connections,
+            "connection limit reached",
+        ),
+        Refusal::AddressLimit => (
+            &stats.refused_per_ip,
+            cfg.max_connections_per_ip,
+            "connections from this address at their limit",
+        ),
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    if let Some(refused) = admission.note_refusal(refusal, Instant::now()) {
+        tracing::warn!(
+            %peer,
+            limit,
+            refused_since_last_line = refused,
+            "terminal connection refused: {why}"
+        );
     }
 }
 
@@ -111,7 +145,12 @@ enum Closed {
     Stalled,
 }
 
-async fn serve_connection(mut c: Connection, dialect: TerminalDialect, stream: TcpStream) {
+async fn serve_connection(
+    mut c: Connection,
+    dialect: TerminalDialect,
+    stream: TcpStream,
+    admitted: Admitted,
+) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
@@ -127,6 +166,9 @@ async fn serve_connection(mut c: Connection, dialect: TerminalDialect, stream: T
     let mut writer = tokio::spawn(write_replies(wr, rx, in_flight.clone()));
     let closed = c.read_requests(rd, &in_flight, &mut writer).await;
     c.record(&closed);
+    // The place goes back before the socket closes (the writer holds its last half):
+    // a terminal that sees the close may connect again at once.
+    drop(admitted);
     writer.abort();
 }
 

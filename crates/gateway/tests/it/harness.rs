@@ -30,7 +30,7 @@ const ZAK: &str = "89B07B35A1B3F47E89B07B35A1B3F47E";
 pub const MARGIN: Duration = Duration::from_secs(3);
 
 /// Longest wait for anything that should be immediate (a connect, a reply).
-const PROMPT: Duration = Duration::from_secs(10);
+pub const PROMPT: Duration = Duration::from_secs(10);
 
 /// Awaits `f`, failing the test if it takes longer than `limit`.
 pub async fn within<T>(limit: Duration, what: &str, f: impl Future<Output = T>) -> T {
@@ -106,6 +106,14 @@ impl Gateway {
             stop: Some(tx),
             task: Some(task),
             dir,
+        }
+    }
+
+    /// The listener of `dialect`.
+    pub fn addr(&self, dialect: TerminalDialect) -> SocketAddr {
+        match dialect {
+            TerminalDialect::CupPos => self.cup,
+            TerminalDialect::Iso87Ascii => self.ascii,
         }
     }
 
@@ -219,6 +227,12 @@ impl Term {
         within(PROMPT, "write", self.stream.write_all(bytes))
             .await
             .is_ok()
+    }
+
+    /// Sends `request` and waits for the reply frame.
+    pub async fn round_trip(&mut self, request: &[u8]) -> Vec<u8> {
+        assert!(self.send(request).await, "request written");
+        self.read_reply().await
     }
 
     /// Waits for the next frame from the gateway.

@@ -3,5 +3,6 @@
 //! request, too many connections from one address. No issuer is needed: the requests
 //! these tests send are answered by the engine itself.
 
+mod admission;
 mod connections;
 mod harness;
