@@ -130,8 +130,10 @@ enum Closed {
     Peer,
     /// The gateway is shutting down, or the driver is gone.
     Stopped,
-    /// The reply writer stopped (a write failed).
-    WriterStopped,
+    /// The driver let go of the connection (the engine closed it).
+    Released,
+    /// Writing a reply failed.
+    WriteFailed,
     /// A frame was still incomplete `frame_timeout` after its first byte.
     FrameTimeout {
         /// Bytes of the frame received by then.
@@ -163,29 +165,56 @@ async fn serve_connection(
         return;
     }
     let in_flight = Arc::new(Semaphore::new(c.cfg.max_in_flight_per_conn.max(1)));
-    let mut writer = tokio::spawn(write_replies(wr, rx, in_flight.clone()));
+    let mut writer = Writer {
+        task: tokio::spawn(write_replies(wr, rx, in_flight.clone())),
+        back: None,
+    };
     let closed = c.read_requests(rd, &in_flight, &mut writer).await;
     c.record(&closed);
-    // The place goes back before the socket closes (the writer holds its last half):
-    // a terminal that sees the close may connect again at once.
+    // The place goes back before the socket closes (with the write half, below): a
+    // terminal that sees the close may connect again at once.
     drop(admitted);
-    writer.abort();
+    writer.task.abort();
+    drop(writer.back);
 }
 
-/// Writes replies until the driver lets go of the connection or a write fails. Each
-/// frame answers one request and gives its flow-control slot back; an empty one
-/// (a request answered by another request's reply) writes nothing.
+/// The task writing a connection's replies.
+struct Writer {
+    task: JoinHandle<Option<OwnedWriteHalf>>,
+    /// The write half, handed back when the driver let go of the connection.
+    back: Option<OwnedWriteHalf>,
+}
+
+impl Writer {
+    /// Resolves when the writer has stopped; the connection must then close (the
+    /// task is not awaited again).
+    async fn stopped(&mut self) -> Closed {
+        match (&mut self.task).await {
+            Ok(Some(wr)) => {
+                self.back = Some(wr);
+                Closed::Released
+            }
+            _ => Closed::WriteFailed,
+        }
+    }
+}
+
+/// Writes replies until the driver lets go of the connection — then hands the write
+/// half back, for the connection to close in order — or a write fails. Each frame
+/// answers one request and gives its flow-control slot back; an empty one (a request
+/// answered by another request's reply) writes nothing.
 async fn write_replies(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Vec<u8>>,
     slots: Arc<Semaphore>,
-) {
+) -> Option<OwnedWriteHalf> {
     while let Some(frame) = rx.recv().await {
         if !frame.is_empty() && wr.write_all(&frame).await.is_err() {
-            return;
+            return None;
         }
         slots.add_permits(1);
     }
+    Some(wr)
 }
 
 impl Connection {
@@ -195,7 +224,7 @@ impl Connection {
         &mut self,
         mut rd: OwnedReadHalf,
         in_flight: &Semaphore,
-        writer: &mut JoinHandle<()>,
+        writer: &mut Writer,
     ) -> Closed {
         let mut dec = FrameDecoder::new(self.cfg.max_frame);
         let mut clock = Deadlines::new(Instant::now(), &self.cfg);
@@ -212,7 +241,7 @@ impl Connection {
                     Expiry::Idle => Closed::Idle,
                 },
                 _ = self.stop.changed() => return Closed::Stopped,
-                _ = &mut *writer => return Closed::WriterStopped,
+                closed = writer.stopped() => return closed,
             };
             dec.feed(&buf[..n]);
             let mut requests = false;
@@ -242,12 +271,12 @@ impl Connection {
         &mut self,
         frame: Vec<u8>,
         in_flight: &Semaphore,
-        writer: &mut JoinHandle<()>,
+        writer: &mut Writer,
     ) -> Result<(), Closed> {
         let slot = tokio::select! {
             s = tokio::time::timeout(self.cfg.idle_timeout, in_flight.acquire()) => s,
             _ = self.stop.changed() => return Err(Closed::Stopped),
-            _ = &mut *writer => return Err(Closed::WriterStopped),
+            closed = writer.stopped() => return Err(closed),
         };
         match slot {
             Ok(Ok(permit)) => permit.forget(),
@@ -267,7 +296,8 @@ impl Connection {
     fn record(&self, closed: &Closed) {
         let (conn, peer) = (self.conn.0, self.peer);
         match closed {
-            Closed::Peer | Closed::Stopped | Closed::WriterStopped => {}
+            // The engine logged why it closed the connection.
+            Closed::Peer | Closed::Stopped | Closed::Released | Closed::WriteFailed => {}
             Closed::FrameTimeout { received } => {
                 self.stats.frame_timeouts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(

@@ -69,3 +69,21 @@ async fn connection_limit_holds_across_listeners() {
     open.extend(served(&gw, &[CUP]).await);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_the_engine_closes_gives_its_place_back() {
+    let cfg = GatewayConfig {
+        max_connections: 1,
+        ..config()
+    };
+    let gw = Gateway::start("engine-closes", cfg).await;
+    let mut t = Term::connect(gw.cup).await;
+    // A cup-pos frame too short for its TPDU and header: the engine closes the
+    // connection. The terminal keeps its end open; the gateway stops reading anyway.
+    assert!(t.send(&[0, 3, 0x60, 0, 1]).await);
+    assert_eq!(t.watch(PROMPT).await, Seen::Closed);
+    let _still_held = t;
+    served(&gw, &[ASCII]).await;
+    assert_eq!(gw.count(|s| &s.refused_connections), 0);
+    gw.stop().await;
+}
