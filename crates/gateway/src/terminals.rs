@@ -1,8 +1,7 @@
 //! The terminal server: accepts connections within the limits (in all and per
-//! address, see `admission`), splits frames, pauses
-//! reading when a connection has too many unanswered requests, and closes a
-//! connection whose frame does not arrive whole in time or that sends no request for
-//! the idle time.
+//! address, see `admission`), splits frames, pauses reading while a connection has
+//! too many unanswered requests, and closes a connection whose frame does not arrive
+//! whole in time or that sends no request for the idle time.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,6 +146,8 @@ enum Closed {
     Stalled,
 }
 
+/// Serves one admitted connection until it ends, then closes it: the place first,
+/// the socket after.
 async fn serve_connection(
     mut c: Connection,
     dialect: TerminalDialect,
@@ -296,7 +297,7 @@ impl Connection {
     fn record(&self, closed: &Closed) {
         let (conn, peer) = (self.conn.0, self.peer);
         match closed {
-            // The engine logged why it closed the connection.
+            // The terminal or the gateway ended it, or the engine did and said why.
             Closed::Peer | Closed::Stopped | Closed::Released | Closed::WriteFailed => {}
             Closed::FrameTimeout { received } => {
                 self.stats.frame_timeouts.fetch_add(1, Ordering::Relaxed);
