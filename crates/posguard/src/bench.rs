@@ -263,6 +263,8 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<Vec<Measured>> {
     // decline nearly every sale in-line, and the issuer path would not be measured.
     // Shadow mode keeps risk's whole cost (evaluated and recorded) without acting.
     opts.risk_shadow = true;
+    // Every benchmark terminal connects from 127.0.0.1.
+    opts.gateway.max_connections_per_ip = a.terminals.max(64);
     let (o, d) = (opts.clone(), data.clone());
     tokio::task::spawn_blocking(move || seed_store(&o, &d))
         .await

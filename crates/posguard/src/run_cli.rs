@@ -90,6 +90,10 @@ pub struct AcquirerArgs {
     /// Share risk counters with other nodes in Redis (`redis://host:6379`).
     #[arg(long)]
     redis_url: Option<String>,
+    /// Terminal connections accepted from one address (raise it behind a NAT or a
+    /// proxy that hides terminals' addresses).
+    #[arg(long, default_value_t = 64)]
+    max_connections_per_ip: usize,
 }
 
 /// The acquirer's clock reading as RFC 3339 (for records created outside the engine).
@@ -155,6 +159,7 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     })?;
     opts.rules = a.rules.clone();
     opts.redis_url = a.redis_url.clone();
+    opts.gateway.max_connections_per_ip = a.max_connections_per_ip;
     opts.gateway.rules_path = a.rules.clone();
     if a.demo_data && seed_store(&opts, &a.demo.data())? {
         tracing::info!("demo merchants and terminals created");

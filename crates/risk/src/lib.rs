@@ -15,7 +15,7 @@ pub mod velocity;
 
 use std::fmt;
 
-pub use facts::{Attr, Counter, Facts};
+pub use facts::{Attr, Counter, Facts, Metric, Subject, Window};
 pub use rules::{Mode, Rule, RuleAction, RuleError, RuleSet};
 pub use velocity::{Keys, MemoryVelocity, Velocity};
 

@@ -124,8 +124,15 @@ impl MemoryVelocity {
         self.series.is_empty()
     }
 
+    /// Drops subjects nothing in which can still be counted. A series' newest minute
+    /// bucket counts until its *end* is a day old (queries and `prune` round to the
+    /// minute), so a series is dropped only then: dropping it at its last event's second
+    /// made a sweep change what a later query sees, and when sweeps fall depends on how
+    /// many records came before (a back-test replaying the journal disagreed with the
+    /// live engine).
     fn sweep(&mut self, now: i64) {
-        self.series.retain(|_, s| s.last > now - 86_400);
+        self.series
+            .retain(|_, s| (s.last.div_euclid(60) + 1) * 60 > now - 86_400);
         if self.series.len() >= self.max_series {
             // Still full of active subjects: drop the least recently active half.
             let mut lasts: Vec<i64> = self.series.values().map(|s| s.last).collect();

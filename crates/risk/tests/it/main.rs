@@ -298,3 +298,41 @@ fn hot_reload_changes_the_version_that_decides() {
         ("strict-1", risk::Verdict::Decline("61".into()))
     );
 }
+
+/// A sweep of idle subjects changes no answer: a merchant whose last sale's minute
+/// bucket still falls in the day window keeps it (a sweep used to drop the series at
+/// the second of its last sale, and sweeps fall every 4,096 records, so a back-test and
+/// the live engine saw different day sums).
+#[test]
+fn sweeping_idle_subjects_changes_no_counter() {
+    use risk::{Counter, Metric, Subject, Velocity, Window};
+    let keys = |card: &str, merchant: &str| (card.to_owned(), merchant.to_owned());
+    let sum_1d = Counter {
+        subject: Subject::Merchant,
+        metric: Metric::Sum,
+        window: Window::D1,
+    };
+    let mut v = MemoryVelocity::new(10_000);
+    let (c, m) = keys("card-a", "old-shop");
+    let k = Keys {
+        card: &c,
+        terminal: "T1",
+        merchant: &m,
+        bin: "622848",
+    };
+    v.record(&k, 500, 100);
+    // A day and ten seconds later: the sale's bucket (100..120 s) still ends inside the
+    // window (after 110 s). Enough other records follow to trigger a sweep.
+    let now = 100 + 86_400 + 10;
+    for i in 0..4_096 {
+        let (c, m) = keys(&format!("card-{i}"), "busy-shop");
+        let other = Keys {
+            card: &c,
+            terminal: "T2",
+            merchant: &m,
+            bin: "622848",
+        };
+        v.record(&other, 1, now);
+    }
+    assert_eq!(v.query(&k, 0, sum_1d, now), 500);
+}
