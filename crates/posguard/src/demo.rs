@@ -780,6 +780,8 @@ pub struct RiskSummary {
     pub alerts: usize,
     /// Cases opened.
     pub cases: usize,
+    /// Decisions that ran out of their time budget and applied the timeout policy.
+    pub timed_out: usize,
     /// Rules by how often they matched, most first.
     pub top_rules: Vec<(String, usize)>,
     /// Rule-set versions that decided.
@@ -804,6 +806,7 @@ impl RiskSummary {
             s.reviewed += usize::from(d.verdict == "review");
             s.held += usize::from(d.hold);
             s.alerts += usize::from(d.alert);
+            s.timed_out += usize::from(d.policy.is_some());
             for r in d.matched.split(',').filter(|r| !r.is_empty()) {
                 *counts.entry(r.to_owned()).or_default() += 1;
             }
@@ -821,9 +824,10 @@ impl std::fmt::Display for RiskSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "risk control ({}): {} decisions, {} declined, {} reviewed, {} settlements held, {} alerts, {} cases opened",
+            "risk control ({}): {} decisions ({} out of time: timeout policy applied), {} declined, {} reviewed, {} settlements held, {} alerts, {} cases opened",
             self.versions.join(", "),
             self.decisions,
+            self.timed_out,
             self.declined,
             self.reviewed,
             self.held,

@@ -49,6 +49,12 @@ pub struct RuleImpact {
     pub amount_minor: i64,
     /// Of those, transactions in cases closed as fraud.
     pub fraud: usize,
+    /// Transactions the rule matched live, among those whose live decision evaluated
+    /// every rule (see [`Backtest::live_timed_out`]).
+    pub live_matched: usize,
+    /// Transactions the candidate rule matches among those same transactions: for the
+    /// rule set that decided live, equal to `live_matched`.
+    pub matched_where_live_complete: usize,
 }
 
 /// The back-test's result.
@@ -60,6 +66,10 @@ pub struct Backtest {
     pub decided: usize,
     /// Transactions labelled fraud (in cases closed as fraud) in the period.
     pub fraud_labelled: usize,
+    /// Live decisions in the period that ran out of their time budget (a busy machine)
+    /// and applied the timeout policy: the rules they had not reached were never
+    /// evaluated live, so only the back-test knows whether those would have matched.
+    pub live_timed_out: usize,
     /// Per rule, in file order.
     pub rules: Vec<RuleImpact>,
 }
@@ -68,8 +78,8 @@ impl fmt::Display for Backtest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "back-test of rule set {}: {} transactions decided, {} labelled fraud",
-            self.version, self.decided, self.fraud_labelled
+            "back-test of rule set {}: {} transactions decided, {} labelled fraud, {} live decisions ran out of time (compared with live over the rest)",
+            self.version, self.decided, self.fraud_labelled, self.live_timed_out
         )?;
         writeln!(
             f,
@@ -183,11 +193,22 @@ pub fn backtest(
             out.decided += 1;
             let is_fraud = fraud.contains(&t.txn_id);
             out.fraud_labelled += usize::from(is_fraud);
+            let live = decisions.get(&t.txn_id);
+            let complete = live.is_some_and(|d| d.policy.is_none());
+            out.live_timed_out += usize::from(!complete);
             for m in &decided.matched {
                 if let Some(&k) = index.get(&m.rule) {
                     impact[k].matched += 1;
                     impact[k].amount_minor += facts.amount;
                     impact[k].fraud += usize::from(is_fraud);
+                    impact[k].matched_where_live_complete += usize::from(complete);
+                }
+            }
+            if let Some(d) = live.filter(|_| complete) {
+                for r in d.matched.split(',').chain(d.shadow.split(',')) {
+                    if let Some(&k) = index.get(r) {
+                        impact[k].live_matched += 1;
+                    }
                 }
             }
         },

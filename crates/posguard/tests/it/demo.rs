@@ -106,24 +106,32 @@ async fn demo_with_faults_resolves_every_anomaly() {
     assert_eq!(replay.decided, out.risk.decisions);
     let live: std::collections::BTreeMap<String, usize> =
         out.risk.top_rules.iter().cloned().collect();
+    // The back-test replays exactly what the live engine saw. A live decision that ran
+    // out of its time budget (the machine was busy) evaluated only some rules, so live
+    // and back-test are compared over the decisions that evaluated every rule; over
+    // those they agree exactly, rule by rule.
     for r in &replay.rules {
         assert_eq!(
-            r.matched,
-            live.get(&r.rule).copied().unwrap_or(0),
-            "rule {} live vs back-test",
+            r.live_matched, r.matched_where_live_complete,
+            "rule {} live vs back-test over complete decisions",
             r.rule
         );
+        let total = live.get(&r.rule).copied().unwrap_or(0);
+        assert!(
+            total >= r.live_matched && total - r.live_matched <= replay.live_timed_out,
+            "rule {}: {total} live, {} over complete decisions, {} timed out",
+            r.rule,
+            r.live_matched,
+            replay.live_timed_out
+        );
+        if replay.live_timed_out == 0 {
+            assert_eq!(r.matched, total, "rule {} live vs back-test", r.rule);
+        }
     }
-    // And no rule matched live that the back-test does not report.
-    assert!(!replay.rules.is_empty());
-    let replayed: std::collections::BTreeMap<String, usize> = replay
-        .rules
-        .iter()
-        .filter(|r| r.matched > 0)
-        .map(|r| (r.rule.clone(), r.matched))
-        .collect();
-    let live_matched: std::collections::BTreeMap<String, usize> =
-        live.into_iter().filter(|(_, n)| *n > 0).collect();
-    assert_eq!(replayed, live_matched);
+    assert!(replay.rules.iter().any(|r| r.live_matched > 0));
+    // And no rule matched live that the back-test does not know.
+    for rule in live.keys() {
+        assert!(replay.rules.iter().any(|r| &r.rule == rule), "{rule}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
