@@ -296,6 +296,61 @@ pub struct TerminalsArgs {
     /// Only sales with good cards.
     #[arg(long)]
     sales_only: bool,
+    /// Where each terminal's next STAN and batch are kept between runs (a POS keeps
+    /// them across power-offs): read at start if present, written at the end.
+    #[arg(long, default_value = "posguard-terminals.state")]
+    state: std::path::PathBuf,
+}
+
+/// Reads the terminals' counters (`TID next-STAN batch` per line); none if absent.
+pub fn read_terminal_state(
+    path: &std::path::Path,
+) -> anyhow::Result<std::collections::HashMap<String, terminal::Resume>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let bad = || {
+                crate::BadInput(format!(
+                    "{} line {}: TID next-STAN batch",
+                    path.display(),
+                    i + 1
+                ))
+            };
+            let mut w = line.split_whitespace();
+            let (Some(tid), Some(stan), Some(batch), None) =
+                (w.next(), w.next(), w.next(), w.next())
+            else {
+                return Err(bad().into());
+            };
+            let resume = terminal::Resume {
+                next_stan: stan.parse().map_err(|_| bad())?,
+                batch: batch.parse().map_err(|_| bad())?,
+            };
+            Ok((tid.to_owned(), resume))
+        })
+        .collect()
+}
+
+/// Writes the terminals' counters after a run.
+pub fn write_terminal_state(
+    path: &std::path::Path,
+    report: &terminal::FleetReport,
+) -> anyhow::Result<()> {
+    let text: String = report
+        .terminals
+        .iter()
+        .filter_map(|t| {
+            t.resume
+                .map(|r| format!("{} {} {}\n", t.terminal_id, r.next_stan, r.batch))
+        })
+        .collect();
+    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
 }
 
 /// The fleet configuration for a demo data set.
@@ -373,11 +428,13 @@ pub fn terminals(a: TerminalsArgs) -> anyhow::Result<()> {
     );
     cfg.max_transactions = a.transactions;
     cfg.progress = true;
+    cfg.resume = read_terminal_state(&a.state)?;
     if a.sales_only {
         cfg.mix = Mix::sales_only();
     }
     let rt = tokio::runtime::Runtime::new().context("start runtime")?;
     let report = rt.block_on(terminal::run_fleet(cfg));
+    write_terminal_state(&a.state, &report)?;
     println!("{report}");
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cardsec::Key;
-use domain::ResponseCode;
+use domain::{ResponseCode, Stan};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use iso8583::frame::FrameDecoder;
@@ -190,6 +190,20 @@ pub struct FleetConfig {
     /// At the end of the run, settle each terminal's batch (0500, and the 0320 upload
     /// when the acquirer's totals differ); also whenever a batch record fills up.
     pub settle_at_end: bool,
+    /// Where each terminal (by id) resumes: its next STAN and batch number, as a
+    /// previous run left them (a real POS keeps both in its memory across power-offs;
+    /// a terminal that starts again at STAN 1 in the same batch collides with its own
+    /// earlier requests, which the acquirer answers as duplicates).
+    pub resume: HashMap<String, Resume>,
+}
+
+/// A terminal's counters between runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// The STAN of its next request.
+    pub next_stan: u32,
+    /// Its current batch number.
+    pub batch: u32,
 }
 
 impl FleetConfig {
@@ -213,6 +227,7 @@ impl FleetConfig {
             seed: 1,
             progress: false,
             settle_at_end: false,
+            resume: HashMap::new(),
         }
     }
 }
@@ -439,8 +454,9 @@ async fn run_terminal(
         approved: Vec::new(),
         pending_reversal: None,
         error: None,
+        resume: None,
     };
-    let terminal = match terminal_for(setup) {
+    let terminal = match terminal_for(setup, config.resume.get(&setup.terminal_id)) {
         Ok(t) => t,
         Err(e) => {
             report.error = Some(e);
@@ -470,6 +486,10 @@ async fn run_terminal(
         driver.settle_batch().await;
     }
     report.pending_reversal = driver.terminal.pending_reversal();
+    report.resume = Some(Resume {
+        next_stan: driver.terminal.next_stan().get(),
+        batch: driver.terminal.batch_number(),
+    });
     driver.terminal.clear_batch();
     Run {
         report,
@@ -477,7 +497,7 @@ async fn run_terminal(
     }
 }
 
-fn terminal_for(setup: &TerminalSetup) -> Result<Terminal, String> {
+fn terminal_for(setup: &TerminalSetup, resume: Option<&Resume>) -> Result<Terminal, String> {
     let tid = setup
         .terminal_id
         .parse()
@@ -489,6 +509,10 @@ fn terminal_for(setup: &TerminalSetup) -> Result<Terminal, String> {
     let tmk = Key::from_hex(&setup.tmk_hex).map_err(|e| format!("TMK: {e}"))?;
     let mut config = TerminalConfig::new(tid, mid, tmk);
     config.location = setup.location.clone();
+    if let Some(r) = resume {
+        config.first_stan = Stan::new(r.next_stan).map_err(|e| format!("resumed STAN: {e}"))?;
+        config.first_batch = r.batch;
+    }
     Ok(Terminal::new(config))
 }
 

@@ -15,7 +15,7 @@ pub mod report;
 mod terminal;
 
 pub use card::{Card, EntryKind};
-pub use fleet::{run_fleet, FleetConfig, Mix, TerminalSetup};
+pub use fleet::{run_fleet, FleetConfig, Mix, Resume, TerminalSetup};
 pub use kind::TxKind;
 pub use report::{FleetReport, Latency, ReversalCounts, TerminalReport};
 pub use terminal::{

@@ -83,6 +83,8 @@ pub struct TerminalReport {
     pub pending_reversal: Option<PendingReversal>,
     /// Why it stopped early (bad setup, sign-on refused), if it did.
     pub error: Option<String>,
+    /// Where it would resume (next STAN, batch), once it ran.
+    pub resume: Option<crate::fleet::Resume>,
 }
 
 /// The result of [`crate::fleet::run_fleet`].

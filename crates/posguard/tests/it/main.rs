@@ -8,6 +8,7 @@ mod keys;
 mod recon;
 mod recon_money;
 mod reload;
+mod rerun;
 mod scenarios;
 mod settle;
 
