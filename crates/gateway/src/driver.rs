@@ -130,6 +130,8 @@ pub struct GatewayStats {
     pub frame_timeouts: AtomicU64,
     /// Terminal connections closed after `idle_timeout` without a request.
     pub idle_closes: AtomicU64,
+    /// Times the engine panicked on an input and was rebuilt from the journal.
+    pub engine_restarts: AtomicU64,
     /// Store-and-forward entries waiting (updated every second).
     pub saf_depth: AtomicU64,
     /// Age of the oldest waiting entry in ms (updated every second).
@@ -153,7 +155,14 @@ pub struct Core {
     /// A store connection for sweeping the shared queue (several nodes on PostgreSQL),
     /// and this node's name as the owner of what it claims.
     pub sweeper: Option<(Box<dyn store::Backend>, String)>,
+    /// Builds the engine again from the store, with the queue entries to resume: what
+    /// the driver does when the engine panics on an input. Without it a panic stops
+    /// the node (after draining what was already durable).
+    pub reload: Option<Reload>,
 }
+
+/// Loads an engine and its pending queue entries from the store (blocking).
+pub type Reload = Box<dyn FnMut() -> Result<(Engine, Vec<SafRow>), String> + Send>;
 
 /// Claims queue entries due before `cutoff_ms` on a blocking thread and hands them back:
 /// only entries overdue by the adoption delay, whose owner has stopped sending them.
@@ -212,6 +221,20 @@ fn reload_if_changed(
     now
 }
 
+/// The kind of an input, for the log (never its content: frames carry card data).
+fn input_kind(input: &Input<'_>) -> &'static str {
+    match input {
+        Input::TerminalFrame { .. } => "terminal frame",
+        Input::IssuerFrame { .. } => "issuer frame",
+        Input::IssuerTimeout { .. } => "issuer timeout",
+        Input::IssuerUnavailable { .. } => "issuer unavailable",
+        Input::SafAdopt { .. } => "queue adoption",
+        Input::SafTimer { .. } => "queue timer",
+        Input::PersistFailed { .. } => "persist failed",
+        Input::Abandoned { .. } => "abandoned",
+    }
+}
+
 /// What a timer feeds back to the engine.
 #[derive(Debug, Clone, Copy)]
 enum Timer {
@@ -238,6 +261,9 @@ struct Driver {
     pending_persists: usize,
     stats: Arc<GatewayStats>,
     max_frame: usize,
+    /// The engine panicked: its state can no longer be trusted, nothing more is fed
+    /// to it, and the driver rebuilds it from the journal.
+    engine_failed: bool,
 }
 
 /// Runs the acquirer's network edge until `shutdown` resolves, then drains: stops
@@ -257,6 +283,7 @@ pub async fn run(
         journal,
         pending_saf,
         sweeper,
+        mut reload,
     } = core;
     let (adopt_tx, mut adopt_rx) = mpsc::channel::<Vec<SafRow>>(4);
     let sweeper = sweeper.map(|(b, owner)| (Arc::new(std::sync::Mutex::new(b)), owner));
@@ -295,6 +322,7 @@ pub async fn run(
         pending_persists: 0,
         stats,
         max_frame: config.max_frame,
+        engine_failed: false,
     };
     // Recovery: reverse what a crash left waiting for the issuer, resume the queue.
     let now = d.clock.now();
@@ -353,6 +381,13 @@ pub async fn run(
             },
             _ = tokio::time::sleep(Duration::from_millis(50)), if draining_since.is_some() => {}
         }
+        if d.engine_failed
+            && !d
+                .restart_engine(&mut crx, &mut reload, config.drain_timeout)
+                .await
+        {
+            break;
+        }
     }
     let _ = stop_tx.send(true);
     for s in servers {
@@ -372,10 +407,79 @@ pub async fn run(
 }
 
 impl Driver {
+    /// Hands an input to the engine and carries out what it asks. A panic in the
+    /// engine (a bug: no input should cause one) is caught here: it is logged and
+    /// counted, nothing more reaches that engine, and the main loop rebuilds it from
+    /// the journal (`restart_engine`), so one message cannot take the node down.
     fn feed(&mut self, input: Input<'_>) {
+        if self.engine_failed {
+            return;
+        }
         let now = self.clock.now();
-        let actions = self.engine.handle(now, input);
-        self.execute(actions);
+        let what = input_kind(&input);
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.engine.handle(now, input)
+        })) {
+            Ok(actions) => self.execute(actions),
+            Err(_) => {
+                tracing::error!(
+                    input = what,
+                    "the engine panicked; it is rebuilt from the journal"
+                );
+                self.engine_failed = true;
+            }
+        }
+    }
+
+    /// After an engine panic: carries out the journal writes already submitted (their
+    /// effects were decided before the panic and are durable once written), drops the
+    /// timers of the old engine, builds a new engine from the store and runs its
+    /// recovery, which reverses every request that was waiting for the issuer. Returns
+    /// false if no new engine could be built: the node then stops rather than serve
+    /// with an engine it cannot trust.
+    async fn restart_engine(
+        &mut self,
+        completions: &mut mpsc::UnboundedReceiver<Completion>,
+        reload: &mut Option<Reload>,
+        drain_timeout: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + drain_timeout;
+        while self.pending_persists > 0 {
+            match tokio::time::timeout_at(deadline, completions.recv()).await {
+                Ok(Some(c)) => self.complete(c),
+                _ => break,
+            }
+        }
+        self.timers.clear();
+        let Some(mut load) = reload.take() else {
+            tracing::error!("no way to rebuild the engine: the node stops");
+            return false;
+        };
+        let loaded = tokio::task::spawn_blocking(move || (load(), load)).await;
+        let Ok((result, load)) = loaded else {
+            tracing::error!("rebuilding the engine failed: the node stops");
+            return false;
+        };
+        *reload = Some(load);
+        match result {
+            Ok((engine, pending)) => {
+                self.engine = engine;
+                self.engine_failed = false;
+                self.stats.engine_restarts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    pending = pending.len(),
+                    "engine rebuilt from the journal; recovering"
+                );
+                let now = self.clock.now();
+                let actions = self.engine.recover(now, pending);
+                self.execute(actions);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "rebuilding the engine failed: the node stops");
+                false
+            }
+        }
     }
 
     fn on_event(&mut self, e: Event) {

@@ -14,5 +14,5 @@ mod driver;
 mod link;
 mod terminals;
 
-pub use driver::{run, Clock, Core, GatewayConfig, GatewayStats, SystemClock};
+pub use driver::{run, Clock, Core, GatewayConfig, GatewayStats, Reload, SystemClock};
 pub use switch::TerminalDialect;

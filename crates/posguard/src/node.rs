@@ -194,6 +194,15 @@ pub fn seed_demo(
 /// Loads the node's state and builds its engine and journal (blocking: call it before
 /// the runtime or on a blocking thread).
 pub fn prepare(opts: &NodeOptions) -> anyhow::Result<(Engine, Journal, Vec<SafRow>)> {
+    let (engine, pending_saf) = load_engine(opts)?;
+    let writer = open_store(&opts.store)?;
+    let journal = Journal::start(writer, JournalConfig::default());
+    Ok((engine, journal, pending_saf))
+}
+
+/// Builds the node's engine from what the store holds, with the queue entries to
+/// resume (blocking): at start, and again if the engine ever panics.
+pub fn load_engine(opts: &NodeOptions) -> anyhow::Result<(Engine, Vec<SafRow>)> {
     let mut db = open_store(&opts.store)?;
     let NodeSecurity { hsm, zone } = security(&opts.keys, db.as_mut())?;
     let merchants = db.merchants().context("load merchants")?;
@@ -268,9 +277,7 @@ pub fn prepare(opts: &NodeOptions) -> anyhow::Result<(Engine, Journal, Vec<SafRo
         },
     )
     .with_risk(risk, monotonic(), open_cases, max_case_id);
-    let writer = open_store(&opts.store)?;
-    let journal = Journal::start(writer, JournalConfig::default());
-    Ok((engine, journal, pending_saf))
+    Ok((engine, pending_saf))
 }
 
 /// Runs a node on already bound terminal listeners (one dialect each) until `shutdown`.
@@ -295,6 +302,10 @@ pub async fn run_node(
         .map(|(l, d)| (l.local_addr().ok(), *d))
         .collect();
     tracing::info!(listen = ?addrs, issuer = %opts.gateway.issuer, "acquirer node running");
+    let reload: gateway::Reload = {
+        let o = opts.clone();
+        Box::new(move || load_engine(&o).map_err(|e| format!("{e:#}")))
+    };
     gateway::run(
         opts.gateway,
         gateway::Core {
@@ -302,6 +313,7 @@ pub async fn run_node(
             journal,
             pending_saf,
             sweeper,
+            reload: Some(reload),
         },
         listeners,
         opts.clock.clone(),

@@ -63,11 +63,20 @@ impl Gateway {
     /// Starts a gateway on `cfg` (its issuer address is replaced by a port nothing
     /// listens on) over a fresh store named after the test.
     pub async fn start(name: &str, cfg: GatewayConfig) -> Gateway {
+        Gateway::start_core(name, cfg, core).await
+    }
+
+    /// As [`Gateway::start`], with the core `make` builds over the store directory.
+    pub async fn start_core(
+        name: &str,
+        cfg: GatewayConfig,
+        make: impl FnOnce(&std::path::Path) -> Core + Send + 'static,
+    ) -> Gateway {
         let dir =
             std::env::temp_dir().join(format!("posguard-gateway-{name}-{}", std::process::id()));
         let d = dir.clone();
         let core = within(PROMPT, "open the store", async {
-            tokio::task::spawn_blocking(move || core(&d))
+            tokio::task::spawn_blocking(move || make(&d))
                 .await
                 .expect("join")
         })
@@ -139,10 +148,32 @@ impl Gateway {
 /// An engine that knows no merchant or terminal, and a journal on SQLite under `dir`.
 fn core(dir: &std::path::Path) -> Core {
     let _ = std::fs::remove_dir_all(dir);
-    let hsm = Arc::new(SoftwareSecurityModule::new(
+    let engine = engine(test_hsm(), Vec::new(), Vec::new());
+    let backend = store::open(&dir.display().to_string()).expect("open store");
+    Core {
+        engine,
+        journal: Journal::start(backend, JournalConfig::default()),
+        pending_saf: Vec::new(),
+        sweeper: None,
+        reload: None,
+    }
+}
+
+/// The test security module (fixed LMK, seeded key generator).
+pub fn test_hsm() -> Arc<SoftwareSecurityModule> {
+    Arc::new(SoftwareSecurityModule::new(
         Lmk::from_hex(LMK).expect("lmk"),
         Box::new(ChaCha8Rng::seed_from_u64(7)),
-    ));
+    ))
+}
+
+/// An engine over `hsm` (its zone keys imported into it) knowing these merchants and
+/// terminals.
+pub fn engine(
+    hsm: Arc<dyn SecurityModule>,
+    merchants: Vec<store::MerchantRow>,
+    terminals: Vec<store::TerminalRow>,
+) -> Engine {
     let import = |kind, hex: &str| {
         hsm.import_key(kind, 1, &Key::from_hex(hex).expect("key"))
             .expect("import key")
@@ -151,21 +182,14 @@ fn core(dir: &std::path::Path) -> Core {
         zpk: import(KeyKind::Zpk, ZPK),
         zak: import(KeyKind::Zak, ZAK),
     };
-    let engine = Engine::new(
+    Engine::new(
         switch::Config::default(),
         hsm,
         zone,
-        Vec::new(),
-        Vec::new(),
+        merchants,
+        terminals,
         JournalState::default(),
-    );
-    let backend = store::open(&dir.display().to_string()).expect("open store");
-    Core {
-        engine,
-        journal: Journal::start(backend, JournalConfig::default()),
-        pending_saf: Vec::new(),
-        sweeper: None,
-    }
+    )
 }
 
 /// A loopback port nothing listens on.

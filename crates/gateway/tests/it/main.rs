@@ -6,3 +6,4 @@
 mod admission;
 mod connections;
 mod harness;
+mod supervision;
