@@ -228,7 +228,7 @@ pub fn load_engine(opts: &NodeOptions) -> anyhow::Result<(Engine, Vec<SafRow>)> 
         rules = rules.in_shadow();
     }
     let cases = db.cases(None).context("load cases")?;
-    let max_case_id = cases.iter().map(|c| c.case_id).max().unwrap_or(0);
+    let case_ids: Vec<i64> = cases.iter().map(|c| c.case_id).collect();
     let open_cases: Vec<(store::CaseRow, i64)> = cases
         .into_iter()
         .filter(|c| !c.status.starts_with("closed"))
@@ -276,7 +276,7 @@ pub fn load_engine(opts: &NodeOptions) -> anyhow::Result<(Engine, Vec<SafRow>)> 
             max_txn_id: max_id,
         },
     )
-    .with_risk(risk, monotonic(), open_cases, max_case_id);
+    .with_risk(risk, monotonic(), open_cases, case_ids);
     Ok((engine, pending_saf))
 }
 

@@ -390,7 +390,7 @@ impl Engine {
             ),
             mono: Arc::new(|| 0),
             cases: HashMap::new(),
-            next_case_id: 0,
+            next_case_id: node_base,
             batches: batch::Batches::default(),
             promoted: None,
         };
@@ -1215,17 +1215,26 @@ impl Engine {
     }
 
     /// Replaces the risk engine and gives it a monotonic clock for its time budget;
-    /// `open_cases` are the cases new alerts join (with their last entry number).
+    /// `open_cases` are the cases new alerts join (with their last entry number) and
+    /// `case_ids` every case id in the store. Like transaction ids, case ids carry the
+    /// node number (node × 10^12 + sequence), so nodes sharing one database never open
+    /// two cases with the same id (they did: a second node's first case collided with
+    /// the first node's and the whole batch, the sale with it, failed with 96).
     pub fn with_risk(
         mut self,
         risk: risk::Engine,
         mono: Arc<dyn Fn() -> u64 + Send + Sync>,
         open_cases: Vec<(CaseRow, i64)>,
-        max_case_id: i64,
+        case_ids: impl IntoIterator<Item = i64>,
     ) -> Engine {
         self.risk = risk;
         self.mono = mono;
-        self.next_case_id = max_case_id;
+        let base = i64::from(self.cfg.node) * 1_000_000_000_000;
+        self.next_case_id = case_ids
+            .into_iter()
+            .filter(|id| (base..base + 1_000_000_000_000).contains(id))
+            .max()
+            .unwrap_or(base);
         self.cases = open_cases
             .into_iter()
             .map(|(c, seq)| (c.subject, (c.case_id, seq)))

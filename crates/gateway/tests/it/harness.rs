@@ -192,10 +192,22 @@ pub fn engine(
     )
 }
 
-/// A loopback port nothing listens on.
+/// A loopback port nothing listens on, bound for the life of the process so no other
+/// test's listener can take it (connecting to it is refused).
 fn nowhere() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
-    l.local_addr().expect("addr")
+    static HELD: std::sync::OnceLock<(
+        SocketAddr,
+        std::sync::Mutex<Option<tokio::net::TcpSocket>>,
+    )> = std::sync::OnceLock::new();
+    HELD.get_or_init(|| {
+        let s = tokio::net::TcpSocket::new_v4().expect("socket");
+        s.bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+        (
+            s.local_addr().expect("addr"),
+            std::sync::Mutex::new(Some(s)),
+        )
+    })
+    .0
 }
 
 /// A request the engine answers at once without the issuer, length prefix included:

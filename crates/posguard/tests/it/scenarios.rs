@@ -76,6 +76,18 @@ pub struct World {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     node: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pub data: DemoData,
+    /// Holds the unreachable issuer's port (bound, never listening) for the world's
+    /// life, so no other test's listener can take it.
+    _unreachable: Option<tokio::net::TcpSocket>,
+}
+
+/// A loopback address whose port is bound but never listens: connecting to it is
+/// refused for as long as the socket is kept (a port merely probed free and released
+/// can be taken by the next listener a parallel test binds).
+pub fn refusing_addr() -> (SocketAddr, tokio::net::TcpSocket) {
+    let s = tokio::net::TcpSocket::new_v4().expect("socket");
+    s.bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+    (s.local_addr().expect("addr"), s)
 }
 
 impl World {
@@ -107,12 +119,11 @@ impl World {
         let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
             .await
             .expect("issuer");
-        let issuer_addr = if issuer_reachable {
-            issuer.iso_addr()
+        let (issuer_addr, unreachable) = if issuer_reachable {
+            (issuer.iso_addr(), None)
         } else {
-            // A port nothing listens on.
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
-            l.local_addr().expect("addr")
+            let (addr, held) = refusing_addr();
+            (addr, Some(held))
         };
         let mut opts = node_options(store.to_owned(), issuer_addr, setup.issuer_timeout_ms);
         opts.switch.saf_backoff_ms = setup.saf_backoff_ms;
@@ -158,6 +169,7 @@ impl World {
             stop: Some(tx),
             node: Some(node),
             data,
+            _unreachable: unreachable,
         }
     }
 

@@ -47,3 +47,26 @@ fn a_held_decision_writes_its_hold_with_it() {
         .expect("a held decision");
     assert!(matches!(&w.writes[decision_at + 1], Write::Hold(x) if x == h));
 }
+
+/// Case ids carry the node number, as transaction ids do: two nodes sharing one
+/// database never open two cases with the same id (a second node's first case once
+/// collided with the first node's, and the sale in the same batch failed with 96).
+#[test]
+fn case_ids_carry_the_node_number() {
+    let mut w = World::with_config(switch::Config {
+        node: 2,
+        ..switch::Config::default()
+    });
+    let mut t = w.terminal(1);
+    // A large round amount: the cash-out alert opens a case.
+    w.approve(&mut t, |t| t.sale(&card(), 500_000));
+    let cases: Vec<i64> = w
+        .writes
+        .iter()
+        .filter_map(|x| match x {
+            Write::Case(c) => Some(c.case_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cases, vec![2_000_000_000_001]);
+}
