@@ -24,15 +24,22 @@ if ! redis_up && command -v redis-server >/dev/null; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
   for _ in $(seq 1 30); do redis_up && break; sleep 1; done
 fi
+# Under CI a backend that cannot be reached fails the run instead of skipping its tests.
 if pg_up; then
   export POSGUARD_TEST_PG_URL="${POSGUARD_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
   log "PostgreSQL: $POSGUARD_TEST_PG_URL"
+elif [ "${CI:-}" = true ]; then
+  log "PostgreSQL does not answer on 127.0.0.1:5432 and CI=true: failing rather than skipping its tests"
+  exit 1
 else
   log "PostgreSQL is not available: PostgreSQL backend tests will say they skipped"
 fi
 if redis_up; then
   export POSGUARD_TEST_REDIS_URL="${POSGUARD_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
   log "Redis: $POSGUARD_TEST_REDIS_URL"
+elif [ "${CI:-}" = true ]; then
+  log "Redis does not answer on 127.0.0.1:6379 and CI=true: failing rather than skipping its tests"
+  exit 1
 else
   log "Redis is not available: Redis backend tests will say they skipped"
 fi
