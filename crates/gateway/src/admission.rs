@@ -1,6 +1,7 @@
 //! Admission of terminal connections: the gateway-wide connection limit and the
 //! per-address limit, shared by every terminal listener of one gateway, and the rate
-//! limit on the log lines of refusals (a flood of connections must not flood the log).
+//! limit on the log lines of refusals and of failed TLS handshakes (a flood of
+//! connections must not flood the log).
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ struct State {
     per_ip: HashMap<IpAddr, usize>,
     connection_limit_log: LogLimit,
     address_limit_log: LogLimit,
+    handshake_log: LogLimit,
 }
 
 /// One refusal reason's log rate limit.
@@ -93,19 +95,32 @@ impl Admission {
     /// the last line.
     pub(crate) fn note_refusal(&self, refusal: Refusal, now: Instant) -> Option<u64> {
         let mut s = self.state();
-        let log = match refusal {
-            Refusal::ConnectionLimit => &mut s.connection_limit_log,
-            Refusal::AddressLimit => &mut s.address_limit_log,
-        };
-        log.unlogged += 1;
-        if log
+        match refusal {
+            Refusal::ConnectionLimit => s.connection_limit_log.note(now),
+            Refusal::AddressLimit => s.address_limit_log.note(now),
+        }
+    }
+
+    /// Notes a failed TLS handshake at `now`, as [`Admission::note_refusal`] does a
+    /// refusal (failures are one more reason, logged apart).
+    pub(crate) fn note_handshake_failure(&self, now: Instant) -> Option<u64> {
+        self.state().handshake_log.note(now)
+    }
+}
+
+impl LogLimit {
+    /// Counts one event at `now`; `Some(n)` when a line is due, with the `n` events
+    /// since the last one.
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        self.unlogged += 1;
+        if self
             .last_line
             .is_some_and(|t| now.saturating_duration_since(t) < LOG_EVERY)
         {
             return None;
         }
-        log.last_line = Some(now);
-        Some(std::mem::take(&mut log.unlogged))
+        self.last_line = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
     }
 }
 
@@ -173,5 +188,9 @@ mod tests {
         assert_eq!(log(Refusal::AddressLimit, 999), None);
         assert_eq!(log(Refusal::AddressLimit, 1000), Some(3));
         assert_eq!(log(Refusal::AddressLimit, 5000), Some(1));
+        // Failed handshakes are counted apart from both.
+        assert_eq!(a.note_handshake_failure(t0 + ms(5000)), Some(1));
+        assert_eq!(a.note_handshake_failure(t0 + ms(5500)), None);
+        assert_eq!(a.note_handshake_failure(t0 + ms(6000)), Some(2));
     }
 }

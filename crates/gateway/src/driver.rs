@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use store::{Journal, Persisted, SafRow};
 use switch::{Action, ConnId, Engine, Input, Now, TerminalDialect};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::admission::Admission;
 use crate::link::{spawn_links, LinkEvent};
-use crate::terminals::{serve_terminals, TerminalEvent};
+use crate::terminals::{serve_terminals, TerminalEvent, TerminalListener};
 
 /// Where time comes from (the only clock the gateway reads).
 pub trait Clock: Send + Sync + 'static {
@@ -69,6 +68,11 @@ pub struct GatewayConfig {
     /// cannot stretch it. A frame begun before the deadline may still finish within
     /// `frame_timeout`.
     pub idle_timeout: Duration,
+    /// A TLS handshake, with a terminal on a TLS listener or with the issuer, must
+    /// complete within this long of the connection opening, or the connection is
+    /// closed: a client that connects and says nothing holds its place no longer. A
+    /// handshake is a few round trips; 10 s is generous even over GPRS.
+    pub tls_handshake_timeout: Duration,
     /// Requests one terminal connection may have unanswered; reading pauses beyond it,
     /// for at most `idle_timeout`, then the connection is closed.
     pub max_in_flight_per_conn: usize,
@@ -96,6 +100,7 @@ impl Default for GatewayConfig {
             max_frame: iso8583::frame::DEFAULT_MAX_FRAME,
             frame_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
+            tls_handshake_timeout: Duration::from_secs(10),
             max_in_flight_per_conn: 8,
             drain_timeout: Duration::from_secs(15),
             echo_interval: Duration::from_secs(30),
@@ -130,6 +135,10 @@ pub struct GatewayStats {
     pub frame_timeouts: AtomicU64,
     /// Terminal connections closed after `idle_timeout` without a request.
     pub idle_closes: AtomicU64,
+    /// Terminal connections to a TLS listener closed because their handshake failed
+    /// (not TLS, a certificate refused) or did not complete within
+    /// `tls_handshake_timeout`.
+    pub tls_handshake_failures: AtomicU64,
     /// Times the engine panicked on an input and was rebuilt from the journal.
     pub engine_restarts: AtomicU64,
     /// Store-and-forward entries waiting (updated every second).
@@ -268,12 +277,13 @@ struct Driver {
 
 /// Runs the acquirer's network edge until `shutdown` resolves, then drains: stops
 /// accepting, waits (up to the drain timeout) for in-flight transactions and pending
-/// journal writes, and returns. Each terminal listener speaks one dialect; the
-/// connection limits (in all and per address) are shared by all of them.
+/// journal writes, and returns. Each terminal listener speaks one dialect, over TCP or
+/// TLS (a `(TcpListener, TerminalDialect)` pair is a plain one); the connection limits
+/// (in all and per address) are shared by all of them.
 pub async fn run(
     config: GatewayConfig,
     core: Core,
-    terminal_listeners: Vec<(TcpListener, TerminalDialect)>,
+    terminal_listeners: impl IntoIterator<Item = impl Into<TerminalListener>>,
     clock: Arc<dyn Clock>,
     stats: Arc<GatewayStats>,
     shutdown: impl Future<Output = ()>,
@@ -294,11 +304,10 @@ pub async fn run(
     let admission = Admission::new(config.max_connections, config.max_connections_per_ip);
     let servers: Vec<_> = terminal_listeners
         .into_iter()
-        .map(|(l, dialect)| {
+        .map(|l| {
             let (tx, cfg, st, stop) = (tx.clone(), config.clone(), stats.clone(), stop_rx.clone());
             tokio::spawn(serve_terminals(
-                l,
-                dialect,
+                l.into(),
                 admission.clone(),
                 tx,
                 cfg,

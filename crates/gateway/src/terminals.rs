@@ -1,7 +1,9 @@
 //! The terminal server: accepts connections within the limits (in all and per
-//! address, see `admission`), splits frames, pauses reading while a connection has
-//! too many unanswered requests, and closes a connection whose frame does not arrive
-//! whole in time or that sends no request for the idle time.
+//! address, see `admission`), completes the TLS handshake on a TLS listener within
+//! its timeout, splits frames, pauses reading while a connection has too many
+//! unanswered requests, and closes a connection whose frame does not arrive whole in
+//! time or that sends no request for the idle time. Everything after the handshake is
+//! the same code over TCP and over TLS.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +12,8 @@ use std::time::Duration;
 
 use iso8583::frame::{FrameDecoder, FrameError};
 use switch::{ConnId, TerminalDialect};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tls::ServerTls;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
@@ -37,16 +39,64 @@ pub(crate) enum TerminalEvent {
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-/// Accepts terminal connections until `stop` turns true.
+/// A terminal listener: its socket, the dialect its terminals speak, and its TLS
+/// (certificate and key, and the client CA when terminals must present certificates)
+/// when it has it. A `(TcpListener, TerminalDialect)` pair is a plain listener.
+#[derive(Debug)]
+pub struct TerminalListener {
+    /// The bound socket.
+    pub listener: TcpListener,
+    /// What its terminals speak.
+    pub dialect: TerminalDialect,
+    /// TLS on every connection, or none (plain TCP).
+    pub tls: Option<ServerTls>,
+}
+
+impl TerminalListener {
+    /// A listener taking plain TCP connections.
+    pub fn plain(listener: TcpListener, dialect: TerminalDialect) -> TerminalListener {
+        TerminalListener {
+            listener,
+            dialect,
+            tls: None,
+        }
+    }
+
+    /// A listener taking TLS connections only.
+    pub fn tls(
+        listener: TcpListener,
+        dialect: TerminalDialect,
+        tls: ServerTls,
+    ) -> TerminalListener {
+        TerminalListener {
+            listener,
+            dialect,
+            tls: Some(tls),
+        }
+    }
+}
+
+impl From<(TcpListener, TerminalDialect)> for TerminalListener {
+    fn from((listener, dialect): (TcpListener, TerminalDialect)) -> TerminalListener {
+        TerminalListener::plain(listener, dialect)
+    }
+}
+
+/// Accepts terminal connections until `stop` turns true. The TLS handshake, if any,
+/// happens in each connection's task: a slow one holds up no other.
 pub(crate) async fn serve_terminals(
-    listener: TcpListener,
-    dialect: TerminalDialect,
+    on: TerminalListener,
     admission: Arc<Admission>,
     events: mpsc::Sender<Event>,
     cfg: GatewayConfig,
     stats: Arc<GatewayStats>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let TerminalListener {
+        listener,
+        dialect,
+        tls,
+    } = on;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -62,17 +112,29 @@ pub(crate) async fn serve_terminals(
                 continue;
             }
         };
-        let c = Connection {
+        let mut c = Connection {
             conn: ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed)),
             peer,
             events: events.clone(),
             cfg: cfg.clone(),
             stats: stats.clone(),
             stop: stop.clone(),
+            admission: admission.clone(),
         };
+        let tls = tls.clone();
         tokio::spawn(async move {
             let (conn, events) = (c.conn, c.events.clone());
-            serve_connection(c, dialect, stream, admitted).await;
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => serve_connection(c, dialect, stream, admitted).await,
+                Some(tls) => match c.handshake(&tls, stream, admitted).await {
+                    Some((stream, admitted)) => {
+                        serve_connection(c, dialect, stream, admitted).await;
+                    }
+                    // The driver never heard of the connection.
+                    None => return,
+                },
+            }
             let _ = events
                 .send(Event::Terminal(TerminalEvent::Closed { conn }))
                 .await;
@@ -120,6 +182,18 @@ struct Connection {
     cfg: GatewayConfig,
     stats: Arc<GatewayStats>,
     stop: watch::Receiver<bool>,
+    admission: Arc<Admission>,
+}
+
+/// Why a TLS handshake did not complete.
+#[derive(Debug)]
+enum HandshakeFailed {
+    /// Not complete within `tls_handshake_timeout`.
+    TimedOut,
+    /// It failed: not TLS, a certificate refused, the peer gone.
+    Error(std::io::Error),
+    /// The gateway is shutting down.
+    Stopped,
 }
 
 /// Why a connection's reading stopped.
@@ -146,16 +220,17 @@ enum Closed {
     Stalled,
 }
 
-/// Serves one admitted connection until it ends, then closes it: the place first,
-/// the socket after.
-async fn serve_connection(
+/// Serves one admitted connection, over TCP or TLS, until it ends, then closes it: the
+/// place first, the socket after.
+async fn serve_connection<S>(
     mut c: Connection,
     dialect: TerminalDialect,
-    stream: TcpStream,
+    stream: S,
     admitted: Admitted,
-) {
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
     let connected = TerminalEvent::Connected {
         conn: c.conn,
@@ -172,21 +247,28 @@ async fn serve_connection(
     };
     let closed = c.read_requests(rd, &in_flight, &mut writer).await;
     c.record(&closed);
-    // The place goes back before the socket closes (with the write half, below): a
+    // The place goes back before the socket closes (with the last half, below): a
     // terminal that sees the close may connect again at once.
     drop(admitted);
     writer.task.abort();
-    drop(writer.back);
+    if let Some(mut wr) = writer.back.take() {
+        // The engine closed it: end the stream properly (over TLS, close_notify), for
+        // a moment at most.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
+    }
 }
+
+/// How long closing a connection the engine let go of may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The task writing a connection's replies.
-struct Writer {
-    task: JoinHandle<Option<OwnedWriteHalf>>,
+struct Writer<S> {
+    task: JoinHandle<Option<WriteHalf<S>>>,
     /// The write half, handed back when the driver let go of the connection.
-    back: Option<OwnedWriteHalf>,
+    back: Option<WriteHalf<S>>,
 }
 
-impl Writer {
+impl<S> Writer<S> {
     /// Resolves when the writer has stopped; the connection must then close (the
     /// task is not awaited again).
     async fn stopped(&mut self) -> Closed {
@@ -204,11 +286,11 @@ impl Writer {
 /// half back, for the connection to close in order — or a write fails. Each frame
 /// answers one request and gives its flow-control slot back; an empty one (a request
 /// answered by another request's reply) writes nothing.
-async fn write_replies(
-    mut wr: OwnedWriteHalf,
+async fn write_replies<S: AsyncWrite>(
+    mut wr: WriteHalf<S>,
     mut rx: mpsc::Receiver<Vec<u8>>,
     slots: Arc<Semaphore>,
-) -> Option<OwnedWriteHalf> {
+) -> Option<WriteHalf<S>> {
     while let Some(frame) = rx.recv().await {
         if !frame.is_empty() && wr.write_all(&frame).await.is_err() {
             return None;
@@ -219,13 +301,66 @@ async fn write_replies(
 }
 
 impl Connection {
+    /// The server's side of the TLS handshake, within `tls_handshake_timeout`; `None`
+    /// (counted and logged) when it does not complete. A connection that fails gives
+    /// its place back before its socket closes.
+    async fn handshake(
+        &mut self,
+        tls: &ServerTls,
+        stream: TcpStream,
+        admitted: Admitted,
+    ) -> Option<(tls::ServerStream<TcpStream>, Admitted)> {
+        // The handshake owns the socket, and hands it back if it fails; either way it
+        // stays open until the failure is counted and the place is back.
+        let accept = tls.accept(stream);
+        tokio::pin!(accept);
+        let (failed, _socket) = tokio::select! {
+            r = tokio::time::timeout(self.cfg.tls_handshake_timeout, &mut accept) => match r {
+                Ok(Ok(stream)) => return Some((stream, admitted)),
+                Ok(Err((e, socket))) => (HandshakeFailed::Error(e), Some(socket)),
+                Err(_) => (HandshakeFailed::TimedOut, None),
+            },
+            _ = self.stop.changed() => (HandshakeFailed::Stopped, None),
+        };
+        self.record_handshake(&failed);
+        drop(admitted);
+        None
+    }
+
+    /// Counts a failed handshake; logs every one at debug level, and at most one a
+    /// second as a warning, with how many failed since.
+    fn record_handshake(&self, failed: &HandshakeFailed) {
+        let why = match failed {
+            HandshakeFailed::Stopped => return,
+            HandshakeFailed::TimedOut => format!(
+                "not complete within {} ms",
+                self.cfg.tls_handshake_timeout.as_millis()
+            ),
+            HandshakeFailed::Error(e) => e.to_string(),
+        };
+        self.stats
+            .tls_handshake_failures
+            .fetch_add(1, Ordering::Relaxed);
+        let (conn, peer) = (self.conn.0, self.peer);
+        tracing::debug!(conn, %peer, reason = %why, "terminal TLS handshake failed");
+        if let Some(failed) = self.admission.note_handshake_failure(Instant::now()) {
+            tracing::warn!(
+                conn,
+                %peer,
+                reason = %why,
+                failed_since_last_line = failed,
+                "terminal TLS handshake failed; closing"
+            );
+        }
+    }
+
     /// Reads frames and hands requests to the driver until the terminal, the gateway
     /// or one of the connection's rules ends it.
-    async fn read_requests(
+    async fn read_requests<R: AsyncRead, W>(
         &mut self,
-        mut rd: OwnedReadHalf,
+        mut rd: ReadHalf<R>,
         in_flight: &Semaphore,
-        writer: &mut Writer,
+        writer: &mut Writer<W>,
     ) -> Closed {
         let mut dec = FrameDecoder::new(self.cfg.max_frame);
         let mut clock = Deadlines::new(Instant::now(), &self.cfg);
@@ -268,11 +403,11 @@ impl Connection {
 
     /// Hands one request to the driver, first pausing while the connection has as many
     /// unanswered requests as it may (for at most the idle timeout).
-    async fn hand_over(
+    async fn hand_over<W>(
         &mut self,
         frame: Vec<u8>,
         in_flight: &Semaphore,
-        writer: &mut Writer,
+        writer: &mut Writer<W>,
     ) -> Result<(), Closed> {
         let slot = tokio::select! {
             s = tokio::time::timeout(self.cfg.idle_timeout, in_flight.acquire()) => s,

@@ -176,12 +176,13 @@ impl ServerTls {
     }
 
     /// The server's side of the handshake over `io`; unbounded: bound it with a
-    /// timeout.
-    pub async fn accept<IO>(&self, io: IO) -> io::Result<ServerStream<IO>>
+    /// timeout. A failed handshake hands `io` back with the error, so the caller
+    /// decides when the connection closes (after its own bookkeeping).
+    pub async fn accept<IO>(&self, io: IO) -> Result<ServerStream<IO>, (io::Error, IO)>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        self.acceptor.accept(io).await
+        self.acceptor.accept(io).into_fallible().await
     }
 }
 
@@ -363,7 +364,7 @@ mod tests {
         let (c, s) = tokio::time::timeout(std::time::Duration::from_secs(30), both)
             .await
             .expect("handshake within 30 s");
-        (c.map(drop), s.map(drop))
+        (c.map(drop), s.map(drop).map_err(|(e, _)| e))
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! A gateway on loopback with a small configuration, and the terminal's end of a
-//! connection to it.
+//! connection to it, over TCP or TLS.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,13 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cardsec::{Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule};
+use gateway::TerminalListener;
 use gateway::{Core, GatewayConfig, GatewayStats, SystemClock, TerminalDialect};
 use iso8583::frame::{encode_frame, FrameDecoder};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use store::{Journal, JournalConfig};
 use switch::{Engine, JournalState, ZoneKeys};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tls::{ClientStream, ClientTls, ServerTls};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -49,7 +51,8 @@ pub fn config() -> GatewayConfig {
     }
 }
 
-/// A running gateway with a `cup-pos` and an `iso87-ascii` listener.
+/// A running gateway with a `cup-pos` and an `iso87-ascii` listener (the `cup-pos` one
+/// with TLS when started so).
 pub struct Gateway {
     pub cup: SocketAddr,
     pub ascii: SocketAddr,
@@ -63,7 +66,7 @@ impl Gateway {
     /// Starts a gateway on `cfg` (its issuer address is replaced by a port nothing
     /// listens on) over a fresh store named after the test.
     pub async fn start(name: &str, cfg: GatewayConfig) -> Gateway {
-        Gateway::start_core(name, cfg, core).await
+        Gateway::start_with(name, cfg, core, None).await
     }
 
     /// As [`Gateway::start`], with the core `make` builds over the store directory.
@@ -71,6 +74,21 @@ impl Gateway {
         name: &str,
         cfg: GatewayConfig,
         make: impl FnOnce(&std::path::Path) -> Core + Send + 'static,
+    ) -> Gateway {
+        Gateway::start_with(name, cfg, make, None).await
+    }
+
+    /// As [`Gateway::start`], with TLS on the `cup-pos` listener; the `iso87-ascii` one
+    /// stays plain.
+    pub async fn start_tls(name: &str, cfg: GatewayConfig, tls: ServerTls) -> Gateway {
+        Gateway::start_with(name, cfg, core, Some(tls)).await
+    }
+
+    async fn start_with(
+        name: &str,
+        cfg: GatewayConfig,
+        make: impl FnOnce(&std::path::Path) -> Core + Send + 'static,
+        cup_tls: Option<ServerTls>,
     ) -> Gateway {
         let dir =
             std::env::temp_dir().join(format!("posguard-gateway-{name}-{}", std::process::id()));
@@ -98,9 +116,12 @@ impl Gateway {
         let task = tokio::spawn(gateway::run(
             cfg,
             core,
-            vec![
-                (cup_listener, TerminalDialect::CupPos),
-                (ascii_listener, TerminalDialect::Iso87Ascii),
+            [
+                TerminalListener {
+                    tls: cup_tls,
+                    ..TerminalListener::plain(cup_listener, TerminalDialect::CupPos)
+                },
+                TerminalListener::plain(ascii_listener, TerminalDialect::Iso87Ascii),
             ],
             Arc::new(SystemClock),
             stats.clone(),
@@ -228,9 +249,9 @@ pub fn request(dialect: TerminalDialect) -> Vec<u8> {
     out
 }
 
-/// The terminal's end of a connection.
-pub struct Term {
-    stream: TcpStream,
+/// The terminal's end of a connection, over TCP or TLS.
+pub struct Term<S = TcpStream> {
+    stream: S,
     dec: FrameDecoder,
     buf: Vec<u8>,
 }
@@ -251,11 +272,76 @@ impl Term {
             .await
             .expect("connect");
         stream.set_nodelay(true).expect("nodelay");
+        Term::over(stream)
+    }
+}
+
+impl Term<ClientStream<TcpStream>> {
+    /// Connects to `addr` and completes the client's side of the TLS handshake, or
+    /// says why it failed. In TLS 1.3 the client finishes first: a server refusing the
+    /// client's certificate says so on the first read.
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        tls: &ClientTls,
+    ) -> std::io::Result<Term<ClientStream<TcpStream>>> {
+        let tcp = Term::connect(addr).await.stream;
+        let stream = within(PROMPT, "TLS handshake", tls.connect(tcp)).await?;
+        Ok(Term::over(stream))
+    }
+
+    /// Reads until the TLS stream fails, as it does when the server refuses the
+    /// handshake after the client finished its side; the error says why (the alert).
+    pub async fn failure(&mut self) -> std::io::Error {
+        let read = within(
+            PROMPT,
+            "the TLS stream fails",
+            self.stream.read(&mut self.buf),
+        )
+        .await;
+        match read {
+            Ok(0) => panic!("the connection ended without a TLS error"),
+            Ok(n) => panic!("unexpected {n} bytes from the gateway"),
+            Err(e) => e,
+        }
+    }
+
+    /// Waits up to `wait` for the server to end the connection, TLS alerts and all:
+    /// reads the TLS stream until it fails or ends, then the socket below it until the
+    /// server closes it.
+    pub async fn refused_within(self, wait: Duration) {
+        let (mut tcp, _) = self.stream.into_inner();
+        let mut buf = [0u8; 1024];
+        within(wait, "server closes the connection", async {
+            while let Ok(n) = tcp.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Term<S> {
+    fn over(stream: S) -> Term<S> {
         Term {
             stream,
             dec: FrameDecoder::new(8192),
             buf: vec![0u8; 8192],
         }
+    }
+
+    /// Reads whatever the server sends (a TLS alert, say) until it closes the
+    /// connection; fails the test if that takes longer than `wait`.
+    pub async fn closed_within(&mut self, wait: Duration) {
+        within(wait, "server closes the connection", async {
+            while let Ok(n) = self.stream.read(&mut self.buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     /// Writes `bytes`; false if the connection is gone.
