@@ -41,6 +41,9 @@ impl Clock for SystemClock {
 pub struct GatewayConfig {
     /// The issuer's address.
     pub issuer: SocketAddr,
+    /// TLS to the issuer (the CA to trust, the name to verify, and the acquirer's
+    /// certificate when the issuer wants one); plain TCP when `None`.
+    pub issuer_tls: Option<tls::ClientTls>,
     /// Connections kept to the issuer.
     pub issuer_connections: usize,
     /// Terminal connections accepted at once, over every terminal listener; more are
@@ -94,6 +97,7 @@ impl Default for GatewayConfig {
     fn default() -> GatewayConfig {
         GatewayConfig {
             issuer: SocketAddr::from(([127, 0, 0, 1], 9583)),
+            issuer_tls: None,
             issuer_connections: 4,
             max_connections: 10_000,
             max_connections_per_ip: 64,

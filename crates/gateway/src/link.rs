@@ -1,11 +1,11 @@
-//! The issuer link: several framed `iso87-ascii` connections, each reconnecting with
-//! bounded backoff and sending an echo (0800, 70 = 301) when idle.
+//! The issuer link: several framed `iso87-ascii` connections, over TCP or TLS, each
+//! reconnecting with bounded backoff and sending an echo (0800, 70 = 301) when idle.
 
 use std::time::Duration;
 
 use iso8583::frame::FrameDecoder;
 use iso8583::{Dialect, Message, Mti};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -48,14 +48,33 @@ async fn link_task(
         if *stop.borrow() {
             return;
         }
+        let up = |backoff: &mut Duration| {
+            *backoff = Duration::from_millis(100);
+            tracing::info!(index, issuer = %cfg.issuer, tls = cfg.issuer_tls.is_some(), "issuer link up");
+        };
         match TcpStream::connect(cfg.issuer).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                backoff = Duration::from_millis(100);
-                tracing::info!(index, issuer = %cfg.issuer, "issuer link up");
-                serve_link(index, stream, &cfg, &events, stop.clone(), &mut echo_stan).await;
-                let _ = events.send(Event::Link(LinkEvent::Down { index })).await;
-                tracing::warn!(index, "issuer link down");
+                let stop = stop.clone();
+                let served = match &cfg.issuer_tls {
+                    None => {
+                        up(&mut backoff);
+                        serve_link(index, stream, &cfg, &events, stop, &mut echo_stan).await;
+                        true
+                    }
+                    Some(tls) => match handshake(index, tls, stream, &cfg).await {
+                        Some(stream) => {
+                            up(&mut backoff);
+                            serve_link(index, stream, &cfg, &events, stop, &mut echo_stan).await;
+                            true
+                        }
+                        None => false,
+                    },
+                };
+                if served {
+                    let _ = events.send(Event::Link(LinkEvent::Down { index })).await;
+                    tracing::warn!(index, "issuer link down");
+                }
             }
             Err(e) => tracing::debug!(index, error = %e, "issuer connect failed"),
         }
@@ -68,15 +87,38 @@ async fn link_task(
     }
 }
 
-async fn serve_link(
+/// The client's side of the TLS handshake with the issuer, within
+/// `tls_handshake_timeout`; `None` (logged) when it fails: the link backs off and tries
+/// again, as after a refused connection.
+async fn handshake(
     index: usize,
+    tls: &tls::ClientTls,
     stream: TcpStream,
+    cfg: &GatewayConfig,
+) -> Option<tls::ClientStream<TcpStream>> {
+    let why = match tokio::time::timeout(cfg.tls_handshake_timeout, tls.connect(stream)).await {
+        Ok(Ok(stream)) => return Some(stream),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "not complete within {} ms",
+            cfg.tls_handshake_timeout.as_millis()
+        ),
+    };
+    tracing::warn!(index, issuer = %cfg.issuer, server_name = %tls.server_name(), reason = %why, "issuer TLS handshake failed");
+    None
+}
+
+async fn serve_link<S>(
+    index: usize,
+    stream: S,
     cfg: &GatewayConfig,
     events: &mpsc::Sender<Event>,
     mut stop: watch::Receiver<bool>,
     echo_stan: &mut u32,
-) {
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
     if events
         .send(Event::Link(LinkEvent::Up { index, tx }))
@@ -92,7 +134,13 @@ async fn serve_link(
         tokio::select! {
             r = rd.read(&mut buf) => {
                 let n = match r {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) => return,
+                    // Over TLS, the issuer's alert (a refused client certificate, say)
+                    // arrives here.
+                    Err(e) => {
+                        tracing::warn!(index, error = %e, "issuer link read failed");
+                        return;
+                    }
                     Ok(n) => n,
                 };
                 dec.feed(&buf[..n]);
