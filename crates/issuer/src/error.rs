@@ -27,6 +27,9 @@ pub enum IssuerError {
     /// No account has this id.
     #[error("no account {0}")]
     UnknownAccount(u64),
+    /// The link's TLS files could not be used (the error names the file).
+    #[error("issuer link TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     /// Binding or serving a socket failed.
     #[error("{what}: {source}")]
     Io {

@@ -217,13 +217,15 @@ impl From<IssuerError> for ApiError {
             IssuerError::DuplicateCard => StatusCode::CONFLICT,
             IssuerError::UnknownAccount(_) => StatusCode::NOT_FOUND,
             IssuerError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            IssuerError::Key { .. } | IssuerError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            IssuerError::Key { .. } | IssuerError::Io { .. } | IssuerError::Tls(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         let field = match &e {
             IssuerError::DuplicateCard => Some("pan"),
             IssuerError::UnknownAccount(_) => Some("id"),
             IssuerError::Invalid { field, .. } => Some(*field),
-            IssuerError::Key { .. } | IssuerError::Io { .. } => None,
+            IssuerError::Key { .. } | IssuerError::Io { .. } | IssuerError::Tls(_) => None,
         };
         ApiError {
             field: field.map(str::to_owned),

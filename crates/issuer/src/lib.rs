@@ -56,6 +56,10 @@ pub struct IssuerConfig {
     /// The bearer token the HTTP API requires on every request (16 to 256 letters,
     /// digits or `-._~+/=`); `None`, the default, leaves the API open.
     pub api_token: Option<String>,
+    /// TLS on the link: the certificate and key files, and the client CA when the
+    /// acquirer must present a certificate (mutual TLS); `None`, the default, is plain
+    /// TCP. The HTTP API stays plain HTTP either way.
+    pub tls: Option<tls::ServerFiles>,
 }
 
 impl Default for IssuerConfig {
@@ -71,6 +75,7 @@ impl Default for IssuerConfig {
             max_in_flight: server.max_in_flight,
             max_early_reversals: BankLimits::default().max_early_reversals,
             api_token: None,
+            tls: None,
         }
     }
 }
@@ -87,6 +92,7 @@ impl fmt::Debug for IssuerConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("max_early_reversals", &self.max_early_reversals)
             .field("api_token", &self.api_token.as_ref().map(|_| "[redacted]"))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -138,6 +144,11 @@ impl Issuer {
             .as_deref()
             .map(http::ApiToken::new)
             .transpose()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(tls::ServerTls::from_files)
+            .transpose()?;
         let io = |what| move |source| IssuerError::Io { what, source };
         let iso = TcpListener::bind(config.listen_addr)
             .await
@@ -158,6 +169,7 @@ impl Issuer {
             max_connections: config.max_connections,
             max_in_flight: config.max_in_flight,
             clock: clock.clone(),
+            tls,
             ..ServerConfig::default()
         };
         let link = tokio::spawn(server::serve(
@@ -179,7 +191,7 @@ impl Issuer {
                 tracing::error!(error = %e, "issuer HTTP API stopped");
             }
         });
-        tracing::info!(%iso_addr, %http_addr, "issuer simulator listening");
+        tracing::info!(%iso_addr, link_tls = config.tls.is_some(), %http_addr, "issuer simulator listening");
         Ok(Issuer {
             iso_addr,
             http_addr,

@@ -1,6 +1,6 @@
-//! The issuer's TCP server: framed `iso87-ascii` (2-byte length prefix), any number
-//! of connections up to a bound, replies sent as soon as each is ready (so in any
-//! order), and the transport faults of [`Faults`].
+//! The issuer's TCP server: framed `iso87-ascii` (2-byte length prefix), over TCP or
+//! TLS, any number of connections up to a bound, replies sent as soon as each is ready
+//! (so in any order), and the transport faults of [`Faults`].
 //!
 //! A frame whose length prefix exceeds the maximum closes the connection. A frame
 //! that does not unpack is logged and answered with a bare `30` when its MTI is a
@@ -17,8 +17,9 @@ use iso8583::frame::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
 use iso8583::{Dialect, Message, Mti};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -54,6 +55,11 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// The local time given to the bank.
     pub clock: Clock,
+    /// TLS on every link connection (certificate and key, and the client CA when the
+    /// acquirer must present a certificate); plain TCP when `None`.
+    pub tls: Option<tls::ServerTls>,
+    /// A TLS handshake must complete within this long of the connection opening.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +71,8 @@ impl Default for ServerConfig {
             max_connections: 1024,
             max_in_flight: 1024,
             clock: local_clock(),
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -77,6 +85,8 @@ impl fmt::Debug for ServerConfig {
             .field("max_frame", &self.max_frame)
             .field("max_connections", &self.max_connections)
             .field("max_in_flight", &self.max_in_flight)
+            .field("tls", &self.tls)
+            .field("tls_handshake_timeout", &self.tls_handshake_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -111,7 +121,7 @@ pub async fn serve(
                     accepted += 1;
                     let seed = cfg.seed ^ accepted.wrapping_mul(0x9E37_79B9_7F4A_7C15);
                     tracing::debug!(%peer, "connection accepted");
-                    conns.spawn(connection(stream, bank.clone(), cfg.clone(), seed, stop_rx.clone(), permit));
+                    conns.spawn(connection(stream, peer, bank.clone(), cfg.clone(), seed, stop_rx.clone(), permit));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -135,8 +145,11 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|&s| s).await;
 }
 
+/// One link connection: the TLS handshake first when the server has TLS (within its
+/// timeout; a failure is logged and closes the connection), then [`serve`].
 async fn connection(
     stream: TcpStream,
+    peer: SocketAddr,
     bank: Arc<Mutex<Bank>>,
     cfg: Arc<ServerConfig>,
     seed: u64,
@@ -144,7 +157,32 @@ async fn connection(
     _slot: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
+    let Some(tls) = cfg.tls.clone() else {
+        return served(stream, bank, cfg, seed, stop).await;
+    };
+    let handshake = tokio::time::timeout(cfg.tls_handshake_timeout, tls.accept(stream));
+    let why = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(stream)) => return served(stream, bank, cfg, seed, stop).await,
+            Ok(Err((e, _))) => e.to_string(),
+            Err(_) => format!("not complete within {} ms", cfg.tls_handshake_timeout.as_millis()),
+        },
+        () = stopped(&mut stop) => return,
+    };
+    tracing::warn!(%peer, reason = %why, "link TLS handshake failed: connection closed");
+}
+
+/// Serves one connection, over TCP or TLS, until it closes or the server stops.
+async fn served<S>(
+    stream: S,
+    bank: Arc<Mutex<Bank>>,
+    cfg: Arc<ServerConfig>,
+    seed: u64,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(cfg.max_in_flight.max(1));
     let mut writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
@@ -173,8 +211,8 @@ async fn connection(
     writer.abort();
 }
 
-async fn read_loop(
-    mut rd: OwnedReadHalf,
+async fn read_loop<S: AsyncRead>(
+    mut rd: ReadHalf<S>,
     bank: &Mutex<Bank>,
     cfg: &ServerConfig,
     seed: u64,

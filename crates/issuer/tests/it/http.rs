@@ -607,3 +607,27 @@ async fn a_malformed_token_is_refused_at_start() {
     let issuer = start_guarded(Some(&"t".repeat(256))).await;
     timeout(BOUND, issuer.stop()).await.expect("stops");
 }
+
+#[tokio::test]
+async fn unusable_link_tls_files_are_refused_at_start_naming_the_file() {
+    let missing = std::env::temp_dir().join("posguard-issuer-no-such-cert.pem");
+    let config = IssuerConfig {
+        tls: Some(tls::ServerFiles {
+            cert: missing.clone(),
+            key: missing.clone(),
+            client_ca: None,
+        }),
+        ..config(None)
+    };
+    let bank = Bank::from_clear_keys(&config.keys).expect("bank");
+    let e = Issuer::start_with(config, bank, Arc::new(now))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "issuer link TLS: read TLS certificate chain {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+}

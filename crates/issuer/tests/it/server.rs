@@ -1,4 +1,5 @@
-//! The link over real sockets: framing, pipelining, malformed input, transport faults.
+//! The link over real sockets: framing, pipelining, malformed input, transport faults,
+//! TLS.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,9 @@ use iso8583::frame::{encode_frame, FrameDecoder};
 use iso8583::{Dialect, Message, Mti};
 use issuer::server::{serve, ServerConfig};
 use issuer::{linkmac, AccountId, Bank, Faults};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tls::test_pki::TestPki;
+use tls::{ClientStream, ClientTls, ServerTls};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -73,6 +76,19 @@ impl Link {
         }
     }
 
+    /// A TLS client; in TLS 1.3 its side of the handshake completes before the server
+    /// has checked its certificate.
+    async fn tls_client(&self, tls: &ClientTls) -> Client<ClientStream<TcpStream>> {
+        let tcp = TcpStream::connect(self.addr).await.expect("connect");
+        Client {
+            stream: timeout(BOUND, tls.connect(tcp))
+                .await
+                .expect("bounded handshake")
+                .expect("client side of the handshake"),
+            decoder: FrameDecoder::new(8192),
+        }
+    }
+
     fn signed(&self, r: &Req) -> Vec<u8> {
         let mut m = r.message(&self.zpk);
         linkmac::sign(&mut m, |d| Ok(x9_19_mac(&self.zak, d))).expect("sign")
@@ -98,12 +114,12 @@ impl Link {
     }
 }
 
-struct Client {
-    stream: TcpStream,
+struct Client<S = TcpStream> {
+    stream: S,
     decoder: FrameDecoder,
 }
 
-impl Client {
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     async fn send_raw(&mut self, payload: &[u8]) {
         let mut out = Vec::new();
         encode_frame(payload, 8192, &mut out).expect("frame");
@@ -254,4 +270,43 @@ async fn connections_beyond_the_bound_are_closed() {
     first.send_raw(&sign_on()).await;
     assert!(first.recv().await.is_some(), "the first still is");
     link.stop().await;
+}
+
+#[tokio::test]
+async fn tls_link_serves_an_acquirer_with_its_certificate_only() {
+    let dir = std::env::temp_dir().join(format!("posguard-issuer-pki-{}", std::process::id()));
+    let pki = TestPki::generate(&dir);
+    let link = Link::start_config(ServerConfig {
+        tls: Some(ServerTls::from_files(&pki.server_files(true)).expect("server TLS")),
+        ..ServerConfig::default()
+    })
+    .await;
+    let tls = |identity| {
+        ClientTls::from_files(&pki.client_files("localhost", identity)).expect("client TLS")
+    };
+    let mut c = link.tls_client(&tls(true)).await;
+    c.send_raw(&sign_on()).await;
+    let r = c.recv().await.expect("0810");
+    assert_eq!((r.mti().as_str(), r.get_str(39)), ("0810", Some("00")));
+    c.send_raw(&link.signed(&Req::sale(1, 2_500))).await;
+    let r = c.recv().await.expect("0210");
+    assert_eq!(r.get_str(39), Some("00"));
+    assert!(link.mac_valid(&r));
+    assert_eq!(link.balance(), 97_500);
+    // Without a client certificate the connection ends before any request is read.
+    let mut anonymous = link.tls_client(&tls(false)).await;
+    anonymous.send_raw(&link.signed(&Req::sale(2, 2_500))).await;
+    assert!(anonymous.recv().await.is_none(), "refused");
+    // Nor does a plain TCP client get anywhere.
+    let mut plain = link.client().await;
+    plain.send_raw(&link.signed(&Req::sale(3, 2_500))).await;
+    let mut rest = Vec::new();
+    let _ = timeout(BOUND, plain.stream.read_to_end(&mut rest))
+        .await
+        .expect("closed in time");
+    // Nothing but, perhaps, a TLS alert record (content type 21).
+    assert!(rest.is_empty() || rest[0] == 21, "no reply frame: {rest:?}");
+    assert_eq!(link.balance(), 97_500, "only the first sale debited");
+    link.stop().await;
+    pki.remove();
 }
