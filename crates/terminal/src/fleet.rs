@@ -1,5 +1,6 @@
-//! A fleet of simulated terminals driving an acquirer over TCP (tokio): one connection
-//! and one transaction at a time per terminal, paced to a target rate; optionally each
+//! A fleet of simulated terminals driving an acquirer over TCP or TLS (tokio): one
+//! connection and one transaction at a time per terminal, paced to a target rate;
+//! optionally each
 //! terminal settles its batch (0500, then the 0320 upload when the host disagrees)
 //! when its record fills up and at the end of the run.
 
@@ -17,7 +18,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use iso8583::frame::FrameDecoder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tls::ClientTls;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -45,7 +47,7 @@ const CONNECT_ATTEMPTS: u32 = 6;
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 /// Longest reconnect backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// Bound on one connection attempt.
+/// Bound on one connection attempt, and on its TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest latency the histogram records (longer ones are clamped).
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -165,6 +167,9 @@ impl Mix {
 pub struct FleetConfig {
     /// The acquirer's terminal port.
     pub acquirer: SocketAddr,
+    /// TLS to the acquirer (the CA to trust and the name to verify); plain TCP when
+    /// `None`.
+    pub tls: Option<ClientTls>,
     /// The terminals to run, each with its own connection.
     pub terminals: Vec<TerminalSetup>,
     /// Good cards (the issuer should approve them).
@@ -215,6 +220,7 @@ impl FleetConfig {
     ) -> FleetConfig {
         FleetConfig {
             acquirer,
+            tls: None,
             terminals,
             cards,
             decline_cards: Vec::new(),
@@ -468,7 +474,7 @@ async fn run_terminal(
     };
     let mut driver = Driver {
         terminal,
-        conn: Conn::new(config.acquirer),
+        conn: Conn::new(config.acquirer, config.tls.clone()),
         rng: ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(index as u64)),
         stats: Stats::new(),
         card_of: HashMap::new(),
@@ -516,24 +522,53 @@ fn terminal_for(setup: &TerminalSetup, resume: Option<&Resume>) -> Result<Termin
     Ok(Terminal::new(config))
 }
 
-/// One TCP connection to the acquirer, reopened with bounded backoff when it drops.
+/// A connection's byte stream: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Stream for S {}
+
+/// One connection to the acquirer, over TCP or TLS, reopened with bounded backoff when
+/// it drops.
 struct Conn {
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    tls: Option<ClientTls>,
+    stream: Option<Box<dyn Stream>>,
     decoder: FrameDecoder,
     buf: Vec<u8>,
     opened: u64,
+    /// Why the last attempt to connect failed, until one succeeds.
+    last_error: Option<String>,
 }
 
 impl Conn {
-    fn new(addr: SocketAddr) -> Conn {
+    fn new(addr: SocketAddr, tls: Option<ClientTls>) -> Conn {
         Conn {
             addr,
+            tls,
             stream: None,
             decoder: FrameDecoder::new(iso8583::frame::DEFAULT_MAX_FRAME),
             buf: vec![0; 4096],
             opened: 0,
+            last_error: None,
         }
+    }
+
+    /// One attempt: the TCP connection, then the TLS handshake if configured, each
+    /// within [`CONNECT_TIMEOUT`].
+    async fn open(addr: SocketAddr, tls: Option<&ClientTls>) -> std::io::Result<Box<dyn Stream>> {
+        let timed_out = || std::io::Error::from(std::io::ErrorKind::TimedOut);
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| timed_out())??;
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = tls else {
+            return Ok(Box::new(tcp));
+        };
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(tcp))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| std::io::Error::new(e.kind(), format!("TLS handshake: {e}")))?;
+        Ok(Box::new(stream))
     }
 
     async fn ensure(&mut self) -> std::io::Result<()> {
@@ -547,19 +582,20 @@ impl Conn {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr)).await {
-                Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
+            match Conn::open(self.addr, self.tls.as_ref()).await {
+                Ok(s) => {
                     self.stream = Some(s);
                     self.decoder = FrameDecoder::new(iso8583::frame::DEFAULT_MAX_FRAME);
                     self.opened += 1;
+                    self.last_error = None;
                     return Ok(());
                 }
-                Ok(Err(e)) => last = Some(e),
-                Err(_) => last = Some(std::io::ErrorKind::TimedOut.into()),
+                Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| std::io::ErrorKind::NotConnected.into()))
+        let e = last.unwrap_or_else(|| std::io::ErrorKind::NotConnected.into());
+        self.last_error = Some(e.to_string());
+        Err(e)
     }
 }
 
@@ -594,7 +630,10 @@ impl Driver {
             return Err("no cards configured".into());
         }
         if !self.sign_on().await {
-            return Err("sign-on failed".into());
+            return Err(match &self.conn.last_error {
+                Some(e) => format!("sign-on failed: cannot connect: {e}"),
+                None => "sign-on failed".into(),
+            });
         }
         let mut ticker = self.ticker(index, start);
         while !self.shared.done() {
