@@ -145,6 +145,8 @@ pub struct GatewayStats {
     pub tls_handshake_failures: AtomicU64,
     /// Times the engine panicked on an input and was rebuilt from the journal.
     pub engine_restarts: AtomicU64,
+    /// Issuer connections up now (TCP connected and, over TLS, the handshake done).
+    pub issuer_links_up: AtomicU64,
     /// Store-and-forward entries waiting (updated every second).
     pub saf_depth: AtomicU64,
     /// Age of the oldest waiting entry in ms (updated every second).
@@ -518,11 +520,13 @@ impl Driver {
                 if let Some(slot) = self.links.get_mut(index) {
                     *slot = Some(tx);
                 }
+                self.publish_links();
             }
             Event::Link(LinkEvent::Down { index }) => {
                 if let Some(slot) = self.links.get_mut(index) {
                     *slot = None;
                 }
+                self.publish_links();
             }
             Event::Link(LinkEvent::Message { frame }) => {
                 self.stats.issuer_received.fetch_add(1, Ordering::Relaxed);
@@ -556,6 +560,13 @@ impl Driver {
                 Timer::Saf(saf_id) => self.feed(Input::SafTimer { saf_id }),
             }
         }
+    }
+
+    fn publish_links(&self) {
+        let up = self.links.iter().filter(|l| l.is_some()).count();
+        self.stats
+            .issuer_links_up
+            .store(up as u64, Ordering::Relaxed);
     }
 
     fn publish_metrics(&mut self) {
