@@ -15,6 +15,7 @@ pub mod recon_run;
 pub mod risk_cli;
 pub mod run_cli;
 pub mod simulate;
+pub mod tls_cli;
 
 /// An error caused by the input rather than by posguard: exit code 2.
 #[derive(Debug, thiserror::Error)]

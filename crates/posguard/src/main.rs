@@ -22,7 +22,7 @@ enum Command {
     #[command(subcommand)]
     Iso(iso_cli::IsoCommand),
     /// Run an acquirer node: terminal server, switch, journal, issuer link.
-    Acquirer(run_cli::AcquirerArgs),
+    Acquirer(Box<run_cli::AcquirerArgs>),
     /// The acquirer's own keys: list, import, generate, re-wrap under a new LMK.
     #[command(subcommand)]
     Keys(keys_cli::KeysCommand),
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Iso(cmd) => iso_cli::run(cmd),
-        Command::Acquirer(a) => run_cli::acquirer(a),
+        Command::Acquirer(a) => run_cli::acquirer(*a),
         Command::Keys(c) => keys_cli::run(c),
         Command::IssuerSim(a) => run_cli::issuer_sim(a),
         Command::Terminals(a) => run_cli::terminals(a),

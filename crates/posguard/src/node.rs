@@ -280,13 +280,15 @@ pub fn load_engine(opts: &NodeOptions) -> anyhow::Result<(Engine, Vec<SafRow>)> 
     Ok((engine, pending_saf))
 }
 
-/// Runs a node on already bound terminal listeners (one dialect each) until `shutdown`.
+/// Runs a node on already bound terminal listeners (one dialect each, TCP or TLS; a
+/// `(TcpListener, TerminalDialect)` pair is a plain one) until `shutdown`.
 pub async fn run_node(
     opts: NodeOptions,
-    listeners: Vec<(tokio::net::TcpListener, gateway::TerminalDialect)>,
+    listeners: impl IntoIterator<Item = impl Into<gateway::TerminalListener>>,
     stats: Arc<GatewayStats>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let listeners: Vec<gateway::TerminalListener> = listeners.into_iter().map(Into::into).collect();
     let o = opts.clone();
     let owner = format!("node-{}", opts.switch.node);
     let sweep_store = opts.store.clone();
@@ -297,11 +299,19 @@ pub async fn run_node(
     let (engine, journal, pending_saf) = tokio::task::spawn_blocking(move || prepare(&o))
         .await
         .context("join loader")??;
-    let addrs: Vec<(Option<SocketAddr>, gateway::TerminalDialect)> = listeners
+    let addrs: Vec<(Option<SocketAddr>, gateway::TerminalDialect, &str)> = listeners
         .iter()
-        .map(|(l, d)| (l.local_addr().ok(), *d))
+        .map(|l| {
+            let tls = match &l.tls {
+                None => "plain",
+                Some(t) if t.requires_client_cert() => "mutual TLS",
+                Some(_) => "TLS",
+            };
+            (l.listener.local_addr().ok(), l.dialect, tls)
+        })
         .collect();
-    tracing::info!(listen = ?addrs, issuer = %opts.gateway.issuer, "acquirer node running");
+    let issuer_tls = opts.gateway.issuer_tls.as_ref().map(|t| t.server_name());
+    tracing::info!(listen = ?addrs, issuer = %opts.gateway.issuer, issuer_tls_name = ?issuer_tls, "acquirer node running");
     let reload: gateway::Reload = {
         let o = opts.clone();
         Box::new(move || load_engine(&o).map_err(|e| format!("{e:#}")))

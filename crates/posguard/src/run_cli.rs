@@ -70,6 +70,12 @@ pub struct AcquirerArgs {
     /// Also accept terminals speaking iso87-ascii (bare messages, X9.19 MAC) here.
     #[arg(long)]
     ascii_listen: Option<SocketAddr>,
+    /// TLS on the terminal listeners (--listen and --ascii-listen alike).
+    #[command(flatten)]
+    tls: crate::tls_cli::ListenerTlsArgs,
+    /// TLS on the issuer link.
+    #[command(flatten)]
+    issuer_tls: crate::tls_cli::IssuerLinkTlsArgs,
     /// Issuer timeout in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     issuer_timeout_ms: u64,
@@ -148,7 +154,9 @@ pub fn seed_store(opts: &NodeOptions, data: &DemoData) -> anyhow::Result<bool> {
 /// Runs `posguard acquirer`.
 pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     crate::init_logging("info");
+    let terminal_tls = a.tls.load()?;
     let mut opts = node_options(a.store.location(), a.issuer, a.issuer_timeout_ms);
+    opts.gateway.issuer_tls = a.issuer_tls.load(a.issuer)?;
     opts.keys = match a.lmk.load()? {
         Some(lmk) => NodeKeys::Configured(Arc::new(lmk)),
         None if a.demo_data => NodeKeys::Demo,
@@ -169,12 +177,17 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(a.listen)
             .await
             .with_context(|| format!("bind {}", a.listen))?;
-        let mut listeners = vec![(listener, gateway::TerminalDialect::CupPos)];
+        let on = |listener, dialect| gateway::TerminalListener {
+            listener,
+            dialect,
+            tls: terminal_tls.clone(),
+        };
+        let mut listeners = vec![on(listener, gateway::TerminalDialect::CupPos)];
         if let Some(addr) = a.ascii_listen {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("bind {addr}"))?;
-            listeners.push((l, gateway::TerminalDialect::Iso87Ascii));
+            listeners.push(on(l, gateway::TerminalDialect::Iso87Ascii));
         }
         let stats = Arc::new(gateway::GatewayStats::default());
         run_node(opts, listeners, stats, async {
@@ -226,6 +239,9 @@ pub struct IssuerArgs {
     /// digits or -._~+/=); without it anyone who can reach the API may use it.
     #[arg(long)]
     api_token: Option<String>,
+    /// TLS on the host-to-host link (the HTTP API stays plain).
+    #[command(flatten)]
+    tls: crate::tls_cli::ListenerTlsArgs,
 }
 
 /// Opens the demo cardholders' accounts at the issuer.
@@ -257,6 +273,7 @@ pub fn issuer_sim(a: IssuerArgs) -> anyhow::Result<()> {
         faults,
         seed: a.seed,
         api_token: a.api_token,
+        tls: a.tls.files()?,
         ..IssuerConfig::default()
     };
     let rt = tokio::runtime::Runtime::new().context("start runtime")?;
@@ -281,6 +298,9 @@ pub struct TerminalsArgs {
     /// The acquirer's terminal port.
     #[arg(long, default_value = "127.0.0.1:8583")]
     acquirer: SocketAddr,
+    /// TLS to the acquirer.
+    #[command(flatten)]
+    tls: crate::tls_cli::TerminalTlsArgs,
     /// Financial requests per second for the whole fleet (0: as fast as possible).
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
@@ -427,6 +447,7 @@ pub fn terminals(a: TerminalsArgs) -> anyhow::Result<()> {
         a.seed,
     );
     cfg.max_transactions = a.transactions;
+    cfg.tls = a.tls.load(a.acquirer)?;
     cfg.progress = true;
     cfg.resume = read_terminal_state(&a.state)?;
     if a.sales_only {

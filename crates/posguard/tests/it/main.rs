@@ -11,6 +11,7 @@ mod reload;
 mod rerun;
 mod scenarios;
 mod settle;
+mod tls;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
