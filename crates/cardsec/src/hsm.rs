@@ -138,10 +138,6 @@ impl Lmk {
         }
         Ok((k, c))
     }
-
-    fn unwrap(&self, key: &WrappedKey, kind: KeyKind) -> Result<Key, SecError> {
-        self.unwrap_cipher(key, kind).map(|(k, _)| k)
-    }
 }
 
 impl Clone for Lmk {
@@ -453,6 +449,9 @@ const KEY_CACHE_LIMIT: usize = 65_536;
 /// inside it (bounded) so each MAC or PIN operation does not unwrap again.
 pub struct SoftwareSecurityModule {
     lmk: Lmk,
+    /// The LMK being replaced, during an LMK rotation: keys still wrapped under it are
+    /// read, everything new is wrapped under `lmk`.
+    previous: Option<Lmk>,
     data_key: DataKey,
     pvk: Vec<u8>,
     rng: Mutex<Box<dyn rand_core::RngCore + Send>>,
@@ -483,6 +482,7 @@ impl SoftwareSecurityModule {
         let pvk = derive(&lmk, "posguard PIN verification key");
         SoftwareSecurityModule {
             lmk,
+            previous: None,
             data_key,
             pvk,
             rng: Mutex::new(rng),
@@ -508,7 +508,7 @@ impl SoftwareSecurityModule {
         {
             return Ok(s.clone());
         }
-        let (k, full) = self.lmk.unwrap_cipher(key, kind)?;
+        let (k, full) = self.unwrap_any(key, kind)?;
         let s = Arc::new(Scheduled {
             full,
             left: k.left().cipher(),
@@ -531,20 +531,41 @@ impl SoftwareSecurityModule {
     /// the id new tokens carry. The clear key never leaves the module.
     pub fn set_wrapped_data_key(&mut self, key: &WrappedKey) -> Result<(), SecError> {
         let id = u16::try_from(key.version()).map_err(|_| SecError::KeyVersion(key.version()))?;
-        let clear = self.lmk.unwrap(key, KeyKind::Dek)?;
+        let (clear, _) = self.unwrap_any(key, KeyKind::Dek)?;
         self.data_key = DataKey::new(id, clear.expose())?;
         Ok(())
     }
 
-    /// Whether `key` was wrapped under this module's LMK (its check value verifies).
+    /// During an LMK rotation: also read keys wrapped under the LMK being replaced.
+    /// Rotating without downtime: restart the nodes one at a time on the new LMK with
+    /// the old one as previous, run `posguard keys rewrap`, then drop the previous.
+    pub fn with_previous_lmk(mut self, previous: Lmk) -> SoftwareSecurityModule {
+        self.previous = Some(previous);
+        self
+    }
+
+    /// Unwraps under the LMK, or the previous LMK during a rotation.
+    fn unwrap_any(&self, key: &WrappedKey, kind: KeyKind) -> Result<(Key, KeyCipher), SecError> {
+        match (self.lmk.unwrap_cipher(key, kind), &self.previous) {
+            (Err(SecError::CheckValueMismatch), Some(old)) => old.unwrap_cipher(key, kind),
+            (r, _) => r,
+        }
+    }
+
+    /// Whether the module can use `key` (wrapped under its LMK, or the previous one).
     pub fn holds(&self, key: &WrappedKey) -> bool {
+        self.unwrap_any(key, key.kind).is_ok()
+    }
+
+    /// Whether `key` is wrapped under the current LMK (not only the previous one).
+    pub fn holds_under_current(&self, key: &WrappedKey) -> bool {
         self.lmk.unwrap_cipher(key, key.kind).is_ok()
     }
 
     /// The same key wrapped under another LMK (LMK rotation); its kind, version and
     /// check value stay.
     pub fn rewrap(&self, key: &WrappedKey, to: &Lmk) -> Result<WrappedKey, SecError> {
-        let clear = self.lmk.unwrap(key, key.kind)?;
+        let (clear, _) = self.unwrap_any(key, key.kind)?;
         to.wrap(key.kind, key.version, &clear)
     }
 
@@ -581,7 +602,7 @@ impl SecurityModule for SoftwareSecurityModule {
         layout: KeyLayout,
         version: u32,
     ) -> Result<WorkingKeys, SecError> {
-        let tmk = self.lmk.unwrap(tmk, KeyKind::Tmk)?;
+        let (tmk, _) = self.unwrap_any(tmk, KeyKind::Tmk)?;
         let mut field62 = Vec::with_capacity(layout.block_len());
         let mut deliver = |kind: KeyKind| -> Result<WrappedKey, SecError> {
             let k = self.random_key(layout.key_len())?;

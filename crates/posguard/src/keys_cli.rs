@@ -29,6 +29,10 @@ pub struct LmkArgs {
     /// An LMK component file (`HEX [KCV]`), given two or three times: the key ceremony.
     #[arg(long = "lmk-component")]
     pub lmk_components: Vec<PathBuf>,
+    /// During an LMK rotation, the LMK being replaced (32 hex in a file): keys still
+    /// wrapped under it are read, everything new is wrapped under the new one.
+    #[arg(long)]
+    pub previous_lmk_file: Option<PathBuf>,
 }
 
 impl LmkArgs {
@@ -48,11 +52,7 @@ impl LmkArgs {
             .into());
         }
         if let Some(path) = &self.lmk_file {
-            let mut text = read_secret_file(path)?;
-            let lmk = Lmk::from_hex(text.trim())
-                .with_context(|| format!("read the LMK in {}", path.display()));
-            text.zeroize();
-            return lmk.map(Some);
+            return lmk_file(path, "the LMK").map(Some);
         }
         if !self.lmk_components.is_empty() {
             let mut parts = Vec::new();
@@ -77,6 +77,14 @@ impl LmkArgs {
         }
     }
 
+    /// The LMK being replaced, when one is given.
+    pub fn previous(&self) -> anyhow::Result<Option<Lmk>> {
+        self.previous_lmk_file
+            .as_deref()
+            .map(|p| lmk_file(p, "the previous LMK"))
+            .transpose()
+    }
+
     /// The configured LMK, or an error naming the ways to give one.
     pub fn require(&self) -> anyhow::Result<Lmk> {
         self.load()?.ok_or_else(missing_lmk)
@@ -86,6 +94,15 @@ impl LmkArgs {
 /// The refusal to start without an LMK, naming every way to give one.
 pub fn missing_lmk() -> anyhow::Error {
     BadInput("no LMK: give --lmk-file FILE, --lmk-component FILE (two or three, the key ceremony), or POSGUARD_LMK; only `posguard demo` and `--demo-data` run on the public demo keys".into()).into()
+}
+
+/// An LMK from a file of 32 hex characters.
+fn lmk_file(path: &std::path::Path, what: &str) -> anyhow::Result<Lmk> {
+    let mut text = read_secret_file(path)?;
+    let lmk =
+        Lmk::from_hex(text.trim()).with_context(|| format!("read {what} in {}", path.display()));
+    text.zeroize();
+    lmk
 }
 
 fn read_secret_file(path: &std::path::Path) -> anyhow::Result<String> {
@@ -244,18 +261,19 @@ fn load(a: ImportArgs, generate: bool) -> anyhow::Result<()> {
 
 fn rewrap(a: RewrapArgs) -> anyhow::Result<()> {
     let old = Arc::new(a.keys.lmk.require()?);
-    let new = LmkArgs {
-        lmk_file: Some(a.new_lmk_file.clone()),
-        lmk_components: vec![],
-    }
-    .require()?;
-    let hsm = SoftwareSecurityModule::new(old.as_ref().clone(), Box::new(rand::rngs::OsRng));
+    let new = lmk_file(&a.new_lmk_file, "the new LMK")?;
+    // Nodes may already run on the new LMK (with the old one as previous) and have
+    // written keys under it: those stay as they are, so a re-run changes nothing.
+    let hsm = crate::node::module(&new, Some(&old));
     let mut db = crate::node::open_store(&a.keys.store.location())?;
     let again = |text: &str| -> anyhow::Result<String> {
         let k = WrappedKey::parse(text)?;
+        if hsm.holds_under_current(&k) {
+            return Ok(text.to_owned());
+        }
         Ok(hsm
             .rewrap(&k, &new)
-            .context("unwrap under the current LMK")?
+            .context("unwrap under the current or the new LMK")?
             .to_text())
     };
     let mut writes = Vec::new();

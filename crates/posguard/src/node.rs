@@ -59,17 +59,28 @@ pub enum NodeKeys {
     Demo,
     /// A configured LMK (file, environment or key ceremony); the zone keys and the
     /// PAN-token key are the newest versions in the store's key table, wrapped under it.
-    Configured(Arc<Lmk>),
+    /// During an LMK rotation, the LMK being replaced too: keys still wrapped under it
+    /// are read, everything new is wrapped under the new one.
+    Configured(Arc<Lmk>, Option<Arc<Lmk>>),
 }
 
 impl std::fmt::Debug for NodeKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NodeKeys::Demo => f.write_str("NodeKeys::Demo"),
-            NodeKeys::Configured(lmk) => {
+            NodeKeys::Configured(lmk, _) => {
                 write!(f, "NodeKeys::Configured(LMK kcv {})", lmk.kcv_hex())
             }
         }
+    }
+}
+
+/// A security module on `lmk` (and, during a rotation, the LMK it replaces).
+pub fn module(lmk: &Lmk, previous: Option<&Lmk>) -> SoftwareSecurityModule {
+    let hsm = SoftwareSecurityModule::new(lmk.clone(), Box::new(rand::rngs::OsRng));
+    match previous {
+        Some(p) => hsm.with_previous_lmk(p.clone()),
+        None => hsm,
     }
 }
 
@@ -131,9 +142,8 @@ pub fn security(keys: &NodeKeys, db: &mut dyn Backend) -> anyhow::Result<NodeSec
                 zone,
             })
         }
-        NodeKeys::Configured(lmk) => {
-            let mut hsm =
-                SoftwareSecurityModule::new(lmk.as_ref().clone(), Box::new(rand::rngs::OsRng));
+        NodeKeys::Configured(lmk, previous) => {
+            let mut hsm = module(lmk, previous.as_deref());
             let stored = db.keys().context("read the key table")?;
             let newest = |kind: KeyKind| -> anyhow::Result<WrappedKey> {
                 let row = stored
@@ -145,7 +155,7 @@ pub fn security(keys: &NodeKeys, db: &mut dyn Backend) -> anyhow::Result<NodeSec
                     .with_context(|| format!("read {} version {}", kind.name(), row.version))?;
                 anyhow::ensure!(
                     hsm.holds(&key),
-                    "{} version {} is not wrapped under this LMK (kcv {}): wrong LMK?",
+                    "{} version {} is not wrapped under this LMK (kcv {}) or the previous one: wrong LMK?",
                     kind.name(),
                     row.version,
                     lmk.kcv_hex()

@@ -142,10 +142,9 @@ pub fn seed_store(opts: &NodeOptions, data: &DemoData) -> anyhow::Result<bool> {
     let mut db = open_store(&opts.store)?;
     let hsm = match &opts.keys {
         // Terminal master keys need only the LMK: wrap them before the key table is filled.
-        crate::node::NodeKeys::Configured(lmk) => Arc::new(cardsec::SoftwareSecurityModule::new(
-            lmk.as_ref().clone(),
-            Box::new(rand::rngs::OsRng),
-        )),
+        crate::node::NodeKeys::Configured(lmk, previous) => {
+            Arc::new(crate::node::module(lmk, previous.as_deref()))
+        }
         crate::node::NodeKeys::Demo => crate::node::security(&opts.keys, db.as_mut())?.hsm,
     };
     seed_demo(db.as_mut(), hsm.as_ref(), data, &now_rfc3339())
@@ -158,7 +157,7 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     let mut opts = node_options(a.store.location(), a.issuer, a.issuer_timeout_ms);
     opts.gateway.issuer_tls = a.issuer_tls.load(a.issuer)?;
     opts.keys = match a.lmk.load()? {
-        Some(lmk) => NodeKeys::Configured(Arc::new(lmk)),
+        Some(lmk) => NodeKeys::Configured(Arc::new(lmk), a.lmk.previous()?.map(Arc::new)),
         None if a.demo_data => NodeKeys::Demo,
         None => return Err(crate::keys_cli::missing_lmk()),
     };

@@ -2,18 +2,17 @@
 //! `posguard keys`; and after a demo-sized load, nothing in the store (the SQLite files
 //! byte by byte, a `pg_dump` of the PostgreSQL schema) opens under the public demo keys.
 
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cardsec::{DataKey, Lmk, Pan, SoftwareSecurityModule, WrappedKey};
-use issuer::{Bank, ClearKeys, IssuerConfig};
+use issuer::ClearKeys;
 use posguard::demo_data::{demo_data, DEMO_LMK};
-use posguard::node::{run_node, NodeKeys};
-use posguard::run_cli::{fleet_config, node_options, open_demo_accounts, seed_store, shanghai_now};
+use posguard::node::NodeKeys;
+use posguard::run_cli::{fleet_config, node_options};
 
-use crate::scenarios::{cleanup, stores};
+use crate::scenarios::{cleanup, demo_issuer, stores, Node};
 
 const LMK: &str = "7A5B2C4D6E8F90A1B2C3D4E5F6071829";
 const ZPK: &str = "2F2F2F2F2F2F2F2F5D5D5D5D5D5D5D5D";
@@ -173,46 +172,19 @@ async fn after_a_load_nothing_stored_opens_under_the_demo_keys() {
             token_key_hex: TOKEN_KEY.into(),
             token_key_id: 1,
         };
-        let config = IssuerConfig {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            keys: keys.clone(),
-            ..IssuerConfig::default()
-        };
-        let mut bank = Bank::from_clear_keys(&config.keys).expect("issuer keys");
-        open_demo_accounts(&mut bank, &data, shanghai_now()).expect("accounts");
-        let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
-            .await
-            .expect("issuer");
+        let issuer = demo_issuer(&data, keys).await;
         let s = store.clone();
         tokio::task::spawn_blocking(move || load_keys(&s))
             .await
             .expect("join");
         let mut opts = node_options(store.clone(), issuer.iso_addr(), 5_000);
-        opts.keys = NodeKeys::Configured(Arc::new(Lmk::from_hex(LMK).expect("lmk")));
-        let (o, d) = (opts.clone(), data.clone());
-        tokio::task::spawn_blocking(move || seed_store(&o, &d))
-            .await
-            .expect("join")
-            .expect("seed");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let node = tokio::spawn(run_node(
-            opts,
-            vec![(listener, gateway::TerminalDialect::CupPos)],
-            Arc::new(gateway::GatewayStats::default()),
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
+        opts.keys = NodeKeys::Configured(Arc::new(Lmk::from_hex(LMK).expect("lmk")), None);
+        let node = Node::start(opts, &data).await;
+        let addr = node.addr;
         let mut fleet = fleet_config(&data, addr, 200.0, Duration::from_secs(20), 9);
         fleet.max_transactions = Some(150);
         let report = terminal::run_fleet(fleet).await;
-        let _ = stop.send(());
-        node.await.expect("join").expect("node");
+        node.stop().await;
         issuer.stop().await;
         assert!(report.approved_entries().count() > 50, "{report}");
 
@@ -287,4 +259,129 @@ async fn after_a_load_nothing_stored_opens_under_the_demo_keys() {
             .await
             .expect("cleanup");
     }
+}
+
+/// Rotating the LMK while terminals keep selling: the node restarts on the new LMK
+/// with the old one as previous (in a cluster, one node at a time), still reads every
+/// key wrapped under the old one and wraps everything new under the new one;
+/// `posguard keys rewrap` then re-wraps what is left while the node runs (twice: the
+/// second run changes nothing); after it the node runs on the new LMK alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lmk_is_rotated_while_terminals_keep_selling() {
+    use crate::scenarios::{code, Pos};
+    const NEW_LMK: &str = "1F2E3D4C5B6A79880F1E2D3C4B5A6978";
+    let dir = temp("rotate");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let store = dir.join("db").display().to_string();
+    let new_file = dir.join("new.lmk");
+    std::fs::write(&new_file, NEW_LMK).expect("new lmk file");
+    let data = demo_data(8, 2, 40);
+    let keys = ClearKeys {
+        lmk_hex: "00112233445566778899AABBCCDDEEFF".into(),
+        zpk_hex: ZPK.into(),
+        zak_hex: ZAK.into(),
+        token_key_hex: TOKEN_KEY.into(),
+        token_key_id: 1,
+    };
+    let issuer = demo_issuer(&data, keys).await;
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || load_keys(&s))
+        .await
+        .expect("join");
+    let lmk = |hex: &str| Arc::new(Lmk::from_hex(hex).expect("lmk"));
+    let node_on = |keys: NodeKeys| {
+        let mut o = node_options(store.clone(), issuer.iso_addr(), 5_000);
+        o.keys = keys;
+        o
+    };
+    let card = {
+        let c = data
+            .cards
+            .iter()
+            .find(|c| c.fate == posguard::demo_data::CardFate::Good)
+            .expect("card");
+        terminal::Card::new(&c.pan, Some(&c.pin), &c.expiry, terminal::EntryKind::Chip)
+    };
+    let sell = |pos: &mut Pos, amount: i64| pos.term.sale(&card, amount).expect("sale");
+    // On the old LMK: the first terminal signs on and sells.
+    let node = Node::start(node_on(NodeKeys::Configured(lmk(LMK), None)), &data).await;
+    let mut first = Pos::signed_on(node.addr, &data.terminals[0]).await;
+    let r = sell(&mut first, 1_001);
+    assert_eq!(code(&first.send(r).await), "00");
+    node.stop().await;
+    // On the new LMK with the old as previous: the old keys still work, a new sign-on
+    // is wrapped under the new LMK, and the key table is re-wrapped while it runs.
+    let node = Node::start(
+        node_on(NodeKeys::Configured(lmk(NEW_LMK), Some(lmk(LMK)))),
+        &data,
+    )
+    .await;
+    let mut first = first.reconnect(node.addr).await;
+    let r = sell(&mut first, 1_002);
+    assert_eq!(
+        code(&first.send(r).await),
+        "00",
+        "keys under the old LMK still read"
+    );
+    let mut second = Pos::signed_on(node.addr, &data.terminals[1]).await;
+    let r = sell(&mut second, 1_003);
+    assert_eq!(code(&second.send(r).await), "00");
+    let new_arg = new_file.display().to_string();
+    for _ in 0..2 {
+        let s = store.clone();
+        let a = new_arg.clone();
+        let (status, out) = tokio::task::spawn_blocking(move || {
+            posguard(
+                &["keys", "rewrap", "--data", &s, "--new-lmk-file", &a],
+                "",
+                &[("POSGUARD_LMK", Some(LMK))],
+            )
+        })
+        .await
+        .expect("join");
+        assert_eq!(status, 0, "{out}");
+    }
+    let r = sell(&mut first, 1_004);
+    assert_eq!(code(&first.send(r).await), "00");
+    node.stop().await;
+    // On the new LMK alone: everything at rest is under it.
+    let node = Node::start(node_on(NodeKeys::Configured(lmk(NEW_LMK), None)), &data).await;
+    for (pos, amount) in [(first, 1_005), (second, 1_006)] {
+        let mut pos = pos.reconnect(node.addr).await;
+        let r = sell(&mut pos, amount);
+        assert_eq!(code(&pos.send(r).await), "00");
+    }
+    node.stop().await;
+    issuer.stop().await;
+    let s = store.clone();
+    let at_rest: Vec<String> = tokio::task::spawn_blocking(move || {
+        let mut db = store::open(&s).expect("open");
+        let mut texts: Vec<String> = db
+            .keys()
+            .expect("keys")
+            .into_iter()
+            .map(|k| k.wrapped)
+            .collect();
+        for t in db.terminals().expect("terminals") {
+            texts.push(t.tmk);
+            texts.extend(
+                [t.pik, t.mak, t.mak_prev, t.pending_pik, t.pending_mak]
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        texts
+    })
+    .await
+    .expect("join");
+    let new_only = SoftwareSecurityModule::new(
+        Lmk::from_hex(NEW_LMK).expect("lmk"),
+        Box::new(rand::rngs::OsRng),
+    );
+    assert!(at_rest.len() >= 9, "{at_rest:?}");
+    for text in &at_rest {
+        let k = WrappedKey::parse(text).expect("wrapped key");
+        assert!(new_only.holds(&k), "{k:?} is not under the new LMK");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,52 +3,21 @@
 //! requests collides with the first run's (before, 180 of 227 sales got 94 and 23
 //! approved sales were reversed on a MAC failure).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use issuer::{Bank, IssuerConfig};
 use posguard::demo_data::demo_data;
-use posguard::node::run_node;
-use posguard::run_cli::{
-    fleet_config, node_options, open_demo_accounts, read_terminal_state, seed_store, shanghai_now,
-    write_terminal_state,
-};
+use posguard::run_cli::{fleet_config, node_options, read_terminal_state, write_terminal_state};
+
+use crate::scenarios::{demo_issuer, Node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_fleet_run_resumes_its_stans_and_collides_with_nothing() {
     let dir = std::env::temp_dir().join(format!("posguard-rerun-{}", std::process::id()));
     let data = demo_data(31, 3, 200);
-    let config = IssuerConfig {
-        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..IssuerConfig::default()
-    };
-    let mut bank = Bank::from_clear_keys(&config.keys).expect("keys");
-    open_demo_accounts(&mut bank, &data, shanghai_now()).expect("accounts");
-    let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
-        .await
-        .expect("issuer");
+    let issuer = demo_issuer(&data, issuer::ClearKeys::demo()).await;
     let store = dir.join("db").display().to_string();
-    let opts = node_options(store.clone(), issuer.iso_addr(), 5_000);
-    let (o, d) = (opts.clone(), data.clone());
-    tokio::task::spawn_blocking(move || seed_store(&o, &d))
-        .await
-        .expect("join")
-        .expect("seed");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let node = tokio::spawn(run_node(
-        opts,
-        vec![(listener, gateway::TerminalDialect::CupPos)],
-        Arc::new(gateway::GatewayStats::default()),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let node = Node::start(node_options(store, issuer.iso_addr(), 5_000), &data).await;
+    let addr = node.addr;
     let state = dir.join("terminals.state");
     let mut reports = Vec::new();
     for run in 0..2 {
@@ -63,8 +32,7 @@ async fn a_second_fleet_run_resumes_its_stans_and_collides_with_nothing() {
         write_terminal_state(&state, &report).expect("write state");
         reports.push(report);
     }
-    let _ = stop.send(());
-    node.await.expect("join").expect("node");
+    node.stop().await;
     issuer.stop().await;
     for (i, r) in reports.iter().enumerate() {
         let codes = format!("{:?}", r.counts);

@@ -41,6 +41,69 @@ pub fn cleanup(store: &str) {
     }
 }
 
+/// The issuer simulator on loopback ports with the demo cardholders of `data` and the
+/// keys of `keys`.
+pub async fn demo_issuer(data: &DemoData, keys: issuer::ClearKeys) -> issuer::Issuer {
+    let config = IssuerConfig {
+        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        keys,
+        ..IssuerConfig::default()
+    };
+    let mut bank = Bank::from_clear_keys(&config.keys).expect("issuer keys");
+    open_demo_accounts(&mut bank, data, shanghai_now()).expect("accounts");
+    issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
+        .await
+        .expect("issuer")
+}
+
+/// An acquirer node on a fresh `cup-pos` loopback listener, its store seeded with the
+/// demo merchants and terminals of `data`.
+pub struct Node {
+    /// The terminal listener.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Node {
+    pub async fn start(opts: posguard::node::NodeOptions, data: &DemoData) -> Node {
+        let (o, d) = (opts.clone(), data.clone());
+        tokio::task::spawn_blocking(move || seed_store(&o, &d))
+            .await
+            .expect("join")
+            .expect("seed");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run_node(
+            opts,
+            vec![(listener, gateway::TerminalDialect::CupPos)],
+            Arc::new(gateway::GatewayStats::default()),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Node {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the node and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("join").expect("node");
+        }
+    }
+}
+
 /// How a world is set up.
 #[derive(Debug, Clone)]
 pub struct Setup {
