@@ -23,13 +23,21 @@ pub(crate) enum Refusal {
 /// How often at most one refusal reason is logged.
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
+/// The window of the per-address sign-on rate.
+const SIGN_ON_WINDOW: Duration = Duration::from_secs(60);
+
 /// The open terminal connections, in all and per peer address.
 #[derive(Debug)]
 pub(crate) struct Admission {
     max_total: usize,
     max_per_ip: usize,
+    max_sign_ons_per_minute: usize,
     state: Mutex<State>,
 }
+
+/// Addresses whose sign-on windows are kept at most; beyond it expired windows are
+/// dropped, and if none has expired every window starts afresh.
+const SIGN_ON_WINDOWS: usize = 65_536;
 
 #[derive(Debug, Default)]
 struct State {
@@ -40,6 +48,9 @@ struct State {
     connection_limit_log: LogLimit,
     address_limit_log: LogLimit,
     handshake_log: LogLimit,
+    /// Per address: the start of its current minute and the sign-ons in it.
+    sign_ons: HashMap<IpAddr, (Instant, usize)>,
+    sign_on_log: LogLimit,
 }
 
 /// One refusal reason's log rate limit.
@@ -58,10 +69,15 @@ pub(crate) struct Admitted {
 
 impl Admission {
     /// Limits of `max_total` connections, `max_per_ip` of them from one address.
-    pub(crate) fn new(max_total: usize, max_per_ip: usize) -> Arc<Admission> {
+    pub(crate) fn new(
+        max_total: usize,
+        max_per_ip: usize,
+        max_sign_ons_per_minute: usize,
+    ) -> Arc<Admission> {
         Arc::new(Admission {
             max_total,
             max_per_ip,
+            max_sign_ons_per_minute,
             state: Mutex::new(State::default()),
         })
     }
@@ -99,6 +115,34 @@ impl Admission {
             Refusal::ConnectionLimit => s.connection_limit_log.note(now),
             Refusal::AddressLimit => s.address_limit_log.note(now),
         }
+    }
+
+    /// Whether `ip` may make one more sign-on at `now` (a fixed window of a minute per
+    /// address); records it if so.
+    pub(crate) fn allow_sign_on(&self, ip: IpAddr, now: Instant) -> bool {
+        let ip = ip.to_canonical();
+        let mut s = self.state();
+        if s.sign_ons.len() >= SIGN_ON_WINDOWS && !s.sign_ons.contains_key(&ip) {
+            s.sign_ons
+                .retain(|_, (start, _)| now.saturating_duration_since(*start) < SIGN_ON_WINDOW);
+            if s.sign_ons.len() >= SIGN_ON_WINDOWS {
+                s.sign_ons.clear();
+            }
+        }
+        let w = s.sign_ons.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(w.0) >= SIGN_ON_WINDOW {
+            *w = (now, 0);
+        }
+        if w.1 >= self.max_sign_ons_per_minute {
+            return false;
+        }
+        w.1 += 1;
+        true
+    }
+
+    /// Notes a sign-on refused at `now`, as [`Admission::note_refusal`] does.
+    pub(crate) fn note_sign_on_refused(&self, now: Instant) -> Option<u64> {
+        self.state().sign_on_log.note(now)
     }
 
     /// Notes a failed TLS handshake at `now`, as [`Admission::note_refusal`] does a
@@ -147,7 +191,7 @@ mod tests {
 
     #[test]
     fn each_address_gets_its_share_until_the_gateway_is_full() {
-        let a = Admission::new(5, 2);
+        let a = Admission::new(5, 2, 120);
         let first: Vec<_> = (0..2).map(|_| a.admit(ip("10.0.0.1")).unwrap()).collect();
         assert_eq!(a.admit(ip("10.0.0.1")).unwrap_err(), Refusal::AddressLimit);
         // The same address written as an IPv4-mapped IPv6 address is the same peer.
@@ -174,7 +218,7 @@ mod tests {
 
     #[test]
     fn refusals_are_logged_once_a_second_per_reason_with_a_count() {
-        let a = Admission::new(1, 1);
+        let a = Admission::new(1, 1, 120);
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let log = |r, at| a.note_refusal(r, t0 + ms(at));
@@ -192,5 +236,24 @@ mod tests {
         assert_eq!(a.note_handshake_failure(t0 + ms(5000)), Some(1));
         assert_eq!(a.note_handshake_failure(t0 + ms(5500)), None);
         assert_eq!(a.note_handshake_failure(t0 + ms(6000)), Some(2));
+    }
+}
+
+#[cfg(test)]
+mod sign_on_tests {
+    use super::*;
+
+    #[test]
+    fn sign_ons_per_address_are_limited_per_minute() {
+        let a = Admission::new(10, 10, 2);
+        let (x, y): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        assert!(a.allow_sign_on(x, t0) && a.allow_sign_on(x, t0));
+        assert!(!a.allow_sign_on(x, t0 + Duration::from_secs(59)));
+        assert!(a.allow_sign_on(y, t0), "another address has its own budget");
+        assert!(
+            a.allow_sign_on(x, t0 + Duration::from_secs(60)),
+            "a new minute"
+        );
     }
 }

@@ -57,6 +57,11 @@ pub struct GatewayConfig {
     /// NAT, a network access controller, a TLS or TCP proxy, a load balancer that does
     /// not keep client addresses.
     pub max_connections_per_ip: usize,
+    /// Sign-ons (0800) accepted from one peer address in a minute, over all its
+    /// connections; a connection sending one more is closed. 120 lets 64 terminals
+    /// behind one address each sign on twice a minute; the engine also limits each
+    /// terminal (`switch::Config::max_sign_ons_per_minute`).
+    pub max_sign_ons_per_ip_per_minute: usize,
     /// Largest frame accepted from a terminal or the issuer.
     pub max_frame: usize,
     /// A terminal frame must have arrived whole this long after its first byte (length
@@ -101,6 +106,7 @@ impl Default for GatewayConfig {
             issuer_connections: 4,
             max_connections: 10_000,
             max_connections_per_ip: 64,
+            max_sign_ons_per_ip_per_minute: 120,
             max_frame: iso8583::frame::DEFAULT_MAX_FRAME,
             frame_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
@@ -139,6 +145,8 @@ pub struct GatewayStats {
     pub frame_timeouts: AtomicU64,
     /// Terminal connections closed after `idle_timeout` without a request.
     pub idle_closes: AtomicU64,
+    /// Terminal connections closed for a sign-on beyond their address's sign-on rate.
+    pub refused_sign_ons: AtomicU64,
     /// Terminal connections to a TLS listener closed because their handshake failed
     /// (not TLS, a certificate refused) or did not complete within
     /// `tls_handshake_timeout`.
@@ -307,7 +315,11 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<Event>(config.queue_depth.max(16));
     let (ctx, mut crx) = mpsc::unbounded_channel::<Completion>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let admission = Admission::new(config.max_connections, config.max_connections_per_ip);
+    let admission = Admission::new(
+        config.max_connections,
+        config.max_connections_per_ip,
+        config.max_sign_ons_per_ip_per_minute,
+    );
     let servers: Vec<_> = terminal_listeners
         .into_iter()
         .map(|l| {

@@ -114,6 +114,7 @@ pub(crate) async fn serve_terminals(
         };
         let mut c = Connection {
             conn: ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed)),
+            dialect,
             peer,
             events: events.clone(),
             cfg: cfg.clone(),
@@ -177,6 +178,7 @@ fn refuse(
 /// One terminal connection: who it is and what it needs to hand requests over.
 struct Connection {
     conn: ConnId,
+    dialect: TerminalDialect,
     peer: SocketAddr,
     events: mpsc::Sender<Event>,
     cfg: GatewayConfig,
@@ -218,6 +220,8 @@ enum Closed {
     BadFrame(FrameError),
     /// Requests stayed unanswered for `idle_timeout` with reading paused.
     Stalled,
+    /// A sign-on beyond the address's sign-on rate.
+    SignOnRate,
 }
 
 /// Serves one admitted connection, over TCP or TLS, until it ends, then closes it: the
@@ -387,6 +391,11 @@ impl Connection {
                     Ok(None) => break,
                     Err(e) => return Closed::BadFrame(e),
                 };
+                if is_sign_on(self.dialect, &frame)
+                    && !self.admission.allow_sign_on(self.peer.ip(), Instant::now())
+                {
+                    return Closed::SignOnRate;
+                }
                 if let Err(closed) = self.hand_over(frame, in_flight, writer).await {
                     return closed;
                 }
@@ -451,12 +460,33 @@ impl Connection {
             Closed::BadFrame(e) => {
                 tracing::warn!(conn, %peer, error = %e, "bad frame from terminal; closing");
             }
+            Closed::SignOnRate => {
+                self.stats.refused_sign_ons.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = self.admission.note_sign_on_refused(Instant::now()) {
+                    tracing::warn!(
+                        conn,
+                        %peer,
+                        refused = n,
+                        limit = self.cfg.max_sign_ons_per_ip_per_minute,
+                        "sign-ons from this address beyond its rate; closing"
+                    );
+                }
+            }
             Closed::Stalled => tracing::warn!(
                 conn,
                 %peer,
                 "terminal requests unanswered for the idle time; closing"
             ),
         }
+    }
+}
+
+/// Whether a frame body is a sign-on (0800): for `cup-pos`, the BCD MTI after the
+/// TPDU (5 bytes) and header (6); for `iso87-ascii`, the first four characters.
+fn is_sign_on(dialect: TerminalDialect, frame: &[u8]) -> bool {
+    match dialect {
+        TerminalDialect::CupPos => frame.get(11..13) == Some(&[0x08, 0x00]),
+        TerminalDialect::Iso87Ascii => frame.starts_with(b"0800"),
     }
 }
 

@@ -316,6 +316,12 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
     opts.switch.saf_backoff_ms = 500;
     opts.switch.saf_backoff_max_ms = 5_000;
     opts.clock = clock.clone();
+    // The whole fleet connects and signs on from 127.0.0.1.
+    opts.gateway.max_connections_per_ip = opts.gateway.max_connections_per_ip.max(a.demo.terminals);
+    opts.gateway.max_sign_ons_per_ip_per_minute = opts
+        .gateway
+        .max_sign_ons_per_ip_per_minute
+        .max(a.demo.terminals * 4);
     let o = opts.clone();
     let d2 = data.clone();
     tokio::task::spawn_blocking(move || seed_store(&o, &d2))

@@ -100,6 +100,9 @@ pub struct AcquirerArgs {
     /// proxy that hides terminals' addresses).
     #[arg(long, default_value_t = 64)]
     max_connections_per_ip: usize,
+    /// Sign-ons accepted from one address in a minute (over all its terminals).
+    #[arg(long, default_value_t = 120)]
+    max_sign_ons_per_ip: usize,
 }
 
 /// The acquirer's clock reading as RFC 3339 (for records created outside the engine).
@@ -167,6 +170,7 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     opts.rules = a.rules.clone();
     opts.redis_url = a.redis_url.clone();
     opts.gateway.max_connections_per_ip = a.max_connections_per_ip;
+    opts.gateway.max_sign_ons_per_ip_per_minute = a.max_sign_ons_per_ip;
     opts.gateway.rules_path = a.rules.clone();
     if a.demo_data && seed_store(&opts, &a.demo.data())? {
         tracing::info!("demo merchants and terminals created");

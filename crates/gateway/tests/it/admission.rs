@@ -87,3 +87,31 @@ async fn connection_the_engine_closes_gives_its_place_back() {
     assert_eq!(gw.count(|s| &s.refused_connections), 0);
     gw.stop().await;
 }
+
+/// Sign-ons are limited per address as well as per terminal: someone replaying or
+/// forging sign-ons for many terminals from one host is cut off at the address's rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ons_beyond_the_address_rate_close_the_connection() {
+    let cfg = GatewayConfig {
+        max_sign_ons_per_ip_per_minute: 3,
+        ..config()
+    };
+    let gw = Gateway::start("sign-on-rate", cfg).await;
+    let sign_on = request(TerminalDialect::CupPos);
+    let mut first = Term::connect(gw.cup).await;
+    for _ in 0..3 {
+        first.round_trip(&sign_on).await;
+    }
+    assert!(first.send(&sign_on).await, "written");
+    assert_eq!(
+        first.watch(PROMPT).await,
+        Seen::Closed,
+        "the fourth is refused"
+    );
+    // The address's budget is spent on every connection it opens.
+    let mut second = Term::connect(gw.cup).await;
+    assert!(second.send(&sign_on).await, "written");
+    assert_eq!(second.watch(PROMPT).await, Seen::Closed);
+    assert_eq!(gw.count(|s| &s.refused_sign_ons), 2);
+    gw.stop().await;
+}
