@@ -19,6 +19,17 @@ const ZPK: &str = "2F2F2F2F2F2F2F2F5D5D5D5D5D5D5D5D";
 const ZAK: &str = "6B6B6B6B6B6B6B6B1A1A1A1A1A1A1A1A";
 const TOKEN_KEY: &str = "5E1C0A7793B1D24F68E0C3A9B2D4F6081A2B3C4D5E6F7081";
 
+/// The issuer simulator's keys, agreed with the acquirer's key table (not the demo's).
+fn issuer_keys() -> ClearKeys {
+    ClearKeys {
+        lmk_hex: "00112233445566778899AABBCCDDEEFF".into(),
+        zpk_hex: ZPK.into(),
+        zak_hex: ZAK.into(),
+        token_key_hex: TOKEN_KEY.into(),
+        token_key_id: 1,
+    }
+}
+
 /// Runs the binary with `args`, `stdin` and the environment changed by `env`.
 fn posguard(args: &[&str], stdin: &str, env: &[(&str, Option<&str>)]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_posguard"));
@@ -165,14 +176,7 @@ fn load_keys(store: &str) {
 async fn after_a_load_nothing_stored_opens_under_the_demo_keys() {
     for store in stores("keys") {
         let data = demo_data(5, 4, 60);
-        let keys = ClearKeys {
-            lmk_hex: "00112233445566778899AABBCCDDEEFF".into(),
-            zpk_hex: ZPK.into(),
-            zak_hex: ZAK.into(),
-            token_key_hex: TOKEN_KEY.into(),
-            token_key_id: 1,
-        };
-        let issuer = demo_issuer(&data, keys).await;
+        let issuer = demo_issuer(&data, issuer_keys()).await;
         let s = store.clone();
         tokio::task::spawn_blocking(move || load_keys(&s))
             .await
@@ -276,14 +280,7 @@ async fn the_lmk_is_rotated_while_terminals_keep_selling() {
     let new_file = dir.join("new.lmk");
     std::fs::write(&new_file, NEW_LMK).expect("new lmk file");
     let data = demo_data(8, 2, 40);
-    let keys = ClearKeys {
-        lmk_hex: "00112233445566778899AABBCCDDEEFF".into(),
-        zpk_hex: ZPK.into(),
-        zak_hex: ZAK.into(),
-        token_key_hex: TOKEN_KEY.into(),
-        token_key_id: 1,
-    };
-    let issuer = demo_issuer(&data, keys).await;
+    let issuer = demo_issuer(&data, issuer_keys()).await;
     let s = store.clone();
     tokio::task::spawn_blocking(move || load_keys(&s))
         .await

@@ -20,16 +20,7 @@ async fn hot_reload_under_load_loses_nothing() {
     std::fs::write(&rules_path, default.replace("default-2026.11.1", "v1")).expect("write v1");
 
     let data = demo_data(77, 6, 400);
-    let config = IssuerConfig {
-        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..IssuerConfig::default()
-    };
-    let mut bank = Bank::from_clear_keys(&config.keys).expect("keys");
-    open_demo_accounts(&mut bank, &data, shanghai_now()).expect("accounts");
-    let issuer = issuer::Issuer::start_with(config, bank, Arc::new(shanghai_now))
-        .await
-        .expect("issuer");
+    let issuer = crate::scenarios::demo_issuer(&data, issuer::ClearKeys::demo()).await;
     let store = dir.join("db").display().to_string();
     let mut opts = node_options(store.clone(), issuer.iso_addr(), 5_000);
     opts.rules = Some(rules_path.clone());
