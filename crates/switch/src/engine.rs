@@ -287,6 +287,9 @@ struct Txn {
     refunded_minor: i64,
     reversal_requested: bool,
     original: Option<i64>,
+    /// The card's BIN as risk control saw it (the masked PAN keeps fewer than six
+    /// leading digits of a short PAN, so it cannot be read back from there).
+    bin: String,
 }
 
 /// The state machine of every transaction in flight plus what it needs to decide:
@@ -463,6 +466,14 @@ impl Engine {
             refunded_minor: 0,
             reversal_requested: false,
             original: None,
+            // From before a restart only the masked PAN remains: its leading digits.
+            bin: row
+                .masked_pan
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .take(6)
+                .map(char::from)
+                .collect(),
             row,
         };
         self.txns.insert(id, txn);
@@ -1003,7 +1014,7 @@ impl Engine {
         let original_card = c
             .original
             .and_then(|o| self.txns.get(&o))
-            .map(|o| (o.row.pan_token.clone(), o.row.masked_pan.clone()));
+            .map(|o| (o.row.pan_token.clone(), o.bin.clone()));
         let (token, bin, brand, chip) = match (&c.card, original_card) {
             (Some(card), _) => (
                 card.token.clone(),
@@ -1011,12 +1022,7 @@ impl Engine {
                 card.pan.brand().name().to_owned(),
                 card.chip,
             ),
-            (None, Some((token, masked))) => (
-                token,
-                masked.get(..6).unwrap_or("").to_owned(),
-                String::new(),
-                false,
-            ),
+            (None, Some((token, bin))) => (token, bin, String::new(), false),
             (None, None) => return None,
         };
         let entry = req.get_str(22).and_then(cardsec::EntryMode::parse);
@@ -1410,6 +1416,7 @@ impl Engine {
                 refunded_minor: 0,
                 reversal_requested: false,
                 original: None,
+                bin: String::new(),
             },
         );
         self.order.push_back(id);
@@ -1546,6 +1553,11 @@ impl Engine {
     ) -> Vec<Action> {
         let id = self.new_txn(now, conn, wire, &req, key, kind, TxnState::Authorizing);
         let link_stan = self.next_link_stan();
+        let original_bin = c
+            .original
+            .and_then(|o| self.txns.get(&o))
+            .map(|o| o.bin.clone())
+            .unwrap_or_default();
         let original = c.original.and_then(|o| self.txns.get(&o)).map(|o| {
             (
                 o.row.rrn.clone(),
@@ -1579,9 +1591,11 @@ impl Engine {
         if let Some(card) = &c.card {
             t.row.pan_token = card.token.clone();
             t.row.masked_pan = card.masked.clone();
+            t.bin = card.pan.bin().to_owned();
         } else if let Some((_, _, token, masked, ..)) = &original {
             t.row.pan_token = token.clone();
             t.row.masked_pan = masked.clone();
+            t.bin = original_bin.clone();
         }
         t.row.amount_minor = c.amount_minor;
         t.row.link_stan = Some(i64::from(link_stan.get()));
@@ -2368,7 +2382,7 @@ impl Engine {
                     t.row.terminal_id.clone(),
                     t.row.merchant_id.clone(),
                 );
-                let bin = t.row.masked_pan.get(..6).unwrap_or("").to_owned();
+                let bin = t.bin.clone();
                 let keys = risk::Keys {
                     card: &token,
                     terminal: &tid,

@@ -70,3 +70,45 @@ fn case_ids_carry_the_node_number() {
         .collect();
     assert_eq!(cases, vec![2_000_000_000_001]);
 }
+
+/// An issuer decline is counted under the BIN risk control saw, also for a PAN so
+/// short that its masked form keeps fewer than six leading digits (it was read back
+/// from the masked PAN, and a 12-digit card's declines went to BIN `62****`).
+#[test]
+fn an_issuer_decline_of_a_short_pan_counts_under_its_bin() {
+    let mut w = World::new();
+    w.engine.reload_rules(
+        risk::RuleSet::from_toml(
+            r#"
+version = "bin-test"
+[[rule]]
+id = "bin.declined"
+description = "A BIN declined in the last ten minutes"
+when = "bin.declines_10m >= 1"
+action = "decline"
+code = "05"
+"#,
+        )
+        .unwrap(),
+    );
+    let mut t = w.terminal(1);
+    let short = terminal::Card::new("622848000031", None, "2812", terminal::EntryKind::Chip);
+    w.issuer_rc = "51";
+    let first = t.sale(&short, 1_000).unwrap();
+    let first = w.exchange(&mut t, first);
+    assert_eq!(
+        first.response_code.map(|c| c.to_string()),
+        Some("51".into())
+    );
+    let second = t.sale(&short, 2_000).unwrap();
+    let second = w.exchange(&mut t, second);
+    assert_eq!(
+        second.response_code.map(|c| c.to_string()),
+        Some("05".into())
+    );
+    assert_eq!(
+        w.to_issuer.len(),
+        1,
+        "the second is declined before the issuer"
+    );
+}
