@@ -69,6 +69,8 @@ fn engine() -> Engine {
         key_profile: "003".into(),
         pending_pik: None,
         pending_mak: None,
+        tdk: None,
+        pending_tdk: None,
     };
     Engine::new(Config::default(), hsm, zone, vec![merchant], vec![terminal], JournalState::default())
 }

@@ -203,6 +203,8 @@ pub struct Track2 {
     expiry: Option<Expiry>,
     service_code: String,
     discretionary: String,
+    /// The track as read, for forwarding to the issuer.
+    text: String,
 }
 
 impl Track2 {
@@ -228,7 +230,13 @@ impl Track2 {
             expiry,
             service_code: rest[4..7].to_owned(),
             discretionary: rest[7..].to_owned(),
+            text: s.to_owned(),
         })
+    }
+
+    /// The track as read (secret: it goes only into the issuer link's field 35).
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// The PAN.

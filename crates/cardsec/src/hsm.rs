@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroize;
 
-use crate::card::Pan;
+use crate::card::{Pan, Track2};
 use crate::key::{check_value, check_value_with, Key, KeyCipher, KeyKind};
 use crate::mac::{mac_equal, MacAlgorithm};
 use crate::pin::{EncryptedPinBlock, Pin, PinBlock};
@@ -429,6 +429,10 @@ pub trait SecurityModule: Send + Sync {
 
     /// The token of a PAN under the current data key.
     fn tokenize(&self, pan: &Pan) -> PanToken;
+
+    /// Decrypts track 2 that a terminal encrypted under its track key (layout `004`)
+    /// and parses it; the clear track exists only in the returned secret value.
+    fn decrypt_track(&self, tdk: &WrappedKey, encrypted: &str) -> Result<Track2, SecError>;
 }
 
 /// A key unwrapped and scheduled: the whole key and its halves (for X9.9/X9.19).
@@ -691,5 +695,10 @@ impl SecurityModule for SoftwareSecurityModule {
 
     fn tokenize(&self, pan: &Pan) -> PanToken {
         self.data_key.tokenize(pan)
+    }
+
+    fn decrypt_track(&self, tdk: &WrappedKey, encrypted: &str) -> Result<Track2, SecError> {
+        let key = self.scheduled(tdk, KeyKind::Tdk)?;
+        crate::track::decrypt_track(&key.full, encrypted)
     }
 }

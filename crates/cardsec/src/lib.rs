@@ -17,6 +17,7 @@ mod key;
 mod mac;
 mod pin;
 mod token;
+mod track;
 
 pub use card::{luhn_valid, Brand, EntryMode, Expiry, MaskedPan, Pan, PanEntry, Track2};
 pub use error::SecError;
@@ -27,3 +28,4 @@ pub use key::{check_value, Key, KeyCipher, KeyKind};
 pub use mac::{cup_ecb_mac, mac_equal, x9_19_mac, x9_9_mac, MacAlgorithm};
 pub use pin::{EncryptedPinBlock, Pin, PinBlock};
 pub use token::{DataKey, PanToken};
+pub use track::encrypt_track;

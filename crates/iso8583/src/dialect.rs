@@ -428,6 +428,7 @@ fn nibble_digits(b: u8) -> [u8; 2] {
 fn bcd_nibble(c: u8) -> u8 {
     match c {
         b'=' | b'D' => 0x0d,
+        b'A'..=b'F' => c - b'A' + 10,
         _ => c.wrapping_sub(b'0') & 0x0f,
     }
 }
@@ -474,6 +475,8 @@ fn unpack_bcd(
         match nibble {
             0..=9 => out.push(b'0' + nibble),
             0x0d if track => out.push(b'='),
+            // An encrypted track's ciphertext (the separator's nibble is `=` above).
+            0x0a..=0x0f if track => out.push(b"0123456789ABCDEF"[usize::from(nibble)]),
             _ => return Err(ErrorKind::BadBcd { nibble }),
         }
     }

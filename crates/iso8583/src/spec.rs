@@ -13,7 +13,9 @@ pub enum Class {
     An,
     /// Printable ASCII (0x20–0x7E).
     Ans,
-    /// Track data: digits and the separator (`=`, or `D` in ASCII dialects).
+    /// Track data: digits and the separator (`=`, or `D` in ASCII dialects), and the
+    /// hex nibbles `A`–`F` a track encrypted under the terminal's track key carries (its
+    /// ciphertext can be any nibble; the card parser checks a clear track).
     Z,
     /// An amount with a sign: `C` or `D` followed by digits.
     Xn,
@@ -29,7 +31,7 @@ impl Class {
             Class::N => byte.is_ascii_digit(),
             Class::An => byte.is_ascii_alphanumeric(),
             Class::Ans => (0x20..=0x7e).contains(&byte),
-            Class::Z => byte.is_ascii_digit() || byte == b'=' || byte == b'D',
+            Class::Z => byte.is_ascii_digit() || byte == b'=' || (b'A'..=b'F').contains(&byte),
             Class::Xn => {
                 if pos == 0 {
                     byte == b'C' || byte == b'D'

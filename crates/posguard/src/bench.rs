@@ -166,6 +166,7 @@ async fn drive(
             // A real terminal keeps its STAN across sign-ons; each run here is a new
             // terminal instance, so it starts where the previous run could not reach.
             cfg.first_stan = domain::Stan::new(first_stan).context("first STAN")?;
+            cfg.key_layout = t.key_layout;
             let mut term = Terminal::new(cfg);
             // Every terminal signs on at the acquirer, so even the baseline sends
             // real, signed sale frames.

@@ -306,6 +306,8 @@ fn rewrap_terminal(
         &mut t.mak_prev,
         &mut t.pending_pik,
         &mut t.pending_mak,
+        &mut t.tdk,
+        &mut t.pending_tdk,
     ] {
         if let Some(text) = key.as_mut() {
             *text = again(text).with_context(|| format!("terminal {tid} working key"))?;

@@ -393,6 +393,7 @@ pub fn fleet_config(
             terminal_id: t.terminal_id.clone(),
             merchant_id: t.merchant_id.clone(),
             tmk_hex: t.tmk_hex.clone(),
+            key_layout: t.key_layout,
             // Every terminal reports where it is; the last one has been carried off to
             // another city (a relocated terminal: a fraud signal).
             location: Some(if i == last && i > 0 {

@@ -3,7 +3,7 @@
 //! Deterministic from a seed, so the acquirer, the issuer simulator and the terminal
 //! fleet — started separately — agree on it. Demo keys are for demonstrations only.
 
-use cardsec::luhn_valid;
+use cardsec::{luhn_valid, KeyLayout};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -38,6 +38,9 @@ pub struct DemoTerminal {
     pub tmk_hex: String,
     /// Registered install location.
     pub location: String,
+    /// The key layout it is provisioned for: every fourth terminal (the 4th, 8th, …)
+    /// gets a track key too (`004`) and sends track 2 encrypted; the others `003`.
+    pub key_layout: KeyLayout,
 }
 
 impl std::fmt::Debug for DemoTerminal {
@@ -170,6 +173,11 @@ pub fn demo_data(seed: u64, terminals: usize, cards: usize) -> DemoData {
                 .merchant_id
                 .clone(),
                 tmk_hex: hex::encode_upper(tmk),
+                key_layout: if i % 4 == 3 {
+                    KeyLayout::DoubleWithTrack
+                } else {
+                    KeyLayout::Double
+                },
                 location: format!(
                     "{:.4},{:.4}",
                     31.2 + (i as f64) * 0.01,

@@ -203,9 +203,11 @@ pub fn acquirer_rows(
             signed_on: false,
             install_location: t.location.clone(),
             updated_at: at.into(),
-            key_profile: "003".into(),
+            key_profile: t.key_layout.net_code().into(),
             pending_pik: None,
             pending_mak: None,
+            tdk: None,
+            pending_tdk: None,
         });
     }
     Ok((merchants, terminals))
@@ -766,7 +768,10 @@ pub fn run(cfg: &SimConfig) -> SimOutcome {
         let mut card = Card::new(&c.pan, Some(&c.pin), &c.expiry, EntryKind::Chip);
         card.service_code = c.service_code.clone();
         terms.push(Term {
-            term: Terminal::new(TerminalConfig::new(tid, mid, tmk)),
+            term: Terminal::new(TerminalConfig {
+                key_layout: t.key_layout,
+                ..TerminalConfig::new(tid, mid, tmk)
+            }),
             card,
             gen: 1,
             waiting: None,

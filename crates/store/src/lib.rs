@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/006_recon.sql"),
     include_str!("../migrations/007_risk_holds.sql"),
     include_str!("../migrations/008_keys.sql"),
+    include_str!("../migrations/009_track_keys.sql"),
 ];
 
 /// The server's message behind a PostgreSQL error ("db error" alone says nothing).

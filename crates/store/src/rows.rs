@@ -56,6 +56,11 @@ pub struct TerminalRow {
     /// MAC key delivered at the last sign-on, wrapped; current once a request verifies
     /// under it (a sign-on by someone without the TMK never replaces the keys in use).
     pub pending_mak: Option<String>,
+    /// Current track key (layout `004`), wrapped; track 2 arrives encrypted under it.
+    pub tdk: Option<String>,
+    /// Track key delivered at the last sign-on, wrapped; current with the other
+    /// pending keys.
+    pub pending_tdk: Option<String>,
 }
 
 /// A key of the acquirer's own (zone PIN or MAC key, zone master key, PAN-token data

@@ -170,6 +170,8 @@ table_row!(TerminalRow {
     key_profile: t,
     pending_pik: ot,
     pending_mak: ot,
+    tdk: ot,
+    pending_tdk: ot,
 });
 table_row!(KeyRow {
     kind: t,
@@ -419,14 +421,15 @@ const SQL_MERCHANT: &str = "INSERT INTO merchants (merchant_id, name, city, mcc,
      status = excluded.status, merchant_class = excluded.merchant_class, risk_class = excluded.risk_class";
 const SQL_TERMINAL: &str = "INSERT INTO terminals (terminal_id, merchant_id, status, tmk, pik, mak, \
      mak_prev, key_version, batch, signed_on, install_location, updated_at, key_profile, pending_pik, \
-     pending_mak) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     pending_mak, tdk, pending_tdk) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+     $14, $15, $16, $17) \
      ON CONFLICT (terminal_id) DO UPDATE SET \
      merchant_id = excluded.merchant_id, status = excluded.status, tmk = excluded.tmk, pik = excluded.pik, \
      mak = excluded.mak, mak_prev = excluded.mak_prev, key_version = excluded.key_version, \
      batch = excluded.batch, signed_on = excluded.signed_on, \
      install_location = excluded.install_location, updated_at = excluded.updated_at, \
      key_profile = excluded.key_profile, pending_pik = excluded.pending_pik, \
-     pending_mak = excluded.pending_mak";
+     pending_mak = excluded.pending_mak, tdk = excluded.tdk, pending_tdk = excluded.pending_tdk";
 const SQL_KEY: &str = "INSERT INTO security_keys (kind, version, wrapped, kcv, created_at, created_by) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, version) DO UPDATE SET wrapped = excluded.wrapped";
 const SQL_NEW_TXN: &str = "INSERT INTO transactions (txn_id, request_key, terminal_id, merchant_id, \

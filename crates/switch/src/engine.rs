@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use cardsec::{
-    EncryptedPinBlock, Expiry, MacAlgorithm, Pan, SecError, SecurityModule, Track2, WrappedKey,
+    EncryptedPinBlock, Expiry, KeyLayout, MacAlgorithm, Pan, SecError, SecurityModule, Track2,
+    WrappedKey,
 };
 use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
 use domain::{Currency, ResponseCode, Stan};
@@ -268,6 +269,8 @@ struct TerminalState {
     maks: Vec<WrappedKey>,
     /// The MAC key delivered at the last sign-on, not yet used by the terminal.
     pending_mak: Option<WrappedKey>,
+    /// The current track key (layout `004`): track 2 arrives encrypted under it.
+    tdk: Option<WrappedKey>,
     /// When the last sign-ons arrived (ms), for the per-terminal rate limit.
     sign_ons: VecDeque<i64>,
 }
@@ -1248,14 +1251,48 @@ impl Engine {
         self
     }
 
+    /// Track 2 of a request, decrypted inside the security module when the terminal
+    /// encrypted it (field 53 position 3 `1`). A terminal that holds a track key, or
+    /// was provisioned for one (profile `004`), must encrypt: a clear track from it is
+    /// refused with 63, like an encrypted one from a terminal without a track key.
+    fn track2(&self, req: &Message, t2: &str) -> Result<Track2, Reject> {
+        let violation = |why| Reject(ResponseCode::SECURITY_VIOLATION, why);
+        let term = self
+            .terminals
+            .get(req.get_str(41).unwrap_or(""))
+            .ok_or(Reject(
+                ResponseCode::TERMINAL_NOT_REGISTERED,
+                "unknown terminal",
+            ))?;
+        let encrypted = req.get(53).is_some_and(|f| f.get(2) == Some(&b'1'));
+        let must_encrypt = term.tdk.is_some()
+            || KeyLayout::from_net_code(&term.row.key_profile) == Some(KeyLayout::DoubleWithTrack);
+        match (encrypted, &term.tdk) {
+            (true, Some(tdk)) => self.hsm.decrypt_track(tdk, t2).map_err(|_| {
+                Reject(
+                    ResponseCode::INVALID_CARD,
+                    "track 2 does not decrypt to a track under the terminal's track key",
+                )
+            }),
+            (true, None) => Err(violation(
+                "encrypted track 2 from a terminal without a track key",
+            )),
+            (false, _) if must_encrypt => Err(violation(
+                "clear track 2 from a terminal that must encrypt it",
+            )),
+            (false, _) => Track2::parse(t2)
+                .map_err(|_| Reject(ResponseCode::INVALID_CARD, "track 2 does not parse")),
+        }
+    }
+
     fn card(&self, now: Now, req: &Message) -> Result<Option<Card>, Reject> {
         let bad = |why| Reject(ResponseCode::INVALID_CARD, why);
         let (pan, expiry, track2, chip) = if let Some(t2) = req.get_str(35) {
-            let t = Track2::parse(t2).map_err(|_| bad("track 2 does not parse"))?;
+            let t = self.track2(req, t2)?;
             (
                 t.pan().clone(),
                 t.expiry(),
-                Some(t2.to_owned()),
+                Some(t.text().to_owned()),
                 t.is_chip_card(),
             )
         } else if let Some(p) = req.get_str(2) {

@@ -10,7 +10,8 @@
 //! pending keys the real terminal has not used yet, so that terminal signs on again.
 //!
 //! Each terminal has a key profile set at provisioning (`001` single, `003` double,
-//! `004` double with a track key); a sign-on asking for weaker keys is refused with 63,
+//! `004` double with a track key, under which track 2 then arrives encrypted); a
+//! sign-on asking for weaker keys is refused with 63,
 //! and sign-ons beyond `Config::max_sign_ons_per_minute` per terminal get 65.
 //!
 //! A sign-off (0820, 60.3 `002`) carries no MAC either, so it is acknowledged and
@@ -48,6 +49,7 @@ impl TerminalState {
                 .flatten()
                 .collect(),
             pending_mak,
+            tdk: parse(&row.tdk),
             sign_ons: Default::default(),
             row,
         }
@@ -160,6 +162,7 @@ impl Engine {
         let mut row = term.row.clone();
         row.pending_pik = Some(keys.pik.to_text());
         row.pending_mak = Some(keys.mak.to_text());
+        row.pending_tdk = keys.tdk.as_ref().map(WrappedKey::to_text);
         row.updated_at = self.rfc3339(now);
         let local = self.local(now);
         let mut reply = Message::new(req.mti().response());
@@ -269,6 +272,7 @@ impl Engine {
         row.mak_prev = row.mak.take();
         row.pik = row.pending_pik.take();
         row.mak = row.pending_mak.take();
+        row.tdk = row.pending_tdk.take();
         row.key_version = i64::from(version);
         row.signed_on = true;
         row.updated_at = self.rfc3339(now);

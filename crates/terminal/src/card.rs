@@ -2,10 +2,14 @@
 
 use std::fmt;
 
-use cardsec::{Key, Pan, Pin, PinBlock};
+use cardsec::{encrypt_track, Key, Pan, Pin, PinBlock};
 use iso8583::Message;
 
 use crate::TerminalError;
+
+/// Field 53 of a request whose track 2 is encrypted: PIN block format 0 with the PAN
+/// (`1`), double-length keys (`6`), track data encrypted (`1`), the rest reserved.
+pub const TRACK_ENCRYPTED: &str = "1610000000000000";
 
 /// How the card was presented to the terminal (field 22 positions 1–2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,11 +100,21 @@ impl Card {
         Ok(pan)
     }
 
-    /// Writes field 2 (manual entry) or 35 (anything read from the card).
-    pub(crate) fn write_pan(&self, msg: &mut Message) -> Result<(), TerminalError> {
+    /// Writes field 2 (manual entry) or 35 (anything read from the card); with a track
+    /// key, track 2 goes encrypted under it and field 53 says so (position 3 `1`).
+    pub(crate) fn write_pan(
+        &self,
+        msg: &mut Message,
+        tdk: Option<&Key>,
+    ) -> Result<(), TerminalError> {
         self.checked()?;
         if self.entry == EntryKind::Manual {
             msg.set(2, &self.pan);
+        } else if let Some(tdk) = tdk {
+            let track = encrypt_track(tdk, &self.track2())
+                .map_err(|_| TerminalError::Card("track 2 too short to encrypt"))?;
+            msg.set(35, track);
+            msg.set(53, TRACK_ENCRYPTED);
         } else {
             msg.set(35, self.track2());
         }
@@ -112,9 +126,10 @@ impl Card {
         &self,
         msg: &mut Message,
         pik: &Key,
+        tdk: Option<&Key>,
     ) -> Result<(), TerminalError> {
         let pan = self.checked()?;
-        self.write_pan(msg)?;
+        self.write_pan(msg, tdk)?;
         msg.set(14, &self.expiry);
         msg.set(22, self.entry.field22(self.pin.is_some()));
         if let Some(digits) = &self.pin {

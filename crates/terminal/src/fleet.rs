@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cardsec::Key;
+use cardsec::{Key, KeyLayout};
 use domain::{ResponseCode, Stan};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -63,6 +63,8 @@ pub struct TerminalSetup {
     pub tmk_hex: String,
     /// The location the terminal reports (`lat,lon`), if any.
     pub location: Option<String>,
+    /// The working keys it signs on for (its provisioned key profile).
+    pub key_layout: KeyLayout,
 }
 
 impl fmt::Debug for TerminalSetup {
@@ -515,6 +517,7 @@ fn terminal_for(setup: &TerminalSetup, resume: Option<&Resume>) -> Result<Termin
     let tmk = Key::from_hex(&setup.tmk_hex).map_err(|e| format!("TMK: {e}"))?;
     let mut config = TerminalConfig::new(tid, mid, tmk);
     config.location = setup.location.clone();
+    config.key_layout = setup.key_layout;
     if let Some(r) = resume {
         config.first_stan = Stan::new(r.next_stan).map_err(|e| format!("resumed STAN: {e}"))?;
         config.first_batch = r.batch;

@@ -14,7 +14,8 @@ use crate::card::Card;
 use crate::kind::TxKind;
 
 /// Fields a reversal never repeats from its original: the PIN block and the old MAC.
-const NOT_IN_REVERSAL: [u8; 3] = [52, 53, 64];
+/// (Field 53 stays: it says whether the repeated track 2 is encrypted.)
+const NOT_IN_REVERSAL: [u8; 2] = [52, 64];
 
 /// What a terminal is: its identities, its master key and its framing.
 #[derive(Debug, Clone)]
@@ -43,6 +44,9 @@ pub struct TerminalConfig {
     pub max_frame: usize,
     /// Where the terminal reports it stands (`lat,lon`, field 59), if it has a GPS fix.
     pub location: Option<String>,
+    /// The working keys it signs on for (60.3): double-length by default; with
+    /// `DoubleWithTrack` it also gets a track key and sends track 2 encrypted.
+    pub key_layout: KeyLayout,
 }
 
 impl TerminalConfig {
@@ -65,6 +69,7 @@ impl TerminalConfig {
             max_batch_entries: 100_000,
             max_frame: DEFAULT_MAX_FRAME,
             location: None,
+            key_layout: KeyLayout::Double,
         }
     }
 }
@@ -396,10 +401,11 @@ impl Terminal {
         };
     }
 
-    /// 0800 sign-on asking for double-length working keys (60.3 `003`).
+    /// 0800 sign-on asking for the working keys of its layout (60.3 `003`, or `004`
+    /// with a track key).
     pub fn sign_on(&mut self) -> Result<Request, TerminalError> {
         self.ensure_idle()?;
-        let mut msg = self.network(TxKind::SignOn, KeyLayout::Double.net_code());
+        let mut msg = self.network(TxKind::SignOn, self.config.key_layout.net_code());
         msg.set(63, &self.config.operator);
         self.send(TxKind::SignOn, msg, None)
     }
@@ -435,7 +441,8 @@ impl Terminal {
             return Ok(r);
         }
         let mut msg = self.financial(TxKind::Balance);
-        card.write_presentment(&mut msg, self.pik()?)?;
+        let (pik, tdk) = self.card_keys()?;
+        card.write_presentment(&mut msg, pik, tdk)?;
         self.send(TxKind::Balance, msg, None)
     }
 
@@ -456,7 +463,7 @@ impl Terminal {
         }
         expect_original(original, &[TxKind::Sale])?;
         let mut msg = self.financial(TxKind::Void);
-        card.write_pan(&mut msg)?;
+        card.write_pan(&mut msg, self.tdk())?;
         self.set_amount(&mut msg, original.amount_minor)?;
         self.set_original(&mut msg, original, true, false)?;
         self.send(TxKind::Void, msg, Some((original.batch, original.stan)))
@@ -477,7 +484,7 @@ impl Terminal {
             return Err(TerminalError::Amount("refund above the original amount"));
         }
         let mut msg = self.financial(TxKind::Refund);
-        card.write_pan(&mut msg)?;
+        card.write_pan(&mut msg, self.tdk())?;
         self.set_amount(&mut msg, amount_minor)?;
         self.set_original(&mut msg, original, false, true)?;
         self.send(TxKind::Refund, msg, Some((original.batch, original.stan)))
@@ -815,7 +822,7 @@ impl Terminal {
     fn install_keys(&mut self, msg: &Message) -> Result<(), &'static str> {
         let f60 = Field60::read(msg).map_err(|_| "sign-on reply without field 60")?;
         let block = msg.get(62).ok_or("sign-on reply without keys")?;
-        let keys = TerminalKeys::unwrap(&self.config.tmk, KeyLayout::Double, block)
+        let keys = TerminalKeys::unwrap(&self.config.tmk, self.config.key_layout, block)
             .map_err(|_| "working keys do not unwrap")?;
         self.keys = Some(keys);
         self.batch = f60.batch;
@@ -883,11 +890,15 @@ impl Terminal {
         }
     }
 
-    fn pik(&self) -> Result<&Key, TerminalError> {
-        self.keys
-            .as_ref()
-            .map(|k| &k.pik)
-            .ok_or(TerminalError::NotSignedOn)
+    /// The working keys a card's presentment is written under: the PIN key, and the
+    /// track key when the terminal has one.
+    fn card_keys(&self) -> Result<(&Key, Option<&Key>), TerminalError> {
+        let keys = self.keys.as_ref().ok_or(TerminalError::NotSignedOn)?;
+        Ok((&keys.pik, keys.tdk.as_ref()))
+    }
+
+    fn tdk(&self) -> Option<&Key> {
+        self.keys.as_ref().and_then(|k| k.tdk.as_ref())
     }
 
     /// Checks shared by every financial request; hands out the pending reversal first.
@@ -916,7 +927,8 @@ impl Terminal {
             return Ok(r);
         }
         let mut msg = self.financial(kind);
-        card.write_presentment(&mut msg, self.pik()?)?;
+        let (pik, tdk) = self.card_keys()?;
+        card.write_presentment(&mut msg, pik, tdk)?;
         self.set_amount(&mut msg, amount_minor)?;
         self.send(kind, msg, None)
     }

@@ -82,6 +82,13 @@ impl SecurityModule for Booby {
     fn tokenize(&self, pan: &Pan) -> PanToken {
         self.inner.tokenize(pan)
     }
+    fn decrypt_track(
+        &self,
+        tdk: &WrappedKey,
+        encrypted: &str,
+    ) -> Result<cardsec::Track2, SecError> {
+        self.inner.decrypt_track(tdk, encrypted)
+    }
 }
 
 fn rows(hsm: &dyn SecurityModule) -> (Vec<MerchantRow>, Vec<TerminalRow>) {
@@ -115,6 +122,8 @@ fn rows(hsm: &dyn SecurityModule) -> (Vec<MerchantRow>, Vec<TerminalRow>) {
         key_profile: "003".into(),
         pending_pik: None,
         pending_mak: None,
+        tdk: None,
+        pending_tdk: None,
     };
     (vec![merchant], vec![terminal])
 }

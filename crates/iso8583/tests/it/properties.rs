@@ -28,7 +28,7 @@ pub fn random_value(dialect: &Dialect, field: u8, rng: &mut StdRng) -> Vec<u8> {
                     rng,
                 ),
                 Class::Ans => rng.gen_range(0x20..=0x7e),
-                Class::Z => pick(b"0123456789=", rng),
+                Class::Z => pick(b"0123456789=ABCEF", rng),
                 Class::Xn if i == 0 => pick(b"CD", rng),
                 Class::Xn => pick(b"0123456789", rng),
                 Class::B => rng.gen(),

@@ -362,9 +362,17 @@ async fn the_lmk_is_rotated_while_terminals_keep_selling() {
         for t in db.terminals().expect("terminals") {
             texts.push(t.tmk);
             texts.extend(
-                [t.pik, t.mak, t.mak_prev, t.pending_pik, t.pending_mak]
-                    .into_iter()
-                    .flatten(),
+                [
+                    t.pik,
+                    t.mak,
+                    t.mak_prev,
+                    t.pending_pik,
+                    t.pending_mak,
+                    t.tdk,
+                    t.pending_tdk,
+                ]
+                .into_iter()
+                .flatten(),
             );
         }
         texts

@@ -297,11 +297,12 @@ pub struct Pos {
 impl Pos {
     pub async fn connect(addr: SocketAddr, t: &DemoTerminal) -> Pos {
         let key = cardsec::Key::from_hex(&t.tmk_hex).expect("tmk");
-        let cfg = TerminalConfig::new(
+        let mut cfg = TerminalConfig::new(
             t.terminal_id.parse().expect("tid"),
             t.merchant_id.parse().expect("mid"),
             key,
         );
+        cfg.key_layout = t.key_layout;
         let stream = TcpStream::connect(addr).await.expect("connect");
         Pos {
             term: Terminal::new(cfg),

@@ -199,11 +199,12 @@ impl TlsPos {
             .await
             .expect("TLS handshake");
         let key = cardsec::Key::from_hex(&t.tmk_hex).expect("tmk");
-        let cfg = TerminalConfig::new(
+        let mut cfg = TerminalConfig::new(
             t.terminal_id.parse().expect("tid"),
             t.merchant_id.parse().expect("mid"),
             key,
         );
+        cfg.key_layout = t.key_layout;
         let mut pos = TlsPos {
             term: Terminal::new(cfg),
             stream,

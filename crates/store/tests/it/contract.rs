@@ -38,6 +38,8 @@ fn terminal() -> TerminalRow {
         key_profile: "003".into(),
         pending_pik: None,
         pending_mak: None,
+        tdk: None,
+        pending_tdk: None,
     }
 }
 

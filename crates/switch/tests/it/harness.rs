@@ -44,6 +44,10 @@ pub struct World {
     zak: Key,
     /// The MAC key of the last sign-on, to craft or tamper with terminal messages.
     mak: Option<Key>,
+    /// The terminal's key profile (its terminals sign on for it).
+    layout: KeyLayout,
+    /// The track key of the last sign-on (layout `004`).
+    pub tdk: Option<Key>,
     /// Every durable write, in order.
     pub writes: Vec<Write>,
     /// The journal as the store holds it.
@@ -79,7 +83,16 @@ impl World {
         World::build(cfg, |_| {})
     }
 
+    /// A world whose terminal is provisioned for a track key (`004`).
+    pub fn with_track_key() -> World {
+        World::build_for(Config::default(), |_| {}, KeyLayout::DoubleWithTrack)
+    }
+
     fn build(cfg: Config, edit: impl FnOnce(&mut MerchantRow)) -> World {
+        World::build_for(cfg, edit, KeyLayout::Double)
+    }
+
+    fn build_for(cfg: Config, edit: impl FnOnce(&mut MerchantRow), layout: KeyLayout) -> World {
         let lmk = Lmk::from_hex(LMK).unwrap();
         let hsm = Arc::new(SoftwareSecurityModule::new(
             lmk,
@@ -118,9 +131,11 @@ impl World {
             signed_on: false,
             install_location: String::new(),
             updated_at: "2020-01-01T00:00:00+00:00".into(),
-            key_profile: "003".into(),
+            key_profile: layout.net_code().into(),
             pending_pik: None,
             pending_mak: None,
+            tdk: None,
+            pending_tdk: None,
         };
         let engine = Engine::new(
             cfg.clone(),
@@ -139,6 +154,8 @@ impl World {
             now_ms: START_MS,
             zak: Key::from_hex(ZAK).unwrap(),
             mak: None,
+            layout,
+            tdk: None,
             writes: Vec::new(),
             txns: BTreeMap::new(),
             outbox: Vec::new(),
@@ -193,6 +210,7 @@ impl World {
             Key::from_hex(TMK).unwrap(),
         );
         config.first_stan = domain::Stan::new(first_stan).unwrap();
+        config.key_layout = self.layout;
         let mut t = Terminal::new(config);
         self.sign_on(&mut t);
         t
@@ -206,11 +224,12 @@ impl World {
         let msg = unpack_reply(reply);
         let keys = TerminalKeys::unwrap(
             &Key::from_hex(TMK).unwrap(),
-            KeyLayout::Double,
+            self.layout,
             msg.get(62).unwrap(),
         )
         .unwrap();
         self.mak = Some(keys.mak);
+        self.tdk = keys.tdk;
         let out = t.on_reply(reply).unwrap();
         assert!(out.is_approved() && t.is_signed_on(), "{out:?}");
     }

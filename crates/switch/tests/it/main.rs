@@ -8,3 +8,4 @@ mod restart;
 mod risk_hold;
 mod settlement;
 mod signon;
+mod track;

@@ -78,6 +78,7 @@ async fn fleet_runs_a_bounded_mix_against_an_approving_acquirer() {
             merchant_id: "123456789012345".into(),
             tmk_hex: TMK.into(),
             location: None,
+            key_layout: cardsec::KeyLayout::Double,
         })
         .collect();
     let mut config = FleetConfig::new(addr, terminals, cards());
@@ -174,6 +175,7 @@ async fn fleet_reports_a_badly_provisioned_terminal_without_connecting() {
         merchant_id: "123456789012345".into(),
         tmk_hex: TMK.into(),
         location: None,
+        key_layout: cardsec::KeyLayout::Double,
     };
     let mut config = FleetConfig::new(addr, vec![bad], cards());
     config.duration = Duration::from_secs(2);
@@ -207,6 +209,7 @@ async fn fleet_settles_every_batch_and_uploads_when_not_balanced() {
             merchant_id: "123456789012345".into(),
             tmk_hex: TMK.into(),
             location: None,
+            key_layout: cardsec::KeyLayout::Double,
         })
         .collect();
     let mut config = FleetConfig::new(addr, terminals, cards());
