@@ -430,9 +430,42 @@ pub trait SecurityModule: Send + Sync {
     /// The token of a PAN under the current data key.
     fn tokenize(&self, pan: &Pan) -> PanToken;
 
+    /// The token of a PAN under the data key with id `key_id` (a token made before the
+    /// token key was rotated), if the module still holds that key.
+    fn tokenize_under(&self, pan: &Pan, key_id: u16) -> Option<PanToken>;
+
+    /// Installs a token data key kept wrapped under the LMK (kind DEK) as the current
+    /// one, while the module runs: new tokens carry its version as their key id; the
+    /// keys it replaces stay for `tokenize_under` (the last few).
+    fn install_token_key(&self, key: &WrappedKey) -> Result<(), SecError>;
+
     /// Decrypts track 2 that a terminal encrypted under its track key (layout `004`)
     /// and parses it; the clear track exists only in the returned secret value.
     fn decrypt_track(&self, tdk: &WrappedKey, encrypted: &str) -> Result<Track2, SecError>;
+}
+
+/// Token data keys older than the current one that the module keeps for matching
+/// tokens made before a rotation.
+const OLDER_DATA_KEYS: usize = 4;
+
+/// The current token data key and the few it replaced (newest first).
+struct DataKeys {
+    current: DataKey,
+    older: Vec<DataKey>,
+}
+
+impl DataKeys {
+    /// Makes `key` current; the one it replaces is kept (a re-install changes nothing).
+    fn replace(&mut self, key: DataKey) {
+        if key.id() == self.current.id() {
+            self.current = key;
+            return;
+        }
+        self.older.retain(|k| k.id() != key.id());
+        let old = std::mem::replace(&mut self.current, key);
+        self.older.insert(0, old);
+        self.older.truncate(OLDER_DATA_KEYS);
+    }
 }
 
 /// A key unwrapped and scheduled: the whole key and its halves (for X9.9/X9.19).
@@ -456,7 +489,7 @@ pub struct SoftwareSecurityModule {
     /// The LMK being replaced, during an LMK rotation: keys still wrapped under it are
     /// read, everything new is wrapped under `lmk`.
     previous: Option<Lmk>,
-    data_key: DataKey,
+    data_keys: std::sync::RwLock<DataKeys>,
     pvk: Vec<u8>,
     rng: Mutex<Box<dyn rand_core::RngCore + Send>>,
     cache: Mutex<KeyCache>,
@@ -464,7 +497,11 @@ pub struct SoftwareSecurityModule {
 
 impl fmt::Debug for SoftwareSecurityModule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SoftwareSecurityModule(data key {})", self.data_key.id())
+        write!(
+            f,
+            "SoftwareSecurityModule(data key {})",
+            self.data_keys().current.id()
+        )
     }
 }
 
@@ -487,7 +524,10 @@ impl SoftwareSecurityModule {
         SoftwareSecurityModule {
             lmk,
             previous: None,
-            data_key,
+            data_keys: std::sync::RwLock::new(DataKeys {
+                current: data_key,
+                older: Vec::new(),
+            }),
             pvk,
             rng: Mutex::new(rng),
             cache: Mutex::new(HashMap::new()),
@@ -528,16 +568,21 @@ impl SoftwareSecurityModule {
 
     /// Replaces the token data key (re-keying): new tokens carry the new key id.
     pub fn set_data_key(&mut self, key: DataKey) {
-        self.data_key = key;
+        self.data_keys_mut().replace(key);
+    }
+
+    fn data_keys(&self) -> std::sync::RwLockReadGuard<'_, DataKeys> {
+        self.data_keys.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn data_keys_mut(&self) -> std::sync::RwLockWriteGuard<'_, DataKeys> {
+        self.data_keys.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Installs a token data key kept wrapped under the LMK (kind DEK); its version is
     /// the id new tokens carry. The clear key never leaves the module.
     pub fn set_wrapped_data_key(&mut self, key: &WrappedKey) -> Result<(), SecError> {
-        let id = u16::try_from(key.version()).map_err(|_| SecError::KeyVersion(key.version()))?;
-        let (clear, _) = self.unwrap_any(key, KeyKind::Dek)?;
-        self.data_key = DataKey::new(id, clear.expose())?;
-        Ok(())
+        self.install_token_key(key)
     }
 
     /// During an LMK rotation: also read keys wrapped under the LMK being replaced.
@@ -694,7 +739,23 @@ impl SecurityModule for SoftwareSecurityModule {
     }
 
     fn tokenize(&self, pan: &Pan) -> PanToken {
-        self.data_key.tokenize(pan)
+        self.data_keys().current.tokenize(pan)
+    }
+
+    fn tokenize_under(&self, pan: &Pan, key_id: u16) -> Option<PanToken> {
+        let keys = self.data_keys();
+        std::iter::once(&keys.current)
+            .chain(&keys.older)
+            .find(|k| k.id() == key_id)
+            .map(|k| k.tokenize(pan))
+    }
+
+    fn install_token_key(&self, key: &WrappedKey) -> Result<(), SecError> {
+        let id = u16::try_from(key.version()).map_err(|_| SecError::KeyVersion(key.version()))?;
+        let (clear, _) = self.unwrap_any(key, KeyKind::Dek)?;
+        let new = DataKey::new(id, clear.expose())?;
+        self.data_keys_mut().replace(new);
+        Ok(())
     }
 
     fn decrypt_track(&self, tdk: &WrappedKey, encrypted: &str) -> Result<Track2, SecError> {

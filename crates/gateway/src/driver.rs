@@ -96,6 +96,9 @@ pub struct GatewayConfig {
     pub saf_adopt_after_ms: i64,
     /// A risk rule file to watch: when it changes, the rule set is reloaded in place.
     pub rules_path: Option<std::path::PathBuf>,
+    /// Seconds between reads of the key table for new zone and token key versions
+    /// (`Core::keys`).
+    pub key_check_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -118,6 +121,7 @@ impl Default for GatewayConfig {
             saf_sweep_secs: 10,
             saf_adopt_after_ms: 30_000,
             rules_path: None,
+            key_check_secs: 10,
         }
     }
 }
@@ -182,6 +186,30 @@ pub struct Core {
     /// the driver does when the engine panics on an input. Without it a panic stops
     /// the node (after draining what was already durable).
     pub reload: Option<Reload>,
+    /// Reads the zone keys and token key in force from the store; checked every
+    /// `GatewayConfig::key_check_secs` so keys loaded while the node runs are used
+    /// without a restart.
+    pub keys: Option<KeyWatch>,
+}
+
+/// Reads the zone keys and the token key in force (blocking; run off the runtime).
+pub type KeyWatch =
+    Box<dyn FnMut() -> Result<(switch::ZoneKeys, Option<cardsec::WrappedKey>), String> + Send>;
+
+/// Reads the key table on a blocking thread and hands back what is in force.
+fn spawn_key_check(
+    watch: Arc<std::sync::Mutex<KeyWatch>>,
+    back: mpsc::Sender<(switch::ZoneKeys, Option<cardsec::WrappedKey>)>,
+) {
+    tokio::task::spawn_blocking(move || {
+        let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
+        match (watch)() {
+            Ok(keys) => {
+                let _ = back.blocking_send(keys);
+            }
+            Err(e) => tracing::warn!(error = %e, "key table not read; the keys in use stay"),
+        }
+    });
 }
 
 /// Loads an engine and its pending queue entries from the store (blocking).
@@ -308,7 +336,10 @@ pub async fn run(
         pending_saf,
         sweeper,
         mut reload,
+        keys,
     } = core;
+    let key_watch = keys.map(|k| Arc::new(std::sync::Mutex::new(k)));
+    let (keys_tx, mut keys_rx) = mpsc::channel(2);
     let (adopt_tx, mut adopt_rx) = mpsc::channel::<Vec<SafRow>>(4);
     let sweeper = sweeper.map(|(b, owner)| (Arc::new(std::sync::Mutex::new(b)), owner));
     let adopt_after_ms = config.saf_adopt_after_ms;
@@ -395,6 +426,12 @@ pub async fn run(
                     let cutoff = d.clock.now().unix_ms - adopt_after_ms;
                     spawn_sweep(db.clone(), owner.clone(), cutoff, adopt_tx.clone());
                 }
+                if let (Some(w), true) = (&key_watch, sweep_ticks % config.key_check_secs.max(1) == 0) {
+                    spawn_key_check(w.clone(), keys_tx.clone());
+                }
+            }
+            Some((zone, token)) = keys_rx.recv() => {
+                d.engine.update_keys(zone, token.as_ref());
             }
             Some(rows) = adopt_rx.recv() => {
                 for entry in rows {

@@ -14,6 +14,6 @@ mod driver;
 mod link;
 mod terminals;
 
-pub use driver::{run, Clock, Core, GatewayConfig, GatewayStats, Reload, SystemClock};
+pub use driver::{run, Clock, Core, GatewayConfig, GatewayStats, KeyWatch, Reload, SystemClock};
 pub use switch::TerminalDialect;
 pub use terminals::TerminalListener;

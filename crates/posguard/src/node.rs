@@ -144,29 +144,7 @@ pub fn security(keys: &NodeKeys, db: &mut dyn Backend) -> anyhow::Result<NodeSec
         }
         NodeKeys::Configured(lmk, previous) => {
             let mut hsm = module(lmk, previous.as_deref());
-            let stored = db.keys().context("read the key table")?;
-            let newest = |kind: KeyKind| -> anyhow::Result<WrappedKey> {
-                let row = stored
-                    .iter()
-                    .filter(|k| k.kind == kind.name())
-                    .max_by_key(|k| k.version)
-                    .with_context(|| format!("no {} in the key table: load one with `posguard keys import --kind {}` (or `keys generate`)", kind.name(), kind.name().to_lowercase()))?;
-                let key = WrappedKey::parse(&row.wrapped)
-                    .with_context(|| format!("read {} version {}", kind.name(), row.version))?;
-                anyhow::ensure!(
-                    hsm.holds(&key),
-                    "{} version {} is not wrapped under this LMK (kcv {}) or the previous one: wrong LMK?",
-                    kind.name(),
-                    row.version,
-                    lmk.kcv_hex()
-                );
-                Ok(key)
-            };
-            let zone = ZoneKeys {
-                zpk: newest(KeyKind::Zpk)?,
-                zak: newest(KeyKind::Zak)?,
-            };
-            let dek = newest(KeyKind::Dek)?;
+            let (zone, dek) = keys_in_force(&hsm, lmk, db)?;
             hsm.set_wrapped_data_key(&dek)
                 .context("install the token key")?;
             tracing::info!(lmk_kcv = %lmk.kcv_hex(), zpk = zone.zpk.version(), zak = zone.zak.version(), token_key = dek.version(), "keys loaded");
@@ -176,6 +154,62 @@ pub fn security(keys: &NodeKeys, db: &mut dyn Backend) -> anyhow::Result<NodeSec
             })
         }
     }
+}
+
+/// The newest ZPK, ZAK and token key of the key table, each checked to open under the
+/// module's LMK (or the previous one during an LMK rotation).
+fn keys_in_force(
+    hsm: &SoftwareSecurityModule,
+    lmk: &Lmk,
+    db: &mut dyn Backend,
+) -> anyhow::Result<(ZoneKeys, WrappedKey)> {
+    let stored = db.keys().context("read the key table")?;
+    let newest = |kind: KeyKind| -> anyhow::Result<WrappedKey> {
+        let row = stored
+            .iter()
+            .filter(|k| k.kind == kind.name())
+            .max_by_key(|k| k.version)
+            .with_context(|| format!("no {} in the key table: load one with `posguard keys import --kind {}` (or `keys generate`)", kind.name(), kind.name().to_lowercase()))?;
+        let key = WrappedKey::parse(&row.wrapped)
+            .with_context(|| format!("read {} version {}", kind.name(), row.version))?;
+        anyhow::ensure!(
+            hsm.holds(&key),
+            "{} version {} is not wrapped under this LMK (kcv {}) or the previous one: wrong LMK?",
+            kind.name(),
+            row.version,
+            lmk.kcv_hex()
+        );
+        Ok(key)
+    };
+    let zone = ZoneKeys {
+        zpk: newest(KeyKind::Zpk)?,
+        zak: newest(KeyKind::Zak)?,
+    };
+    Ok((zone, newest(KeyKind::Dek)?))
+}
+
+/// What the running node checks for keys loaded while it runs (`posguard keys import`
+/// or `generate` on another terminal): the newest zone and token keys of the key
+/// table. The demo's keys never change, so it watches nothing.
+pub fn key_watch(opts: &NodeOptions) -> Option<gateway::KeyWatch> {
+    let NodeKeys::Configured(lmk, previous) = &opts.keys else {
+        return None;
+    };
+    let (lmk, previous, store) = (lmk.clone(), previous.clone(), opts.store.clone());
+    let mut db: Option<Box<dyn Backend>> = None;
+    Some(Box::new(move || {
+        let hsm = module(&lmk, previous.as_deref());
+        let conn = match db.as_mut() {
+            Some(c) => c,
+            None => db.insert(open_store(&store).map_err(|e| format!("{e:#}"))?),
+        };
+        let result = keys_in_force(&hsm, &lmk, conn.as_mut()).map_err(|e| format!("{e:#}"));
+        if result.is_err() {
+            // Open the store afresh next time (the connection may be what failed).
+            db = None;
+        }
+        result.map(|(zone, dek)| (zone, Some(dek)))
+    }))
 }
 
 /// Writes the demo merchants and terminals (TMKs wrapped under the LMK) if the store
@@ -322,6 +356,7 @@ pub async fn run_node(
         .collect();
     let issuer_tls = opts.gateway.issuer_tls.as_ref().map(|t| t.server_name());
     tracing::info!(listen = ?addrs, issuer = %opts.gateway.issuer, issuer_tls_name = ?issuer_tls, "acquirer node running");
+    let keys = key_watch(&opts);
     let reload: gateway::Reload = {
         let o = opts.clone();
         Box::new(move || load_engine(&o).map_err(|e| format!("{e:#}")))
@@ -334,6 +369,7 @@ pub async fn run_node(
             pending_saf,
             sweeper,
             reload: Some(reload),
+            keys,
         },
         listeners,
         opts.clock.clone(),

@@ -54,11 +54,18 @@ fn private_files(dir: &Path, file: &Path) -> std::io::Result<()> {
         .mode(0o700)
         .create(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(file)?;
+    // Only a missing file is opened here: closing a descriptor of a database file
+    // releases every POSIX lock this process holds on it, so opening an existing
+    // database outside SQLite while another connection of this process uses it (a
+    // node's journal, its key watch, a test reading along) would drop that
+    // connection's locks (seen as short reads and "disk I/O error").
+    if !file.exists() {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(file)?;
+    }
     std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
     for side in ["posguard.db-wal", "posguard.db-shm"] {
         let p = dir.join(side);

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use cardsec::{
-    EncryptedPinBlock, Expiry, KeyLayout, MacAlgorithm, Pan, SecError, SecurityModule, Track2,
-    WrappedKey,
+    EncryptedPinBlock, Expiry, KeyLayout, MacAlgorithm, Pan, PanToken, SecError, SecurityModule,
+    Track2, WrappedKey,
 };
 use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
 use domain::{Currency, ResponseCode, Stan};
@@ -301,6 +301,9 @@ pub struct Engine {
     cfg: Config,
     hsm: Arc<dyn SecurityModule>,
     zone: ZoneKeys,
+    /// ZAKs replaced while running, newest first: replies to messages signed under one
+    /// still verify.
+    older_zaks: Vec<WrappedKey>,
     terminals: HashMap<String, TerminalState>,
     merchants: HashMap<String, MerchantRow>,
     txns: HashMap<i64, Txn>,
@@ -373,6 +376,7 @@ impl Engine {
             cfg,
             hsm,
             zone,
+            older_zaks: Vec::new(),
             terminals: HashMap::new(),
             merchants: merchants
                 .into_iter()
@@ -1217,6 +1221,66 @@ impl Engine {
         writes
     }
 
+    /// Takes new zone keys (and a new token key) loaded while the node runs: messages
+    /// to the issuer are signed, and PINs translated, under the new ones from the next
+    /// input on; replies to messages signed under the ZAK it replaces still verify
+    /// (the last few kept). The token key's replaced versions stay in the security
+    /// module, so a void or refund matches an original tokenized before the change.
+    pub fn update_keys(&mut self, zone: ZoneKeys, token_key: Option<&WrappedKey>) {
+        if let Some(dek) = token_key {
+            match self.hsm.install_token_key(dek) {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, version = dek.version(), "token key not installed; the current one stays")
+                }
+            }
+        }
+        let (zpk, zak) = (self.zone.zpk.version(), self.zone.zak.version());
+        if (zone.zpk.version(), zone.zak.version()) == (zpk, zak) {
+            return;
+        }
+        tracing::info!(
+            zpk_from = zpk,
+            zpk_to = zone.zpk.version(),
+            zak_from = zak,
+            zak_to = zone.zak.version(),
+            "zone keys changed while running"
+        );
+        let old = std::mem::replace(&mut self.zone, zone);
+        if old.zak.version() != self.zone.zak.version() {
+            self.older_zaks
+                .retain(|k| k.version() != self.zone.zak.version());
+            self.older_zaks.insert(0, old.zak);
+            self.older_zaks.truncate(3);
+        }
+    }
+
+    /// The zone keys in use.
+    pub fn zone_keys(&self) -> &ZoneKeys {
+        &self.zone
+    }
+
+    /// Signs a message for the issuer under the current ZAK; field 53 names the zone
+    /// key versions (`01`, ZPK version, ZAK version, seven digits each) so the issuer
+    /// picks the same keys during a switch and answers under the ZAK it came with.
+    fn sign_link(&self, m: &mut Message) -> Result<Vec<u8>, crate::msgs::SignError> {
+        m.set(
+            53,
+            format!(
+                "01{:07}{:07}",
+                self.zone.zpk.version() % 10_000_000,
+                self.zone.zak.version() % 10_000_000
+            ),
+        );
+        pack_signed(
+            LINK(),
+            m,
+            self.hsm.as_ref(),
+            &self.zone.zak,
+            MacAlgorithm::X9_19,
+        )
+    }
+
     /// Replaces the risk rule set while running; the next decision names the new version.
     pub fn reload_rules(&mut self, rules: risk::RuleSet) {
         tracing::info!(version = %rules.version, "risk rules reloaded");
@@ -1321,6 +1385,16 @@ impl Engine {
         }))
     }
 
+    /// Whether a card (its PAN and token now) is the one an original was tokenized
+    /// from, also when the token key changed in between (the original's token names
+    /// its key; the module keeps replaced token keys).
+    fn same_card(&self, pan: &Pan, token: &str, original: &str) -> bool {
+        token == original
+            || PanToken::parse(original)
+                .and_then(|t| self.hsm.tokenize_under(pan, t.key_id()))
+                .is_some_and(|t| t.to_string() == original)
+    }
+
     fn original(
         &self,
         req: &Message,
@@ -1344,7 +1418,7 @@ impl Engine {
             "original forgotten",
         ))?;
         if let Some(c) = card {
-            if c.token != o.row.pan_token {
+            if !self.same_card(&c.pan, &c.token, &o.row.pan_token) {
                 return Err(Reject(
                     ResponseCode::INVALID_TRANSACTION,
                     "card differs from the original's",
@@ -1783,14 +1857,7 @@ impl Engine {
                 m.set(37, t.row.rrn.as_str());
             }
         }
-        pack_signed(
-            LINK(),
-            &mut m,
-            self.hsm.as_ref(),
-            &self.zone.zak,
-            MacAlgorithm::X9_19,
-        )
-        .map_err(|e| e.to_string())
+        self.sign_link(&mut m).map_err(|e| e.to_string())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1922,13 +1989,7 @@ impl Engine {
         m.set_stan(link_stan);
         m.set(32, self.cfg.acquirer_id.as_str());
         m.set(39, reason);
-        let Ok(message) = pack_signed(
-            LINK(),
-            &mut m,
-            self.hsm.as_ref(),
-            &self.zone.zak,
-            MacAlgorithm::X9_19,
-        ) else {
+        let Ok(message) = self.sign_link(&mut m) else {
             tracing::error!("reversal advice does not pack");
             return (vec![], vec![]);
         };
@@ -2014,14 +2075,7 @@ impl Engine {
             .and_then(|b| LINK().unpack(&b).ok())
             .and_then(|mut m| {
                 m.set_mti(m.mti().repeat());
-                pack_signed(
-                    LINK(),
-                    &mut m,
-                    self.hsm.as_ref(),
-                    &self.zone.zak,
-                    MacAlgorithm::X9_19,
-                )
-                .ok()
+                self.sign_link(&mut m).ok()
             });
         let Some(message) = repeat else {
             tracing::error!(saf_id, "stored advice unreadable; operator exception");
@@ -2174,14 +2228,7 @@ impl Engine {
                 m.set_stan(link_stan);
                 m.set(32, self.cfg.acquirer_id.as_str());
                 let key = (m.mti().class(), m.get_str(41)?.to_owned(), link_stan.get());
-                let bytes = pack_signed(
-                    LINK(),
-                    &mut m,
-                    self.hsm.as_ref(),
-                    &self.zone.zak,
-                    MacAlgorithm::X9_19,
-                )
-                .ok()?;
+                let bytes = self.sign_link(&mut m).ok()?;
                 Some((key, bytes))
             });
         let Some((key, message)) = signed else {
@@ -2381,6 +2428,9 @@ impl Engine {
                 e.hsm
                     .verify_mac(&e.zone.zak, MacAlgorithm::X9_19, data, &mac)
                     .is_ok()
+                    || e.hsm
+                        .verify_mac_any(&e.older_zaks, MacAlgorithm::X9_19, data, &mac)
+                        .is_ok()
             })
         };
         let Some(&id) = self.by_link.get(&key) else {

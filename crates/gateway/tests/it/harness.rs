@@ -177,6 +177,7 @@ fn core(dir: &std::path::Path) -> Core {
         pending_saf: Vec::new(),
         sweeper: None,
         reload: None,
+        keys: None,
     }
 }
 

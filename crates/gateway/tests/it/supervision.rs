@@ -82,6 +82,12 @@ impl SecurityModule for Booby {
     fn tokenize(&self, pan: &Pan) -> PanToken {
         self.inner.tokenize(pan)
     }
+    fn tokenize_under(&self, pan: &Pan, key_id: u16) -> Option<PanToken> {
+        self.inner.tokenize_under(pan, key_id)
+    }
+    fn install_token_key(&self, key: &WrappedKey) -> Result<(), SecError> {
+        self.inner.install_token_key(key)
+    }
     fn decrypt_track(
         &self,
         tdk: &WrappedKey,
@@ -185,6 +191,7 @@ async fn a_panic_in_the_engine_is_survived_and_the_node_keeps_serving() {
                 r.fetch_add(1, Ordering::SeqCst);
                 Ok((engine(hsm.clone(), m.clone(), t.clone()), Vec::new()))
             })),
+            keys: None,
         }
     })
     .await;

@@ -164,6 +164,29 @@ pub struct BankKeys {
     pub zak: WrappedKey,
     /// Data key for the clearing file's PAN tokens (shared with the acquirer).
     pub token_key: DataKey,
+    /// Other versions of the zone keys (ZPK and ZAK) still accepted while the acquirer
+    /// switches: a request names the versions it used in field 53, and its reply is
+    /// signed under the ZAK version it came with.
+    pub other_zone_keys: Vec<WrappedKey>,
+}
+
+impl BankKeys {
+    /// The zone key of `kind` with `version`, or the current one when the request
+    /// names none (or one the bank does not hold: its MAC then fails).
+    pub fn zone_key(&self, kind: KeyKind, version: Option<u32>) -> &WrappedKey {
+        let current = if kind == KeyKind::Zak {
+            &self.zak
+        } else {
+            &self.zpk
+        };
+        let Some(v) = version else {
+            return current;
+        };
+        std::iter::once(current)
+            .chain(&self.other_zone_keys)
+            .find(|k| k.kind() == kind && k.version() == v)
+            .unwrap_or(current)
+    }
 }
 
 impl fmt::Debug for BankKeys {
@@ -172,6 +195,7 @@ impl fmt::Debug for BankKeys {
             .field("zpk", &self.zpk)
             .field("zak", &self.zak)
             .field("token_key", &self.token_key)
+            .field("other_zone_keys", &self.other_zone_keys)
             .finish()
     }
 }
@@ -394,8 +418,41 @@ impl Bank {
                 zpk,
                 zak,
                 token_key,
+                other_zone_keys: Vec::new(),
             },
         ))
+    }
+
+    /// Loads another version of the zone keys agreed with the acquirer (a key
+    /// exchange): both versions are accepted from then on, and the newest is current
+    /// for requests that name no version.
+    pub fn add_zone_keys(&mut self, version: u32, zpk: &Key, zak: &Key) -> Result<(), IssuerError> {
+        let err = |which| move |source| IssuerError::Key { which, source };
+        let zpk = self
+            .hsm
+            .import_key(KeyKind::Zpk, version, zpk)
+            .map_err(err("zpk"))?;
+        let zak = self
+            .hsm
+            .import_key(KeyKind::Zak, version, zak)
+            .map_err(err("zak"))?;
+        let k = &mut self.keys;
+        k.other_zone_keys.retain(|o| o.version() != version);
+        if version > k.zak.version() {
+            k.other_zone_keys.push(std::mem::replace(&mut k.zpk, zpk));
+            k.other_zone_keys.push(std::mem::replace(&mut k.zak, zak));
+        } else {
+            k.other_zone_keys.extend([zpk, zak]);
+        }
+        tracing::info!(version, "zone keys loaded");
+        Ok(())
+    }
+
+    /// Stops accepting zone keys of `version` (the switch is over). The current
+    /// version cannot be retired.
+    pub fn retire_zone_keys(&mut self, version: u32) {
+        self.keys.other_zone_keys.retain(|o| o.version() != version);
+        tracing::info!(version, "zone keys retired");
     }
 
     /// Turns on the bank-side faults of `faults`, drawing from a generator seeded with `seed`.

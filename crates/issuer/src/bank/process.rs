@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use cardsec::{EncryptedPinBlock, Expiry, MacAlgorithm, Pan, PanToken, SecError, Track2};
+use cardsec::{EncryptedPinBlock, Expiry, KeyKind, MacAlgorithm, Pan, PanToken, SecError, Track2};
 use chrono::{NaiveDate, NaiveDateTime};
 use domain::{Amount, ResponseCode, Rrn};
 use iso8583::subfields::OriginalData;
@@ -140,6 +140,8 @@ struct Request {
     expiry: Option<Expiry>,
     expiry_unreadable: bool,
     pin_block: Option<EncryptedPinBlock>,
+    /// The ZPK version the PIN block is under (field 53), if named.
+    zpk_version: Option<u32>,
     /// The presented card's token, computed once.
     token: Option<PanToken>,
     auth_code: Option<String>,
@@ -147,6 +149,17 @@ struct Request {
     terminal: String,
     merchant: String,
     merchant_name: String,
+}
+
+/// The zone key versions a link message names in field 53 (`01`, then the ZPK and the
+/// ZAK version in seven digits each), if it names them.
+fn zone_versions(m: &Message) -> (Option<u32>, Option<u32>) {
+    match m.get_str(53) {
+        Some(s) if s.len() == 16 && s.starts_with("01") => {
+            (s[2..9].parse().ok(), s[9..16].parse().ok())
+        }
+        _ => (None, None),
+    }
 }
 
 /// The MTI with its repeat digit cleared: 0421 and 0420 name the same message.
@@ -258,6 +271,7 @@ impl Request {
             expiry,
             expiry_unreadable,
             pin_block,
+            zpk_version: zone_versions(msg).0,
             token: None,
             auth_code: msg.get_str(38).map(str::to_owned),
             stan,
@@ -365,9 +379,10 @@ impl Bank {
     }
 
     fn mac_ok(&self, req: &Message, raw: Option<&[u8]>) -> bool {
+        let zak = self.keys.zone_key(KeyKind::Zak, zone_versions(req).1);
         linkmac::verify(req, raw, |data, mac| {
             self.hsm
-                .verify_mac(&self.keys.zak, MacAlgorithm::X9_19, data, mac)
+                .verify_mac(zak, MacAlgorithm::X9_19, data, mac)
                 .is_ok()
         })
     }
@@ -388,9 +403,12 @@ impl Bank {
             }
         }
         m.set_response_code(o.rc);
+        let zak = self.keys.zone_key(KeyKind::Zak, zone_versions(req).1);
+        if let Some(f53) = req.get(53) {
+            m.set(53, f53);
+        }
         let signed = linkmac::sign(&mut m, |data| {
-            self.hsm
-                .generate_mac(&self.keys.zak, MacAlgorithm::X9_19, data)
+            self.hsm.generate_mac(zak, MacAlgorithm::X9_19, data)
         });
         if let Err(e) = &signed {
             tracing::error!(error = %e, mti = %m.mti(), "reply could not be signed");
@@ -511,19 +529,27 @@ impl Bank {
             return Err(ResponseCode::EXPIRED_CARD);
         }
         if let Some(block) = &r.pin_block {
-            self.check_pin(a, block)?;
+            self.check_pin(a, block, r.zpk_version)?;
         }
         Ok(a)
     }
 
-    fn check_pin(&mut self, a: usize, block: &EncryptedPinBlock) -> Result<(), ResponseCode> {
+    fn check_pin(
+        &mut self,
+        a: usize,
+        block: &EncryptedPinBlock,
+        zpk_version: Option<u32>,
+    ) -> Result<(), ResponseCode> {
         let card = &self.accounts[a].card;
         if card.pin_tries >= MAX_PIN_TRIES {
             return Err(ResponseCode::PIN_TRIES_EXCEEDED);
         }
-        let verified = self
-            .hsm
-            .verify_pin(&self.keys.zpk, &card.pan, block, &card.pvv);
+        let verified = self.hsm.verify_pin(
+            self.keys.zone_key(KeyKind::Zpk, zpk_version),
+            &card.pan,
+            block,
+            &card.pvv,
+        );
         let card = &mut self.accounts[a].card;
         match verified {
             Ok(true) => {

@@ -390,3 +390,128 @@ async fn the_lmk_is_rotated_while_terminals_keep_selling() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Zone keys and the token key change while the node runs, the way acquirer and
+/// issuer switch keys: the issuer learns version 2 and accepts both; `posguard keys
+/// import` loads version 2 at the acquirer while terminals sell; the node takes it
+/// within its key check (no restart) and signs, translates PINs and tokenizes under
+/// it; the issuer then retires version 1 and sales go on; a void of a sale made
+/// before the change still matches its original's card (token under key 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_and_token_keys_rotate_while_terminals_keep_selling() {
+    use crate::scenarios::{code, Pos};
+    const ZPK2: &str = "3E3E3E3E3E3E3E3E7C7C7C7C7C7C7C7C";
+    const ZAK2: &str = "4A4A4A4A4A4A4A4A2C2C2C2C2C2C2C2C";
+    const TOKEN_KEY2: &str = "0F1E2D3C4B5A69788796A5B4C3D2E1F00112233445566778";
+    let dir = temp("zone-rotate");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let store = dir.join("db").display().to_string();
+    let data = demo_data(9, 2, 40);
+    let issuer = demo_issuer(&data, issuer_keys()).await;
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || load_keys(&s))
+        .await
+        .expect("join");
+    let mut o = node_options(store.clone(), issuer.iso_addr(), 5_000);
+    o.keys = NodeKeys::Configured(Arc::new(Lmk::from_hex(LMK).expect("lmk")), None);
+    o.gateway.key_check_secs = 1;
+    let node = Node::start(o, &data).await;
+    let c = data
+        .cards
+        .iter()
+        .find(|c| c.fate == posguard::demo_data::CardFate::Good)
+        .expect("card");
+    // With a PIN: the PIN block goes to the issuer under the ZPK in use.
+    let card = terminal::Card::new(&c.pan, Some(&c.pin), &c.expiry, terminal::EntryKind::Chip);
+    let mut pos = Pos::signed_on(node.addr, &data.terminals[0]).await;
+    let r = pos.term.sale(&card, 1_001).expect("sale");
+    let first = pos.send(r).await;
+    assert_eq!(code(&first), "00");
+    let first = first.entry.expect("the first sale is recorded");
+
+    issuer
+        .bank()
+        .lock()
+        .expect("bank")
+        .add_zone_keys(
+            2,
+            &cardsec::Key::from_hex(ZPK2).expect("zpk"),
+            &cardsec::Key::from_hex(ZAK2).expect("zak"),
+        )
+        .expect("issuer learns version 2");
+    let r = pos.term.sale(&card, 1_002).expect("sale");
+    assert_eq!(code(&pos.send(r).await), "00", "still on version 1");
+
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || {
+        for (kind, clear) in [("zpk", ZPK2), ("zak", ZAK2), ("dek", TOKEN_KEY2)] {
+            let args = [
+                "keys",
+                "import",
+                "--kind",
+                kind,
+                "--by",
+                "test custodian",
+                "--data",
+                &s,
+            ];
+            let (code, out) = posguard(&args, clear, &[("POSGUARD_LMK", Some(LMK))]);
+            assert_eq!(code, 0, "{out}");
+            assert!(out.contains("v2 loaded, kcv"), "{out}");
+        }
+    })
+    .await
+    .expect("join");
+    // Terminals keep selling while the node notices; each sale is approved, under
+    // version 1 or 2. A sale tokenized under key 2 shows the switch happened (the
+    // token key was loaded last, so the zone keys of version 2 came with it or before).
+    let latest_token = |s: String| {
+        let mut db = store::open(&s).expect("open");
+        db.transactions_after(0, 1_000)
+            .expect("transactions")
+            .into_iter()
+            .filter(|t| t.kind == "sale")
+            .max_by_key(|t| t.txn_id)
+            .map(|t| t.pan_token)
+            .unwrap_or_default()
+    };
+    let mut switched = false;
+    for amount in 1_003..1_063 {
+        let r = pos.term.sale(&card, amount).expect("sale");
+        assert_eq!(
+            code(&pos.send(r).await),
+            "00",
+            "sale of {amount} during the switch"
+        );
+        let s = store.clone();
+        let token = tokio::task::spawn_blocking(move || latest_token(s))
+            .await
+            .expect("join");
+        if token.starts_with("t2.") {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        switched,
+        "the node took the new keys within 30 s without a restart"
+    );
+
+    issuer.bank().lock().expect("bank").retire_zone_keys(1);
+    let r = pos.term.sale(&card, 2_001).expect("sale");
+    assert_eq!(
+        code(&pos.send(r).await),
+        "00",
+        "signed and PIN-translated under version 2 alone"
+    );
+    let r = pos.term.void(&card, &first).expect("void");
+    assert_eq!(
+        code(&pos.send(r).await),
+        "00",
+        "a void matches an original tokenized under the replaced token key"
+    );
+    node.stop().await;
+    issuer.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

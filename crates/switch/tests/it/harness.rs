@@ -37,11 +37,12 @@ pub struct World {
     pub engine: Engine,
     cfg: Config,
     /// What the engine was built from, to build it again (a restart).
-    hsm: Arc<SoftwareSecurityModule>,
+    pub hsm: Arc<SoftwareSecurityModule>,
     zone: ZoneKeys,
     merchant: MerchantRow,
     now_ms: i64,
-    zak: Key,
+    /// The zone MAC key the scripted issuer signs under.
+    pub zak: Key,
     /// The MAC key of the last sign-on, to craft or tamper with terminal messages.
     mak: Option<Key>,
     /// The terminal's key profile (its terminals sign on for it).
@@ -291,6 +292,11 @@ impl World {
         std::mem::take(&mut self.outbox)
     }
 
+    /// The frames sent to the terminal connection since the last look.
+    pub fn take_sent(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.outbox)
+    }
+
     /// Feeds a request and returns the replies as messages.
     pub fn replies(&mut self, framed: &[u8]) -> Vec<Message> {
         self.deliver(framed)
@@ -392,7 +398,7 @@ impl World {
     }
 
     /// An issuer that approves everything, MACed under the zone key.
-    fn issuer(&self, request: &[u8]) -> Vec<u8> {
+    pub fn issuer(&self, request: &[u8]) -> Vec<u8> {
         let dialect = Dialect::iso87_ascii();
         let req = dialect.unpack(request).unwrap();
         let mut m = Message::new(req.mti().response());

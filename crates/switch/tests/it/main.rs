@@ -9,3 +9,4 @@ mod risk_hold;
 mod settlement;
 mod signon;
 mod track;
+mod zone;
