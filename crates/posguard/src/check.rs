@@ -196,17 +196,30 @@ pub fn clearing_dates(journal: &[TxnRow]) -> Vec<chrono::NaiveDate> {
     dates.into_iter().collect()
 }
 
+/// Fetches the issuer simulator's clearing file for `date` over its HTTP API, with the
+/// bearer token from `POSGUARD_ISSUER_API_TOKEN` when the simulator requires one (an
+/// environment variable, not a flag: other users can read a command line).
+pub fn fetch_clearing(issuer_http: &str, date: NaiveDate) -> anyhow::Result<String> {
+    let url = format!("http://{issuer_http}/clearing/{}", date.format("%Y-%m-%d"));
+    let mut req = ureq::get(&url);
+    if let Ok(token) = std::env::var("POSGUARD_ISSUER_API_TOKEN") {
+        req = req.set("Authorization", &format!("Bearer {}", token.trim()));
+    }
+    match req.call() {
+        Ok(resp) => resp.into_string().context("read clearing file"),
+        Err(ureq::Error::Status(401, _)) => anyhow::bail!(
+            "fetch {url}: the issuer wants its API token (set POSGUARD_ISSUER_API_TOKEN)"
+        ),
+        Err(e) => Err(e).with_context(|| format!("fetch {url}")),
+    }
+}
+
 /// Runs `posguard check`.
 pub fn run(a: CheckArgs) -> anyhow::Result<()> {
     let journal = load_journal(&a.store.location())?;
     let mut lines = Vec::new();
     for d in clearing_dates(&journal) {
-        let url = format!("http://{}/clearing/{}", a.issuer_http, d.format("%Y-%m-%d"));
-        let body = ureq::get(&url)
-            .call()
-            .with_context(|| format!("fetch {url}"))?
-            .into_string()
-            .context("read clearing file")?;
+        let body = fetch_clearing(&a.issuer_http, d)?;
         lines.extend(parse_clearing(&body, d)?);
     }
     let report = compare(&journal, &lines, None);

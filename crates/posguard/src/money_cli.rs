@@ -312,15 +312,7 @@ pub fn recon(a: ReconArgs) -> anyhow::Result<()> {
     let d = date(&a.date)?;
     let bytes = match &a.issuer_file {
         Some(p) => std::fs::read(p).with_context(|| format!("read {}", p.display()))?,
-        None => {
-            let url = format!("http://{}/clearing/{}", a.issuer_http, d);
-            ureq::get(&url)
-                .call()
-                .with_context(|| format!("fetch {url}"))?
-                .into_string()
-                .context("read clearing file")?
-                .into_bytes()
-        }
+        None => crate::check::fetch_clearing(&a.issuer_http, d)?.into_bytes(),
     };
     let name = a
         .issuer_file

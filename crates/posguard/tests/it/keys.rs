@@ -515,3 +515,50 @@ async fn zone_and_token_keys_rotate_while_terminals_keep_selling() {
     issuer.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The issuer simulator with an API token refuses `posguard recon` without it, and the
+/// command says which variable to set; with `POSGUARD_ISSUER_API_TOKEN` it fetches
+/// the clearing file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recon_fetches_the_clearing_file_with_the_issuers_api_token() {
+    const TOKEN: &str = "recon-test-token-0123456789";
+    let config = issuer::IssuerConfig {
+        listen_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        api_token: Some(TOKEN.into()),
+        ..issuer::IssuerConfig::default()
+    };
+    let bank = issuer::Bank::from_clear_keys(&config.keys).expect("issuer keys");
+    let issuer =
+        issuer::Issuer::start_with(config, bank, Arc::new(posguard::run_cli::shanghai_now))
+            .await
+            .expect("issuer");
+    let dir = temp("recon-token");
+    let store = dir.join("db").display().to_string();
+    let http = issuer.http_addr().to_string();
+    let run = move |token: Option<&'static str>| {
+        let (store, http) = (store.clone(), http.clone());
+        tokio::task::spawn_blocking(move || {
+            posguard(
+                &[
+                    "recon",
+                    "--data",
+                    &store,
+                    "--date",
+                    "2026-11-18",
+                    "--issuer-http",
+                    &http,
+                ],
+                "",
+                &[("POSGUARD_ISSUER_API_TOKEN", token)],
+            )
+        })
+    };
+    let (code, out) = run(None).await.expect("join");
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("POSGUARD_ISSUER_API_TOKEN"), "{out}");
+    let (code, out) = run(Some(TOKEN)).await.expect("join");
+    assert_eq!(code, 0, "{out}");
+    issuer.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
