@@ -12,6 +12,8 @@
 //! The same seed always gives the same run.
 
 pub mod demo_data;
+mod matrix;
 mod world;
 
+pub use matrix::{cell, matrix, Cell};
 pub use world::{acquirer_rows, recon_fault_mix, run, SimConfig, SimOutcome};

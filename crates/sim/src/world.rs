@@ -51,6 +51,11 @@ pub struct SimConfig {
     /// Test hook: skip the daily reconciliation (the simulation must catch it when the
     /// issuer has faults).
     pub skip_reconciliation: bool,
+    /// Crash the acquirer while the credit adjustments reconciliation queued are on
+    /// their way to the issuer (between an adjustment's send and its acknowledgement).
+    pub crash_during_adjustments: bool,
+    /// The matrix cell this run belongs to, for the replay command (`--cell`).
+    pub cell: Option<String>,
 }
 
 /// The issuer-fault mix `--recon-faults` turns on.
@@ -82,12 +87,17 @@ impl SimConfig {
             days: 1,
             issuer_faults: Faults::default(),
             skip_reconciliation: false,
+            crash_during_adjustments: false,
+            cell: None,
         }
     }
 
     /// The command that replays this run: every setting that differs from
     /// [`SimConfig::new`] is on it, or named when the command line cannot set it.
     pub fn replay_command(&self) -> String {
+        if let Some(cell) = &self.cell {
+            return format!("posguard simulate --cell {cell} --seed {}", self.seed);
+        }
         let d = SimConfig::new(self.seed, self.transactions);
         let mut c = format!(
             "posguard simulate --seed {} --transactions {}",
@@ -123,6 +133,7 @@ impl SimConfig {
             ("issuer_outages", self.issuer_outages != d.issuer_outages),
             ("cancel_permille", self.cancel_permille != d.cancel_permille),
             ("skip_reconciliation", self.skip_reconciliation),
+            ("crash_during_adjustments", self.crash_during_adjustments),
             (
                 "issuer_faults",
                 !recon_faults && self.issuer_faults != d.issuer_faults,
@@ -831,7 +842,14 @@ pub fn run(cfg: &SimConfig) -> SimOutcome {
         // send the credit adjustments it queued.
         let date = first_day + chrono::Duration::days(i64::from(day));
         w.now = w.now.max(u64::from(day + 1) * DAY_MS);
+        let queued = w.out.adjustments;
         w.reconcile(date);
+        if cfg.crash_during_adjustments && w.out.adjustments > queued && w.engine.is_some() {
+            // The adjustments are on their way (the network is calm after the load):
+            // the acquirer dies before, while or after the issuer answers them.
+            let when = w.rng.gen_range(0..8);
+            w.at(when, Ev::AcquirerCrash);
+        }
         w.run_queue();
         check(&mut w, opening, date, false);
         if !w.out.violations.is_empty() {

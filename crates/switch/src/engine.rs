@@ -103,7 +103,9 @@ pub struct Config {
     pub max_remembered: usize,
     /// The acquirer's offset from UTC in seconds (Asia/Shanghai: +8 h).
     pub utc_offset_secs: i32,
-    /// Sends of a reversal advice before it becomes an operator exception.
+    /// Sends of an advice (reversal, adjustment) before operators are alerted with an
+    /// exception on its transaction; it is repeated on, at `saf_backoff_max_ms`, until
+    /// the issuer answers: never abandoned.
     pub saf_max_attempts: u32,
     /// Delay before the first repeat; doubles with each attempt.
     pub saf_backoff_ms: u64,
@@ -407,6 +409,20 @@ impl Engine {
         for t in terminals {
             e.put_terminal(t);
         }
+        // The link STAN goes on from this node's last transaction: restarting it at 1
+        // made new messages reuse the STANs of advices still waiting for an answer, so
+        // the issuer's answer to an old advice was taken for the new one and the old
+        // one was repeated for ever.
+        if let Some(last) = recent
+            .iter()
+            .filter(|r| (node_base..node_base + 1_000_000_000_000).contains(&r.txn_id))
+            .max_by_key(|r| r.txn_id)
+            .and_then(|r| r.link_stan)
+            .and_then(|s| u32::try_from(s).ok())
+            .and_then(|s| Stan::new(s).ok())
+        {
+            e.link_stan = last.next();
+        }
         for row in recent {
             let events = last_events.get(&row.txn_id).copied().unwrap_or(0);
             e.restore(row, events);
@@ -576,6 +592,15 @@ impl Engine {
             seq % 10_000_000
         );
         (id, rrn)
+    }
+
+    /// Moves the next link STAN past `used` when `used` lies ahead of it (within half
+    /// the STAN space: further ahead means it was used before the counter wrapped).
+    fn skip_link_stan_past(&mut self, used: Stan) {
+        let ahead = (i64::from(used.get()) - i64::from(self.link_stan.get())).rem_euclid(999_999);
+        if ahead < 500_000 {
+            self.link_stan = used.next();
+        }
     }
 
     fn next_link_stan(&mut self) -> Stan {
@@ -2054,21 +2079,29 @@ impl Engine {
         if entry.state != "pending" {
             return vec![];
         }
-        if entry.attempts >= i64::from(self.cfg.saf_max_attempts) {
+        // Past the configured attempts the advice is not abandoned (a cardholder would
+        // stay debited): operators are alerted once, with an exception on the
+        // transaction, and it keeps being repeated at the capped backoff until the
+        // issuer answers.
+        let mut escalation = None;
+        let escalate = entry.attempts == i64::from(self.cfg.saf_max_attempts);
+        if escalate {
             tracing::error!(
                 txn = entry.txn_id,
                 kind = %entry.kind,
                 attempts = entry.attempts,
-                "ALERT: advice not acknowledged after the maximum attempts; operator exception opened"
+                "ALERT: advice not acknowledged after the maximum attempts; operator exception opened, still repeating"
             );
-            let (kind, detail) = (
-                format!("{}_exception", entry.kind),
+            escalation = self.known_event(
+                now,
+                entry.txn_id,
+                &format!("{}_exception", entry.kind),
                 format!(
-                    "{} attempts without acknowledgement; handed to operators",
-                    entry.attempts
+                    "{} attempts without acknowledgement; operators alerted; still repeating every {} s until the issuer answers",
+                    entry.attempts,
+                    self.cfg.saf_backoff_max_ms / 1_000
                 ),
             );
-            return self.hand_to_operators(now, entry, &kind, detail);
         }
         let repeat = hex::decode(&entry.message_hex)
             .ok()
@@ -2087,9 +2120,14 @@ impl Engine {
         let delay = self.backoff_ms(e.attempts);
         e.next_at_ms = now.unix_ms + delay as i64;
         e.updated_at = at;
+        if escalate && !e.reason.contains("escalated") {
+            e.reason = format!("{}; escalated to operators", e.reason);
+        }
         self.saf.insert(saf_id, e.clone());
+        let mut writes = vec![Write::Saf(e.clone())];
+        writes.extend(escalation);
         vec![Action::Persist {
-            writes: vec![Write::Saf(e.clone())],
+            writes,
             then: vec![
                 Action::SendIssuer {
                     txn_id: e.txn_id,
@@ -2112,6 +2150,17 @@ impl Engine {
     /// resumed.
     pub fn recover(&mut self, now: Now, pending: Vec<SafRow>) -> Vec<Action> {
         let mut out = Vec::new();
+        // New link STANs go past every advice still waiting (sent after the last
+        // transaction, an advice may hold a later STAN than the journal shows).
+        for e in pending.iter().filter(|e| e.attempts > 0) {
+            let stan = hex::decode(&e.message_hex)
+                .ok()
+                .and_then(|b| LINK().unpack(&b).ok())
+                .and_then(|m| m.stan().ok());
+            if let Some(stan) = stan {
+                self.skip_link_stan_past(stan);
+            }
+        }
         for e in pending {
             if e.attempts == 0 {
                 out.extend(self.take_adjustment(now, e));

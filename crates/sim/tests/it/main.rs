@@ -138,3 +138,40 @@ fn skipping_reconciliation_is_caught() {
         "issuer faults left alone must break an invariant"
     );
 }
+
+/// Seeds of every matrix cell run in CI; `POSGUARD_MATRIX_SEEDS` runs more (offline,
+/// `posguard simulate --matrix --seeds N` is faster: release build, every core).
+fn matrix_seeds() -> u64 {
+    std::env::var("POSGUARD_MATRIX_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+}
+
+#[test]
+fn every_cell_of_the_fault_matrix_keeps_every_invariant() {
+    let n = matrix_seeds();
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for cell in sim::matrix() {
+        for seed in 0..n {
+            let cfg = cell.config(seed);
+            let out = run(&cfg);
+            runs += 1;
+            if !out.violations.is_empty() {
+                failures.push(format!(
+                    "{} seed {seed}: {:?}\n  replay: {}",
+                    cell.name,
+                    out.violations,
+                    cfg.replay_command()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

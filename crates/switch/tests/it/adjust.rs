@@ -111,10 +111,10 @@ fn only_sales_and_completions_with_a_positive_amount_are_adjusted() {
 }
 
 #[test]
-fn an_advice_given_up_for_a_transaction_not_remembered_writes_no_guessed_event() {
+fn an_advice_escalated_for_a_transaction_not_remembered_writes_no_guessed_event() {
     // A node that adopted another node's advice does not know the transaction's event
     // numbering: an event numbered 1 would collide with the stored ones and fail the
-    // whole batch, the queue entry's `exception` with it.
+    // whole batch, the queue entry with it.
     let mut w = World::with_config(switch::Config {
         saf_max_attempts: 1,
         ..switch::Config::default()
@@ -128,9 +128,8 @@ fn an_advice_given_up_for_a_transaction_not_remembered_writes_no_guessed_event()
     w.feed(switch::Input::SafTimer { saf_id });
     let after = &w.writes[before..];
     assert!(
-        after
-            .iter()
-            .any(|x| matches!(x, Write::Saf(s) if s.state == "exception")),
+        after.iter().any(|x| matches!(x, Write::Saf(s)
+            if s.state == "pending" && s.attempts == 2 && s.reason.contains("escalated"))),
         "{after:?}"
     );
     assert!(
@@ -181,4 +180,43 @@ fn the_next_adjustment_rule() {
             "{states:?}, {published} published"
         );
     }
+}
+
+/// A reversal advice the issuer does not answer is never abandoned: past the
+/// configured attempts operators get one exception on the transaction, and the advice
+/// is repeated on until the issuer acknowledges it; then the sale is reversed.
+#[test]
+fn a_reversal_advice_is_repeated_past_its_attempts_until_the_issuer_answers() {
+    let mut w = World::with_config(switch::Config {
+        saf_max_attempts: 3,
+        ..switch::Config::default()
+    });
+    let mut t = w.terminal(1);
+    let c = card();
+    w.approve(&mut t, |t| t.sale(&c, 1_000));
+    t.cancel_after_approval().unwrap();
+    w.issuer_silent = true;
+    let req = t.reversal().unwrap().expect("a reversal owed");
+    assert!(w.exchange(&mut t, req).is_approved());
+    let saf_id = saf_writes(&w).last().expect("the advice is queued").saf_id;
+    for _ in 0..12 {
+        w.feed(switch::Input::SafTimer { saf_id });
+    }
+    let last = saf_writes(&w).pop().unwrap();
+    assert_eq!(
+        (last.state.as_str(), last.attempts),
+        ("pending", 13),
+        "{last:?}"
+    );
+    let alerts = w
+        .writes
+        .iter()
+        .filter(|x| matches!(x, Write::Event(e) if e.kind == "reversal_exception"))
+        .count();
+    assert_eq!(alerts, 1, "operators are alerted once");
+    w.issuer_silent = false;
+    w.feed(switch::Input::SafTimer { saf_id });
+    assert_eq!(saf_writes(&w).pop().unwrap().state, "done");
+    assert!(w.txns.values().any(|r| r.state == "reversed"));
+    assert_eq!(w.engine.remembered().2, 0, "nothing left to send");
 }

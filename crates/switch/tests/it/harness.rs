@@ -203,6 +203,23 @@ impl World {
         );
     }
 
+    /// What a restarted node does next: resumes every queue entry the store holds as
+    /// pending (their latest written state).
+    pub fn recover(&mut self) {
+        let mut latest = BTreeMap::new();
+        for w in &self.writes {
+            if let Write::Saf(e) = w {
+                latest.insert(e.saf_id, e.clone());
+            }
+        }
+        let pending = latest
+            .into_values()
+            .filter(|e: &store::SafRow| e.state == "pending")
+            .collect();
+        let actions = self.engine.recover(self.now(), pending);
+        self.execute(actions);
+    }
+
     /// A terminal of the test identity whose first STAN is `first_stan`, signed on.
     pub fn terminal(&mut self, first_stan: u32) -> Terminal {
         let mut config = TerminalConfig::new(

@@ -97,3 +97,60 @@ fn past_the_in_flight_limit_requests_are_refused_91_and_not_sent() {
     );
     assert_eq!(w.to_issuer.len(), sent);
 }
+
+/// After a restart the link STAN goes on from where it was: a new reversal advice
+/// never takes the STAN of one still waiting for the issuer (with the counter back at
+/// 1 it did, the issuer's answer to the old advice was taken for the new one, and the
+/// old one was repeated for ever).
+#[test]
+fn advices_sent_after_a_restart_never_reuse_a_waiting_advices_stan() {
+    use iso8583::Dialect;
+    let stan_of = |m: &[u8]| {
+        Dialect::iso87_ascii()
+            .unpack(m)
+            .unwrap()
+            .stan()
+            .unwrap()
+            .get()
+    };
+    let mut w = World::new();
+    let mut t = w.terminal(1);
+    let c = card();
+    w.approve(&mut t, |t| t.sale(&c, 1_000));
+    t.cancel_after_approval().unwrap();
+    w.issuer_silent = true;
+    let req = t.reversal().unwrap().expect("a reversal owed");
+    assert!(w.exchange(&mut t, req).is_approved());
+    let waiting = stan_of(w.to_issuer.last().unwrap());
+    w.restart();
+    w.recover();
+    w.issuer_silent = false;
+    let mut t = w.terminal(100);
+    w.approve(&mut t, |t| t.sale(&c, 2_000));
+    t.cancel_after_approval().unwrap();
+    let req = t.reversal().unwrap().expect("a reversal owed");
+    assert!(w.exchange(&mut t, req).is_approved());
+    let since_restart: Vec<u32> = w.to_issuer[w.to_issuer.len() - 2..]
+        .iter()
+        .map(|m| stan_of(m))
+        .collect();
+    assert!(
+        !since_restart.contains(&waiting),
+        "STAN {waiting} of the waiting advice reused: {since_restart:?}"
+    );
+    // The old advice is answered when repeated; both sales end reversed.
+    let saf_ids: std::collections::BTreeSet<i64> = w
+        .writes
+        .iter()
+        .filter_map(|x| match x {
+            store::Write::Saf(s) => Some(s.saf_id),
+            _ => None,
+        })
+        .collect();
+    for saf_id in saf_ids {
+        w.feed(switch::Input::SafTimer { saf_id });
+    }
+    assert_eq!(w.engine.remembered().2, 0, "every advice acknowledged");
+    let reversed = w.txns.values().filter(|r| r.state == "reversed").count();
+    assert_eq!(reversed, 2);
+}
