@@ -249,6 +249,7 @@ impl Db {
             if let Write::Event(e) = w {
                 if self.event_keys.contains(&(e.txn_id, e.seq)) || !events.insert((e.txn_id, e.seq))
                 {
+                    tracing::debug!(txn = e.txn_id, seq = e.seq, kind = %e.kind, "simulated store: event number reused");
                     return false;
                 }
             }
@@ -257,6 +258,7 @@ impl Db {
                     || self.rrns.contains(&t.rrn)
                     || !keys.insert(t.request_key.clone())
                 {
+                    tracing::debug!(txn = t.txn_id, key = %t.request_key, rrn = %t.rrn, "simulated store: request key or RRN reused");
                     return false;
                 }
             }
@@ -278,6 +280,7 @@ impl Db {
                     self.txns.insert(t.txn_id, t.clone());
                 }
                 Write::Event(e) => {
+                    tracing::trace!(txn = e.txn_id, seq = e.seq, kind = %e.kind, "simulated store: event");
                     self.event_keys.insert((e.txn_id, e.seq));
                     let seq = self.events.entry(e.txn_id).or_insert(0);
                     *seq = e.seq.max(*seq);
@@ -432,6 +435,7 @@ impl World {
     }
 
     fn boot_engine(&mut self) {
+        tracing::debug!(at_ms = self.now, "simulated acquirer boots");
         let txns: Vec<TxnRow> = self.db.txns.values().cloned().collect();
         let max_id = self.db.txns.keys().next_back().copied().unwrap_or(0);
         let cfg = Config {
@@ -613,7 +617,12 @@ impl World {
                     });
                 }
             }
+            // A crash while the acquirer is already down changes nothing (it scheduled a
+            // second restart, and the second boot replaced a running engine without a
+            // crash: two engines on one store, each numbering events on its own).
+            Ev::AcquirerCrash if self.engine.is_none() => {}
             Ev::AcquirerCrash => {
+                tracing::debug!(at_ms = self.now, "simulated acquirer crash");
                 self.engine = None;
                 self.epoch += 1;
                 self.out.crashes += 1;
@@ -623,7 +632,8 @@ impl World {
                 let down = 100 + self.rng.gen_range(0..1_500);
                 self.at(down, Ev::AcquirerRestart);
             }
-            Ev::AcquirerRestart => self.boot_engine(),
+            Ev::AcquirerRestart if self.engine.is_none() => self.boot_engine(),
+            Ev::AcquirerRestart => {}
             Ev::IssuerDown => {
                 self.issuer_up = false;
                 let down = 200 + self.rng.gen_range(0..2_000);

@@ -416,6 +416,7 @@ impl Engine {
         if let Some(last) = recent
             .iter()
             .filter(|r| (node_base..node_base + 1_000_000_000_000).contains(&r.txn_id))
+            .filter(|r| r.link_stan.is_some())
             .max_by_key(|r| r.txn_id)
             .and_then(|r| r.link_stan)
             .and_then(|s| u32::try_from(s).ok())

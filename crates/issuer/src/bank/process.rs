@@ -36,7 +36,11 @@ pub(crate) struct TxKey {
 }
 
 /// Original MTI, STAN and field 7, as field 90 names an original (its first 20 digits).
-type LinkRef = [u8; 20];
+/// How a follow-up names its original on the link: MTI, STAN and field 7 (field 90),
+/// and the terminal (field 41, the same on both). STANs are the acquirer's per link,
+/// and an acquirer of several nodes has one counter each: MTI, STAN and second alone
+/// collided, and a credit adjustment then found another sale (answered 25).
+type LinkRef = [u8; 28];
 
 /// What a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,8 +173,8 @@ fn base_mti(m: Mti) -> Mti {
     Mti::from_digits(d).unwrap_or(m)
 }
 
-fn link_ref(mti: Mti, stan: &str, field7: &str) -> Option<LinkRef> {
-    let s = format!("{}{stan}{field7}", base_mti(mti));
+fn link_ref(mti: Mti, stan: &str, field7: &str, terminal: &str) -> Option<LinkRef> {
+    let s = format!("{}{stan}{field7}{terminal}", base_mti(mti));
     s.as_bytes().try_into().ok()
 }
 
@@ -256,10 +260,12 @@ impl Request {
             Some(b) => Some(EncryptedPinBlock(b.try_into().map_err(|_| format)?)),
             None => None,
         };
-        let link = msg.get_str(7).and_then(|f7| link_ref(mti, &stan, f7));
+        let link = msg
+            .get_str(7)
+            .and_then(|f7| link_ref(mti, &stan, f7, &terminal));
         let original_link = OriginalData::read(msg).ok().and_then(|o| {
             let m: Mti = o.mti.parse().ok()?;
-            link_ref(m, &o.stan, &o.datetime)
+            link_ref(m, &o.stan, &o.datetime, &terminal)
         });
         Ok(Request {
             key: TxKey { rrn, mti, proc2 },
@@ -709,18 +715,29 @@ impl Bank {
                     .and_then(|l| self.txs.by_link.get(&l).copied())
                     .filter(fits)
             })
-            .ok_or(not_found)?;
+            .ok_or(not_found)
+            .inspect_err(|_| {
+                tracing::debug!(rrn = %r.key.rrn, link = ?r.original_link.map(|l| String::from_utf8_lossy(&l).into_owned()), "original not found");
+            })?;
         let orig = &self.txs.list[o];
-        let a = orig.account.filter(|_| orig.approved).ok_or(not_found)?;
+        let a = orig
+            .account
+            .filter(|_| orig.approved)
+            .ok_or(not_found)
+            .inspect_err(|_| {
+                tracing::debug!(rrn = %orig.rrn, approved = orig.approved, "original not approved");
+            })?;
         match &r.card {
             CardInput::Absent => {}
             CardInput::Invalid => return Err(ResponseCode::INVALID_CARD),
             CardInput::Pan(_) if r.token != Some(self.accounts[a].card.token) => {
-                return Err(not_found)
+                tracing::debug!(rrn = %orig.rrn, "original's card differs");
+                return Err(not_found);
             }
             CardInput::Pan(_) => {}
         }
         if r.auth_code.is_some() && r.auth_code != orig.outcome.auth_code {
+            tracing::debug!(rrn = %orig.rrn, "original's authorization code differs");
             return Err(not_found);
         }
         Ok(o)

@@ -696,3 +696,26 @@ fn a_debt_at_opening_fits_in_the_credit_line() {
     assert_eq!(w.rc(&Req::sale(1, 1)).0, "51");
     w.assert_books();
 }
+
+/// Two sales with the same link STAN and field 7 (two acquirer nodes count STANs each
+/// on their own), from different terminals: a follow-up naming the first by field 90
+/// finds the first (the link reference includes the terminal). With MTI, STAN and
+/// field 7 alone the second overwrote the first, and a credit adjustment of the first
+/// was answered 25.
+#[test]
+fn follow_ups_find_their_original_when_another_terminal_used_the_same_link_stan() {
+    let mut w = World::new();
+    let id = w.open_default();
+    let first = Req::sale(1, 20_000);
+    let (rc, auth) = w.rc(&first);
+    assert_eq!(rc, "00");
+    let mut second = Req::sale(2, 5_000);
+    second.stan = first.stan;
+    let mut m = second.message(&w.zpk);
+    m.set(41, "TERM0002");
+    assert_eq!(w.send_msg(m).get_str(39), Some("00"));
+    let mut void = Req::follow_up(&first, &auth, "0200", "200000", 20_000);
+    void.rrn = "000000000009".into();
+    assert_eq!(w.rc(&void).0, "00", "the first sale is found and voided");
+    assert_eq!(w.acct(id).balance_minor, 100_000 - 5_000);
+}
