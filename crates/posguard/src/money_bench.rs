@@ -365,6 +365,7 @@ fn recon_bench(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
             original_rrn: None,
             date,
             captured: true,
+            acknowledged_adjustments: Vec::new(),
         });
     }
     // The generated file and journal are the inputs; the peak is measured from here.

@@ -133,6 +133,7 @@ pub fn journal_entry(t: &store::TxnRow, date: NaiveDate, captured: bool) -> Jour
         original_rrn: t.original_rrn.clone(),
         date,
         captured,
+        acknowledged_adjustments: Vec::new(),
     }
 }
 
@@ -252,7 +253,12 @@ pub fn reconcile_date(
             if bd < prev - Duration::days(1) || bd > date {
                 continue;
             }
-            journal.push(journal_entry(&t, bd, captured.contains(&t.txn_id)));
+            let mut e = journal_entry(&t, bd, captured.contains(&t.txn_id));
+            if matches!(t.kind.as_str(), "sale" | "completion") {
+                let so_far = switch::adjustments(t.txn_id, |id| db.saf_entry(id))?;
+                e.acknowledged_adjustments = switch::acknowledged_amounts(&so_far);
+            }
+            journal.push(e);
         }
     }
     let outcome = recon::reconcile(date, &journal, &clearing, next_seen);
@@ -273,12 +279,6 @@ pub fn reconcile_date(
     let mut writes = Vec::new();
     // Findings this run already updated.
     let mut touched = std::collections::BTreeSet::new();
-    // Credit adjustment lines in the files used, per RRN.
-    let mut adjustment_lines: BTreeMap<&str, i64> = BTreeMap::new();
-    for c in clearing.iter().filter(|c| c.kind == LineKind::Adjustment) {
-        *adjustment_lines.entry(c.rrn.as_str()).or_default() += 1;
-    }
-    let published = |rrn: &str| adjustment_lines.get(rrn).copied().unwrap_or(0);
     for f in &outcome.findings {
         let id = format!("{}:{}", f.class.name(), f.rrn);
         if let Action::Capture { txn_id } = f.action {
@@ -301,14 +301,7 @@ pub fn reconcile_date(
             ) = (&f.action, old.status.starts_with("auto"))
             {
                 let mut next = old.clone();
-                match give_back(
-                    db,
-                    &id,
-                    (&f.rrn, published(&f.rrn)),
-                    *txn_id,
-                    *amount_minor,
-                    at,
-                )? {
+                match give_back(db, &id, &f.rrn, *txn_id, *amount_minor, at)? {
                     GiveBack::Waiting => {}
                     GiveBack::Queued(e, action) => {
                         next.status = "auto_resolving".into();
@@ -346,14 +339,7 @@ pub fn reconcile_date(
             Action::ReverseAtIssuer {
                 txn_id,
                 amount_minor,
-            } => match give_back(
-                db,
-                &id,
-                (&f.rrn, published(&f.rrn)),
-                txn_id,
-                amount_minor,
-                at,
-            )? {
+            } => match give_back(db, &id, &f.rrn, txn_id, amount_minor, at)? {
                 GiveBack::Queued(e, action) => {
                     writes.push(Write::Saf(e));
                     (action, "auto_resolving", None)
@@ -513,13 +499,13 @@ enum GiveBack {
 fn give_back(
     db: &mut dyn Backend,
     finding: &str,
-    (rrn, published): (&str, i64),
+    rrn: &str,
     txn_id: i64,
     amount_minor: i64,
     at: &str,
 ) -> anyhow::Result<GiveBack> {
     let so_far = switch::adjustments(txn_id, |id| db.saf_entry(id))?;
-    let n = match switch::next_adjustment(&so_far, published) {
+    let n = match switch::next_adjustment(&so_far) {
         NextAdjustment::Send(n) => n,
         NextAdjustment::Waiting => return Ok(GiveBack::Waiting),
         NextAdjustment::ByHand(last) => {

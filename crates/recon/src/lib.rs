@@ -301,6 +301,9 @@ pub struct JournalEntry {
     pub date: NaiveDate,
     /// Captured (by a batch or at the cut-off).
     pub captured: bool,
+    /// The credit adjustments the issuer acknowledged for it (amounts, in order): an
+    /// adjustment line counts as money given back only when it matches one of them.
+    pub acknowledged_adjustments: Vec<i64>,
 }
 
 impl JournalEntry {
@@ -473,7 +476,11 @@ pub fn reconcile(
     struct Tally<'a> {
         net: i64,
         debits: i64,
-        adjusted: i64,
+        /// Adjustment lines whose amount matches no adjustment the issuer
+        /// acknowledged (a corrupt line): no money is computed from them.
+        unmatched_adjustments: usize,
+        /// Acknowledged adjustment amounts not yet matched by a line.
+        acknowledged: Option<Vec<i64>>,
         lines: Vec<&'a ClearingRecord>,
     }
     let mut tally: HashMap<&str, Tally> = HashMap::new();
@@ -528,7 +535,15 @@ pub fn reconcile(
         let e = tally.entry(key).or_default();
         e.net += delta;
         if c.kind == LineKind::Adjustment {
-            e.adjusted += c.amount_minor;
+            let acknowledged = e
+                .acknowledged
+                .get_or_insert_with(|| t.acknowledged_adjustments.clone());
+            match acknowledged.iter().position(|&a| a == c.amount_minor) {
+                Some(i) => {
+                    acknowledged.remove(i);
+                }
+                None => e.unmatched_adjustments += 1,
+            }
         }
         e.debits += i64::from(matches!(c.kind, LineKind::Sale | LineKind::Completion));
         e.lines.push(c);
@@ -568,8 +583,29 @@ pub fn reconcile(
                 .collect(),
             action,
         };
-        // What the cardholder still pays beyond what the journal says they owe.
-        let extra = (lines.net - want) * t.amount_minor - lines.adjusted;
+        // What the cardholder still pays beyond what the journal says they owe. Money
+        // given back is what the issuer acknowledged applying, published yet or not:
+        // an adjustment's line can come a day late, after the sale's first line has
+        // left the window, and counting only lines in the window then left a double
+        // debit half given back (seen in the fault matrix). The lines cross-check it.
+        let adjusted: i64 = t.acknowledged_adjustments.iter().sum();
+        let extra = (lines.net - want) * t.amount_minor - adjusted;
+        if lines.unmatched_adjustments > 0 {
+            // An adjustment line of an amount the issuer never acknowledged: the file
+            // misreports money given back. A person looks at it; the money below is
+            // computed from what the issuer acknowledged, not from that line.
+            let reported: i64 = lines
+                .lines
+                .iter()
+                .filter(|c| c.kind == LineKind::Adjustment)
+                .map(|c| c.amount_minor)
+                .sum();
+            out.findings.push(finding(
+                Class::AmountMismatch,
+                (reported - adjusted).abs(),
+                Action::Exception,
+            ));
+        }
         if extra > 0 {
             let class = if want == 1 && lines.debits > 1 {
                 Class::DoubleDebit
@@ -586,7 +622,7 @@ pub fn reconcile(
                     amount_minor: extra,
                 },
             ));
-        } else if lines.net < want && lines.adjusted == 0 {
+        } else if lines.net < want && adjusted == 0 {
             if t.date >= date && !next_file_seen {
                 out.awaiting_next_file.push(key.to_owned());
             } else if t.date <= date {

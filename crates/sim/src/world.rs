@@ -959,6 +959,12 @@ impl World {
                     original_rrn: t.original_rrn.clone(),
                     date: d,
                     captured: true,
+                    acknowledged_adjustments: switch::acknowledged_amounts(
+                        &switch::adjustments(t.txn_id, |id| {
+                            Ok::<_, std::convert::Infallible>(self.db.saf.get(&id).cloned())
+                        })
+                        .unwrap_or_default(),
+                    ),
                 })
             })
             .collect();
@@ -973,17 +979,12 @@ impl World {
             else {
                 continue;
             };
-            let published = clearing
-                .iter()
-                .filter(|c| c.kind == recon::LineKind::Adjustment && c.rrn == f.rrn)
-                .count() as i64;
             let so_far = switch::adjustments(txn_id, |id| {
                 Ok::<_, std::convert::Infallible>(self.db.saf.get(&id).cloned())
             })
             .unwrap_or_default();
             // Waiting, or a person's job past the limit.
-            let switch::NextAdjustment::Send(n) = switch::next_adjustment(&so_far, published)
-            else {
+            let switch::NextAdjustment::Send(n) = switch::next_adjustment(&so_far) else {
                 continue;
             };
             let Some(entry) = self.db.txns.get(&txn_id).and_then(|row| {

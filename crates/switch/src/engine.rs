@@ -2750,6 +2750,18 @@ pub fn adjustments<E>(
     Ok(out)
 }
 
+/// The amounts of the adjustments the issuer acknowledged (applied), in order.
+pub fn acknowledged_amounts(adjustments: &[SafRow]) -> Vec<i64> {
+    adjustments
+        .iter()
+        .filter(|e| e.state == "done")
+        .filter_map(|e| {
+            let m = LINK().unpack(&hex::decode(&e.message_hex).ok()?).ok()?;
+            m.get_str(4)?.parse().ok()
+        })
+        .collect()
+}
+
 /// What to do about money a transaction is still owed back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextAdjustment {
@@ -2761,18 +2773,16 @@ pub enum NextAdjustment {
     ByHand(SafRow),
 }
 
-/// The rule for the next credit adjustment, given the transaction's adjustments so far
-/// and how many adjustment lines the issuer's files show for it: another only once the
-/// issuer's files show every applied one (an applied adjustment whose line is not
-/// published yet is no reason to send another — the cardholder would be credited
-/// twice); a refused one counts against [`MAX_ADJUSTMENTS`] (the issuer gives back no
-/// more than the net debit, so trying again is safe).
-pub fn next_adjustment(so_far: &[SafRow], published: i64) -> NextAdjustment {
-    let applied = so_far.iter().filter(|e| e.state == "done").count() as i64;
+/// The rule for the next credit adjustment, given the transaction's adjustments so far:
+/// none while the last one is on its way; reconciliation's amount already counts every
+/// adjustment the issuer acknowledged, published in its files or not, so an applied
+/// one whose line is late is no reason to wait; a refused one counts against
+/// [`MAX_ADJUSTMENTS`] (the issuer gives back no more than the net debit, so trying
+/// again is safe).
+pub fn next_adjustment(so_far: &[SafRow]) -> NextAdjustment {
     match so_far.last() {
         None => NextAdjustment::Send(1),
         Some(e) if e.state == "pending" => NextAdjustment::Waiting,
-        Some(_) if published < applied => NextAdjustment::Waiting,
         Some(_) if (so_far.len() as i64) < MAX_ADJUSTMENTS => {
             NextAdjustment::Send(so_far.len() as i64 + 1)
         }

@@ -15,8 +15,8 @@ mod kind;
 mod msgs;
 
 pub use engine::{
-    adjustment_entry, adjustment_id, adjustments, next_adjustment, Action, Config, ConnId, Engine,
-    Input, JournalState, NextAdjustment, Now, TerminalDialect, ZoneKeys, ADJUSTMENT,
-    MAX_ADJUSTMENTS,
+    acknowledged_amounts, adjustment_entry, adjustment_id, adjustments, next_adjustment, Action,
+    Config, ConnId, Engine, Input, JournalState, NextAdjustment, Now, TerminalDialect, ZoneKeys,
+    ADJUSTMENT, MAX_ADJUSTMENTS,
 };
 pub use kind::{TxnKind, TxnState};
