@@ -1900,14 +1900,21 @@ impl Engine {
         let tid = req.get_str(41).unwrap_or("").to_owned();
         let reason = req.get_str(39).unwrap_or("06").to_owned();
         let amount = req.get_str(4).and_then(|s| s.parse::<i64>().ok());
-        // The original must be the request this reversal repeats: same amount.
+        // The original is the request of this terminal, batch and STAN. A reversal whose
+        // amount differs is still about it: the terminal believes that sale failed, so
+        // the original is reversed for its own amount (never the reversal's), and the
+        // difference is recorded for operators. (Answering 25 left the cardholder
+        // debited for a sale the terminal reported as failed.)
         let original = self
             .by_terminal_stan
-            .get(&(tid, batch, stan))
-            .copied()
-            .filter(|o| {
-                amount.is_none_or(|a| self.txns.get(o).is_some_and(|t| t.row.amount_minor == a))
-            });
+            .get(&(tid.clone(), batch, stan))
+            .copied();
+        let differs = original.and_then(|o| {
+            let at_original = self.txns.get(&o)?.row.amount_minor;
+            amount
+                .filter(|a| *a != at_original)
+                .map(|a| (a, at_original))
+        });
         let id = self.new_txn(
             now,
             conn,
@@ -1918,7 +1925,15 @@ impl Engine {
             TxnState::Recorded,
         );
         let Some(oid) = original else {
-            return self.finish(
+            // Nothing of this terminal, batch and STAN is remembered: either it never
+            // reached the journal (then it was never sent to the issuer: nothing to
+            // undo), or it is older than what this node keeps in memory — then a person
+            // must look, so the reversal is recorded as an exception with its evidence.
+            let forgotten = self.order.len() >= self.cfg.max_remembered;
+            if forgotten {
+                tracing::error!(terminal = %tid, batch, stan, "ALERT: terminal reversal of an original this node no longer remembers; operator exception");
+            }
+            let mut out = self.finish(
                 now,
                 id,
                 TxnState::Recorded,
@@ -1927,9 +1942,30 @@ impl Engine {
                 None,
                 format!("reversal ({reason}) of an unknown original"),
             );
+            if forgotten {
+                let ev = self.event(
+                    now,
+                    id,
+                    "reversal_exception",
+                    format!("terminal {tid} batch {batch} STAN {stan}: original not in memory (older than the {} transactions kept); find it in the journal and reverse it by hand if it was approved", self.cfg.max_remembered),
+                );
+                if let Some(Action::Persist { writes, .. }) = out.first_mut() {
+                    writes.push(ev);
+                }
+            }
+            return out;
         };
         let mut actions = Vec::new();
         let mut writes = Vec::new();
+        if let Some((said, was)) = differs {
+            tracing::warn!(terminal = %tid, batch, stan, said, was, "terminal reversal names its original with another amount: the original is reversed for its own amount");
+            writes.push(self.event(
+                now,
+                id,
+                "reversal_amount_differs",
+                format!("the terminal's reversal says {said}, its original (batch {batch}, STAN {stan}) was {was}: the original is reversed for {was}"),
+            ));
+        }
         let ostate = self.txns.get(&oid).map(|o| o.state);
         let orrn = self.txns.get(&oid).map(|o| o.row.rrn.clone());
         if let Some(t) = self.txns.get_mut(&id) {

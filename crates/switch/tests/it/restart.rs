@@ -154,3 +154,68 @@ fn advices_sent_after_a_restart_never_reuse_a_waiting_advices_stan() {
     let reversed = w.txns.values().filter(|r| r.state == "reversed").count();
     assert_eq!(reversed, 2);
 }
+
+/// A terminal reversal whose amount differs from its original still names it (by
+/// terminal, batch and STAN): the original is reversed at the issuer for its own
+/// amount and the difference is recorded. Answered 25, it left the cardholder debited
+/// for a sale the terminal reported as failed.
+#[test]
+fn a_reversal_with_another_amount_reverses_its_original_for_the_originals_amount() {
+    use iso8583::Dialect;
+    let mut w = World::new();
+    let mut t = w.terminal(1);
+    let c = card();
+    w.approve(&mut t, |t| t.sale(&c, 1_000));
+    t.cancel_after_approval().unwrap();
+    let req = t.reversal().unwrap().expect("a reversal owed");
+    let other = w.tamper(&req.frame, |m| {
+        m.set(4, "000000000999");
+    });
+    let sent = w.to_issuer.len();
+    let out = w.exchange_as(&mut t, &other);
+    assert!(out.is_approved(), "{out:?}");
+    let advice = Dialect::iso87_ascii()
+        .unpack(&w.to_issuer[sent])
+        .expect("a reversal advice went to the issuer");
+    assert_eq!(advice.mti().as_str(), "0420");
+    assert_eq!(
+        advice.get_str(4),
+        Some("000000001000"),
+        "the original's amount"
+    );
+    let sale = w.txns.values().find(|r| r.kind == "sale").unwrap();
+    assert_eq!(sale.state, "reversed");
+    assert!(w
+        .writes
+        .iter()
+        .any(|x| matches!(x, store::Write::Event(e) if e.kind == "reversal_amount_differs")));
+}
+
+/// A terminal reversal of an original older than what the node keeps in memory is
+/// answered 25 (the engine cannot tell whether it was approved) and becomes an
+/// operator exception with the evidence, never a silent 25.
+#[test]
+fn a_reversal_of_a_forgotten_original_is_an_operator_exception() {
+    let mut w = World::with_config(switch::Config {
+        max_remembered: 2,
+        ..switch::Config::default()
+    });
+    let mut t = w.terminal(1);
+    let c = card();
+    for amount in [1_000, 1_001, 1_002, 1_003] {
+        w.approve(&mut t, |t| t.sale(&c, amount));
+    }
+    t.cancel_after_approval().unwrap();
+    let req = t.reversal().unwrap().expect("a reversal owed");
+    // The same reversal, naming the first sale (STAN 1), long forgotten.
+    let first = w.tamper(&req.frame, |m| {
+        m.set(11, "000001");
+        m.set(4, "000000001000");
+    });
+    let replies = w.replies(&first);
+    assert_eq!(replies[0].get_str(39), Some("25"));
+    assert!(w
+        .writes
+        .iter()
+        .any(|x| matches!(x, store::Write::Event(e) if e.kind == "reversal_exception")));
+}
