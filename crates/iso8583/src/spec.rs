@@ -9,7 +9,7 @@ use std::fmt;
 pub enum Class {
     /// Decimal digits only.
     N,
-    /// Letters and digits.
+    /// Letters, digits and spaces (ISO 8583 pads fixed `an` fields with spaces).
     An,
     /// Printable ASCII (0x20–0x7E).
     Ans,
@@ -29,7 +29,7 @@ impl Class {
     pub fn allows(self, byte: u8, pos: usize) -> bool {
         match self {
             Class::N => byte.is_ascii_digit(),
-            Class::An => byte.is_ascii_alphanumeric(),
+            Class::An => byte.is_ascii_alphanumeric() || byte == b' ',
             Class::Ans => (0x20..=0x7e).contains(&byte),
             Class::Z => byte.is_ascii_digit() || byte == b'=' || (b'A'..=b'F').contains(&byte),
             Class::Xn => {

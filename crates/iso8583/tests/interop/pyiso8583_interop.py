@@ -3,6 +3,7 @@
   encode TABLE SEED N  -> N lines "hex<TAB>json fields": random valid default_ascii
                           messages, encoded by pyiso8583
   decode               <- lines of hex on stdin; -> one JSON object of fields per line
+  encode-doc JSON      -> the hex of one message given as pyiso8583 fields
 
 TABLE is posguard's iso87-ascii table as JSON; this script first checks that its
 lengths agree with pyiso8583's default_ascii spec, then draws values by posguard's
@@ -18,7 +19,7 @@ from iso8583.specs import default_ascii as SPEC
 LEN_TYPES = {"fixed": 0, "ll": 2, "lll": 3}
 CHARSETS = {
     "n": "0123456789",
-    "an": "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+    "an": "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz ",
     "ans": "".join(chr(c) for c in range(0x20, 0x7F)),
     "z": "0123456789=",
     "b": "0123456789ABCDEF",
@@ -71,8 +72,15 @@ def decode():
         print(json.dumps({"t": doc["t"], "fields": fields}))
 
 
+def encode_doc(doc_json):
+    raw, _ = iso8583.encode(json.loads(doc_json), SPEC)
+    print(raw.hex())
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "encode":
         encode(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "encode-doc":
+        encode_doc(sys.argv[2])
     else:
         decode()

@@ -214,3 +214,45 @@ fn lowercase_hex_is_accepted_and_uppercase_is_written() {
     lower[4..20].make_ascii_lowercase();
     assert_eq!(d.unpack(&lower).expect("lowercase decodes"), m);
 }
+
+/// What real peers send and ISO 8583:1987 permits decodes: a format-B track 1 in field
+/// 45 (`^`, `/`, spaces), an alphabetic currency code in 49 ("a or n 3"), spaces in
+/// `an` and `ans` fields (fixed `an` fields are space-padded) — encoded by pyiso8583.
+#[test]
+fn values_real_peers_send_decode() {
+    let d = Dialect::iso87_ascii();
+    let fields = [
+        ("2", "4111111111111111"),
+        ("4", "000000001000"),
+        ("37", "RRN 1234    "),
+        ("38", "AB 12 "),
+        ("43", "Lucky Noodles           Shanghai      CN"),
+        ("44", "A 1 B"),
+        ("45", "B4111111111111111^DOE/JOHN Q^2512101000000000000"),
+        ("49", "CNY"),
+    ];
+    let mut doc = serde_json::Map::new();
+    doc.insert("t".into(), "0200".into());
+    for (k, v) in fields {
+        doc.insert(k.into(), v.into());
+    }
+    let out = Command::new(python())
+        .arg(script())
+        .arg("encode-doc")
+        .arg(serde_json::Value::Object(doc).to_string())
+        .output()
+        .expect("run pyiso8583 encoder");
+    assert!(
+        out.status.success(),
+        "encoder failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = hex::decode(String::from_utf8(out.stdout).expect("utf8").trim()).expect("hex");
+    let msg = d.unpack(&bytes).expect("decodes");
+    for (k, v) in fields {
+        let f: u8 = k.parse().expect("field");
+        assert_eq!(msg.get_str(f), Some(v), "field {f}");
+    }
+    assert_eq!(msg.currency().expect("currency"), domain::Currency::CNY);
+    assert_eq!(d.pack(&msg).expect("re-encodes"), bytes);
+}

@@ -24,7 +24,7 @@ pub fn random_value(dialect: &Dialect, field: u8, rng: &mut StdRng) -> Vec<u8> {
             match spec.class {
                 Class::N => pick(b"0123456789", rng),
                 Class::An => pick(
-                    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+                    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz ",
                     rng,
                 ),
                 Class::Ans => rng.gen_range(0x20..=0x7e),
