@@ -205,6 +205,22 @@ impl Dialect {
 
     /// Unpacks one message; every byte must belong to it.
     pub fn unpack(&self, b: &[u8]) -> Result<Message, Error> {
+        let mut partial = None;
+        self.unpack_into(b, &mut partial)
+    }
+
+    /// What could be read of a message that does not unpack: its MTI and every field
+    /// before the first that fails (`None` when not even the MTI and bitmap read). A
+    /// reply to a malformed request echoes these, so the terminal can match it.
+    pub fn unpack_partial(&self, b: &[u8]) -> Option<Message> {
+        let mut partial = None;
+        match self.unpack_into(b, &mut partial) {
+            Ok(m) => Some(m),
+            Err(_) => partial,
+        }
+    }
+
+    fn unpack_into(&self, b: &[u8], partial: &mut Option<Message>) -> Result<Message, Error> {
         let mut pos = 0;
         let mti = self.unpack_mti(b)?;
         pos += self.mti_len();
@@ -224,12 +240,20 @@ impl Dialect {
             rest &= !(1u128 << (128 - u32::from(f)));
             // Every field 2–128 is in both tables (checked when the table is read).
             let Some(spec) = self.fields[usize::from(f)].as_ref() else {
+                *partial = Some(msg);
                 return Err(Error::new(Part::Field(f), pos, ErrorKind::NoSuchField));
             };
-            pos = self.unpack_field(spec, b, pos, &mut msg)?;
+            match self.unpack_field(spec, b, pos, &mut msg) {
+                Ok(next) => pos = next,
+                Err(e) => {
+                    *partial = Some(msg);
+                    return Err(e);
+                }
+            }
         }
         if pos != b.len() {
             let count = b.len() - pos;
+            *partial = Some(msg);
             return Err(Error::new(
                 Part::Trailer,
                 pos,

@@ -314,6 +314,9 @@ pub struct Engine {
     /// Ordered so that a batch's transactions are one range (batch settlement).
     by_terminal_stan: BTreeMap<(String, i64, i64), i64>,
     order: VecDeque<i64>,
+    /// The time of the input being handled: replies built outside a transaction carry
+    /// it as the host's time (12/13).
+    input_at: Now,
     next_seq: i64,
     link_stan: Stan,
     in_flight: usize,
@@ -389,6 +392,7 @@ impl Engine {
             by_link: HashMap::new(),
             by_terminal_stan: BTreeMap::new(),
             order: VecDeque::new(),
+            input_at: Now { unix_ms: 0 },
             next_seq,
             link_stan: Stan::new(1).unwrap_or_else(|_| unreachable!("1 is a valid STAN")),
             in_flight: 0,
@@ -542,6 +546,7 @@ impl Engine {
 
     /// Handles one input.
     pub fn handle(&mut self, now: Now, input: Input<'_>) -> Vec<Action> {
+        self.input_at = now;
         match input {
             Input::TerminalFrame {
                 conn,
@@ -693,8 +698,14 @@ impl Engine {
         };
         match mti {
             Some(m) if m.is_request() => {
-                let mut reply = Message::new(m.response());
-                reply.set_response_code(ResponseCode::FORMAT_ERROR);
+                // Whatever could be read is echoed (11, 41, 42, … if they came before the
+                // bad field) so the terminal can match the reply. Unsigned: the request's
+                // MAC could not be checked, so nothing says it came from the terminal.
+                let read = wire
+                    .codec()
+                    .unpack_partial(raw)
+                    .unwrap_or_else(|| Message::new(m));
+                let reply = self.echo_reply(&read, ResponseCode::FORMAT_ERROR);
                 match wire.codec().pack(&reply) {
                     Ok(bytes) => vec![Action::SendTerminal {
                         conn,
@@ -714,13 +725,7 @@ impl Engine {
         req: &Message,
         code: ResponseCode,
     ) -> Vec<Action> {
-        let mut reply = Message::new(req.mti().response());
-        for f in [3, 4, 11, 25, 41, 42, 49, 60] {
-            if let Some(v) = req.get(f) {
-                reply.set(f, v);
-            }
-        }
-        reply.set_response_code(code);
+        let reply = self.echo_reply(req, code);
         match wire.codec().pack(&reply) {
             Ok(bytes) => vec![Action::SendTerminal {
                 conn,
@@ -1617,13 +1622,7 @@ impl Engine {
         code: ResponseCode,
     ) -> Vec<Action> {
         let tid = req.get_str(41).unwrap_or("");
-        let mut reply = Message::new(req.mti().response());
-        for f in [3, 4, 11, 25, 41, 42, 49, 60] {
-            if let Some(v) = req.get(f) {
-                reply.set(f, v);
-            }
-        }
-        reply.set_response_code(code);
+        let mut reply = self.echo_reply(req, code);
         match self.sign_for_terminal(tid, wire, &mut reply) {
             Some(bytes) => vec![Action::SendTerminal {
                 conn,
@@ -1631,6 +1630,24 @@ impl Engine {
             }],
             None => self.unsigned_reply(conn, wire, req, code),
         }
+    }
+
+    /// A reply to a request no transaction was recorded for (refused before the
+    /// journal, or malformed): the request's 3, 4, 11, 25, 41, 42, 49 and 60 — whatever
+    /// of them it has —, the acquirer id (32), the host's time (12, 13) and 39.
+    fn echo_reply(&self, req: &Message, code: ResponseCode) -> Message {
+        let mut reply = Message::new(req.mti().response());
+        for f in [3, 4, 11, 25, 41, 42, 49, 60] {
+            if let Some(v) = req.get(f) {
+                reply.set(f, v);
+            }
+        }
+        let local = self.local(self.input_at);
+        reply.set(12, local.format("%H%M%S").to_string());
+        reply.set(13, local.format("%m%d").to_string());
+        reply.set(32, self.cfg.acquirer_id.as_str());
+        reply.set_response_code(code);
+        reply
     }
 
     fn sign_for_terminal(&self, tid: &str, wire: Wire, reply: &mut Message) -> Option<Vec<u8>> {
@@ -1659,11 +1676,20 @@ impl Engine {
         let t = self.txns.get(&id)?;
         let req = t.request.as_ref()?;
         let mut reply = Message::new(req.mti().response());
-        for f in [3, 4, 11, 12, 13, 25, 41, 42, 49, 60] {
+        for f in [3, 4, 11, 25, 41, 42, 49, 60] {
             if let Some(v) = req.get(f) {
                 reply.set(f, v);
             }
         }
+        // The host's time of the transaction (a retransmission's reply shows the same).
+        let at = DateTime::parse_from_rfc3339(&t.row.created_at)
+            .map(|d| Now {
+                unix_ms: d.timestamp_millis(),
+            })
+            .unwrap_or(self.input_at);
+        let local = self.local(at);
+        reply.set(12, local.format("%H%M%S").to_string());
+        reply.set(13, local.format("%m%d").to_string());
         reply.set(32, self.cfg.acquirer_id.as_str());
         reply.set(37, t.row.rrn.as_str());
         if let Some(a) = auth {

@@ -4,6 +4,7 @@
 mod adjust;
 mod harness;
 mod properties;
+mod replies;
 mod restart;
 mod risk_hold;
 mod settlement;
