@@ -86,7 +86,10 @@ fn an_undecodable_request_is_answered_30_with_what_could_be_read() {
     let len = f60.len();
     assert_eq!(
         body[first - 2..first],
-        [(len / 100) as u8, ((len / 10 % 10) << 4 | len % 10) as u8],
+        [
+            (len / 100) as u8,
+            (((len / 10 % 10) << 4) | (len % 10)) as u8
+        ],
         "field 60's length prefix"
     );
     body[first] = 0xAA;
