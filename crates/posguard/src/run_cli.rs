@@ -323,6 +323,11 @@ pub struct TerminalsArgs {
     /// them across power-offs): read at start if present, written at the end.
     #[arg(long, default_value = "posguard-terminals.state")]
     state: std::path::PathBuf,
+    /// Print the demo terminals' identities and master keys (TID, MID, TMK, its check
+    /// value, key profile) and exit: what a terminal written elsewhere needs to talk to
+    /// a demo acquirer. These keys are public, like all demo data.
+    #[arg(long)]
+    print_keys: bool,
 }
 
 /// Reads the terminals' counters (`TID next-STAN batch` per line); none if absent.
@@ -443,6 +448,23 @@ pub fn fleet_config(
 pub fn terminals(a: TerminalsArgs) -> anyhow::Result<()> {
     crate::init_logging("warn");
     let data = a.demo.data();
+    if a.print_keys {
+        println!("# demo terminals (public demo keys: never use them with real cards)");
+        println!("# terminal_id merchant_id tmk kcv key_profile");
+        for t in &data.terminals {
+            let kcv = cardsec::Key::from_hex(&t.tmk_hex)
+                .map(|k| hex::encode_upper(cardsec::check_value(&k, 3)))
+                .context("demo TMK")?;
+            println!(
+                "{} {} {} {kcv} {}",
+                t.terminal_id,
+                t.merchant_id,
+                t.tmk_hex,
+                t.key_layout.net_code()
+            );
+        }
+        return Ok(());
+    }
     let mut cfg = fleet_config(
         &data,
         a.acquirer,

@@ -562,3 +562,34 @@ async fn recon_fetches_the_clearing_file_with_the_issuers_api_token() {
     issuer.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An outside terminal learns a demo terminal's TMK from `posguard terminals
+/// --print-keys`: the same key, check value and profile the demo acquirer holds.
+#[test]
+fn the_demo_terminals_keys_are_printed_for_outside_terminals() {
+    let (code, out, err) = crate::run(&["terminals", "--print-keys", "--terminals", "4"], b"");
+    assert_eq!(code, 0, "{err}");
+    let text = String::from_utf8(out).expect("utf8");
+    let data = demo_data(8583, 4, 2_000);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(' ').collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    for (row, t) in rows.iter().zip(&data.terminals) {
+        let key = cardsec::Key::from_hex(&t.tmk_hex).expect("tmk");
+        let kcv = hex::encode_upper(cardsec::check_value(&key, 3));
+        assert_eq!(
+            row,
+            &vec![
+                t.terminal_id.as_str(),
+                t.merchant_id.as_str(),
+                t.tmk_hex.as_str(),
+                kcv.as_str(),
+                t.key_layout.net_code()
+            ]
+        );
+    }
+    assert_eq!(rows[3][4], "004", "every fourth terminal has a track key");
+}
