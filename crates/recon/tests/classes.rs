@@ -295,3 +295,36 @@ fn bad_lines_are_reported_with_their_numbers_and_the_rest_kept() {
         .parse(b"rrn,amount_minor\n", d(20))
         .is_err());
 }
+
+/// A corrupt adjustment line (it says 201, the issuer acknowledged 200) of a reversed
+/// sale the issuer still debits twice: the money owed back is computed from what the
+/// issuer acknowledged (400 − 200), never from the line (400 − 201 left the cardholder
+/// debited 1, as the fault matrix found), and the line goes to a person.
+#[test]
+fn a_corrupt_adjustment_line_never_decides_the_money() {
+    let out = reconcile(
+        d(20),
+        &[acked(txn(3, "sale", "reversed", 200, 20), &[200])],
+        &file(&[
+            line(3, 200, "sale"),
+            line(3, 200, "sale"),
+            line(3, 201, "adjustment"),
+        ]),
+        true,
+    );
+    let actions: Vec<(Class, &Action)> =
+        out.findings.iter().map(|f| (f.class, &f.action)).collect();
+    assert_eq!(
+        actions,
+        vec![
+            (Class::AmountMismatch, &Action::Exception),
+            (
+                Class::ReversalNotApplied,
+                &Action::ReverseAtIssuer {
+                    txn_id: 3,
+                    amount_minor: 200
+                }
+            ),
+        ]
+    );
+}

@@ -78,14 +78,34 @@ impl Node {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let links = opts.gateway.issuer_connections.max(1) as u64;
+        let stats = Arc::new(gateway::GatewayStats::default());
         let task = tokio::spawn(run_node(
             opts,
             vec![(listener, gateway::TerminalDialect::CupPos)],
-            Arc::new(gateway::GatewayStats::default()),
+            stats.clone(),
             async {
                 let _ = rx.await;
             },
         ));
+        // Serving starts once the issuer links are up: a sale sent before would get 91
+        // (seen on a busy machine after a restart). The gateway publishes the count
+        // every second; nothing signals it, so it is polled, within a bound.
+        let up = tokio::time::timeout(Duration::from_secs(30), async {
+            while stats
+                .issuer_links_up
+                .load(std::sync::atomic::Ordering::Relaxed)
+                < links
+                && !task.is_finished()
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(
+            up.is_ok(),
+            "the node's {links} issuer links came up within 30 s"
+        );
         Node {
             addr,
             stop: Some(stop),
