@@ -230,20 +230,37 @@ impl World {
             .expect("bind");
         let ascii = ascii_listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let links = opts.gateway.issuer_connections.max(1) as u64;
+        let stats = Arc::new(gateway::GatewayStats::default());
         let node = tokio::spawn(run_node(
             opts,
             vec![
                 (listener, gateway::TerminalDialect::CupPos),
                 (ascii_listener, gateway::TerminalDialect::Iso87Ascii),
             ],
-            Arc::new(gateway::GatewayStats::default()),
+            stats.clone(),
             async {
                 let _ = rx.await;
             },
         ));
         if issuer_reachable {
-            // The issuer link connects in the background; give it a moment.
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // The issuer links connect in the background: wait until they are up (a
+            // fixed pause was too short on a busy machine), within a bound.
+            let up = tokio::time::timeout(Duration::from_secs(30), async {
+                while stats
+                    .issuer_links_up
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    < links
+                    && !node.is_finished()
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await;
+            assert!(
+                up.is_ok(),
+                "the node's {links} issuer links came up within 30 s"
+            );
         }
         World {
             issuer,
