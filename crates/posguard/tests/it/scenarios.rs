@@ -57,6 +57,27 @@ pub async fn demo_issuer(data: &DemoData, keys: issuer::ClearKeys) -> issuer::Is
         .expect("issuer")
 }
 
+/// Waits (at most 30 s) until the node behind `task` reports `links` issuer links up,
+/// or has stopped. The gateway publishes the count every second; nothing signals it,
+/// so it is polled.
+async fn links_up<T>(stats: &gateway::GatewayStats, links: u64, task: &tokio::task::JoinHandle<T>) {
+    let up = tokio::time::timeout(Duration::from_secs(30), async {
+        while stats
+            .issuer_links_up
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < links
+            && !task.is_finished()
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        up.is_ok(),
+        "the node's {links} issuer links came up within 30 s"
+    );
+}
+
 /// An acquirer node on a fresh `cup-pos` loopback listener, its store seeded with the
 /// demo merchants and terminals of `data`.
 pub struct Node {
@@ -91,21 +112,7 @@ impl Node {
         // Serving starts once the issuer links are up: a sale sent before would get 91
         // (seen on a busy machine after a restart). The gateway publishes the count
         // every second; nothing signals it, so it is polled, within a bound.
-        let up = tokio::time::timeout(Duration::from_secs(30), async {
-            while stats
-                .issuer_links_up
-                .load(std::sync::atomic::Ordering::Relaxed)
-                < links
-                && !task.is_finished()
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-        assert!(
-            up.is_ok(),
-            "the node's {links} issuer links came up within 30 s"
-        );
+        links_up(&stats, links, &task).await;
         Node {
             addr,
             stop: Some(stop),
@@ -246,21 +253,7 @@ impl World {
         if issuer_reachable {
             // The issuer links connect in the background: wait until they are up (a
             // fixed pause was too short on a busy machine), within a bound.
-            let up = tokio::time::timeout(Duration::from_secs(30), async {
-                while stats
-                    .issuer_links_up
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    < links
-                    && !node.is_finished()
-                {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-            .await;
-            assert!(
-                up.is_ok(),
-                "the node's {links} issuer links came up within 30 s"
-            );
+            links_up(&stats, links, &node).await;
         }
         World {
             issuer,
