@@ -5,7 +5,8 @@
 # - PostgreSQL and Redis on 127.0.0.1 (started here if they are installed but down);
 #   POSGUARD_TEST_PG_URL and POSGUARD_TEST_REDIS_URL point the backend tests at them;
 # - a Python virtual environment under target/test-tools with pinned test tools
-#   (pyiso8583 for the codec interoperability test).
+#   (pyiso8583 for the codec interoperability test; pyiso8583 and pycryptodome for the
+#   terminal written from the docs alone, crates/posguard/tests/outside/terminal.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +46,7 @@ else
 fi
 
 venv=target/test-tools/venv
-if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('pyiso8583') == '4.0.1'" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('pyiso8583') == '4.0.1' and m.version('pycryptodome') == '4.4.0'" 2>/dev/null; then
   log "installing Python test tools into $venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt

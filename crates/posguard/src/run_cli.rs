@@ -103,6 +103,10 @@ pub struct AcquirerArgs {
     /// Sign-ons accepted from one address in a minute (over all its terminals).
     #[arg(long, default_value_t = 120)]
     max_sign_ons_per_ip: usize,
+    /// How often (seconds) the node reads the key table for new zone and token key
+    /// versions loaded with `posguard keys` while it runs.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    key_check_secs: u64,
 }
 
 /// The acquirer's clock reading as RFC 3339 (for records created outside the engine).
@@ -172,6 +176,7 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     opts.gateway.max_connections_per_ip = a.max_connections_per_ip;
     opts.gateway.max_sign_ons_per_ip_per_minute = a.max_sign_ons_per_ip;
     opts.gateway.rules_path = a.rules.clone();
+    opts.gateway.key_check_secs = a.key_check_secs;
     if a.demo_data && seed_store(&opts, &a.demo.data())? {
         tracing::info!("demo merchants and terminals created");
     }

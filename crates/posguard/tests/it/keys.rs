@@ -593,3 +593,14 @@ fn the_demo_terminals_keys_are_printed_for_outside_terminals() {
     }
     assert_eq!(rows[3][4], "004", "every fourth terminal has a track key");
 }
+
+/// `--key-check-secs` is bounded: 0 is no interval at all, and beyond an hour a new
+/// zone key would go unused for too long.
+#[test]
+fn the_key_check_interval_is_bounded() {
+    for bad in ["0", "3601", "x"] {
+        let (code, _, err) = crate::run(&["acquirer", "--demo-data", "--key-check-secs", bad], b"");
+        assert_eq!(code, 2, "--key-check-secs {bad}: {err}");
+        assert!(err.contains("--key-check-secs"), "{err}");
+    }
+}
