@@ -15,7 +15,7 @@ use iso8583::{Dialect, Message, Mti};
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::rand_core::SeedableRng;
 use shared::Bytes;
-use store::{MerchantRow, TerminalRow};
+use records::{MerchantRow, TerminalRow};
 use switch::{Action, Config, ConnId, Engine, Input, JournalState, Now, TerminalDialect, ZoneKeys};
 
 const TID: &str = "00000001";

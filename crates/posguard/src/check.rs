@@ -111,7 +111,9 @@ pub fn compare(
     if let Some(rrns) = terminal_approved {
         let approved: BTreeSet<&str> = journal
             .iter()
-            .filter(|t| t.response_code.as_deref() == Some("00") && t.kind != "reversal")
+            .filter(|t| {
+                t.response_code.as_deref() == Some("00") && t.kind != store::TxnKind::Reversal
+            })
             .map(|t| t.rrn.as_str())
             .collect();
         report.terminal_mismatches = rrns
@@ -233,8 +235,13 @@ pub fn run(a: CheckArgs) -> anyhow::Result<()> {
 /// Store-and-forward entries waiting and transactions still waiting for the issuer.
 pub fn pending_work(store: &str) -> anyhow::Result<(usize, usize)> {
     let mut db = crate::node::open_store(store)?;
-    let saf = db.saf_in_state("pending").context("read queue")?.len();
-    let in_flight = db.count_in_state("authorizing").context("read journal")?;
+    let saf = db
+        .saf_in_state(store::SafState::Pending)
+        .context("read queue")?
+        .len();
+    let in_flight = db
+        .count_in_state(store::TxnState::Authorizing)
+        .context("read journal")?;
     Ok((saf, in_flight))
 }
 
@@ -242,7 +249,7 @@ pub fn pending_work(store: &str) -> anyhow::Result<(usize, usize)> {
 pub fn load_saf(store: &str) -> anyhow::Result<Vec<store::SafRow>> {
     let mut db = crate::node::open_store(store)?;
     let mut all = Vec::new();
-    for state in ["pending", "done", "exception"] {
+    for state in store::SafState::ALL {
         all.extend(db.saf_in_state(state).context("read queue")?);
     }
     Ok(all)
@@ -261,7 +268,7 @@ mod tests {
             batch: 1,
             stan: id,
             mti: "0200".into(),
-            kind: "sale".into(),
+            kind: store::TxnKind::Sale,
             amount_minor: amount,
             currency: "156".into(),
             pan_token: "tok".into(),
@@ -269,7 +276,7 @@ mod tests {
             rrn: format!("R{id:011}"),
             auth_code: Some(format!("{id:06}")),
             response_code: Some(if state == "approved" { "00" } else { "98" }.into()),
-            state: state.into(),
+            state: store::TxnState::parse(state).expect("state"),
             original_rrn: None,
             link_stan: Some(id),
             reply_hex: None,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use issuer::{Bank, Faults, IssuerConfig, SmsKind};
-use store::{SafRow, TxnRow};
+use store::{SafRow, TxnKind, TxnRow, TxnState};
 
 use crate::check::{clearing_dates, compare, load_journal, parse_clearing, CheckReport};
 use crate::run_cli::{
@@ -224,8 +224,11 @@ impl SettledCheck {
             let Some(last_row) = page.last() else { break };
             after = last_row.txn_id;
             for t in page {
-                if t.state != "approved"
-                    || !matches!(t.kind.as_str(), "sale" | "completion" | "refund")
+                if t.state != store::TxnState::Approved
+                    || !matches!(
+                        t.kind,
+                        TxnKind::Sale | TxnKind::Completion | TxnKind::Refund
+                    )
                 {
                     continue;
                 }
@@ -620,10 +623,10 @@ impl Resolution {
             };
             let slot = kinds.entry(cause.to_owned()).or_default();
             slot.0 += 1;
-            if e.state == "exception" {
+            if e.state == store::SafState::Exception {
                 exceptions += 1;
             }
-            if let (Some(t), "done") = (by_id.get(&e.txn_id), e.state.as_str()) {
+            if let (Some(t), store::SafState::Done) = (by_id.get(&e.txn_id), e.state) {
                 slot.1 += 1;
                 let ms = |s: &str| {
                     chrono::DateTime::parse_from_rfc3339(s)
@@ -713,21 +716,21 @@ impl SmsCheck {
                 continue;
             };
             let original = t.original_rrn.as_deref().unwrap_or(&t.rrn);
-            let (key, delta) = match (s.kind, t.kind.as_str()) {
+            let (key, delta) = match (s.kind, t.kind) {
                 (SmsKind::Sale | SmsKind::Completion, _) => (t.rrn.as_str(), 1),
-                (SmsKind::Reversal, "sale" | "completion") => (t.rrn.as_str(), -1),
+                (SmsKind::Reversal, TxnKind::Sale | TxnKind::Completion) => (t.rrn.as_str(), -1),
                 (SmsKind::Void, _) => (original, -1),
-                (SmsKind::Reversal, "void") => (original, 1),
+                (SmsKind::Reversal, TxnKind::Void) => (original, 1),
                 _ => continue,
             };
             *net.entry(key).or_default() += delta;
         }
         let sales: Vec<&TxnRow> = journal
             .iter()
-            .filter(|t| matches!(t.kind.as_str(), "sale" | "completion"))
+            .filter(|t| matches!(t.kind, TxnKind::Sale | TxnKind::Completion))
             .collect();
         for t in &sales {
-            let want = i64::from(t.state == "approved");
+            let want = i64::from(t.state == TxnState::Approved);
             if net.get(t.rrn.as_str()).copied().unwrap_or(0) != want {
                 wrong.insert(t.rrn.clone());
             }

@@ -16,7 +16,7 @@ use ledger::{Account, AccountKind, Flow, Limit, Transfer};
 use settlement::{accounts, CardTypes, Cycle, Item, ItemKind, Terms};
 use store::{
     Backend, CaptureRow, HoldRow, PayoutRow, SettlementItemRow, SettlementRow, SettlementRunRow,
-    TermsRow, TxnRow, Write,
+    TermsRow, TxnRow, TxnState, Write,
 };
 
 /// How posguard settles.
@@ -276,11 +276,11 @@ impl Holds {
     }
 }
 
-fn item_kind(kind: &str) -> Option<ItemKind> {
+fn item_kind(kind: store::TxnKind) -> Option<ItemKind> {
     match kind {
-        "sale" => Some(ItemKind::Sale),
-        "completion" => Some(ItemKind::Completion),
-        "refund" => Some(ItemKind::Refund),
+        store::TxnKind::Sale => Some(ItemKind::Sale),
+        store::TxnKind::Completion => Some(ItemKind::Completion),
+        store::TxnKind::Refund => Some(ItemKind::Refund),
         _ => None,
     }
 }
@@ -328,7 +328,7 @@ pub fn settle_date(
     let mut items = Vec::new();
     let mut rows: BTreeMap<i64, TxnRow> = BTreeMap::new();
     for row in db.unsettled(&d)? {
-        let (Some(kind), Some(bd)) = (item_kind(&row.kind), cfg.business_date(&row.created_at))
+        let (Some(kind), Some(bd)) = (item_kind(row.kind), cfg.business_date(&row.created_at))
         else {
             continue;
         };
@@ -670,10 +670,10 @@ pub fn txn_money(db: &mut dyn Backend, rrn: &str, cfg: &MoneyConfig) -> anyhow::
         txn.created_at,
         bd.map_or("?".into(), |d| d.to_string())
     )];
-    let moves_money = item_kind(&txn.kind).is_some();
-    let status = match txn.state.as_str() {
-        "approved" if moves_money => {
-            let refund = txn.kind == "refund";
+    let moves_money = item_kind(txn.kind).is_some();
+    let status = match txn.state {
+        TxnState::Approved if moves_money => {
+            let refund = txn.kind == store::TxnKind::Refund;
             lines.push(format!(
                 "authorized: {} {}",
                 if refund {
@@ -685,38 +685,38 @@ pub fn txn_money(db: &mut dyn Backend, rrn: &str, cfg: &MoneyConfig) -> anyhow::
             ));
             money_after_approval(db, &txn, bd, cfg, &mut lines)?
         }
-        "approved" if txn.kind == "preauth" => {
+        TxnState::Approved if txn.kind == store::TxnKind::PreAuth => {
             lines.push("pre-authorization: the issuer holds the cardholder's funds; the merchant is paid for the completion, not for this".into());
             "no_money_moved".into()
         }
-        "approved" => {
+        TxnState::Approved => {
             lines.push(format!("{}: no merchant money moves", txn.kind));
             "no_money_moved".into()
         }
-        "voided" if txn.kind == "preauth" => {
+        TxnState::Voided if txn.kind == store::TxnKind::PreAuth => {
             lines.push("pre-authorization cancelled or completed: its hold on the cardholder's funds is gone; the merchant money moves with the completion, if any".into());
             "voided".into()
         }
-        "voided" => {
+        TxnState::Voided => {
             lines.push(
                 "voided before capture: the cardholder's debit was cancelled; nothing settles"
                     .into(),
             );
             "voided".into()
         }
-        "reversed" => {
+        TxnState::Reversed => {
             lines.push(
                 "reversed at the issuer: the cardholder is not debited; nothing settles".into(),
             );
             "reversed".into()
         }
-        "reversal_pending" => {
+        TxnState::ReversalPending => {
             lines.push(
                 "reversal on its way to the issuer (store and forward); nothing settles".into(),
             );
             "reversing".into()
         }
-        "declined" | "rejected" => {
+        TxnState::Declined | TxnState::Rejected => {
             lines.push("declined: no money moved".into());
             "declined".into()
         }

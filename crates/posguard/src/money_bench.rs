@@ -245,11 +245,10 @@ fn settle_bench(dir: &std::path::Path, n: usize, merchants: usize) -> anyhow::Re
                     stan: it.txn_id,
                     mti: "0200".into(),
                     kind: if it.kind == ItemKind::Refund {
-                        "refund"
+                        store::TxnKind::Refund
                     } else {
-                        "sale"
-                    }
-                    .into(),
+                        store::TxnKind::Sale
+                    },
                     amount_minor: it.amount_minor,
                     currency: "156".into(),
                     pan_token: format!("tok{}", it.txn_id % 10_000),
@@ -262,7 +261,7 @@ fn settle_bench(dir: &std::path::Path, n: usize, merchants: usize) -> anyhow::Re
                     rrn: it.rrn.clone(),
                     auth_code: Some("000001".into()),
                     response_code: Some("00".into()),
-                    state: "approved".into(),
+                    state: store::TxnState::Approved,
                     original_rrn: None,
                     link_stan: None,
                     reply_hex: None,

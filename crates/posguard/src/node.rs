@@ -259,7 +259,7 @@ pub fn load_engine(opts: &NodeOptions) -> anyhow::Result<(Engine, Vec<SafRow>)> 
         .last_event_seqs(recent.first().map_or(0, |t| t.txn_id))
         .context("load event numbers")?;
     let pending_saf = db
-        .saf_in_state("pending")
+        .saf_in_state(store::SafState::Pending)
         .context("load store-and-forward queue")?;
     tracing::info!(
         merchants = merchants.len(),

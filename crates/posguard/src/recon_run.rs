@@ -127,8 +127,8 @@ pub fn journal_entry(t: &store::TxnRow, date: NaiveDate, captured: bool) -> Jour
         auth_code: t.auth_code.clone(),
         terminal: t.terminal_id.clone(),
         link_stan: t.link_stan,
-        kind: t.kind.clone(),
-        state: t.state.clone(),
+        kind: t.kind.to_string(),
+        state: t.state.to_string(),
         amount_minor: t.amount_minor,
         original_rrn: t.original_rrn.clone(),
         date,
@@ -254,7 +254,7 @@ pub fn reconcile_date(
                 continue;
             }
             let mut e = journal_entry(&t, bd, captured.contains(&t.txn_id));
-            if matches!(t.kind.as_str(), "sale" | "completion") {
+            if matches!(t.kind, store::TxnKind::Sale | store::TxnKind::Completion) {
                 let so_far = switch::adjustments(t.txn_id, |id| db.saf_entry(id))?;
                 e.acknowledged_adjustments = switch::acknowledged_amounts(&so_far);
             }
@@ -451,15 +451,15 @@ pub fn reconcile_date(
             continue;
         };
         let mut next = f.clone();
-        match e.state.as_str() {
-            "done" => {
+        match e.state {
+            store::SafState::Done => {
                 next.status = "auto_resolved".into();
                 next.notes = format!(
                     "{}{at}: the issuer applied the credit adjustment ({})\n",
                     f.notes, e.reason
                 );
             }
-            "exception" => {
+            store::SafState::Exception => {
                 next.status = "open".into();
                 next.owner = Some("operations".into());
                 next.notes = format!(

@@ -240,7 +240,7 @@ pub fn replay(
         events.push((millis(&d.at), 2 * i, i, false));
         if d.verdict.starts_with("decline") {
             events.push((millis(&d.at), 2 * i + 1, i, true));
-        } else if t.state == "declined" {
+        } else if t.state == store::TxnState::Declined {
             events.push((millis(&t.updated_at), 2 * i + 1, i, true));
         }
     }

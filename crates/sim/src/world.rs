@@ -11,7 +11,7 @@ use issuer::{Bank, ClearKeys, ClearingType, Faults, SmsKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use recon::ClearingParser;
-use store::{MerchantRow, SafRow, TerminalRow, TxnRow, Write};
+use records::{MerchantRow, SafRow, TerminalRow, TxnRow, Write};
 use switch::{Action, Config, ConnId, Engine, Input, JournalState, Now, TerminalDialect, ZoneKeys};
 use terminal::{Card, EntryKind, Terminal, TerminalConfig};
 
@@ -461,7 +461,7 @@ impl World {
             .db
             .saf
             .values()
-            .filter(|s| s.state == "pending")
+            .filter(|s| s.state == records::SafState::Pending)
             .cloned()
             .collect();
         let actions = if self.cfg.skip_recovery {
@@ -953,8 +953,8 @@ impl World {
                     auth_code: t.auth_code.clone(),
                     terminal: t.terminal_id.clone(),
                     link_stan: t.link_stan,
-                    kind: t.kind.clone(),
-                    state: t.state.clone(),
+                    kind: t.kind.to_string(),
+                    state: t.state.to_string(),
                     amount_minor: t.amount_minor,
                     original_rrn: t.original_rrn.clone(),
                     date: d,
@@ -1101,10 +1101,11 @@ fn check(w: &mut World, opening: i64, date: NaiveDate, last: bool) {
                 "RRN {rrn} approved at the terminal but never debited"
             ));
         }
-        let durable =
-            w.db.txns
-                .values()
-                .any(|t| &t.rrn == rrn && t.kind == "sale" && t.state == "approved");
+        let durable = w.db.txns.values().any(|t| {
+            &t.rrn == rrn
+                && t.kind == records::TxnKind::Sale
+                && t.state == records::TxnState::Approved
+        });
         if !durable {
             v.push(format!(
                 "I6 RRN {rrn} approved at the terminal but not approved in the durable journal"
@@ -1136,15 +1137,17 @@ fn check(w: &mut World, opening: i64, date: NaiveDate, last: bool) {
         }
     }
     // The queue drained.
-    let stuck: Vec<String> = w
-        .db
-        .saf
-        .values()
-        // An adjustment the issuer refused (a reversal line published late made it
-        // look owed) is an operator's: the money checks above judge it.
-        .filter(|s| s.state != "done" && !(s.kind == switch::ADJUSTMENT && s.state == "exception"))
-        .map(|s| format!("{} {} {} ({})", s.saf_id, s.kind, s.state, s.reason))
-        .collect();
+    let stuck: Vec<String> =
+        w.db.saf
+            .values()
+            // An adjustment the issuer refused (a reversal line published late made it
+            // look owed) is an operator's: the money checks above judge it.
+            .filter(|s| {
+                s.state != records::SafState::Done
+                    && !(s.kind == switch::ADJUSTMENT && s.state == records::SafState::Exception)
+            })
+            .map(|s| format!("{} {} {} ({})", s.saf_id, s.kind, s.state, s.reason))
+            .collect();
     if !stuck.is_empty() {
         v.push(format!(
             "{} store-and-forward entries not acknowledged: {stuck:?}",

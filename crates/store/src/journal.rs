@@ -11,8 +11,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::rows::Write;
 use crate::{Backend, StoreError};
+use records::Write;
 
 /// What a submitter learns: the batch is durable, or why not.
 pub type Persisted = Result<(), Arc<StoreError>>;

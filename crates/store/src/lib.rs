@@ -13,18 +13,18 @@ mod journal;
 mod money;
 mod pg;
 mod redis_velocity;
-mod rows;
 mod sql;
 mod sqlite;
 
 pub use journal::{Journal, JournalConfig, JournalStats, Persisted};
 pub use pg::PgBackend;
-pub use redis_velocity::RedisVelocity;
-pub use rows::{
+pub use records::{
     BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, EventRow,
     FindingRow, HoldRow, KeyRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
-    SettlementItemRow, SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
+    SafState, SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow,
+    TxnKind, TxnRow, TxnState, Write,
 };
+pub use redis_velocity::RedisVelocity;
 use sql::{all, one, select};
 pub use sql::{Arg, Tx, Val};
 pub use sqlite::SqliteBackend;
@@ -203,13 +203,13 @@ pub trait Backend: Send {
         })
     }
 
-    /// How many transactions are in `state` (e.g. `authorizing`).
-    fn count_in_state(&mut self, state: &str) -> Result<usize, StoreError> {
+    /// How many transactions are in `state`.
+    fn count_in_state(&mut self, state: TxnState) -> Result<usize, StoreError> {
         run(self, |tx| {
             Ok(tx
                 .query(
                     "SELECT COUNT(*) FROM transactions WHERE state = $1",
-                    &[state.into()],
+                    &[state.name().into()],
                 )?
                 .first()
                 .map_or(0, |r| r[0].i() as usize))
@@ -294,13 +294,13 @@ pub trait Backend: Send {
         })
     }
 
-    /// Every store-and-forward entry in `state` (`pending`, `done`, `exception`).
-    fn saf_in_state(&mut self, state: &str) -> Result<Vec<SafRow>, StoreError> {
+    /// Every store-and-forward entry in `state`.
+    fn saf_in_state(&mut self, state: SafState) -> Result<Vec<SafRow>, StoreError> {
         run(self, |tx| {
             all(
                 tx,
                 &select::<SafRow>("saf WHERE state = $1 ORDER BY saf_id"),
-                &[state.into()],
+                &[state.name().into()],
             )
         })
     }

@@ -12,12 +12,12 @@ use std::collections::BTreeSet;
 use domain::Currency;
 use ledger::{Account, AccountKind, Applied, Flow, Ledger, Limit, Transfer};
 
-use crate::rows::{
+use crate::sql::{self, all, ids, one, select, Arg, TableRow, Tx, Val};
+use crate::StoreError;
+use records::{
     BatchDiffRow, BatchSettlementRow, CaptureRow, FindingRow, HoldRow, PayoutRow, ReconFileRow,
     ReconLineRow, SettlementItemRow, SettlementRow, SettlementRunRow, TermsRow, TxnRow, Write,
 };
-use crate::sql::{self, all, ids, one, select, Arg, TableRow, Tx, Val};
-use crate::StoreError;
 
 const ACCOUNT_COLUMNS: &str =
     "account_id, kind, currency, limit_kind, debits_posted, debits_pending, \

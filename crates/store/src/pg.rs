@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use postgres::error::SqlState;
 use postgres::{Client, NoTls};
 
-use crate::rows::SafRow;
 use crate::sql::{all, Arg, TableRow, Tx, Val};
 use crate::{Backend, StoreError, MIGRATIONS};
+use records::SafRow;
 
 /// A PostgreSQL connection, optionally confined to one schema.
 pub struct PgBackend {

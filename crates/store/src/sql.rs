@@ -6,12 +6,13 @@
 //! ([`table_row!`]): the column list, the reader and the parameter list cannot drift
 //! apart.
 
-use crate::rows::{
+use crate::StoreError;
+use records::{
     BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, EventRow,
     FindingRow, HoldRow, KeyRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
-    SettlementItemRow, SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
+    SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow,
+    Write,
 };
-use crate::StoreError;
 
 /// A value bound to a statement (borrowed from the row being written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,33 +116,46 @@ pub trait Tx {
 pub(crate) trait TableRow: Sized {
     /// Its columns, in field order.
     const COLUMNS: &'static str;
-    /// Reads it from a row of [`Self::COLUMNS`].
-    fn from_row(r: &[Val]) -> Self;
+    /// Reads it from a row of [`Self::COLUMNS`]; a stored name no enum knows is
+    /// [`StoreError::Invalid`].
+    fn from_row(r: &[Val]) -> Result<Self, StoreError>;
     /// Its fields as statement parameters, in [`Self::COLUMNS`] order.
     fn args(&self) -> Vec<Arg<'_>>;
 }
 
 /// Declares a row struct's columns (its fields, in order) and how each is typed:
-/// `i` integer, `t` text, `ot` optional text, `oi` optional integer, `b` boolean.
+/// `i` integer, `t` text, `ot` optional text, `oi` optional integer, `b` boolean, `e`
+/// an enum stored by name ([`Stored`]).
 macro_rules! table_row {
     ($ty:ident { $($field:ident : $kind:ident),* $(,)? }) => {
         impl TableRow for $ty {
             const COLUMNS: &'static str = stringify!($($field),*);
-            fn from_row(r: &[Val]) -> $ty {
+            fn from_row(r: &[Val]) -> Result<$ty, StoreError> {
                 let mut it = r.iter();
                 let mut next = || it.next().unwrap_or(&Val::Null);
-                $ty { $($field: next().$kind(),)* }
+                Ok($ty { $($field: table_row!(@read next(), $kind, $ty, $field),)* })
             }
             fn args(&self) -> Vec<Arg<'_>> {
                 vec![$(table_row!(@arg self.$field, $kind)),*]
             }
         }
     };
+    (@read $v:expr, e, $ty:ident, $field:ident) => {
+        stored($v, concat!(stringify!($ty), ".", stringify!($field)))?
+    };
+    (@read $v:expr, $kind:ident, $ty:ident, $field:ident) => { $v.$kind() };
+    (@arg $e:expr, e) => { Arg::T($e.name()) };
     (@arg $e:expr, i) => { Arg::I($e) };
     (@arg $e:expr, t) => { Arg::T(&$e) };
     (@arg $e:expr, ot) => { Arg::from(&$e) };
     (@arg $e:expr, oi) => { Arg::from($e) };
     (@arg $e:expr, b) => { Arg::from($e) };
+}
+
+/// Reads an enum stored by name; `what` names the column for the error.
+fn stored<T: Stored>(v: &Val, what: &str) -> Result<T, StoreError> {
+    let name = v.t();
+    T::parse(&name).ok_or_else(|| StoreError::Invalid(format!("{what} holds '{name}'")))
 }
 
 table_row!(MerchantRow {
@@ -189,7 +203,7 @@ table_row!(TxnRow {
     batch: i,
     stan: i,
     mti: t,
-    kind: t,
+    kind: e,
     amount_minor: i,
     currency: t,
     pan_token: t,
@@ -197,7 +211,7 @@ table_row!(TxnRow {
     rrn: t,
     auth_code: ot,
     response_code: ot,
-    state: t,
+    state: e,
     original_rrn: ot,
     link_stan: oi,
     reply_hex: ot,
@@ -219,7 +233,7 @@ table_row!(SafRow {
     message_hex: t,
     attempts: i,
     next_at_ms: i,
-    state: t,
+    state: e,
     reason: t,
     owner: ot,
     created_at: t,
@@ -387,7 +401,7 @@ pub(crate) fn all<T: TableRow>(
         .query(sql, params)?
         .iter()
         .map(|r| T::from_row(r))
-        .collect())
+        .collect::<Result<_, _>>()?)
 }
 
 /// The first row of a query over `T`'s columns.
@@ -396,7 +410,10 @@ pub(crate) fn one<T: TableRow>(
     sql: &str,
     params: &[Arg<'_>],
 ) -> Result<Option<T>, StoreError> {
-    Ok(tx.query(sql, params)?.first().map(|r| T::from_row(r)))
+    tx.query(sql, params)?
+        .first()
+        .map(|r| T::from_row(r))
+        .transpose()
 }
 
 /// `SELECT <T's columns> FROM <rest>`.
@@ -511,7 +528,7 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
                 Arg::I(t.txn_id),
                 Arg::from(&t.auth_code),
                 Arg::from(&t.response_code),
-                Arg::T(&t.state),
+                Arg::T(t.state.name()),
                 Arg::from(&t.original_rrn),
                 Arg::from(t.link_stan),
                 Arg::from(&t.reply_hex),
@@ -524,7 +541,7 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
             updated_at,
         } => (
             SQL_TXN_STATE,
-            vec![Arg::I(*txn_id), Arg::T(state), Arg::T(updated_at)],
+            vec![Arg::I(*txn_id), Arg::T(state.name()), Arg::T(updated_at)],
         ),
         Write::Event(r) => (SQL_EVENT, r.args()),
         Write::Saf(r) => (SQL_SAF, r.args()),

@@ -5,9 +5,9 @@ use std::path::Path;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, ErrorCode};
 
-use crate::rows::SafRow;
 use crate::sql::{all, select, Arg, Tx, Val};
 use crate::{Backend, StoreError, MIGRATIONS};
+use records::SafRow;
 
 /// SQLite in a data directory (`posguard.db`).
 pub struct SqliteBackend {

@@ -40,7 +40,7 @@ use std::collections::{BTreeMap, HashMap};
 use domain::ResponseCode;
 use iso8583::subfields::{BatchTotals, Field60, Totals};
 use iso8583::Message;
-use store::{BatchDiffRow, BatchSettlementRow, CaptureRow, Write};
+use records::{BatchDiffRow, BatchSettlementRow, CaptureRow, Write};
 
 use super::{Action, ConnId, Engine, Now, Wire};
 use crate::kind::{TxnKind, TxnState};

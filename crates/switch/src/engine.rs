@@ -12,9 +12,9 @@ use domain::{Currency, ResponseCode, Stan};
 use iso8583::frame::{CupEnvelope, CupHeader, Tpdu};
 use iso8583::subfields::{Field60, Field61, OriginalData};
 use iso8583::{Dialect, Message, Mti};
-use store::{
-    CaseEntryRow, CaseRow, DecisionRow, EventRow, HoldRow, MerchantRow, SafRow, TerminalRow,
-    TxnRow, Write,
+use records::{
+    CaseEntryRow, CaseRow, DecisionRow, EventRow, HoldRow, MerchantRow, SafRow, SafState,
+    TerminalRow, TxnRow, Write,
 };
 
 use crate::kind::{TxnKind, TxnState};
@@ -466,10 +466,7 @@ impl Engine {
 
     /// Takes back a journal row; `events` is the highest event sequence it has.
     fn restore(&mut self, row: TxnRow, events: i64) {
-        let (Some(kind), Some(state)) = (TxnKind::parse(&row.kind), TxnState::parse(&row.state))
-        else {
-            return;
-        };
+        let (kind, state) = (row.kind, row.state);
         let id = row.txn_id;
         self.by_request.insert(row.request_key.clone(), id);
         if kind != TxnKind::Reversal {
@@ -763,7 +760,7 @@ impl Engine {
         let (Ok(f60), Ok(stan)) = (Field60::read(&req), req.stan()) else {
             return self.signed_reply_now(conn, wire, &req, ResponseCode::FORMAT_ERROR);
         };
-        let Some(kind) = TxnKind::of(&req) else {
+        let Some(kind) = crate::kind::of(&req) else {
             return self.signed_reply_now(conn, wire, &req, ResponseCode::INVALID_TRANSACTION);
         };
         let key = format!("{tid}/{}/{}/{}", f60.batch, stan.get(), req.mti().class());
@@ -1523,7 +1520,7 @@ impl Engine {
             batch,
             stan,
             mti: req.mti().to_string(),
-            kind: kind.name().into(),
+            kind,
             amount_minor: req.get_str(4).and_then(|s| s.parse().ok()).unwrap_or(0),
             currency: req.get_str(49).unwrap_or("156").into(),
             pan_token: String::new(),
@@ -1531,7 +1528,7 @@ impl Engine {
             rrn,
             auth_code: None,
             response_code: None,
-            state: state.name().into(),
+            state,
             original_rrn: None,
             link_stan: None,
             reply_hex: None,
@@ -2086,7 +2083,7 @@ impl Engine {
             return (vec![], vec![]);
         };
         o.state = TxnState::ReversalPending;
-        o.row.state = o.state.name().into();
+        o.row.state = o.state;
         o.row.updated_at = at.clone();
         // Only the state changes: the row itself is already in the journal (or goes
         // in earlier in the same batch).
@@ -2107,7 +2104,7 @@ impl Engine {
             message_hex: String::new(),
             attempts: 0,
             next_at_ms: 0,
-            state: "pending".into(),
+            state: SafState::Pending,
             reason: format!("{reason} {why}"),
             owner: None,
             created_at: at.clone(),
@@ -2139,7 +2136,7 @@ impl Engine {
         let Some(entry) = self.saf.get(&saf_id).cloned() else {
             return vec![];
         };
-        if entry.state != "pending" {
+        if entry.state != SafState::Pending {
             return vec![];
         }
         // Past the configured attempts the advice is not abandoned (a cardholder would
@@ -2307,7 +2304,7 @@ impl Engine {
         detail: String,
     ) -> Vec<Action> {
         self.saf.remove(&e.saf_id);
-        e.state = "exception".into();
+        e.state = SafState::Exception;
         e.updated_at = self.rfc3339(now);
         let mut writes = vec![Write::Saf(e.clone())];
         writes.extend(self.known_event(now, e.txn_id, kind, detail));
@@ -2411,7 +2408,7 @@ impl Engine {
         }
         tracing::info!(txn = e.txn_id, "issuer applied the credit adjustment");
         self.saf.remove(&saf_id);
-        e.state = "done".into();
+        e.state = SafState::Done;
         e.updated_at = self.rfc3339(now);
         let detail = "issuer credited the cardholder back (reconciliation)".to_owned();
         let mut writes = vec![Write::Saf(e.clone())];
@@ -2426,11 +2423,11 @@ impl Engine {
     /// Takes over a queue entry another node left overdue; entries this node already
     /// runs are left alone.
     fn adopt(&mut self, now: Now, entry: SafRow) -> Vec<Action> {
-        if entry.state != "pending"
+        if entry.state != SafState::Pending
             || self
                 .saf
                 .get(&entry.saf_id)
-                .is_some_and(|e| e.state == "pending")
+                .is_some_and(|e| e.state == SafState::Pending)
         {
             return vec![];
         }
@@ -2464,7 +2461,7 @@ impl Engine {
 
     /// Store-and-forward entries waiting, and the age of the oldest (ms).
     pub fn saf_depth(&self, now: Now) -> (usize, i64) {
-        let pending = self.saf.values().filter(|e| e.state == "pending");
+        let pending = self.saf.values().filter(|e| e.state == SafState::Pending);
         let (mut n, mut oldest) = (0, 0);
         for e in pending {
             n += 1;
@@ -2494,7 +2491,7 @@ impl Engine {
             return vec![];
         };
         t.state = state;
-        t.row.state = state.name().into();
+        t.row.state = state;
         t.row.response_code = Some(code.to_string());
         t.row.auth_code = auth.map(str::to_owned);
         t.row.reply_hex = reply.as_ref().map(hex::encode);
@@ -2626,7 +2623,7 @@ impl Engine {
                         if o.state.can_become(TxnState::Voided) =>
                     {
                         o.state = TxnState::Voided;
-                        o.row.state = o.state.name().into();
+                        o.row.state = o.state;
                         o.row.updated_at = at.clone();
                         extra_writes.push(Write::TxnState {
                             txn_id: oid,
@@ -2659,8 +2656,8 @@ impl Engine {
         let at = self.rfc3339(now);
         let mut writes = Vec::new();
         if let Some(mut e) = self.saf.remove(&id) {
-            if e.state == "pending" {
-                e.state = "done".into();
+            if e.state == SafState::Pending {
+                e.state = SafState::Done;
                 e.updated_at = at.clone();
                 writes.push(Write::Saf(e));
             }
@@ -2672,7 +2669,7 @@ impl Engine {
             }
             writes.push(Write::TxnState {
                 txn_id: id,
-                state: TxnState::Reversed.name().into(),
+                state: TxnState::Reversed,
                 updated_at: at,
             });
             return vec![Action::Persist {
@@ -2683,7 +2680,7 @@ impl Engine {
         };
         if t.state.can_become(TxnState::Reversed) {
             t.state = TxnState::Reversed;
-            t.row.state = t.state.name().into();
+            t.row.state = t.state;
             t.row.updated_at = at.clone();
             writes.push(Write::TxnState {
                 txn_id: id,
@@ -2816,7 +2813,7 @@ pub fn adjustments<E>(
 pub fn acknowledged_amounts(adjustments: &[SafRow]) -> Vec<i64> {
     adjustments
         .iter()
-        .filter(|e| e.state == "done")
+        .filter(|e| e.state == SafState::Done)
         .filter_map(|e| {
             let m = LINK().unpack(&hex::decode(&e.message_hex).ok()?).ok()?;
             m.get_str(4)?.parse().ok()
@@ -2844,7 +2841,7 @@ pub enum NextAdjustment {
 pub fn next_adjustment(so_far: &[SafRow]) -> NextAdjustment {
     match so_far.last() {
         None => NextAdjustment::Send(1),
-        Some(e) if e.state == "pending" => NextAdjustment::Waiting,
+        Some(e) if e.state == SafState::Pending => NextAdjustment::Waiting,
         Some(_) if (so_far.len() as i64) < MAX_ADJUSTMENTS => {
             NextAdjustment::Send(so_far.len() as i64 + 1)
         }
@@ -2866,7 +2863,7 @@ pub fn adjustment_entry(
     reason: &str,
     at: &str,
 ) -> Option<SafRow> {
-    let kind = TxnKind::parse(&row.kind)?;
+    let kind = row.kind;
     if !matches!(kind, TxnKind::Sale | TxnKind::Completion)
         || amount_minor <= 0
         || !(1..=MAX_ADJUSTMENTS).contains(&n)
@@ -2887,7 +2884,7 @@ pub fn adjustment_entry(
         message_hex: hex::encode_upper(bytes),
         attempts: 0,
         next_at_ms: 0,
-        state: "pending".into(),
+        state: SafState::Pending,
         reason: reason.into(),
         owner: None,
         created_at: at.into(),

@@ -22,7 +22,7 @@ use cardsec::{KeyLayout, SecError, WrappedKey};
 use domain::ResponseCode;
 use iso8583::subfields::Field60;
 use iso8583::Message;
-use store::{TerminalRow, Write};
+use records::{TerminalRow, Write};
 
 use super::{Action, ConnId, Engine, Now, TerminalDialect, TerminalState, Wire};
 use crate::msgs::received_mac;

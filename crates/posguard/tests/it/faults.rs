@@ -26,7 +26,9 @@ async fn journal_states(store: &str) -> Vec<(String, String)> {
         .await
         .expect("join")
         .expect("journal");
-    rows.into_iter().map(|t| (t.kind, t.state)).collect()
+    rows.into_iter()
+        .map(|t| (t.kind.to_string(), t.state.to_string()))
+        .collect()
 }
 
 async fn saf_states(store: &str) -> Vec<String> {
@@ -34,12 +36,12 @@ async fn saf_states(store: &str) -> Vec<String> {
     tokio::task::spawn_blocking(move || {
         let mut db = store::open(&s).expect("open");
         let mut all = Vec::new();
-        for state in ["pending", "done", "exception"] {
+        for state in store::SafState::ALL {
             all.extend(
                 db.saf_in_state(state)
                     .expect("saf")
                     .into_iter()
-                    .map(|r| r.state),
+                    .map(|r| r.state.to_string()),
             );
         }
         all
@@ -305,7 +307,7 @@ async fn another_node_takes_over_an_orphaned_reversal() {
     let done = tokio::task::spawn_blocking(move || {
         store::open(&s)
             .expect("open")
-            .saf_in_state("done")
+            .saf_in_state(store::SafState::Done)
             .expect("saf")
     })
     .await

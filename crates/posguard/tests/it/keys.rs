@@ -470,7 +470,7 @@ async fn zone_and_token_keys_rotate_while_terminals_keep_selling() {
         db.transactions_after(0, 1_000)
             .expect("transactions")
             .into_iter()
-            .filter(|t| t.kind == "sale")
+            .filter(|t| t.kind == store::TxnKind::Sale)
             .max_by_key(|t| t.txn_id)
             .map(|t| t.pan_token)
             .unwrap_or_default()

@@ -5,6 +5,7 @@ mod demo;
 mod faults;
 mod iso;
 mod keys;
+mod layers;
 mod outside;
 mod recon;
 mod recon_money;

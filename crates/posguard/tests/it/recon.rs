@@ -118,7 +118,7 @@ fn each_class_is_found_recorded_and_acted_on() {
         // unknown line.
         assert_eq!(open.len(), 2, "{open:?}");
         let queued: Vec<(i64, String)> = db
-            .saf_in_state("pending")
+            .saf_in_state(store::SafState::Pending)
             .expect("queue")
             .into_iter()
             .map(|e| (e.saf_id, e.kind))

@@ -87,7 +87,12 @@ impl Day {
         // Whatever the acquirer queued for the sale itself (a reversal) is finished.
         let s = store.to_owned();
         for _ in 0..200 {
-            let pending = db(&s, |db| db.saf_in_state("pending").expect("saf").len()).await;
+            let pending = db(&s, |db| {
+                db.saf_in_state(store::SafState::Pending)
+                    .expect("saf")
+                    .len()
+            })
+            .await;
             if pending == 0 {
                 break;
             }
@@ -97,7 +102,7 @@ impl Day {
             db.transactions_after(0, 100)
                 .expect("journal")
                 .into_iter()
-                .find(|t| t.kind == "sale")
+                .find(|t| t.kind == store::TxnKind::Sale)
                 .expect("the sale")
         })
         .await;
@@ -181,7 +186,7 @@ impl Day {
                 db.saf_entry(id).expect("saf").map(|e| e.state)
             })
             .await;
-            if state.as_deref() == Some("done") {
+            if state == Some(store::SafState::Done) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -254,7 +259,7 @@ async fn phantom_debit_is_given_back() {
         db(&store, move |db| {
             db.apply(&[Write::TxnState {
                 txn_id: id,
-                state: "timed_out".into(),
+                state: store::TxnState::TimedOut,
                 updated_at: "2030-01-01T00:00:00+00:00".into(),
             }])
             .expect("state")
@@ -278,7 +283,7 @@ async fn reversal_not_applied_is_given_back() {
             ..Faults::default()
         };
         let d = Day::sell(&store, faults, "98").await;
-        assert_eq!(d.txn.state, "reversed", "{store}");
+        assert_eq!(d.txn.state, store::TxnState::Reversed, "{store}");
         assert_eq!(d.balance(), d.before - AMOUNT);
         given_back(d, Class::ReversalNotApplied, &[SmsKind::Sale]).await;
     }

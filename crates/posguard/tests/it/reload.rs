@@ -80,7 +80,10 @@ async fn hot_reload_under_load_loses_nothing() {
         .collect();
     let check = compare(&journal, &lines, Some(&approved));
     assert_eq!(check.anomalies(), 0, "{check}");
-    let sales: Vec<&store::TxnRow> = journal.iter().filter(|t| t.kind == "sale").collect();
+    let sales: Vec<&store::TxnRow> = journal
+        .iter()
+        .filter(|t| t.kind == store::TxnKind::Sale)
+        .collect();
     assert!(sales.len() > 300, "the fleet ran: {}", sales.len());
     assert!(
         sales.iter().all(|t| decisions.contains_key(&t.txn_id)),

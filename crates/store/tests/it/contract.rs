@@ -52,7 +52,7 @@ fn txn(id: i64, stan: i64) -> TxnRow {
         batch: 1,
         stan,
         mti: "0200".into(),
-        kind: "sale".into(),
+        kind: store::TxnKind::Sale,
         amount_minor: 12_345,
         currency: "156".into(),
         pan_token: "t1.00".into(),
@@ -60,7 +60,7 @@ fn txn(id: i64, stan: i64) -> TxnRow {
         rrn: format!("6325{id:08}"),
         auth_code: None,
         response_code: None,
-        state: "authorizing".into(),
+        state: store::TxnState::Authorizing,
         original_rrn: None,
         link_stan: Some(id),
         reply_hex: None,
@@ -108,7 +108,7 @@ fn migrations_are_idempotent_and_rows_round_trip() {
             }),
         ])
         .unwrap();
-        x.state = "approved".into();
+        x.state = store::TxnState::Approved;
         x.auth_code = Some("A1B2C3".into());
         x.response_code = Some("00".into());
         x.reply_hex = Some("0210".into());
@@ -211,8 +211,18 @@ fn journal_group_commit_isolates_a_bad_batch() {
         let failed: Vec<i64> = res.iter().filter(|(_, ok)| !ok).map(|(i, _)| *i).collect();
         assert_eq!(failed, [100], "{}", b.name);
         assert_eq!(db.max_txn_id().unwrap(), 200);
-        assert_eq!(db.count_in_state("authorizing").unwrap(), 199, "{}", b.name);
-        assert_eq!(db.count_in_state("approved").unwrap(), 0, "{}", b.name);
+        assert_eq!(
+            db.count_in_state(store::TxnState::Authorizing).unwrap(),
+            199,
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            db.count_in_state(store::TxnState::Approved).unwrap(),
+            0,
+            "{}",
+            b.name
+        );
         // A restarting node remembers the newest transactions, oldest first.
         let recent: Vec<i64> = db
             .recent_transactions(3)
@@ -249,7 +259,7 @@ fn saf(id: i64, next_at_ms: i64) -> store::SafRow {
         message_hex: "30343230".into(),
         attempts: 1,
         next_at_ms,
-        state: "pending".into(),
+        state: store::SafState::Pending,
         reason: "98 no response".into(),
         owner: None,
         created_at: "2026-11-21T01:00:00Z".into(),
@@ -269,7 +279,7 @@ fn saf_entries_are_claimed_when_due_and_leased() {
         )
         .unwrap();
         let mut done = saf(2, 2000);
-        done.state = "done".into();
+        done.state = store::SafState::Done;
         db.apply(&[Write::Saf(done)]).unwrap();
         let claimed: Vec<i64> = db
             .claim_due_saf("node-a", 3500, 60_000, 10)
@@ -286,14 +296,16 @@ fn saf_entries_are_claimed_when_due_and_leased() {
             b.name
         );
         let pending: Vec<i64> = db
-            .saf_in_state("pending")
+            .saf_in_state(store::SafState::Pending)
             .unwrap()
             .iter()
             .map(|r| r.saf_id)
             .collect();
         assert_eq!(pending, [1, 3, 4, 5]);
         assert_eq!(
-            db.saf_in_state("pending").unwrap()[0].owner.as_deref(),
+            db.saf_in_state(store::SafState::Pending).unwrap()[0]
+                .owner
+                .as_deref(),
             Some("node-a")
         );
         let later: Vec<i64> = db

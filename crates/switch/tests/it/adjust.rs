@@ -3,7 +3,7 @@
 //! the issuer refuses.
 
 use iso8583::Dialect;
-use store::{SafRow, Write};
+use records::{SafRow, Write};
 
 use crate::harness::{card, World};
 
@@ -23,7 +23,7 @@ fn approved_sale_and_entry(w: &mut World, amount: i64) -> (i64, SafRow) {
     let c = card();
     w.approve(&mut t, |t| t.sale(&c, 10_000));
     let row = w.txns.values().next_back().expect("the sale").clone();
-    assert_eq!(row.state, "approved");
+    assert_eq!(row.state, records::TxnState::Approved);
     let entry = switch::adjustment_entry(&row, 1, amount, "reconciliation: double_debit", "t0")
         .expect("a sale can be adjusted");
     (row.txn_id, entry)
@@ -61,7 +61,7 @@ fn a_queued_adjustment_is_sent_once_and_closed_by_the_issuer() {
     assert_ne!(m.get_str(11), Some("000000"), "numbered when taken");
     assert!(m.has(128), "signed (field 90 makes the MAC field 128)");
     let saf = saf_writes(&w);
-    let states: Vec<(&str, i64)> = saf.iter().map(|s| (s.state.as_str(), s.attempts)).collect();
+    let states: Vec<(&str, i64)> = saf.iter().map(|s| (s.state.name(), s.attempts)).collect();
     assert_eq!(
         states,
         [("pending", 1), ("done", 1)],
@@ -72,7 +72,11 @@ fn a_queued_adjustment_is_sent_once_and_closed_by_the_issuer() {
         "{}",
         saf[1].reason
     );
-    assert_eq!(w.txns[&txn_id].state, "approved", "the sale itself stands");
+    assert_eq!(
+        w.txns[&txn_id].state,
+        records::TxnState::Approved,
+        "the sale itself stands"
+    );
     assert_eq!(w.engine.remembered().2, 0, "nothing left to send");
     assert!(w
         .writes
@@ -87,7 +91,7 @@ fn an_adjustment_the_issuer_refuses_goes_to_operators() {
     w.issuer_rc = "13";
     w.feed(switch::Input::SafAdopt { entry });
     let last = saf_writes(&w).pop().expect("written");
-    assert_eq!(last.state, "exception");
+    assert_eq!(last.state, records::SafState::Exception);
     assert!(
         last.reason.ends_with("issuer answered 13"),
         "{}",
@@ -104,9 +108,9 @@ fn only_sales_and_completions_with_a_positive_amount_are_adjusted() {
     assert!(switch::adjustment_entry(&row, 1, 0, "", "t0").is_none());
     assert!(switch::adjustment_entry(&row, 0, 100, "", "t0").is_none());
     assert!(switch::adjustment_entry(&row, switch::MAX_ADJUSTMENTS + 1, 100, "", "t0").is_none());
-    row.kind = "refund".into();
+    row.kind = records::TxnKind::Refund;
     assert!(switch::adjustment_entry(&row, 1, 100, "", "t0").is_none());
-    row.kind = "completion".into();
+    row.kind = records::TxnKind::Completion;
     assert!(switch::adjustment_entry(&row, 1, 100, "", "t0").is_some());
 }
 
@@ -129,7 +133,7 @@ fn an_advice_escalated_for_a_transaction_not_remembered_writes_no_guessed_event(
     let after = &w.writes[before..];
     assert!(
         after.iter().any(|x| matches!(x, Write::Saf(s)
-            if s.state == "pending" && s.attempts == 2 && s.reason.contains("escalated"))),
+            if s.state == records::SafState::Pending && s.attempts == 2 && s.reason.contains("escalated"))),
         "{after:?}"
     );
     assert!(
@@ -150,7 +154,7 @@ fn the_next_adjustment_rule() {
         message_hex: String::new(),
         attempts: 1,
         next_at_ms: 0,
-        state: state.into(),
+        state: records::SafState::parse(state).expect("state"),
         reason: String::new(),
         owner: None,
         created_at: String::new(),
@@ -171,7 +175,7 @@ fn the_next_adjustment_rule() {
         ),
     ];
     for (so_far, want) in cases {
-        let states: Vec<&str> = so_far.iter().map(|e| e.state.as_str()).collect();
+        let states: Vec<&str> = so_far.iter().map(|e| e.state.name()).collect();
         assert_eq!(switch::next_adjustment(&so_far), want, "{states:?}");
     }
 }
@@ -198,7 +202,7 @@ fn a_reversal_advice_is_repeated_past_its_attempts_until_the_issuer_answers() {
     }
     let last = saf_writes(&w).pop().unwrap();
     assert_eq!(
-        (last.state.as_str(), last.attempts),
+        (last.state.name(), last.attempts),
         ("pending", 13),
         "{last:?}"
     );
@@ -210,7 +214,10 @@ fn a_reversal_advice_is_repeated_past_its_attempts_until_the_issuer_answers() {
     assert_eq!(alerts, 1, "operators are alerted once");
     w.issuer_silent = false;
     w.feed(switch::Input::SafTimer { saf_id });
-    assert_eq!(saf_writes(&w).pop().unwrap().state, "done");
-    assert!(w.txns.values().any(|r| r.state == "reversed"));
+    assert_eq!(saf_writes(&w).pop().unwrap().state, records::SafState::Done);
+    assert!(w
+        .txns
+        .values()
+        .any(|r| r.state == records::TxnState::Reversed));
     assert_eq!(w.engine.remembered().2, 0, "nothing left to send");
 }

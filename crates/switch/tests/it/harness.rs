@@ -13,7 +13,7 @@ use iso8583::frame::{encode_frame, CupEnvelope};
 use iso8583::{Dialect, Message};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use store::{MerchantRow, TerminalRow, TxnRow, Write};
+use records::{MerchantRow, TerminalRow, TxnRow, Write};
 use switch::{Action, Config, ConnId, Engine, Input, JournalState, Now, TerminalDialect, ZoneKeys};
 use terminal::{Card, EntryKind, Outcome, Request, Terminal, TerminalConfig};
 
@@ -214,7 +214,7 @@ impl World {
         }
         let pending = latest
             .into_values()
-            .filter(|e: &store::SafRow| e.state == "pending")
+            .filter(|e: &records::SafRow| e.state == records::SafState::Pending)
             .collect();
         let actions = self.engine.recover(self.now(), pending);
         self.execute(actions);

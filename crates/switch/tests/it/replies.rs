@@ -32,7 +32,11 @@ fn an_approved_sale_is_answered_with_the_hosts_time_of_the_transaction() {
     let sent = World::open(&req.frame);
     let reply = w.replies(&req.frame).remove(0);
     echoes(&reply, &sent);
-    let row = w.txns.values().find(|r| r.kind == "sale").unwrap();
+    let row = w
+        .txns
+        .values()
+        .find(|r| r.kind == records::TxnKind::Sale)
+        .unwrap();
     let (hms, md) = host_time(&row.created_at);
     assert_eq!(reply.get_str(12), Some(hms.as_str()));
     assert_eq!(reply.get_str(13), Some(md.as_str()));

@@ -46,7 +46,11 @@ fn what_the_engine_remembers_stays_bounded() {
     assert!(links <= 10, "issuer-link keys {links}");
     assert_eq!(saf, 0, "acknowledged advices are forgotten");
     // Every reversal reached the journal as acknowledged.
-    let reversed = w.txns.values().filter(|r| r.state == "reversed").count();
+    let reversed = w
+        .txns
+        .values()
+        .filter(|r| r.state == records::TxnState::Reversed)
+        .count();
     assert_eq!(reversed, 30);
 }
 
@@ -70,7 +74,10 @@ fn a_failed_first_write_answers_96_and_forgets_the_transaction() {
     let replies = w.deliver(&frame);
     assert_eq!(replies.len(), 1, "a retransmission is answered");
     assert_eq!(w.txns.len(), 1);
-    assert_eq!(w.txns.values().next().unwrap().state, "approved");
+    assert_eq!(
+        w.txns.values().next().unwrap().state,
+        records::TxnState::Approved
+    );
 }
 
 #[test]
@@ -143,7 +150,7 @@ fn advices_sent_after_a_restart_never_reuse_a_waiting_advices_stan() {
         .writes
         .iter()
         .filter_map(|x| match x {
-            store::Write::Saf(s) => Some(s.saf_id),
+            records::Write::Saf(s) => Some(s.saf_id),
             _ => None,
         })
         .collect();
@@ -151,7 +158,11 @@ fn advices_sent_after_a_restart_never_reuse_a_waiting_advices_stan() {
         w.feed(switch::Input::SafTimer { saf_id });
     }
     assert_eq!(w.engine.remembered().2, 0, "every advice acknowledged");
-    let reversed = w.txns.values().filter(|r| r.state == "reversed").count();
+    let reversed = w
+        .txns
+        .values()
+        .filter(|r| r.state == records::TxnState::Reversed)
+        .count();
     assert_eq!(reversed, 2);
 }
 
@@ -183,12 +194,16 @@ fn a_reversal_with_another_amount_reverses_its_original_for_the_originals_amount
         Some("000000001000"),
         "the original's amount"
     );
-    let sale = w.txns.values().find(|r| r.kind == "sale").unwrap();
-    assert_eq!(sale.state, "reversed");
+    let sale = w
+        .txns
+        .values()
+        .find(|r| r.kind == records::TxnKind::Sale)
+        .unwrap();
+    assert_eq!(sale.state, records::TxnState::Reversed);
     assert!(w
         .writes
         .iter()
-        .any(|x| matches!(x, store::Write::Event(e) if e.kind == "reversal_amount_differs")));
+        .any(|x| matches!(x, records::Write::Event(e) if e.kind == "reversal_amount_differs")));
 }
 
 /// A terminal reversal of an original older than what the node keeps in memory is
@@ -217,5 +232,5 @@ fn a_reversal_of_a_forgotten_original_is_an_operator_exception() {
     assert!(w
         .writes
         .iter()
-        .any(|x| matches!(x, store::Write::Event(e) if e.kind == "reversal_exception")));
+        .any(|x| matches!(x, records::Write::Event(e) if e.kind == "reversal_exception")));
 }

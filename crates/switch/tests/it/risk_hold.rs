@@ -1,6 +1,6 @@
 //! A risk decision that holds settlement places its hold in the same durable batch.
 
-use store::Write;
+use records::Write;
 
 use crate::harness::{card, World, START_MS};
 

@@ -48,7 +48,7 @@ fn captured_stans(w: &World, since: usize) -> BTreeSet<i64> {
     w.writes[since..]
         .iter()
         .filter_map(|x| match x {
-            store::Write::Capture(c) => Some(w.txns[&c.txn_id].stan),
+            records::Write::Capture(c) => Some(w.txns[&c.txn_id].stan),
             _ => None,
         })
         .collect()

@@ -5,7 +5,7 @@
 
 use cardsec::Key;
 use iso8583::Message;
-use store::Write;
+use records::Write;
 use terminal::{Terminal, TerminalConfig};
 
 use crate::harness::{card, unpack_reply, World, MID, TID};

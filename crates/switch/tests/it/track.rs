@@ -132,7 +132,7 @@ fn a_sale_with_an_encrypted_track_is_voided_and_reversed() {
     assert_eq!(sent.get_str(53), Some("1610000000000000"));
     let out = w.exchange(&mut t, req);
     assert!(out.is_approved(), "{out:?}");
-    let states: Vec<&str> = w.txns.values().map(|r| r.state.as_str()).collect();
+    let states: Vec<&str> = w.txns.values().map(|r| r.state.name()).collect();
     assert!(
         states.contains(&"voided") && states.contains(&"reversed"),
         "{states:?}"

@@ -1,5 +1,7 @@
 //! Rows and writes: plain data, shared by both backends.
 
+use crate::kind::{SafState, TxnKind, TxnState};
+
 /// A merchant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MerchantRow {
@@ -98,8 +100,8 @@ pub struct TxnRow {
     pub stan: i64,
     /// The request MTI.
     pub mti: String,
-    /// `sale`, `void`, `refund`, `balance`, `preauth`, `preauth_cancel`, `completion`, `reversal`.
-    pub kind: String,
+    /// What the terminal asked for.
+    pub kind: TxnKind,
     /// Amount in minor units.
     pub amount_minor: i64,
     /// ISO 4217 numeric code.
@@ -114,8 +116,8 @@ pub struct TxnRow {
     pub auth_code: Option<String>,
     /// Field 39 sent to the terminal.
     pub response_code: Option<String>,
-    /// State machine state.
-    pub state: String,
+    /// Where it stands.
+    pub state: TxnState,
     /// RRN of the original (void, refund, completion, cancel, reversal).
     pub original_rrn: Option<String>,
     /// STAN used on the issuer link.
@@ -160,8 +162,8 @@ pub struct SafRow {
     pub attempts: i64,
     /// When the next attempt is due (ms since the epoch).
     pub next_at_ms: i64,
-    /// `pending`, `done` or `exception`.
-    pub state: String,
+    /// Pending, done or exception.
+    pub state: SafState,
     /// Why the entry exists (reversal reason code and cause).
     pub reason: String,
     /// The node that claimed it last.
@@ -544,7 +546,7 @@ pub enum Write {
         /// The transaction.
         txn_id: i64,
         /// The new state.
-        state: String,
+        state: TxnState,
         /// When (RFC 3339).
         updated_at: String,
     },
