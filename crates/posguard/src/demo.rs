@@ -143,18 +143,18 @@ impl gateway::Clock for DemoClock {
 #[derive(Debug, Clone)]
 pub struct DayReport {
     /// The settlement run.
-    pub settlement: crate::money::SettleReport,
+    pub settlement: services::money::SettleReport,
     /// Terminal batches settled: (balanced, not balanced then uploaded).
     pub batches: (usize, usize),
     /// Payouts confirmed paid that day: (count, amount).
     pub paid: (usize, i64),
     /// The day's reconciliation against the issuer's clearing file.
-    pub recon: crate::recon_run::ReconReport,
+    pub recon: services::reconcile::ReconReport,
 }
 
 impl std::fmt::Display for DayReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::money::major;
+        use services::money::major;
         let s = &self.settlement;
         writeln!(
             f,
@@ -213,10 +213,10 @@ impl SettledCheck {
     pub fn of(
         db: &mut dyn store::Backend,
         last: chrono::NaiveDate,
-        cfg: &crate::money::MoneyConfig,
+        cfg: &services::money::MoneyConfig,
     ) -> anyhow::Result<SettledCheck> {
         let settled = db.settled_ids()?;
-        let holds = crate::money::Holds::load(db)?;
+        let holds = services::money::Holds::load(db)?;
         let mut c = SettledCheck::default();
         let mut after = 0;
         loop {
@@ -339,9 +339,9 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         .context("bind terminal port")?;
     let acquirer_addr = listener.local_addr().context("terminal port")?;
     let stats = Arc::new(gateway::GatewayStats::default());
-    let money_cfg = crate::money::MoneyConfig {
+    let money_cfg = services::money::MoneyConfig {
         out_dir: std::path::PathBuf::from(&data_dir),
-        ..crate::money::MoneyConfig::default()
+        ..services::money::MoneyConfig::default()
     };
 
     let mut node: Option<NodeHandle> = None;
@@ -409,18 +409,18 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         let day_report = tokio::task::spawn_blocking(move || -> anyhow::Result<DayReport> {
             let mut db = crate::node::open_store(&s)?;
             if release {
-                crate::money::release_hold(db.as_mut(), "manual:1", "onboarding", &at)?;
+                services::money::release_hold(db.as_mut(), "manual:1", "onboarding", &at)?;
             }
-            let settlement = crate::money::settle_date(db.as_mut(), date, &cfg, &at)?;
-            let paid = crate::money::confirm_payouts(db.as_mut(), date, cfg.currency, &at)?;
-            crate::recon_run::ingest(
+            let settlement = services::money::settle_date(db.as_mut(), date, &cfg, &at)?;
+            let paid = services::money::confirm_payouts(db.as_mut(), date, cfg.currency, &at)?;
+            services::reconcile::ingest(
                 db.as_mut(),
                 clearing_file.as_bytes(),
                 date,
                 &format!("issuer clearing {date}"),
                 &at,
             )?;
-            let recon = crate::recon_run::reconcile_date(db.as_mut(), date, &cfg, &at)?;
+            let recon = services::reconcile::reconcile_date(db.as_mut(), date, &cfg, &at)?;
             Ok(DayReport {
                 settlement,
                 batches,

@@ -1,5 +1,8 @@
 //! posguard's wiring: the commands of the `posguard` binary as a library, so tests can
-//! start nodes, simulators and fleets the way the binary does.
+//! start nodes, simulators and fleets the way the binary does. The operations over the
+//! store (settlement, reconciliation, the consistency check, risk back-tests, cases)
+//! are the `services` crate's; the commands here parse arguments, open the store,
+//! call them and print.
 
 pub mod bench;
 pub mod check;
@@ -7,11 +10,9 @@ pub use sim::demo_data;
 pub mod demo;
 pub mod iso_cli;
 pub mod keys_cli;
-pub mod money;
 pub mod money_bench;
 pub mod money_cli;
 pub mod node;
-pub mod recon_run;
 pub mod risk_cli;
 pub mod run_cli;
 pub mod simulate;

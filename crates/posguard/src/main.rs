@@ -93,7 +93,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let bad_input = e.downcast_ref::<BadInput>().is_some();
+            let bad_input = e.downcast_ref::<BadInput>().is_some()
+                || e.downcast_ref::<services::ServiceError>()
+                    .is_some_and(services::ServiceError::is_bad_input);
             eprintln!("error: {e:#}");
             ExitCode::from(if bad_input { 2 } else { 1 })
         }

@@ -274,15 +274,16 @@ fn settle_bench(dir: &std::path::Path, n: usize, merchants: usize) -> anyhow::Re
         db.apply(&writes)?;
     }
     let load = t0.elapsed();
-    let cfg = crate::money::MoneyConfig {
+    let cfg = services::money::MoneyConfig {
         out_dir: dir.join("files"),
-        ..crate::money::MoneyConfig::default()
+        ..services::money::MoneyConfig::default()
     };
     let t0 = Instant::now();
-    let report = crate::money::settle_date(db.as_mut(), date, &cfg, "2026-11-20T15:05:00+00:00")?;
+    let report =
+        services::money::settle_date(db.as_mut(), date, &cfg, "2026-11-20T15:05:00+00:00")?;
     let whole = t0.elapsed();
     let t0 = Instant::now();
-    let again = crate::money::settle_date(db.as_mut(), date, &cfg, "2026-11-20T15:10:00+00:00")?;
+    let again = services::money::settle_date(db.as_mut(), date, &cfg, "2026-11-20T15:10:00+00:00")?;
     let rerun = t0.elapsed();
     println!(
         "  whole run on SQLite: {:.1} s for {} transactions ({:.0} txns/s; writing the day's journal took {:.1} s), net {} to {} merchants; rerun {:.2} s, already settled: {}",
@@ -290,7 +291,7 @@ fn settle_bench(dir: &std::path::Path, n: usize, merchants: usize) -> anyhow::Re
         report.total(|s| s.txn_count),
         report.total(|s| s.txn_count) as f64 / whole.as_secs_f64().max(1e-9),
         load.as_secs_f64(),
-        crate::money::major(report.total(|s| s.net_minor)),
+        services::money::major(report.total(|s| s.net_minor)),
         report.settlements.len(),
         rerun.as_secs_f64(),
         again.already_done
@@ -393,7 +394,7 @@ fn recon_bench(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
     drop(parsed);
     reset_peak();
     let t0 = Instant::now();
-    let ing = crate::recon_run::ingest(
+    let ing = services::reconcile::ingest(
         db.as_mut(),
         csv.as_bytes(),
         date,

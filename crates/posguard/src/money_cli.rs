@@ -5,10 +5,10 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 use store::{TermsRow, Write};
 
-use crate::money::{self, MoneyConfig};
 use crate::node::open_store;
 use crate::run_cli::{now_rfc3339, StoreArgs};
 use crate::BadInput;
+use services::money::{self, MoneyConfig};
 
 fn date(s: &str) -> anyhow::Result<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -320,7 +320,7 @@ pub fn recon(a: ReconArgs) -> anyhow::Result<()> {
         .map_or_else(|| format!("issuer-http:{d}"), |p| p.display().to_string());
     let mut db = open_store(&a.store.location())?;
     let at = now_rfc3339();
-    let ing = crate::recon_run::ingest(db.as_mut(), &bytes, d, &name, &at)?;
+    let ing = services::reconcile::ingest(db.as_mut(), &bytes, d, &name, &at)?;
     println!(
         "clearing file {name}: {} lines, {} refused{}",
         ing.lines,
@@ -334,7 +334,7 @@ pub fn recon(a: ReconArgs) -> anyhow::Result<()> {
     for (line, why) in ing.bad.iter().take(20) {
         println!("  line {line}: {why}");
     }
-    let report = crate::recon_run::reconcile_date(db.as_mut(), d, &MoneyConfig::default(), &at)?;
+    let report = services::reconcile::reconcile_date(db.as_mut(), d, &MoneyConfig::default(), &at)?;
     print!("{report}");
     Ok(())
 }

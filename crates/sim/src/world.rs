@@ -292,7 +292,7 @@ impl Db {
                     updated_at,
                 } => {
                     if let Some(t) = self.txns.get_mut(txn_id) {
-                        t.state = state.clone();
+                        t.state = *state;
                         t.updated_at = updated_at.clone();
                     }
                 }

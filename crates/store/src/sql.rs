@@ -397,11 +397,10 @@ pub(crate) fn all<T: TableRow>(
     sql: &str,
     params: &[Arg<'_>],
 ) -> Result<Vec<T>, StoreError> {
-    Ok(tx
-        .query(sql, params)?
+    tx.query(sql, params)?
         .iter()
         .map(|r| T::from_row(r))
-        .collect::<Result<_, _>>()?)
+        .collect()
 }
 
 /// The first row of a query over `T`'s columns.

@@ -2089,7 +2089,7 @@ impl Engine {
         // in earlier in the same batch).
         let state = Write::TxnState {
             txn_id: id,
-            state: o.row.state.clone(),
+            state: o.row.state,
             updated_at: at.clone(),
         };
         let why = match reason {
@@ -2627,7 +2627,7 @@ impl Engine {
                         o.row.updated_at = at.clone();
                         extra_writes.push(Write::TxnState {
                             txn_id: oid,
-                            state: o.row.state.clone(),
+                            state: o.row.state,
                             updated_at: at,
                         });
                     }
@@ -2684,7 +2684,7 @@ impl Engine {
             t.row.updated_at = at.clone();
             writes.push(Write::TxnState {
                 txn_id: id,
-                state: t.row.state.clone(),
+                state: t.row.state,
                 updated_at: at,
             });
             let detail = if code == "00" {

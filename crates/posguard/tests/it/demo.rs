@@ -76,10 +76,10 @@ async fn demo_with_faults_resolves_every_anomaly() {
         .collect();
     let statuses = tokio::task::spawn_blocking(move || {
         let mut db = posguard::node::open_store(&store).expect("open");
-        let cfg = posguard::money::MoneyConfig::default();
+        let cfg = services::money::MoneyConfig::default();
         let mut seen = std::collections::BTreeMap::<String, usize>::new();
         for rrn in rrns {
-            let m = posguard::money::txn_money(db.as_mut(), &rrn, &cfg).expect("txn show");
+            let m = services::money::txn_money(db.as_mut(), &rrn, &cfg).expect("txn show");
             *seen.entry(m.status).or_default() += 1;
         }
         seen
@@ -97,7 +97,8 @@ async fn demo_with_faults_resolves_every_anomaly() {
     );
     let store = out.data_dir.clone();
     let replay = tokio::task::spawn_blocking(move || {
-        posguard::risk_cli::backtest(&store, risk::RuleSet::default_rules(), None, None)
+        let mut db = posguard::node::open_store(&store).expect("open store");
+        services::risk::backtest(db.as_mut(), risk::RuleSet::default_rules(), None, None)
     })
     .await
     .expect("join")

@@ -4,9 +4,9 @@
 //! "missing at issuer" exception the next day.
 
 use chrono::NaiveDate;
-use posguard::money::MoneyConfig;
-use posguard::recon_run::{ingest, reconcile_date};
 use recon::Class;
+use services::money::MoneyConfig;
+use services::reconcile::{ingest, reconcile_date};
 use store::{CaptureRow, Write};
 
 use crate::scenarios::{cleanup, stores};

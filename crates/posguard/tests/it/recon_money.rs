@@ -9,9 +9,9 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use issuer::{ClearingRecord, Faults, SmsKind};
 use posguard::demo_data::{CardFate, DemoCard};
-use posguard::money::MoneyConfig;
-use posguard::recon_run::{ingest, reconcile_date, ReconReport};
 use recon::Class;
+use services::money::MoneyConfig;
+use services::reconcile::{ingest, reconcile_date, ReconReport};
 use store::{Backend, FindingRow, TxnRow, Write};
 
 use crate::scenarios::{card, code, stores, Setup, World};
@@ -198,7 +198,7 @@ impl Day {
     async fn settled(&self) -> Option<i64> {
         let (date, cfg, id) = (self.date, self.cfg.clone(), self.txn.txn_id);
         db(&self.store, move |db| {
-            posguard::money::settle_date(db, date, &cfg, "2030-01-01T00:00:00+00:00")
+            services::money::settle_date(db, date, &cfg, "2030-01-01T00:00:00+00:00")
                 .expect("settle");
             db.settlement_item(id).expect("item").map(|i| i.net_minor)
         })

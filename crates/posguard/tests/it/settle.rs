@@ -4,7 +4,7 @@
 //! rerunning the day changes nothing; released holds settle the next day.
 
 use chrono::NaiveDate;
-use posguard::money::{self, MoneyConfig};
+use services::money::{self, MoneyConfig};
 use store::{Backend, CaptureRow, DecisionRow, HoldRow, MerchantRow, TermsRow, TxnRow, Write};
 
 use crate::scenarios::{cleanup, stores};
@@ -409,4 +409,34 @@ fn a_day_settles_exactly_once_and_released_holds_settle_the_next_day() {
         cleanup(&store);
         let _ = std::fs::remove_dir_all(&out);
     }
+}
+
+/// What a command is asked for and does not exist is the caller's mistake: exit 2 and
+/// a message naming it (the services' `NotFound`), not a failure of posguard (exit 1).
+#[test]
+fn commands_asked_for_what_does_not_exist_exit_2() {
+    let dir = std::env::temp_dir().join(format!("posguard-notfound-{}", std::process::id()));
+    let data = dir.display().to_string();
+    for (args, says) in [
+        (
+            vec!["txn", "show", "--data", &data, "R00000000999"],
+            "no transaction with RRN R00000000999",
+        ),
+        (vec!["case", "show", "--data", &data, "41"], "no case 41"),
+        (
+            vec![
+                "hold", "release", "--data", &data, "--by", "ops", "manual:9",
+            ],
+            "no hold manual:9",
+        ),
+        (
+            vec!["case", "close", "--data", &data, "41", "maybe"],
+            "verdict is fraud or not-fraud",
+        ),
+    ] {
+        let (code, _, err) = crate::run(&args, b"");
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -406,7 +406,7 @@ impl World {
                 }
                 Write::TxnState { txn_id, state, .. } => {
                     if let Some(t) = self.txns.get_mut(txn_id) {
-                        t.state = state.clone();
+                        t.state = *state;
                     }
                 }
                 _ => {}

@@ -20,6 +20,7 @@ use store::{Backend, CaptureRow, FindingRow, ReconFileRow, ReconLineRow, SafRow,
 use switch::NextAdjustment;
 
 use crate::money::{major, MoneyConfig};
+use crate::{Result, ServiceError};
 
 /// What ingesting a file did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +43,10 @@ pub fn ingest(
     date: NaiveDate,
     name: &str,
     at: &str,
-) -> anyhow::Result<Ingested> {
-    let parsed = IssuerCsv::default().parse(bytes, date)?;
+) -> Result<Ingested> {
+    let parsed = IssuerCsv::default()
+        .parse(bytes, date)
+        .map_err(|e| ServiceError::BadInput(format!("clearing file {name}: {e}")))?;
     let bad: Vec<(usize, String)> = parsed
         .bad_lines
         .iter()
@@ -222,7 +225,7 @@ pub fn reconcile_date(
     date: NaiveDate,
     cfg: &MoneyConfig,
     at: &str,
-) -> anyhow::Result<ReconReport> {
+) -> Result<ReconReport> {
     let prev = date - Duration::days(1);
     let next = date + Duration::days(1);
     let next_seen = db.recon_file_seen(&next.to_string())?;
@@ -503,7 +506,7 @@ fn give_back(
     txn_id: i64,
     amount_minor: i64,
     at: &str,
-) -> anyhow::Result<GiveBack> {
+) -> Result<GiveBack> {
     let so_far = switch::adjustments(txn_id, |id| db.saf_entry(id))?;
     let n = match switch::next_adjustment(&so_far) {
         NextAdjustment::Send(n) => n,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use crate::{file_error, Context, Result, ServiceError};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
 use domain::Currency;
 use ledger::{Account, AccountKind, Flow, Limit, Transfer};
@@ -217,11 +217,15 @@ fn house_accounts(currency: Currency) -> Vec<Account> {
 }
 
 /// A merchant's terms from its stored row.
-pub fn terms_from(row: &TermsRow) -> anyhow::Result<Terms> {
+pub fn terms_from(row: &TermsRow) -> Result<Terms> {
     Ok(Terms {
         settlement_account: row.settlement_account.clone(),
-        cycle: Cycle::parse(&row.cycle)
-            .with_context(|| format!("merchant {}: bad cycle {:?}", row.merchant_id, row.cycle))?,
+        cycle: Cycle::parse(&row.cycle).ok_or_else(|| {
+            ServiceError::Invalid(format!(
+                "merchant {}: bad cycle {:?}",
+                row.merchant_id, row.cycle
+            ))
+        })?,
         debit_bps: row.debit_bps,
         credit_bps: row.credit_bps,
         debit_cap_minor: row.debit_cap_minor,
@@ -239,7 +243,7 @@ pub struct Holds {
 
 impl Holds {
     /// The holds in force.
-    pub fn load(db: &mut dyn Backend) -> anyhow::Result<Holds> {
+    pub fn load(db: &mut dyn Backend) -> Result<Holds> {
         let mut holds = Holds::default();
         for m in db.merchants()? {
             if m.status != "active" {
@@ -292,7 +296,7 @@ pub fn settle_date(
     date: NaiveDate,
     cfg: &MoneyConfig,
     at: &str,
-) -> anyhow::Result<SettleReport> {
+) -> Result<SettleReport> {
     let d = date.to_string();
     let file = cfg.out_dir.join(format!("settlement-{d}.csv"));
     if db.settlement_run(&d)?.is_some() {
@@ -465,7 +469,7 @@ pub fn settle_date(
         ));
     }
     db.ledger_apply(&open, &run.transfers, &writes, at)
-        .with_context(|| format!("settle {d}"))?;
+        .ctx(format!("settle {d}"))?;
     write_files(&cfg.out_dir, &d, &settlements, &payouts)?;
     Ok(SettleReport {
         date,
@@ -484,24 +488,11 @@ fn write_files(
     date: &str,
     settlements: &[SettlementRow],
     payouts: &[PayoutRow],
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
     let path = dir.join(format!("settlement-{date}.csv"));
-    let mut w = csv::Writer::from_path(&path).with_context(|| format!("{}", path.display()))?;
-    w.write_record([
-        "business_date",
-        "settlement_id",
-        "merchant_id",
-        "settlement_account",
-        "gross",
-        "fees",
-        "refunds",
-        "held",
-        "net",
-        "transactions",
-    ])?;
-    for s in settlements {
-        w.write_record([
+    let rows = settlements.iter().map(|s| {
+        vec![
             s.business_date.clone(),
             s.settlement_id.clone(),
             s.merchant_id.clone(),
@@ -512,26 +503,50 @@ fn write_files(
             major(s.held_minor),
             major(s.net_minor),
             s.txn_count.to_string(),
-        ])?;
-    }
-    w.flush()?;
-    let path = dir.join(format!("payouts-{date}.csv"));
-    let mut w = csv::Writer::from_path(&path).with_context(|| format!("{}", path.display()))?;
-    w.write_record([
+        ]
+    });
+    let header = [
+        "business_date",
         "settlement_id",
-        "seq",
+        "merchant_id",
         "settlement_account",
-        "value_date",
-        "amount",
-    ])?;
-    for p in payouts {
-        w.write_record([
+        "gross",
+        "fees",
+        "refunds",
+        "held",
+        "net",
+        "transactions",
+    ];
+    write_csv(&path, &header, rows).map_err(|e| file_error(&path, e))?;
+    let path = dir.join(format!("payouts-{date}.csv"));
+    let rows = payouts.iter().map(|p| {
+        vec![
             p.settlement_id.clone(),
             p.seq.to_string(),
             p.settlement_account.clone(),
             p.value_date.clone(),
             major(p.amount_minor),
-        ])?;
+        ]
+    });
+    let header = [
+        "settlement_id",
+        "seq",
+        "settlement_account",
+        "value_date",
+        "amount",
+    ];
+    write_csv(&path, &header, rows).map_err(|e| file_error(&path, e))
+}
+
+fn write_csv(
+    path: &Path,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> std::result::Result<(), csv::Error> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(header)?;
+    for r in rows {
+        w.write_record(&r)?;
     }
     w.flush()?;
     Ok(())
@@ -545,7 +560,7 @@ pub fn confirm_payouts(
     value_date: NaiveDate,
     currency: Currency,
     at: &str,
-) -> anyhow::Result<(usize, i64)> {
+) -> Result<(usize, i64)> {
     let due = db.payouts_due(&value_date.to_string())?;
     let mut transfers = Vec::new();
     let mut writes = Vec::new();
@@ -576,9 +591,9 @@ pub fn place_hold(
     reason: &str,
     by: &str,
     at: &str,
-) -> anyhow::Result<String> {
+) -> Result<String> {
     if !(subject.starts_with("merchant:") || subject.starts_with("txn:")) {
-        bail!(crate::BadInput(format!(
+        return Err(ServiceError::BadInput(format!(
             "hold subject must be merchant:<id> or txn:<id>, got {subject:?}"
         )));
     }
@@ -601,9 +616,9 @@ pub fn place_hold(
 }
 
 /// Releases a hold: what it held settles in the next run.
-pub fn release_hold(db: &mut dyn Backend, hold_id: &str, by: &str, at: &str) -> anyhow::Result<()> {
+pub fn release_hold(db: &mut dyn Backend, hold_id: &str, by: &str, at: &str) -> Result<()> {
     let Some(mut h) = db.holds(false)?.into_iter().find(|h| h.hold_id == hold_id) else {
-        bail!(crate::BadInput(format!("no hold {hold_id}")));
+        return Err(ServiceError::NotFound(format!("no hold {hold_id}")));
     };
     if h.released_at.is_some() {
         return Ok(());
@@ -658,9 +673,11 @@ fn expected_payout(cycle: Cycle, bd: NaiveDate) -> NaiveDate {
 }
 
 /// Explains where a transaction's money is.
-pub fn txn_money(db: &mut dyn Backend, rrn: &str, cfg: &MoneyConfig) -> anyhow::Result<TxnMoney> {
+pub fn txn_money(db: &mut dyn Backend, rrn: &str, cfg: &MoneyConfig) -> Result<TxnMoney> {
     let Some(txn) = db.transaction_by_rrn(rrn)? else {
-        bail!(crate::BadInput(format!("no transaction with RRN {rrn}")));
+        return Err(ServiceError::NotFound(format!(
+            "no transaction with RRN {rrn}"
+        )));
     };
     let bd = cfg.business_date(&txn.created_at);
     let mut lines = vec![format!(
@@ -739,7 +756,7 @@ fn money_after_approval(
     bd: Option<NaiveDate>,
     cfg: &MoneyConfig,
     lines: &mut Vec<String>,
-) -> anyhow::Result<String> {
+) -> Result<String> {
     let capture = db.capture(txn.txn_id)?;
     match &capture {
         Some(c) => lines.push(format!(
@@ -828,12 +845,12 @@ pub fn statement(
     merchant: &str,
     date: NaiveDate,
     cfg: &MoneyConfig,
-) -> anyhow::Result<String> {
+) -> Result<String> {
     use std::fmt::Write as _;
     let d = date.to_string();
     let mut out = String::new();
     let Some(m) = db.merchant(merchant)? else {
-        bail!(crate::BadInput(format!("no merchant {merchant}")));
+        return Err(ServiceError::NotFound(format!("no merchant {merchant}")));
     };
     writeln!(
         out,

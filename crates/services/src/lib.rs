@@ -1,0 +1,102 @@
+//! posguard's operations over the store, for every way in: the command line today, the
+//! HTTP API next. Each function takes an open [`store::Backend`] and plain arguments
+//! and returns data (with a `Display` for people where the CLI prints it) or a
+//! [`ServiceError`] that says whose fault it was.
+//!
+//! - [`money`]: settlement runs, payout confirmation, holds, a merchant's statement
+//!   and "where is my money" for one transaction;
+//! - [`reconcile`]: clearing-file ingestion and reconciliation runs, findings and the
+//!   credit adjustments they queue;
+//! - [`check`]: the journal against the issuer's clearing files (phantom and double
+//!   debits, missing and unknown sales), the queue and in-flight counts;
+//! - [`risk`]: risk back-tests over the journal, and cases.
+
+use store::StoreError;
+
+pub mod check;
+pub mod money;
+pub mod reconcile;
+pub mod risk;
+
+/// What went wrong, and whose fault it was.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is wrong (a command exits 2, the API answers 400).
+    #[error("{0}")]
+    BadInput(String),
+    /// What was asked for does not exist (the API answers 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The store failed.
+    #[error("{what}: {source}")]
+    Store {
+        /// What was being done.
+        what: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// A file could not be written.
+    #[error("{what}: {source}")]
+    File {
+        /// Which file, doing what.
+        what: String,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Stored data is not what it should be.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ServiceError {
+    /// Whether the caller's input caused it (not found included).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, ServiceError::BadInput(_) | ServiceError::NotFound(_))
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(source: StoreError) -> ServiceError {
+        ServiceError::Store {
+            what: "store".into(),
+            source,
+        }
+    }
+}
+
+/// Reports are written into `String`s, which cannot fail; `?` on them needs this.
+impl From<std::fmt::Error> for ServiceError {
+    fn from(_: std::fmt::Error) -> ServiceError {
+        ServiceError::Invalid("report formatting failed".into())
+    }
+}
+
+/// The services' result.
+pub type Result<T> = std::result::Result<T, ServiceError>;
+
+/// Names what a store call was doing when it failed.
+pub(crate) trait Context<T> {
+    fn ctx(self, what: impl Into<String>) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, StoreError> {
+    fn ctx(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|source| ServiceError::Store {
+            what: what.into(),
+            source,
+        })
+    }
+}
+
+/// A file error naming the file.
+pub(crate) fn file_error(
+    path: &std::path::Path,
+    source: impl Into<std::io::Error>,
+) -> ServiceError {
+    ServiceError::File {
+        what: path.display().to_string(),
+        source: source.into(),
+    }
+}
