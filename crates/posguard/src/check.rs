@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use clap::Args;
 pub use services::check::{clearing_dates, compare, parse_clearing, CheckReport};
 
-use crate::run_cli::StoreArgs;
+use crate::args::StoreArgs;
 
 /// `posguard check`.
 #[derive(Debug, Args)]

@@ -801,7 +801,7 @@ impl RiskSummary {
     /// Reads the decisions and cases of a store.
     pub fn load(store: &str) -> anyhow::Result<RiskSummary> {
         let mut db = crate::node::open_store(store)?;
-        let decisions = crate::risk_cli::load_decisions(db.as_mut())?;
+        let decisions = services::risk::load_decisions(db.as_mut())?;
         let mut counts: std::collections::BTreeMap<String, usize> =
             std::collections::BTreeMap::new();
         let mut versions = std::collections::BTreeSet::new();

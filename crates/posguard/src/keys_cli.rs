@@ -17,7 +17,7 @@ use clap::{Args, Subcommand};
 use store::{KeyRow, TerminalRow, Write};
 use zeroize::Zeroize;
 
-use crate::run_cli::{now_rfc3339, StoreArgs};
+use crate::args::{now_rfc3339, StoreArgs};
 use crate::BadInput;
 
 /// Where the LMK comes from.

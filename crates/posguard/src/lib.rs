@@ -4,6 +4,7 @@
 //! are the `services` crate's; the commands here parse arguments, open the store,
 //! call them and print.
 
+pub mod args;
 pub mod bench;
 pub mod check;
 pub use sim::demo_data;

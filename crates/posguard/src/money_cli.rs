@@ -5,8 +5,8 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 use store::{TermsRow, Write};
 
+use crate::args::{now_rfc3339, StoreArgs};
 use crate::node::open_store;
-use crate::run_cli::{now_rfc3339, StoreArgs};
 use crate::BadInput;
 use services::money::{self, MoneyConfig};
 

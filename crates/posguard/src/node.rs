@@ -301,12 +301,12 @@ pub fn load_engine(opts: &NodeOptions) -> anyhow::Result<(Engine, Vec<SafRow>)> 
     // does not forget who has been doing what. A day counter sums minute buckets, so
     // the minute before the day still counts: warm from a day and a minute back.
     if opts.redis_url.is_none() {
-        let decisions = crate::risk_cli::load_decisions(db.as_mut())?;
+        let decisions = services::risk::load_decisions(db.as_mut())?;
         let day_ago = recent
             .last()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t.created_at).ok())
             .map_or(0, |d| d.timestamp_millis() - 86_400_000 - 60_000);
-        crate::risk_cli::replay(&recent, &decisions, day_ago, &mut risk, |_, _, _, _, _| {});
+        services::risk::replay(&recent, &decisions, day_ago, &mut risk, |_, _, _, _, _| {});
     }
     let engine = Engine::new(
         opts.switch.clone(),

@@ -3,8 +3,8 @@
 use clap::{Args, Subcommand};
 pub use services::risk::{backtest, load_decisions, replay, Backtest, CaseVerdict, RuleImpact};
 
+use crate::args::{now_rfc3339, StoreArgs};
 use crate::node::{load_rules, open_store};
-use crate::run_cli::{now_rfc3339, StoreArgs};
 
 /// `posguard risk …`.
 #[derive(Debug, Subcommand)]

@@ -10,28 +10,9 @@ use clap::Args;
 use issuer::{Bank, Faults, IssuerConfig};
 use terminal::{Card, EntryKind, FleetConfig, Mix, TerminalSetup};
 
+use crate::args::{now_rfc3339, StoreArgs};
 use crate::demo_data::{demo_data, CardFate, DemoData};
 use crate::node::{open_store, run_node, seed_demo, NodeKeys, NodeOptions};
-
-/// Where the acquirer keeps its journal.
-#[derive(Debug, Clone, Args)]
-pub struct StoreArgs {
-    /// SQLite data directory (the embedded default).
-    #[arg(long, default_value = "./posguard-data")]
-    pub data: String,
-    /// PostgreSQL URL (`postgres://…`); overrides `--data`.
-    #[arg(long)]
-    pub database_url: Option<String>,
-}
-
-impl StoreArgs {
-    /// The store location `store::open` understands.
-    pub fn location(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| self.data.clone())
-    }
-}
 
 /// The demo data set's shape.
 #[derive(Debug, Clone, Args)]
@@ -107,12 +88,6 @@ pub struct AcquirerArgs {
     /// versions loaded with `posguard keys` while it runs.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     key_check_secs: u64,
-}
-
-/// The acquirer's clock reading as RFC 3339 (for records created outside the engine).
-#[allow(clippy::disallowed_methods)] // the edge
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339()
 }
 
 /// Local time in the acquirer's zone (UTC+8), for the issuer simulator's clock.
