@@ -3,12 +3,15 @@
 
 use clap::Args;
 
+/// The SQLite data directory when none is given.
+pub const DEFAULT_DATA: &str = "./posguard-data";
+
 /// Where the acquirer keeps its journal.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// SQLite data directory (the embedded default).
-    #[arg(long, default_value = "./posguard-data")]
-    pub data: String,
+    /// SQLite data directory (the embedded default; `./posguard-data` when not given).
+    #[arg(long)]
+    pub data: Option<String>,
     /// PostgreSQL URL (`postgres://…`); overrides `--data`.
     #[arg(long)]
     pub database_url: Option<String>,
@@ -17,9 +20,12 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// The store location `store::open` understands.
     pub fn location(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| self.data.clone())
+        self.given().unwrap_or_else(|| DEFAULT_DATA.into())
+    }
+
+    /// The location given on the command line, if any.
+    pub fn given(&self) -> Option<String> {
+        self.database_url.clone().or_else(|| self.data.clone())
     }
 }
 

@@ -36,6 +36,22 @@ pub struct LmkArgs {
 }
 
 impl LmkArgs {
+    /// These flags, or — when none of them is given — the configuration file's
+    /// `[keys]` (flags override the file as a whole: an LMK is given one way).
+    pub fn or_file(&self, file: &crate::config::KeysSection) -> LmkArgs {
+        if self.lmk_file.is_some() || !self.lmk_components.is_empty() {
+            return self.clone();
+        }
+        LmkArgs {
+            lmk_file: file.lmk_file.clone(),
+            lmk_components: file.lmk_components.clone(),
+            previous_lmk_file: self
+                .previous_lmk_file
+                .clone()
+                .or_else(|| file.previous_lmk_file.clone()),
+        }
+    }
+
     /// The configured LMK, or `None` when none is configured at all.
     pub fn load(&self) -> anyhow::Result<Option<Lmk>> {
         let env = std::env::var("POSGUARD_LMK").ok();

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod bench;
 pub mod check;
+pub mod config;
 pub use sim::demo_data;
 pub mod demo;
 pub mod iso_cli;

@@ -38,16 +38,22 @@ impl DemoDataArgs {
 /// `posguard acquirer`.
 #[derive(Debug, Args)]
 pub struct AcquirerArgs {
+    /// The node's settings (TOML, `docs/configuration.md`); flags override it.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
     demo: DemoDataArgs,
-    /// Terminal listener.
-    #[arg(long, default_value = "127.0.0.1:8583")]
-    listen: SocketAddr,
-    /// Issuer link address.
-    #[arg(long, default_value = "127.0.0.1:9583")]
-    issuer: SocketAddr,
+    /// Node number 0–9 (part of every transaction id and RRN; 0 when not given).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    node: Option<u8>,
+    /// Terminal listener (127.0.0.1:8583 when not given).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Issuer link address (127.0.0.1:9583 when not given).
+    #[arg(long)]
+    issuer: Option<SocketAddr>,
     /// Also accept terminals speaking iso87-ascii (bare messages, X9.19 MAC) here.
     #[arg(long)]
     ascii_listen: Option<SocketAddr>,
@@ -57,9 +63,9 @@ pub struct AcquirerArgs {
     /// TLS on the issuer link.
     #[command(flatten)]
     issuer_tls: crate::tls_cli::IssuerLinkTlsArgs,
-    /// Issuer timeout in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
-    issuer_timeout_ms: u64,
+    /// Issuer timeout in milliseconds (10000 when not given).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    issuer_timeout_ms: Option<u64>,
     #[command(flatten)]
     lmk: crate::keys_cli::LmkArgs,
     /// Create the demo merchants and terminals in an empty store; without an LMK, run
@@ -71,23 +77,24 @@ pub struct AcquirerArgs {
     #[arg(long)]
     rules: Option<std::path::PathBuf>,
     /// What risk control does when it runs out of time: fail-open, fail-closed or
-    /// approve-and-hold.
-    #[arg(long, default_value = "approve-and-hold")]
-    risk_policy: String,
+    /// approve-and-hold (the default).
+    #[arg(long)]
+    risk_policy: Option<String>,
     /// Share risk counters with other nodes in Redis (`redis://host:6379`).
     #[arg(long)]
     redis_url: Option<String>,
-    /// Terminal connections accepted from one address (raise it behind a NAT or a
-    /// proxy that hides terminals' addresses).
-    #[arg(long, default_value_t = 64)]
-    max_connections_per_ip: usize,
-    /// Sign-ons accepted from one address in a minute (over all its terminals).
-    #[arg(long, default_value_t = 120)]
-    max_sign_ons_per_ip: usize,
+    /// Terminal connections accepted from one address (64 when not given; raise it
+    /// behind a NAT or a proxy that hides terminals' addresses).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections_per_ip: Option<u64>,
+    /// Sign-ons accepted from one address in a minute, over all its terminals (120
+    /// when not given).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_sign_ons_per_ip: Option<u64>,
     /// How often (seconds) the node reads the key table for new zone and token key
-    /// versions loaded with `posguard keys` while it runs.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    key_check_secs: u64,
+    /// versions loaded with `posguard keys` while it runs (10 when not given).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    key_check_secs: Option<u64>,
 }
 
 /// Local time in the acquirer's zone (UTC+8), for the issuer simulator's clock.
@@ -135,26 +142,21 @@ pub fn seed_store(opts: &NodeOptions, data: &DemoData) -> anyhow::Result<bool> {
 /// Runs `posguard acquirer`.
 pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     crate::init_logging("info");
-    let terminal_tls = a.tls.load()?;
-    let mut opts = node_options(a.store.location(), a.issuer, a.issuer_timeout_ms);
-    opts.gateway.issuer_tls = a.issuer_tls.load(a.issuer)?;
-    opts.keys = match a.lmk.load()? {
-        Some(lmk) => NodeKeys::Configured(Arc::new(lmk), a.lmk.previous()?.map(Arc::new)),
-        None if a.demo_data => NodeKeys::Demo,
-        None => return Err(crate::keys_cli::missing_lmk()),
+    let file = match &a.config {
+        Some(p) => crate::config::NodeFile::load(p)?,
+        None => crate::config::NodeFile::default(),
     };
-    opts.risk_policy = risk::Policy::parse(&a.risk_policy).ok_or_else(|| {
-        crate::BadInput("--risk-policy is fail-open, fail-closed or approve-and-hold".into())
-    })?;
-    opts.rules = a.rules.clone();
-    opts.redis_url = a.redis_url.clone();
-    opts.gateway.max_connections_per_ip = a.max_connections_per_ip;
-    opts.gateway.max_sign_ons_per_ip_per_minute = a.max_sign_ons_per_ip;
-    opts.gateway.rules_path = a.rules.clone();
-    opts.gateway.key_check_secs = a.key_check_secs;
+    let (opts, listen, ascii_listen) = acquirer_options(&a, &file)?;
+    let terminal_tls = a.tls.load()?;
+    let mut opts = opts;
+    opts.gateway.issuer_tls = a.issuer_tls.load(opts.gateway.issuer)?;
     if a.demo_data && seed_store(&opts, &a.demo.data())? {
         tracing::info!("demo merchants and terminals created");
     }
+    let a = AcquirerListen {
+        listen,
+        ascii_listen,
+    };
     let rt = tokio::runtime::Runtime::new().context("start runtime")?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(a.listen)
@@ -178,6 +180,100 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
         })
         .await
     })
+}
+
+struct AcquirerListen {
+    listen: SocketAddr,
+    ascii_listen: Option<SocketAddr>,
+}
+
+/// The node's options from its flags over its configuration file over the defaults;
+/// also the terminal listeners' addresses.
+pub fn acquirer_options(
+    a: &AcquirerArgs,
+    file: &crate::config::NodeFile,
+) -> anyhow::Result<(NodeOptions, SocketAddr, Option<SocketAddr>)> {
+    let sw_defaults = switch::Config::default();
+    let gw_defaults = gateway::GatewayConfig::default();
+    let store = a
+        .store
+        .given()
+        .or_else(|| file.store.database_url.clone())
+        .or_else(|| file.store.data.clone())
+        .unwrap_or_else(|| crate::args::DEFAULT_DATA.into());
+    let issuer = a.issuer.or(file.issuer.addr).unwrap_or(gw_defaults.issuer);
+    let timeout = a
+        .issuer_timeout_ms
+        .or(file.issuer.timeout_ms)
+        .unwrap_or(sw_defaults.issuer_timeout_ms);
+    let mut opts = node_options(store, issuer, timeout);
+    opts.switch.node = a.node.or(file.node).unwrap_or(sw_defaults.node);
+    if let Some(id) = &file.acquirer_id {
+        opts.switch.acquirer_id = id.clone();
+    }
+    if let Some(h) = file.time.utc_offset_hours {
+        opts.switch.utc_offset_secs = i32::from(h) * 3600;
+    }
+    let l = &file.limits;
+    if let Some(v) = l.max_amount_minor {
+        opts.switch.max_amount_minor = v;
+    }
+    if let Some(v) = l.max_in_flight {
+        opts.switch.max_in_flight = v;
+    }
+    if let Some(v) = l.max_sign_ons_per_terminal {
+        opts.switch.max_sign_ons_per_minute = v;
+    }
+    if let Some(v) = l.saf_max_attempts {
+        opts.switch.saf_max_attempts = v;
+    }
+    if let Some(v) = l.max_connections {
+        opts.gateway.max_connections = v;
+    }
+    if let Some(v) = file.issuer.connections {
+        opts.gateway.issuer_connections = v;
+    }
+    opts.gateway.max_connections_per_ip = a
+        .max_connections_per_ip
+        .map(|v| v as usize)
+        .or(l.max_connections_per_ip)
+        .unwrap_or(gw_defaults.max_connections_per_ip);
+    opts.gateway.max_sign_ons_per_ip_per_minute = a
+        .max_sign_ons_per_ip
+        .map(|v| v as usize)
+        .or(l.max_sign_ons_per_ip)
+        .unwrap_or(gw_defaults.max_sign_ons_per_ip_per_minute);
+    opts.gateway.key_check_secs = a
+        .key_check_secs
+        .or(file.keys.key_check_secs)
+        .unwrap_or(gw_defaults.key_check_secs);
+    let lmk = a.lmk.or_file(&file.keys);
+    opts.keys = match lmk.load()? {
+        Some(k) => NodeKeys::Configured(Arc::new(k), lmk.previous()?.map(Arc::new)),
+        None if a.demo_data => NodeKeys::Demo,
+        None => return Err(crate::keys_cli::missing_lmk()),
+    };
+    let policy = a
+        .risk_policy
+        .clone()
+        .or_else(|| file.risk.policy.clone())
+        .unwrap_or_else(|| "approve-and-hold".into());
+    opts.risk_policy = risk::Policy::parse(&policy).ok_or_else(|| {
+        crate::BadInput("--risk-policy is fail-open, fail-closed or approve-and-hold".into())
+    })?;
+    let rules = a.rules.clone().or_else(|| file.risk.rules.clone());
+    opts.rules = rules.clone();
+    opts.gateway.rules_path = rules;
+    opts.redis_url = a.redis_url.clone().or_else(|| file.redis.url.clone());
+    if let Some(p) = &file.redis.prefix {
+        opts.redis_prefix = p.clone();
+    }
+    let listen = a
+        .listen
+        .or(file.listen.terminals)
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8583)));
+    let ascii = a.ascii_listen.or(file.listen.ascii);
+    Ok((opts, listen, ascii))
 }
 
 /// `posguard issuer-sim`.
@@ -464,4 +560,117 @@ pub fn terminals(a: TerminalsArgs) -> anyhow::Result<()> {
     write_terminal_state(&a.state, &report)?;
     println!("{report}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::NodeFile;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: AcquirerArgs,
+    }
+
+    fn options(args: &[&str], file: &str) -> (NodeOptions, SocketAddr, Option<SocketAddr>) {
+        let cli = Cli::try_parse_from(std::iter::once("acquirer").chain(args.iter().copied()))
+            .expect("flags");
+        let file = NodeFile::parse(file).expect("file");
+        acquirer_options(&cli.a, &file).expect("options")
+    }
+
+    /// Flags override the file, the file overrides the defaults, key by key.
+    #[test]
+    fn flags_override_the_file_and_the_file_the_defaults() {
+        let file = "node = 3\nacquirer_id = \"12345678\"\n[store]\ndata = \"/srv/pg\"\n\
+                    [listen]\nterminals = \"0.0.0.0:9000\"\n[issuer]\naddr = \"10.0.0.2:7000\"\n\
+                    timeout_ms = 4000\nconnections = 2\n[time]\nutc_offset_hours = 9\n\
+                    [limits]\nmax_connections_per_ip = 7\nmax_amount_minor = 500\n\
+                    [keys]\nkey_check_secs = 30\n[risk]\npolicy = \"fail-closed\"";
+        let (o, listen, ascii) = options(&["--demo-data"], file);
+        assert_eq!(o.switch.node, 3);
+        assert_eq!(o.switch.acquirer_id, "12345678");
+        assert_eq!(o.store, "/srv/pg");
+        assert_eq!(listen, "0.0.0.0:9000".parse::<SocketAddr>().unwrap());
+        assert_eq!(ascii, None);
+        assert_eq!(
+            o.gateway.issuer,
+            "10.0.0.2:7000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(o.switch.issuer_timeout_ms, 4000);
+        assert_eq!(o.gateway.issuer_connections, 2);
+        assert_eq!(o.switch.utc_offset_secs, 9 * 3600);
+        assert_eq!(o.gateway.max_connections_per_ip, 7);
+        assert_eq!(o.switch.max_amount_minor, 500);
+        assert_eq!(o.gateway.key_check_secs, 30);
+        assert_eq!(o.risk_policy, risk::Policy::FailClosed);
+
+        let (o, listen, _) = options(
+            &[
+                "--demo-data",
+                "--node",
+                "5",
+                "--database-url",
+                "postgres://x@y/z",
+                "--listen",
+                "127.0.0.1:7001",
+                "--issuer-timeout-ms",
+                "2000",
+                "--max-connections-per-ip",
+                "9",
+                "--risk-policy",
+                "fail-open",
+            ],
+            file,
+        );
+        assert_eq!(o.switch.node, 5);
+        assert_eq!(o.store, "postgres://x@y/z");
+        assert_eq!(listen, "127.0.0.1:7001".parse::<SocketAddr>().unwrap());
+        assert_eq!(o.switch.issuer_timeout_ms, 2000);
+        assert_eq!(o.gateway.max_connections_per_ip, 9);
+        assert_eq!(o.risk_policy, risk::Policy::FailOpen);
+        // Keys the flags did not name still come from the file.
+        assert_eq!(
+            o.gateway.issuer,
+            "10.0.0.2:7000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(o.switch.acquirer_id, "12345678");
+
+        let (o, listen, _) = options(&["--demo-data"], "");
+        assert_eq!(o.switch.node, 0);
+        assert_eq!(o.store, crate::args::DEFAULT_DATA);
+        assert_eq!(listen, "127.0.0.1:8583".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            o.gateway.issuer,
+            "127.0.0.1:9583".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(o.switch.issuer_timeout_ms, 10_000);
+        assert_eq!(o.gateway.max_connections_per_ip, 64);
+        assert_eq!(o.risk_policy, risk::Policy::ApproveAndHold);
+        assert!(matches!(o.keys, NodeKeys::Demo));
+    }
+
+    /// Without `--demo-data` a node needs an LMK: from the file here.
+    #[test]
+    fn the_lmk_comes_from_the_file_and_nothing_runs_on_demo_keys_without_demo_data() {
+        let cli = Cli::try_parse_from(["acquirer"]).expect("flags");
+        let err = acquirer_options(&cli.a, &NodeFile::default()).expect_err("no LMK");
+        assert!(err.to_string().contains("LMK"), "{err}");
+
+        let dir = std::env::temp_dir().join(format!("posguard-cfg-lmk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let lmk = dir.join("lmk");
+        std::fs::write(&lmk, b"0123456789ABCDEFFEDCBA9876543210\n").expect("write");
+        let file = NodeFile::parse(&format!(
+            "[keys]\nlmk_file = {:?}",
+            lmk.display().to_string()
+        ))
+        .expect("file");
+        let (o, _, _) = acquirer_options(&cli.a, &file).expect("options");
+        assert!(matches!(o.keys, NodeKeys::Configured(..)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -604,3 +604,33 @@ fn the_key_check_interval_is_bounded() {
         assert!(err.contains("--key-check-secs"), "{err}");
     }
 }
+
+/// A configuration file with an unknown key or a value out of range stops the node at
+/// start, naming the key, before anything listens.
+#[test]
+fn a_bad_configuration_file_is_refused_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("posguard-badcfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for (text, says) in [
+        (
+            "[limits]\nmax_conections_per_ip = 5\n",
+            "max_conections_per_ip",
+        ),
+        ("node = 10\n", "node is 0-9"),
+    ] {
+        let path = dir.join("node.toml");
+        std::fs::write(&path, text).expect("write");
+        let (code, _, err) = crate::run(
+            &[
+                "acquirer",
+                "--demo-data",
+                "--config",
+                &path.display().to_string(),
+            ],
+            b"",
+        );
+        assert_eq!(code, 2, "{text}: {err}");
+        assert!(err.contains(says), "{text}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
