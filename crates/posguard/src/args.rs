@@ -34,3 +34,11 @@ impl StoreArgs {
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339()
 }
+
+/// The command line's actor in audit records: the OS user running the command.
+pub fn cli_actor() -> services::accounts::Actor {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    services::accounts::Actor::cli(&user, std::process::id())
+}

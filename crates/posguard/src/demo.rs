@@ -409,7 +409,13 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         let day_report = tokio::task::spawn_blocking(move || -> anyhow::Result<DayReport> {
             let mut db = crate::node::open_store(&s)?;
             if release {
-                services::money::release_hold(db.as_mut(), "manual:1", "onboarding", &at)?;
+                services::money::release_hold(
+                    db.as_mut(),
+                    "manual:1",
+                    "onboarding",
+                    &services::accounts::Actor::cli("demo", std::process::id()),
+                    &at,
+                )?;
             }
             let settlement = services::money::settle_date(db.as_mut(), date, &cfg, &at)?;
             let paid = services::money::confirm_payouts(db.as_mut(), date, cfg.currency, &at)?;

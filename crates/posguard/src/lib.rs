@@ -4,6 +4,7 @@
 //! are the `services` crate's; the commands here parse arguments, open the store,
 //! call them and print.
 
+pub mod api_cli;
 pub mod args;
 pub mod bench;
 pub mod check;
@@ -19,6 +20,7 @@ pub mod risk_cli;
 pub mod run_cli;
 pub mod simulate;
 pub mod tls_cli;
+pub mod user_cli;
 
 /// An error caused by the input rather than by posguard: exit code 2.
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use posguard::{
-    bench, check, demo, iso_cli, keys_cli, money_bench, money_cli, risk_cli, run_cli, simulate,
-    BadInput,
+    api_cli, bench, check, demo, iso_cli, keys_cli, money_bench, money_cli, risk_cli, run_cli,
+    simulate, user_cli, BadInput,
 };
 
 /// posguard: a risk-controlled POS acquiring platform.
@@ -65,6 +65,11 @@ enum Command {
     Exception(money_cli::ExceptionCommand),
     /// Measure ledger transfers/s (SQLite, PostgreSQL) and a settlement run's time.
     MoneyBench(money_bench::MoneyBenchArgs),
+    /// Operator accounts: add (the first admin), list, disable, passwd, api-key.
+    #[command(subcommand)]
+    User(user_cli::UserCommand),
+    /// Serve the operators' HTTP API on the store, without terminal traffic.
+    Api(api_cli::ApiArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +94,8 @@ fn main() -> ExitCode {
         Command::MoneyBench(a) => money_bench::run(a),
         Command::Recon(a) => money_cli::recon(a),
         Command::Exception(c) => money_cli::exception(c),
+        Command::User(c) => user_cli::run(c),
+        Command::Api(a) => api_cli::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

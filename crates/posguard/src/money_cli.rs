@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 use store::{TermsRow, Write};
 
-use crate::args::{now_rfc3339, StoreArgs};
+use crate::args::{cli_actor, now_rfc3339, StoreArgs};
 use crate::node::open_store;
 use crate::BadInput;
 use services::money::{self, MoneyConfig};
@@ -258,13 +258,20 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<()> {
                 }
                 _ => return Err(BadInput("give --merchant or --rrn".into()).into()),
             };
-            let id = money::place_hold(db.as_mut(), &subject, &reason, &by, &now_rfc3339())?;
+            let id = money::place_hold(
+                db.as_mut(),
+                &subject,
+                &reason,
+                &by,
+                &cli_actor(),
+                &now_rfc3339(),
+            )?;
             println!("hold {id} placed on {subject}");
             Ok(())
         }
         HoldCommand::Release { store, hold_id, by } => {
             let mut db = open_store(&store.location())?;
-            money::release_hold(db.as_mut(), &hold_id, &by, &now_rfc3339())?;
+            money::release_hold(db.as_mut(), &hold_id, &by, &cli_actor(), &now_rfc3339())?;
             println!("hold {hold_id} released");
             Ok(())
         }

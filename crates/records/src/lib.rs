@@ -10,7 +10,8 @@ mod rows;
 
 pub use kind::{SafState, Stored, TxnKind, TxnState};
 pub use rows::{
-    BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, EventRow,
-    FindingRow, HoldRow, KeyRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
-    SettlementItemRow, SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
+    AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow,
+    EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
+    ReconLineRow, SafRow, SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow,
+    TerminalRow, TermsRow, TxnRow, Write,
 };

@@ -491,6 +491,67 @@ pub struct FindingRow {
     pub updated_at: String,
 }
 
+/// Someone who uses the API: a person with a role, or a system with an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRow {
+    /// Login name.
+    pub name: String,
+    /// `admin`, `operations`, `risk_analyst`, `finance`, `support`, `auditor`, `merchant`.
+    pub role: String,
+    /// argon2id PHC string (never the password).
+    pub password_hash: String,
+    /// For the merchant role: the merchant ids it sees, comma-separated.
+    pub merchant_ids: String,
+    /// Disabled accounts cannot log in; their sessions stop working.
+    pub disabled: bool,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// A login session or an API key, known by the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// Whose.
+    pub operator: String,
+    /// `session` or `api_key`.
+    pub kind: String,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// When it stops working (RFC 3339).
+    pub expires_at: String,
+    /// Logged out or revoked (RFC 3339).
+    pub ended_at: Option<String>,
+}
+
+/// One audit record: who changed what, when, from where, and the object before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Sequence, from 1 (assigned by the store in the same database transaction).
+    pub seq: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The operator's name, or `os:<user>` for the command line.
+    pub actor: String,
+    /// The actor's role (`cli` for the command line).
+    pub role: String,
+    /// What was done (`hold.place`, `operator.add`, `session.login`, …).
+    pub action: String,
+    /// What it was done to (`hold:manual:1`, `operator:alice`, …).
+    pub object: String,
+    /// The object before (JSON, `null` when it was new; never a secret).
+    pub before: String,
+    /// The object after (JSON, `null` when it is gone).
+    pub after: String,
+    /// The request's id (API) or the process id (CLI).
+    pub request_id: String,
+    /// The client's address, or `cli`.
+    pub source: String,
+}
+
 /// One change to persist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
@@ -540,6 +601,12 @@ pub enum Write {
     Finding(FindingRow),
     /// Replace a finding's status, owner, deadline, action and notes.
     FindingUpdate(FindingRow),
+    /// Insert or replace an operator.
+    Operator(OperatorRow),
+    /// Insert a session or API key, or record its end.
+    Session(SessionRow),
+    /// Append an audit record (its `seq` is assigned by the store).
+    Audit(AuditRow),
     /// Set only a transaction's state (when its full row is not at hand, e.g. a
     /// reversal adopted from another node).
     TxnState {

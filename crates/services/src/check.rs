@@ -194,6 +194,17 @@ pub fn pending_work(db: &mut dyn Backend) -> Result<(usize, usize)> {
     Ok((saf, in_flight))
 }
 
+/// A transaction's store-and-forward entries: its reversal advice (the entry with its
+/// id), then its credit adjustments in order.
+pub fn saf_of(db: &mut dyn Backend, txn_id: i64) -> Result<Vec<SafRow>> {
+    let mut out = Vec::new();
+    if let Some(r) = db.saf_entry(txn_id).ctx("read queue")? {
+        out.push(r);
+    }
+    out.extend(switch::adjustments(txn_id, |id| db.saf_entry(id)).ctx("read queue")?);
+    Ok(out)
+}
+
 /// Every store-and-forward entry, whatever its state.
 pub fn load_saf(db: &mut dyn Backend) -> Result<Vec<SafRow>> {
     let mut all = Vec::new();

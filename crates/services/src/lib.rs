@@ -9,10 +9,13 @@
 //!   credit adjustments they queue;
 //! - [`check`]: the journal against the issuer's clearing files (phantom and double
 //!   debits, missing and unknown sales), the queue and in-flight counts;
-//! - [`risk`]: risk back-tests over the journal, and cases.
+//! - [`risk`]: risk back-tests over the journal, and cases;
+//! - [`accounts`]: operators, roles, sessions and API keys, and the audit trail every
+//!   change leaves in the same database transaction.
 
 use store::StoreError;
 
+pub mod accounts;
 pub mod check;
 pub mod money;
 pub mod reconcile;

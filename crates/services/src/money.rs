@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::accounts::Actor;
 use crate::{file_error, Context, Result, ServiceError};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
 use domain::Currency;
@@ -584,12 +585,27 @@ pub fn confirm_payouts(
     Ok((due.len(), total))
 }
 
-/// Places a hold on a merchant (`merchant:<id>`) or a transaction (`txn:<id>`).
+/// A hold as the audit trail and the API show it.
+pub fn hold_json(h: &HoldRow) -> serde_json::Value {
+    serde_json::json!({
+        "hold_id": h.hold_id,
+        "subject": h.subject,
+        "reason": h.reason,
+        "placed_by": h.placed_by,
+        "placed_at": h.placed_at,
+        "released_by": h.released_by,
+        "released_at": h.released_at,
+    })
+}
+
+/// Places a hold on a merchant (`merchant:<id>`) or a transaction (`txn:<id>`); `by` is
+/// the person it is recorded for, `actor` who made the change (the audit record).
 pub fn place_hold(
     db: &mut dyn Backend,
     subject: &str,
     reason: &str,
     by: &str,
+    actor: &Actor,
     at: &str,
 ) -> Result<String> {
     if !(subject.starts_with("merchant:") || subject.starts_with("txn:")) {
@@ -597,13 +613,18 @@ pub fn place_hold(
             "hold subject must be merchant:<id> or txn:<id>, got {subject:?}"
         )));
     }
+    if reason.trim().is_empty() || reason.len() > 500 {
+        return Err(ServiceError::BadInput(
+            "a hold's reason is 1 to 500 characters".into(),
+        ));
+    }
     let n = db
         .holds(false)?
         .iter()
         .filter(|h| h.hold_id.starts_with("manual:"))
         .count();
     let id = format!("manual:{}", n + 1);
-    db.apply(&[Write::Hold(HoldRow {
+    let row = HoldRow {
         hold_id: id.clone(),
         subject: subject.into(),
         reason: reason.into(),
@@ -611,21 +632,50 @@ pub fn place_hold(
         placed_at: at.into(),
         released_by: None,
         released_at: None,
-    })])?;
+    };
+    db.apply(&[
+        Write::Hold(row.clone()),
+        actor.audit(
+            at,
+            "hold.place",
+            &format!("hold:{id}"),
+            serde_json::Value::Null,
+            hold_json(&row),
+        ),
+    ])?;
     Ok(id)
 }
 
-/// Releases a hold: what it held settles in the next run.
-pub fn release_hold(db: &mut dyn Backend, hold_id: &str, by: &str, at: &str) -> Result<()> {
-    let Some(mut h) = db.holds(false)?.into_iter().find(|h| h.hold_id == hold_id) else {
+/// Releases a hold: what it held settles in the next run. Releasing a released hold
+/// changes nothing and records nothing.
+pub fn release_hold(
+    db: &mut dyn Backend,
+    hold_id: &str,
+    by: &str,
+    actor: &Actor,
+    at: &str,
+) -> Result<()> {
+    let Some(before) = db.holds(false)?.into_iter().find(|h| h.hold_id == hold_id) else {
         return Err(ServiceError::NotFound(format!("no hold {hold_id}")));
     };
-    if h.released_at.is_some() {
+    if before.released_at.is_some() {
         return Ok(());
     }
-    h.released_by = Some(by.into());
-    h.released_at = Some(at.into());
-    db.apply(&[Write::Hold(h)])?;
+    let after = HoldRow {
+        released_by: Some(by.into()),
+        released_at: Some(at.into()),
+        ..before.clone()
+    };
+    db.apply(&[
+        Write::Hold(after.clone()),
+        actor.audit(
+            at,
+            "hold.release",
+            &format!("hold:{hold_id}"),
+            hold_json(&before),
+            hold_json(&after),
+        ),
+    ])?;
     Ok(())
 }
 

@@ -19,15 +19,39 @@ mod sqlite;
 pub use journal::{Journal, JournalConfig, JournalStats, Persisted};
 pub use pg::PgBackend;
 pub use records::{
-    BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, EventRow,
-    FindingRow, HoldRow, KeyRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
-    SafState, SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow,
-    TxnKind, TxnRow, TxnState, Write,
+    AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow,
+    EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
+    ReconLineRow, SafRow, SafState, SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow,
+    Stored, TerminalRow, TermsRow, TxnKind, TxnRow, TxnState, Write,
 };
 pub use redis_velocity::RedisVelocity;
 use sql::{all, one, select};
 pub use sql::{Arg, Tx, Val};
 pub use sqlite::SqliteBackend;
+
+/// What a transaction search asks for; every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxnFilter {
+    /// Retrieval reference number.
+    pub rrn: Option<String>,
+    /// Field 41.
+    pub terminal_id: Option<String>,
+    /// Only these merchants (`Some(empty)` matches nothing: a merchant account with
+    /// no merchant sees nothing).
+    pub merchant_ids: Option<Vec<String>>,
+    /// The masked PAN (first six, last four).
+    pub masked_pan: Option<String>,
+    /// Where it stands.
+    pub state: Option<TxnState>,
+    /// What it is.
+    pub kind: Option<TxnKind>,
+    /// Field 39 sent to the terminal.
+    pub response_code: Option<String>,
+    /// First local business date (YYYY-MM-DD).
+    pub date_from: Option<String>,
+    /// Last local business date.
+    pub date_to: Option<String>,
+}
 
 /// Versioned migrations, applied in order; the version is the index + 1.
 pub const MIGRATIONS: &[&str] = &[
@@ -40,6 +64,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/007_risk_holds.sql"),
     include_str!("../migrations/008_keys.sql"),
     include_str!("../migrations/009_track_keys.sql"),
+    include_str!("../migrations/010_operators.sql"),
 ];
 
 /// The server's message behind a PostgreSQL error ("db error" alone says nothing).
@@ -188,6 +213,96 @@ pub trait Backend: Send {
                 tx,
                 &select::<TxnRow>("transactions WHERE rrn = $1"),
                 &[rrn.into()],
+            )
+        })
+    }
+
+    /// Transactions matching `f` with an id above `after`, in id order, at most `limit`
+    /// (a cursor: the last id of a page is the next page's `after`).
+    fn search_transactions(
+        &mut self,
+        f: &TxnFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<TxnRow>, StoreError> {
+        let mut sql = String::from("transactions WHERE txn_id > $1");
+        let mut args: Vec<Arg<'_>> = vec![after.into()];
+        let equal: [(&str, Option<&str>); 6] = [
+            ("rrn", f.rrn.as_deref()),
+            ("terminal_id", f.terminal_id.as_deref()),
+            ("masked_pan", f.masked_pan.as_deref()),
+            ("state", f.state.map(TxnState::name)),
+            ("kind", f.kind.map(TxnKind::name)),
+            ("response_code", f.response_code.as_deref()),
+        ];
+        for (col, v) in equal {
+            if let Some(v) = v {
+                args.push(Arg::T(v));
+                sql.push_str(&format!(" AND {col} = ${}", args.len()));
+            }
+        }
+        if let Some(d) = &f.date_from {
+            args.push(Arg::T(d));
+            sql.push_str(&format!(" AND local_date >= ${}", args.len()));
+        }
+        if let Some(d) = &f.date_to {
+            args.push(Arg::T(d));
+            sql.push_str(&format!(" AND local_date <= ${}", args.len()));
+        }
+        if let Some(ids) = &f.merchant_ids {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let first = args.len() + 1;
+            for m in ids {
+                args.push(Arg::T(m));
+            }
+            let list: Vec<String> = (first..first + ids.len())
+                .map(|i| format!("${i}"))
+                .collect();
+            sql.push_str(&format!(" AND merchant_id IN ({})", list.join(", ")));
+        }
+        args.push((limit as i64).into());
+        sql.push_str(&format!(" ORDER BY txn_id LIMIT ${}", args.len()));
+        run(self, |tx| all(tx, &select::<TxnRow>(&sql), &args))
+    }
+
+    /// Every operator, by name.
+    fn operators(&mut self) -> Result<Vec<OperatorRow>, StoreError> {
+        run(self, |tx| {
+            all(tx, &select::<OperatorRow>("operators ORDER BY name"), &[])
+        })
+    }
+
+    /// One operator.
+    fn operator(&mut self, name: &str) -> Result<Option<OperatorRow>, StoreError> {
+        run(self, |tx| {
+            one(
+                tx,
+                &select::<OperatorRow>("operators WHERE name = $1"),
+                &[name.into()],
+            )
+        })
+    }
+
+    /// A session or API key by its token's hash.
+    fn session(&mut self, token_hash: &str) -> Result<Option<SessionRow>, StoreError> {
+        run(self, |tx| {
+            one(
+                tx,
+                &select::<SessionRow>("sessions WHERE token_hash = $1"),
+                &[token_hash.into()],
+            )
+        })
+    }
+
+    /// Audit records after `after`, oldest first, at most `limit`.
+    fn audit_after(&mut self, after: i64, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
+        run(self, |tx| {
+            all(
+                tx,
+                &select::<AuditRow>("audit WHERE seq > $1 ORDER BY seq LIMIT $2"),
+                &[after.into(), (limit as i64).into()],
             )
         })
     }

@@ -8,10 +8,10 @@
 
 use crate::StoreError;
 use records::{
-    BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, EventRow,
-    FindingRow, HoldRow, KeyRow, MerchantRow, PayoutRow, ReconFileRow, ReconLineRow, SafRow,
-    SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow,
-    Write,
+    AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow,
+    EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
+    ReconLineRow, SafRow, SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow, Stored,
+    TerminalRow, TermsRow, TxnRow, Write,
 };
 
 /// A value bound to a statement (borrowed from the row being written).
@@ -158,6 +158,35 @@ fn stored<T: Stored>(v: &Val, what: &str) -> Result<T, StoreError> {
     T::parse(&name).ok_or_else(|| StoreError::Invalid(format!("{what} holds '{name}'")))
 }
 
+table_row!(OperatorRow {
+    name: t,
+    role: t,
+    password_hash: t,
+    merchant_ids: t,
+    disabled: b,
+    created_at: t,
+    updated_at: t,
+});
+table_row!(SessionRow {
+    token_hash: t,
+    operator: t,
+    kind: t,
+    created_at: t,
+    expires_at: t,
+    ended_at: ot,
+});
+table_row!(AuditRow {
+    seq: i,
+    at: t,
+    actor: t,
+    role: t,
+    action: t,
+    object: t,
+    before: t,
+    after: t,
+    request_id: t,
+    source: t,
+});
 table_row!(MerchantRow {
     merchant_id: t,
     name: t,
@@ -457,6 +486,19 @@ const SQL_UPDATE_TXN: &str = "UPDATE transactions SET auth_code = $2, response_c
 const SQL_TXN_STATE: &str = "UPDATE transactions SET state = $2, updated_at = $3 WHERE txn_id = $1";
 const SQL_EVENT: &str =
     "INSERT INTO txn_events (txn_id, seq, at, kind, detail) VALUES ($1, $2, $3, $4, $5)";
+const SQL_OPERATOR: &str = "INSERT INTO operators (name, role, password_hash, merchant_ids, disabled, \
+     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO UPDATE SET \
+     role = excluded.role, password_hash = excluded.password_hash, merchant_ids = excluded.merchant_ids, \
+     disabled = excluded.disabled, updated_at = excluded.updated_at";
+const SQL_SESSION: &str =
+    "INSERT INTO sessions (token_hash, operator, kind, created_at, expires_at, \
+     ended_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (token_hash) DO UPDATE SET \
+     ended_at = excluded.ended_at";
+// The sequence is the next one inside the same database transaction: audit records of
+// one store never share a number (a concurrent PostgreSQL writer taking the same one
+// fails on the key and its batch is retried).
+const SQL_AUDIT: &str = "INSERT INTO audit (seq, at, actor, role, action, object, before, after, \
+     request_id, source) SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM audit";
 const SQL_SAF: &str = "INSERT INTO saf (saf_id, txn_id, kind, message_hex, attempts, next_at_ms, \
      state, reason, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
      ON CONFLICT (saf_id) DO UPDATE SET attempts = excluded.attempts, next_at_ms = excluded.next_at_ms, \
@@ -544,6 +586,9 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         ),
         Write::Event(r) => (SQL_EVENT, r.args()),
         Write::Saf(r) => (SQL_SAF, r.args()),
+        Write::Operator(r) => (SQL_OPERATOR, r.args()),
+        Write::Session(r) => (SQL_SESSION, r.args()),
+        Write::Audit(r) => (SQL_AUDIT, r.args()[1..].to_vec()),
         Write::Decision(r) => (SQL_DECISION, r.args()),
         Write::Case(r) => (SQL_CASE, r.args()),
         Write::CaseEntry(r) => (SQL_CASE_ENTRY, r.args()),
@@ -593,6 +638,9 @@ mod tests {
             (SQL_NEW_TXN, TxnRow::COLUMNS),
             (SQL_EVENT, EventRow::COLUMNS),
             (SQL_SAF, SafRow::COLUMNS),
+            (SQL_OPERATOR, OperatorRow::COLUMNS),
+            (SQL_SESSION, SessionRow::COLUMNS),
+            (SQL_AUDIT, AuditRow::COLUMNS),
             (SQL_DECISION, DecisionRow::COLUMNS),
             (SQL_CASE, CaseRow::COLUMNS),
             (SQL_CASE_ENTRY, CaseEntryRow::COLUMNS),

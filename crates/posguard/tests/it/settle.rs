@@ -376,6 +376,7 @@ fn a_day_settles_exactly_once_and_released_holds_settle_the_next_day() {
             db.as_mut(),
             "manual:1",
             "ops.wang",
+            &services::accounts::Actor::cli("test", 1),
             "2026-11-21T01:00:00+00:00",
         )
         .expect("release");
@@ -383,6 +384,7 @@ fn a_day_settles_exactly_once_and_released_holds_settle_the_next_day() {
             db.as_mut(),
             "risk:13",
             "analyst.zhao",
+            &services::accounts::Actor::cli("test", 1),
             "2026-11-21T01:00:00+00:00",
         )
         .expect("release");

@@ -1,0 +1,283 @@
+//! Who is asking and what their role may do. Permissions are data: every route names
+//! the one it needs ([`crate::ROUTES`]), and [`GRANTS`] says which role has which.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use services::accounts::{self, Role};
+use store::{OperatorRow, SessionRow};
+
+use crate::error::ApiError;
+use crate::Api;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Permission {
+    /// Any logged-in operator (own session, own account).
+    LoggedIn,
+    /// Read transactions, their money and timelines.
+    TxnRead,
+    /// Read merchants.
+    MerchantRead,
+    /// Read settlement holds.
+    HoldRead,
+    /// Place and release settlement holds.
+    HoldWrite,
+    /// Read the audit trail.
+    AuditRead,
+    /// Read operator accounts.
+    OperatorRead,
+    /// Create operator accounts.
+    OperatorWrite,
+}
+
+use Permission::*;
+
+/// Which role has which permission.
+pub const GRANTS: &[(Role, &[Permission])] = &[
+    (
+        Role::Admin,
+        &[
+            LoggedIn,
+            TxnRead,
+            MerchantRead,
+            HoldRead,
+            HoldWrite,
+            AuditRead,
+            OperatorRead,
+            OperatorWrite,
+        ],
+    ),
+    (
+        Role::Operations,
+        &[LoggedIn, TxnRead, MerchantRead, HoldRead, HoldWrite],
+    ),
+    (
+        Role::RiskAnalyst,
+        &[LoggedIn, TxnRead, MerchantRead, HoldRead, HoldWrite],
+    ),
+    (
+        Role::Finance,
+        &[LoggedIn, TxnRead, MerchantRead, HoldRead, HoldWrite],
+    ),
+    (Role::Support, &[LoggedIn, TxnRead, MerchantRead, HoldRead]),
+    (
+        Role::Auditor,
+        &[
+            LoggedIn,
+            TxnRead,
+            MerchantRead,
+            HoldRead,
+            AuditRead,
+            OperatorRead,
+        ],
+    ),
+    (Role::Merchant, &[LoggedIn, TxnRead, MerchantRead]),
+];
+
+/// Whether `role` has `p`.
+pub fn allowed(role: Role, p: Permission) -> bool {
+    GRANTS.iter().any(|(r, ps)| *r == role && ps.contains(&p))
+}
+
+/// The operator behind a request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The account.
+    pub operator: OperatorRow,
+    /// Its role.
+    pub role: Role,
+    /// The session or API key used.
+    pub session: SessionRow,
+    /// The request's id.
+    pub request_id: String,
+    /// The client's address.
+    pub source: String,
+}
+
+impl Principal {
+    /// Refuses the request unless the role has `p`.
+    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
+        if allowed(self.role, p) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+
+    /// For a merchant account, the merchant ids it sees; `None` for staff (all).
+    pub fn merchant_scope(&self) -> Option<Vec<String>> {
+        (self.role == Role::Merchant).then(|| accounts::merchant_ids(&self.operator))
+    }
+
+    /// Whether the principal may see `merchant_id`'s objects.
+    pub fn sees_merchant(&self, merchant_id: &str) -> bool {
+        self.merchant_scope()
+            .is_none_or(|ids| ids.iter().any(|m| m == merchant_id))
+    }
+
+    /// The audit actor.
+    pub fn actor(&self) -> accounts::Actor {
+        accounts::Actor {
+            name: self.operator.name.clone(),
+            role: self.role.name().into(),
+            request_id: self.request_id.clone(),
+            source: self.source.clone(),
+        }
+    }
+}
+
+/// The request's id (set by the request-id layer) and client address.
+pub(crate) fn request_meta(parts: &Parts) -> (String, String) {
+    let id = parts
+        .extensions
+        .get::<crate::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let source = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    (id, source)
+}
+
+impl FromRequestParts<Api> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Principal, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned())
+            .ok_or_else(ApiError::unauthenticated)?;
+        let (request_id, source) = request_meta(parts);
+        let now = api.now();
+        let found = api
+            .db(move |db| Ok(accounts::authenticate(db, &token, now)?))
+            .await?;
+        let Some((operator, session)) = found else {
+            return Err(ApiError::unauthenticated());
+        };
+        let Some(role) = Role::parse(&operator.role) else {
+            tracing::error!(operator = %operator.name, role = %operator.role, "operator with an unknown role refused");
+            return Err(ApiError::unauthenticated());
+        };
+        Ok(Principal {
+            operator,
+            role,
+            session,
+            request_id,
+            source,
+        })
+    }
+}
+
+/// Failed logins remembered per account and per address: more than
+/// [`Throttle::MAX_FAILURES`] within [`Throttle::WINDOW_SECS`] and further attempts are
+/// refused (429) until the window passes. Bounded: at most [`Throttle::MAX_KEYS`] keys.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    failures: BTreeMap<String, VecDeque<i64>>,
+}
+
+impl Throttle {
+    /// Failures allowed in a window.
+    pub const MAX_FAILURES: usize = 5;
+    /// The window.
+    pub const WINDOW_SECS: i64 = 900;
+    /// Keys remembered at most (the oldest are forgotten first).
+    pub const MAX_KEYS: usize = 100_000;
+
+    fn keys(name: &str, ip: &str) -> [String; 2] {
+        [format!("user:{name}"), format!("ip:{ip}")]
+    }
+
+    /// Seconds to wait before another attempt, if the account or address is throttled.
+    pub fn blocked(&mut self, name: &str, ip: &str, now: i64) -> Option<i64> {
+        let mut wait = None;
+        for k in Throttle::keys(name, ip) {
+            if let Some(q) = self.failures.get_mut(&k) {
+                while q.front().is_some_and(|&t| t <= now - Throttle::WINDOW_SECS) {
+                    q.pop_front();
+                }
+                if q.len() >= Throttle::MAX_FAILURES {
+                    let until = q.front().copied().unwrap_or(now) + Throttle::WINDOW_SECS;
+                    wait = Some(wait.unwrap_or(0).max(until - now));
+                }
+            }
+        }
+        wait
+    }
+
+    /// Records a failed login.
+    pub fn failed(&mut self, name: &str, ip: &str, now: i64) {
+        if self.failures.len() >= Throttle::MAX_KEYS {
+            let oldest = self
+                .failures
+                .iter()
+                .min_by_key(|(_, q)| q.back().copied().unwrap_or(i64::MIN))
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.failures.remove(&k);
+            }
+        }
+        for k in Throttle::keys(name, ip) {
+            let q = self.failures.entry(k).or_default();
+            q.push_back(now);
+            while q.len() > Throttle::MAX_FAILURES {
+                q.pop_front();
+            }
+        }
+    }
+
+    /// A successful login clears the account's failures (not the address's).
+    pub fn succeeded(&mut self, name: &str) {
+        self.failures.remove(&format!("user:{name}"));
+    }
+}
+
+/// An address as text for throttling (IPv6 addresses by their /64).
+pub fn throttle_key(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => ip.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_failures_block_the_account_and_the_address_for_the_window() {
+        let mut t = Throttle::default();
+        for i in 0..5 {
+            assert_eq!(t.blocked("alice", "10.0.0.1", 100 + i), None);
+            t.failed("alice", "10.0.0.1", 100 + i);
+        }
+        assert_eq!(t.blocked("alice", "10.0.0.9", 110), Some(900 - 10));
+        assert_eq!(t.blocked("bob", "10.0.0.1", 110), Some(900 - 10));
+        assert_eq!(t.blocked("bob", "10.0.0.9", 110), None);
+        assert_eq!(t.blocked("alice", "10.0.0.9", 100 + 900), None);
+        t.succeeded("alice");
+        assert_eq!(t.blocked("alice", "10.0.0.9", 110), None);
+    }
+
+    #[test]
+    fn every_role_is_granted_something_and_only_admin_manages_operators() {
+        for r in Role::ALL {
+            assert!(allowed(r, LoggedIn), "{r}");
+            assert_eq!(allowed(r, OperatorWrite), r == Role::Admin, "{r}");
+        }
+        assert!(!allowed(Role::Auditor, HoldWrite));
+        assert!(!allowed(Role::Merchant, AuditRead));
+    }
+}

@@ -1,0 +1,216 @@
+//! posguard's operators' API: HTTP/JSON under `/api/v1`, over the `services` crate.
+//!
+//! Every route under `/api/v1` except logging in needs a bearer token (a session from
+//! `POST /api/v1/session`, or an API key from `posguard user api-key`) and names the
+//! permission it needs ([`ROUTES`]); [`auth::GRANTS`] says which role has which. Every
+//! change writes an audit record in the same database transaction as the change.
+//! Errors have one shape (`{"error": {"code", "message", "field"}}`, [`ApiError`]).
+//! `/health/live`, `/health/ready` and `/metrics` (Prometheus text) are for the
+//! machines that watch the node; they show no cardholder or merchant data.
+
+pub mod auth;
+pub mod error;
+mod metrics;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use rand_core::{OsRng, RngCore};
+use store::Backend;
+
+pub use auth::{Permission, Principal};
+pub use error::ApiError;
+
+/// Every route under `/api/v1`: method, path, and the permission it needs (`None`:
+/// open — only logging in). The table-driven access test walks this table.
+pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
+    ("POST", "/api/v1/session", None),
+    ("DELETE", "/api/v1/session", Some(Permission::LoggedIn)),
+    ("GET", "/api/v1/me", Some(Permission::LoggedIn)),
+    ("GET", "/api/v1/transactions", Some(Permission::TxnRead)),
+    (
+        "GET",
+        "/api/v1/transactions/{rrn}",
+        Some(Permission::TxnRead),
+    ),
+    (
+        "GET",
+        "/api/v1/transactions/{rrn}/timeline",
+        Some(Permission::TxnRead),
+    ),
+    ("GET", "/api/v1/merchants", Some(Permission::MerchantRead)),
+    (
+        "GET",
+        "/api/v1/merchants/{merchant_id}",
+        Some(Permission::MerchantRead),
+    ),
+    ("GET", "/api/v1/holds", Some(Permission::HoldRead)),
+    ("POST", "/api/v1/holds", Some(Permission::HoldWrite)),
+    (
+        "DELETE",
+        "/api/v1/holds/{hold_id}",
+        Some(Permission::HoldWrite),
+    ),
+    ("GET", "/api/v1/audit", Some(Permission::AuditRead)),
+    ("GET", "/api/v1/operators", Some(Permission::OperatorRead)),
+    ("POST", "/api/v1/operators", Some(Permission::OperatorWrite)),
+];
+
+/// Largest request body accepted (bytes); more is answered 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The clock the API reads (the edge passes the system clock; tests a fixed one).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The API's state: one store connection (requests take turns on it, off the async
+/// workers), the login throttle, the metrics, the clock.
+#[derive(Clone)]
+pub struct Api {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Mutex<Box<dyn Backend>>>,
+    throttle: Mutex<auth::Throttle>,
+    metrics: metrics::Metrics,
+    clock: Clock,
+}
+
+/// A request's id, for logs and audit records (also sent back as `x-request-id`).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl Api {
+    /// The API over an open (migrated) store.
+    pub fn new(db: Box<dyn Backend>, clock: Clock) -> Api {
+        Api {
+            inner: Arc::new(Inner {
+                db: Arc::new(Mutex::new(db)),
+                throttle: Mutex::new(auth::Throttle::default()),
+                metrics: metrics::Metrics::default(),
+                clock,
+            }),
+        }
+    }
+
+    /// Now, by the API's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.inner.clock)()
+    }
+
+    /// Runs `f` on the store on a blocking thread.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Backend) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = db.lock().map_err(|_| {
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the store connection is unusable",
+                )
+            })?;
+            f(guard.as_mut())
+        })
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the request's worker failed",
+            )
+        })?
+    }
+
+    /// The router: `/api/v1`, health and metrics.
+    pub fn router(&self) -> Router {
+        let v1 = Router::new()
+            .route("/session", post(routes::login).delete(routes::logout))
+            .route("/me", get(routes::me))
+            .route("/transactions", get(routes::transactions))
+            .route("/transactions/{rrn}", get(routes::transaction))
+            .route("/transactions/{rrn}/timeline", get(routes::timeline))
+            .route("/merchants", get(routes::merchants))
+            .route("/merchants/{merchant_id}", get(routes::merchant))
+            .route("/holds", get(routes::holds).post(routes::place_hold))
+            .route("/holds/{hold_id}", delete(routes::release_hold))
+            .route("/audit", get(routes::audit))
+            .route(
+                "/operators",
+                get(routes::operators).post(routes::add_operator),
+            )
+            .fallback(routes::no_route);
+        Router::new()
+            .nest("/api/v1", v1)
+            .route("/health/live", get(routes::live))
+            .route("/health/ready", get(routes::ready))
+            .route("/metrics", get(routes::metrics))
+            .fallback(routes::no_route)
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
+            .with_state(self.clone())
+    }
+}
+
+/// Gives every request an id, counts it by route and status, and logs failures.
+#[allow(clippy::disallowed_methods)] // the edge: a request's latency
+async fn observe(
+    axum::extract::State(api): axum::extract::State<Api>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let mut b = [0u8; 8];
+    OsRng.fill_bytes(&mut b);
+    let id = hex::encode(b);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let route = route.unwrap_or_else(|| "unmatched".into());
+    api.inner
+        .metrics
+        .request(&method, &route, status, started.elapsed().as_secs_f64());
+    if status >= 500 {
+        tracing::error!(request = %id, %method, route = %route, status, "API request failed");
+    } else if status >= 400 {
+        tracing::info!(request = %id, %method, route = %route, status, "API request refused");
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Api,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = api
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The method names [`ROUTES`] uses.
+pub fn method(name: &str) -> Method {
+    Method::from_bytes(name.as_bytes()).unwrap_or(Method::GET)
+}

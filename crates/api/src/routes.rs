@@ -1,0 +1,633 @@
+//! The handlers. Each names its permission first; JSON bodies go through [`Body`],
+//! which refuses unknown fields and names the field at fault.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use services::accounts::{self, Role};
+use store::{SafState, TxnFilter, TxnKind, TxnRow, TxnState};
+
+use crate::auth::{request_meta, throttle_key, Permission, Principal};
+use crate::error::ApiError;
+use crate::metrics::StoreGauges;
+use crate::Api;
+
+/// A JSON request body: `application/json`, at most [`crate::MAX_BODY`] bytes, no
+/// unknown fields (the target types say `deny_unknown_fields`).
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Body<T>, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("a request body is at most {} bytes", crate::MAX_BODY),
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text())
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(Body).map_err(json_error)
+    }
+}
+
+/// A serde error as a 400 naming the field when serde names one.
+fn json_error(e: serde_json::Error) -> ApiError {
+    let msg = e.to_string();
+    let field = ["unknown field `", "missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|p| msg.split_once(p))
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(f, _)| f.to_owned());
+    match field {
+        Some(f) => ApiError::field(&f, msg),
+        None => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", msg),
+    }
+}
+
+fn check_text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
+    if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            field,
+            format!("{field} is 1 to {max} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+// ---- sessions -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    name: String,
+    password: String,
+}
+
+pub async fn login(State(api): State<Api>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let (request_id, source) = request_meta(&parts);
+    let Body(b): Body<LoginBody> =
+        Body::from_request(Request::from_parts(parts, body), &api).await?;
+    check_text("name", &b.name, 64)?;
+    if b.password.len() > accounts::MAX_PASSWORD * 4 {
+        return Err(ApiError::field("password", "password too long"));
+    }
+    let now = api.now();
+    let ip = throttle_key(&source);
+    let blocked = api
+        .inner
+        .throttle
+        .lock()
+        .ok()
+        .and_then(|mut t| t.blocked(&b.name, &ip, now.timestamp()));
+    if let Some(wait) = blocked {
+        tracing::warn!(operator = %b.name, source = %source, "login throttled");
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "too many failed logins: wait before trying again",
+        )
+        .into_response();
+        if let Ok(v) = wait.to_string().parse() {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(resp);
+    }
+    let name = b.name.clone();
+    let (src, rid) = (source.clone(), request_id.clone());
+    let result = api
+        .db(
+            move |db| match accounts::login(db, &b.name, &b.password, &src, &rid, now) {
+                Ok(s) => Ok(Some(s)),
+                Err(services::ServiceError::BadInput(_)) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+        )
+        .await?;
+    let Some(session) = result else {
+        if let Ok(mut t) = api.inner.throttle.lock() {
+            t.failed(&name, &ip, now.timestamp());
+        }
+        tracing::warn!(operator = %name, source = %source, "login failed");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_failed",
+            "wrong name or password",
+        ));
+    };
+    if let Ok(mut t) = api.inner.throttle.lock() {
+        t.succeeded(&name);
+    }
+    let body = json!({
+        "token": session.token,
+        "expires_at": session.row.expires_at,
+        "operator": accounts::operator_json(&session.operator),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn logout(State(api): State<Api>, p: Principal) -> Result<StatusCode, ApiError> {
+    p.require(Permission::LoggedIn)?;
+    let at = api.now().to_rfc3339();
+    let actor = p.actor();
+    let session = p.session.clone();
+    api.db(move |db| Ok(accounts::logout(db, &session, &actor, &at)?))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn me(p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::LoggedIn)?;
+    Ok(Json(json!({
+        "operator": accounts::operator_json(&p.operator),
+        "session": {"kind": p.session.kind, "expires_at": p.session.expires_at},
+    })))
+}
+
+// ---- transactions ---------------------------------------------------------------
+
+fn txn_json(t: &TxnRow) -> Value {
+    json!({
+        "txn_id": t.txn_id,
+        "rrn": t.rrn,
+        "kind": t.kind.name(),
+        "state": t.state.name(),
+        "terminal_id": t.terminal_id,
+        "merchant_id": t.merchant_id,
+        "batch": t.batch,
+        "stan": t.stan,
+        "amount_minor": t.amount_minor,
+        "currency": t.currency,
+        "masked_pan": t.masked_pan,
+        "response_code": t.response_code,
+        "auth_code": t.auth_code,
+        "original_rrn": t.original_rrn,
+        "local_date": t.local_date,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxnQuery {
+    rrn: Option<String>,
+    terminal: Option<String>,
+    merchant: Option<String>,
+    masked_pan: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+    response_code: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// Page size when none is asked for, and the most one page holds.
+const PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+fn date_param(field: &str, v: &Option<String>) -> Result<Option<String>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(d) if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok() => Ok(Some(d.clone())),
+        Some(_) => Err(ApiError::field(
+            field,
+            format!("{field} is a date YYYY-MM-DD"),
+        )),
+    }
+}
+
+fn masked_pan_param(v: &Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(m) = v else { return Ok(None) };
+    // First six and last four with the middle masked: never a clear PAN.
+    let ok = (12..=19).contains(&m.len())
+        && m.bytes().take(6).all(|b| b.is_ascii_digit())
+        && m.bytes().rev().take(4).all(|b| b.is_ascii_digit())
+        && m.bytes().skip(6).take(m.len() - 10).all(|b| b == b'*');
+    if ok {
+        Ok(Some(m.clone()))
+    } else {
+        Err(ApiError::field(
+            "masked_pan",
+            "masked_pan is the first six and last four digits with '*' between (622848******1234); a clear card number is never accepted",
+        ))
+    }
+}
+
+pub async fn transactions(
+    State(api): State<Api>,
+    p: Principal,
+    q: Result<Query<TxnQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::TxnRead)?;
+    let Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("limit is 1 to {MAX_PAGE}"),
+        ));
+    }
+    let state = match &q.state {
+        None => None,
+        Some(s) => Some(
+            TxnState::parse(s)
+                .ok_or_else(|| ApiError::field("state", format!("no state {s:?}")))?,
+        ),
+    };
+    let kind = match &q.kind {
+        None => None,
+        Some(s) => Some(
+            TxnKind::parse(s).ok_or_else(|| ApiError::field("kind", format!("no kind {s:?}")))?,
+        ),
+    };
+    let merchant_ids = match (p.merchant_scope(), &q.merchant) {
+        (None, None) => None,
+        (None, Some(m)) => Some(vec![m.clone()]),
+        (Some(own), None) => Some(own),
+        (Some(own), Some(m)) => Some(own.into_iter().filter(|o| o == m).collect()),
+    };
+    let filter = TxnFilter {
+        rrn: q.rrn.clone(),
+        terminal_id: q.terminal.clone(),
+        merchant_ids,
+        masked_pan: masked_pan_param(&q.masked_pan)?,
+        state,
+        kind,
+        response_code: q.response_code.clone(),
+        date_from: date_param("from", &q.from)?,
+        date_to: date_param("to", &q.to)?,
+    };
+    let after = q.after.unwrap_or(0);
+    let rows = api
+        .db(move |db| Ok(db.search_transactions(&filter, after, limit)?))
+        .await?;
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|t| t.txn_id))
+        .flatten();
+    Ok(Json(json!({
+        "items": rows.iter().map(txn_json).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
+async fn visible_txn(api: &Api, p: &Principal, rrn: String) -> Result<TxnRow, ApiError> {
+    let found = api.db(move |db| Ok(db.transaction_by_rrn(&rrn)?)).await?;
+    match found {
+        Some(t) if p.sees_merchant(&t.merchant_id) => Ok(t),
+        _ => Err(ApiError::not_found("no such transaction")),
+    }
+}
+
+pub async fn transaction(
+    State(api): State<Api>,
+    p: Principal,
+    Path(rrn): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::TxnRead)?;
+    let t = visible_txn(&api, &p, rrn).await?;
+    let rrn = t.rrn.clone();
+    let money = api
+        .db(move |db| {
+            Ok(services::money::txn_money(
+                db,
+                &rrn,
+                &services::money::MoneyConfig::default(),
+            )?)
+        })
+        .await?;
+    Ok(Json(json!({
+        "transaction": txn_json(&t),
+        "money": {"status": money.status, "story": money.lines},
+    })))
+}
+
+pub async fn timeline(
+    State(api): State<Api>,
+    p: Principal,
+    Path(rrn): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::TxnRead)?;
+    let t = visible_txn(&api, &p, rrn).await?;
+    let id = t.txn_id;
+    let (events, saf) = api
+        .db(move |db| {
+            let events = db.events(id)?;
+            let saf = services::check::saf_of(db, id)?;
+            Ok((events, saf))
+        })
+        .await?;
+    let mut steps: Vec<Value> = events
+        .iter()
+        .map(|e| json!({"at": e.at, "seq": e.seq, "kind": e.kind, "detail": e.detail}))
+        .collect();
+    for s in &saf {
+        steps.push(json!({
+            "at": s.updated_at,
+            "kind": format!("saf_{}", s.kind),
+            "detail": format!("{} after {} send(s): {}", s.state.name(), s.attempts, s.reason),
+        }));
+    }
+    Ok(Json(
+        json!({"transaction": txn_json(&t), "timeline": steps}),
+    ))
+}
+
+// ---- merchants ------------------------------------------------------------------
+
+fn merchant_json(m: &store::MerchantRow) -> Value {
+    json!({
+        "merchant_id": m.merchant_id,
+        "name": m.name,
+        "city": m.city,
+        "mcc": m.mcc,
+        "status": m.status,
+        "merchant_class": m.merchant_class,
+        "risk_class": m.risk_class,
+        "created_at": m.created_at,
+    })
+}
+
+pub async fn merchants(State(api): State<Api>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::MerchantRead)?;
+    let all = api.db(|db| Ok(db.merchants()?)).await?;
+    let items: Vec<Value> = all
+        .iter()
+        .filter(|m| p.sees_merchant(&m.merchant_id))
+        .map(merchant_json)
+        .collect();
+    Ok(Json(json!({"items": items, "next": null})))
+}
+
+pub async fn merchant(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::MerchantRead)?;
+    if !p.sees_merchant(&id) {
+        return Err(ApiError::not_found("no such merchant"));
+    }
+    let found = api.db(move |db| Ok(db.merchant(&id)?)).await?;
+    found
+        .map(|m| Json(merchant_json(&m)))
+        .ok_or_else(|| ApiError::not_found("no such merchant"))
+}
+
+// ---- holds ----------------------------------------------------------------------
+
+pub async fn holds(State(api): State<Api>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::HoldRead)?;
+    let all = api.db(|db| Ok(db.holds(false)?)).await?;
+    Ok(Json(json!({
+        "items": all.iter().map(services::money::hold_json).collect::<Vec<_>>(),
+        "next": null,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldBody {
+    /// `merchant:<id>` or `txn:<rrn>`.
+    subject: String,
+    reason: String,
+}
+
+pub async fn place_hold(
+    State(api): State<Api>,
+    p: Principal,
+    Body(b): Body<HoldBody>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::HoldWrite)?;
+    check_text("subject", &b.subject, 64)?;
+    check_text("reason", &b.reason, 500)?;
+    let at = api.now().to_rfc3339();
+    let actor = p.actor();
+    let id = api
+        .db(move |db| {
+            let subject = match b.subject.split_once(':') {
+                Some(("merchant", m)) => {
+                    if db.merchant(m)?.is_none() {
+                        return Err(ApiError::field("subject", format!("no merchant {m}")));
+                    }
+                    format!("merchant:{m}")
+                }
+                Some(("txn", rrn)) => {
+                    let t = db.transaction_by_rrn(rrn)?.ok_or_else(|| {
+                        ApiError::field("subject", format!("no transaction {rrn}"))
+                    })?;
+                    format!("txn:{}", t.txn_id)
+                }
+                _ => {
+                    return Err(ApiError::field(
+                        "subject",
+                        "subject is merchant:<merchant id> or txn:<RRN>",
+                    ))
+                }
+            };
+            Ok(services::money::place_hold(
+                db,
+                &subject,
+                &b.reason,
+                &actor.name,
+                &actor,
+                &at,
+            )?)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"hold_id": id}))).into_response())
+}
+
+pub async fn release_hold(
+    State(api): State<Api>,
+    p: Principal,
+    Path(hold_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    p.require(Permission::HoldWrite)?;
+    let at = api.now().to_rfc3339();
+    let actor = p.actor();
+    api.db(move |db| {
+        Ok(services::money::release_hold(
+            db,
+            &hold_id,
+            &actor.name,
+            &actor,
+            &at,
+        )?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- audit and operators ----------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+pub async fn audit(
+    State(api): State<Api>,
+    p: Principal,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::AuditRead)?;
+    let Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("limit is 1 to {MAX_PAGE}"),
+        ));
+    }
+    let after = q.after.unwrap_or(0);
+    let rows = api.db(move |db| Ok(db.audit_after(after, limit)?)).await?;
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|a| {
+            json!({
+                "seq": a.seq, "at": a.at, "actor": a.actor, "role": a.role,
+                "action": a.action, "object": a.object,
+                "before": parse(&a.before), "after": parse(&a.after),
+                "request_id": a.request_id, "source": a.source,
+            })
+        })
+        .collect();
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|a| a.seq))
+        .flatten();
+    Ok(Json(json!({"items": items, "next": next})))
+}
+
+pub async fn operators(State(api): State<Api>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::OperatorRead)?;
+    let all = api.db(|db| Ok(db.operators()?)).await?;
+    Ok(Json(json!({
+        "items": all.iter().map(accounts::operator_json).collect::<Vec<_>>(),
+        "next": null,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorBody {
+    name: String,
+    role: String,
+    password: String,
+    #[serde(default)]
+    merchant_ids: Vec<String>,
+}
+
+pub async fn add_operator(
+    State(api): State<Api>,
+    p: Principal,
+    Body(b): Body<OperatorBody>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::OperatorWrite)?;
+    let role = Role::parse(&b.role).ok_or_else(|| {
+        ApiError::field(
+            "role",
+            "role is admin, operations, risk_analyst, finance, support, auditor or merchant",
+        )
+    })?;
+    if b.merchant_ids.len() > 100 {
+        return Err(ApiError::field("merchant_ids", "at most 100 merchant ids"));
+    }
+    let at = api.now().to_rfc3339();
+    let actor = p.actor();
+    let row = api
+        .db(move |db| {
+            Ok(accounts::add_operator(
+                db,
+                &b.name,
+                role,
+                &b.password,
+                &b.merchant_ids,
+                &actor,
+                &at,
+            )?)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(accounts::operator_json(&row))).into_response())
+}
+
+// ---- health, metrics, unknown routes ----------------------------------------------
+
+pub async fn live() -> Json<Value> {
+    Json(json!({"status": "live"}))
+}
+
+pub async fn ready(State(api): State<Api>) -> Response {
+    match api.db(|db| Ok(db.operators().map(|_| ())?)).await {
+        Ok(()) => Json(json!({"status": "ready", "store": "ok"})).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "store": "unreachable"})),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn metrics(State(api): State<Api>) -> Response {
+    let now_ms = api.now().timestamp_millis();
+    let gauges = api
+        .db(move |db| {
+            let pending = db.saf_in_state(SafState::Pending)?;
+            let exceptions = db.saf_in_state(SafState::Exception)?.len() as i64;
+            let oldest = pending
+                .iter()
+                .filter_map(|s| chrono::DateTime::parse_from_rfc3339(&s.created_at).ok())
+                .map(|t| (now_ms - t.timestamp_millis()).max(0) / 1000)
+                .max()
+                .unwrap_or(0);
+            Ok(StoreGauges {
+                saf_pending: pending.len() as i64,
+                saf_oldest_age_secs: oldest,
+                saf_exceptions: exceptions,
+                in_flight: db.count_in_state(TxnState::Authorizing)? as i64,
+            })
+        })
+        .await
+        .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        api.inner.metrics.render(gauges),
+    )
+        .into_response()
+}
+
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("no such route")
+}

@@ -1,0 +1,614 @@
+//! The API over real HTTP on loopback, on SQLite and (when `POSGUARD_TEST_PG_URL` is
+//! set) PostgreSQL: every route × every role allowed or refused as the grants say,
+//! merchants confined to their own objects, one audit record per change, the error
+//! shape, the login throttle, health and metrics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use api::auth::allowed;
+use serde_json::{json, Value};
+use services::accounts::{self, Actor, Role};
+use store::{MerchantRow, TxnKind, TxnRow, TxnState, Write};
+
+const PASSWORD: &str = "correct horse battery";
+const NOW: &str = "2026-12-01T02:00:00+00:00";
+
+fn locations(name: &str) -> Vec<String> {
+    let pid = std::process::id();
+    let mut out = vec![std::env::temp_dir()
+        .join(format!("posguard-api-{name}-{pid}"))
+        .display()
+        .to_string()];
+    match std::env::var("POSGUARD_TEST_PG_URL") {
+        Ok(url) => out.push(format!("{url}?schema=api_{name}_{pid}")),
+        Err(_) => eprintln!("POSGUARD_TEST_PG_URL not set: PostgreSQL API tests skipped"),
+    }
+    out
+}
+
+fn cleanup(location: &str) {
+    if let Some((url, schema)) = location.split_once("?schema=") {
+        if let Ok(mut b) = store::PgBackend::connect(url) {
+            let _ = b.drop_schema(schema);
+        }
+    } else {
+        let _ = std::fs::remove_dir_all(location);
+    }
+}
+
+fn merchant(id: &str) -> Write {
+    Write::Merchant(MerchantRow {
+        merchant_id: id.into(),
+        name: format!("Shop {id}"),
+        city: "Shanghai".into(),
+        mcc: "5411".into(),
+        status: "active".into(),
+        created_at: NOW.into(),
+        merchant_class: "standard".into(),
+        risk_class: "low".into(),
+    })
+}
+
+fn sale(id: i64, merchant: &str) -> Write {
+    Write::NewTxn(TxnRow {
+        txn_id: id,
+        request_key: format!("1000000{id}/1/{id}/2"),
+        terminal_id: format!("1000000{id}"),
+        merchant_id: merchant.into(),
+        batch: 1,
+        stan: id,
+        mti: "0200".into(),
+        kind: TxnKind::Sale,
+        amount_minor: 12_345,
+        currency: "156".into(),
+        pan_token: format!("tok{id}"),
+        masked_pan: "622848******1234".into(),
+        rrn: format!("R{id:011}"),
+        auth_code: Some("123456".into()),
+        response_code: Some("00".into()),
+        state: TxnState::Approved,
+        original_rrn: None,
+        link_stan: Some(id),
+        reply_hex: None,
+        local_date: "2026-12-01".into(),
+        created_at: NOW.into(),
+        updated_at: NOW.into(),
+    })
+}
+
+const SHOP_A: &str = "898310000000001";
+const SHOP_B: &str = "898310000000002";
+
+/// A store with two merchants, a sale at each, and an operator of every role (the
+/// merchant account sees shop A only).
+fn seed(location: &str) {
+    let mut db = store::open(location).expect("open");
+    db.migrate().expect("migrate");
+    db.apply(&[
+        merchant(SHOP_A),
+        merchant(SHOP_B),
+        sale(1, SHOP_A),
+        sale(2, SHOP_B),
+    ])
+    .expect("seed");
+    let cli = Actor::cli("test", 1);
+    for r in Role::ALL {
+        let shops = if r == Role::Merchant {
+            vec![SHOP_A.to_owned()]
+        } else {
+            vec![]
+        };
+        accounts::add_operator(db.as_mut(), r.name(), r, PASSWORD, &shops, &cli, NOW)
+            .expect("operator");
+    }
+}
+
+/// The API on a loopback port, on its own runtime thread.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(location: &str) -> Server {
+        let mut db = store::open(location).expect("open");
+        db.migrate().expect("migrate");
+        let clock: api::Clock = Arc::new(|| {
+            chrono::DateTime::parse_from_rfc3339(NOW)
+                .expect("time")
+                .to_utc()
+        });
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                api::serve(listener, api::Api::new(db, clock), async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
+            });
+        });
+        Server {
+            addr,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// (status, JSON body or Null, raw text).
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let (status, text) = self.raw(
+            method,
+            path,
+            token,
+            body.map(|b| ("application/json", b.to_string())),
+        );
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, String)>,
+    ) -> (u16, String) {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(std::time::Duration::from_secs(30))
+            .build();
+        let mut req = agent.request(method, &self.url(path));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = match body {
+            Some((ctype, b)) => req.set("Content-Type", ctype).send_string(&b),
+            None => req.call(),
+        };
+        match resp {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
+    fn login(&self, name: &str) -> String {
+        let (status, body) = self.call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(&json!({"name": name, "password": PASSWORD})),
+        );
+        assert_eq!(status, 201, "login {name}: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A concrete request for a route of the table, and the body it sends.
+fn request_for(method: &str, template: &str, role: Role) -> (String, Option<Value>) {
+    let path = template
+        .replace("{rrn}", "R00000000001")
+        .replace("{merchant_id}", SHOP_A)
+        .replace("{hold_id}", "manual:1");
+    let body = match (method, template) {
+        ("POST", "/api/v1/holds") => {
+            Some(json!({"subject": format!("merchant:{SHOP_A}"), "reason": "chargeback review"}))
+        }
+        ("POST", "/api/v1/operators") => Some(json!({
+            "name": format!("new-{}", role.name()), "role": "support", "password": PASSWORD,
+        })),
+        ("POST", "/api/v1/session") => Some(json!({"name": role.name(), "password": PASSWORD})),
+        _ => None,
+    };
+    (path, body)
+}
+
+#[test]
+fn every_route_allows_exactly_the_roles_the_grants_name() {
+    for location in locations("routes") {
+        cleanup(&location);
+        seed(&location);
+        let server = Server::start(&location);
+        // A hold to release.
+        let admin = server.login("admin");
+        let (status, _) = server.call(
+            "POST",
+            "/api/v1/holds",
+            Some(&admin),
+            Some(&json!({"subject": format!("merchant:{SHOP_B}"), "reason": "setup"})),
+        );
+        assert_eq!(status, 201);
+        let tokens: std::collections::HashMap<Role, String> = Role::ALL
+            .into_iter()
+            .map(|r| (r, server.login(r.name())))
+            .collect();
+        let mut checked = 0;
+        for (method, template, permission) in api::ROUTES {
+            // Without credentials: 401 (logging in needs none).
+            let (path, body) = request_for(method, template, Role::Admin);
+            let (status, err) = server.call(method, &path, None, body.as_ref());
+            match permission {
+                None => assert_eq!(status, 201, "{method} {path} without credentials: {err}"),
+                Some(_) => {
+                    assert_eq!(status, 401, "{method} {path} without credentials: {err}");
+                    assert_eq!(err["error"]["code"], "unauthenticated");
+                }
+            }
+            let Some(p) = permission else { continue };
+            for role in Role::ALL {
+                // Logging out ends the token: that route gets a fresh one.
+                let token = if *template == "/api/v1/session" {
+                    server.login(role.name())
+                } else {
+                    tokens[&role].clone()
+                };
+                let (path, body) = request_for(method, template, role);
+                let (status, resp) = server.call(method, &path, Some(&token), body.as_ref());
+                if allowed(role, *p) {
+                    assert!(
+                        (200..300).contains(&status),
+                        "{role} {method} {path} should be allowed: {status} {resp} ({location})"
+                    );
+                } else {
+                    assert_eq!(
+                        status, 403,
+                        "{role} {method} {path} should be refused: {resp}"
+                    );
+                    assert_eq!(resp["error"]["code"], "forbidden");
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, (api::ROUTES.len() - 1) * Role::ALL.len());
+        drop(server);
+        cleanup(&location);
+    }
+}
+
+#[test]
+fn a_merchant_sees_only_its_own_and_others_do_not_exist_for_it() {
+    for location in locations("merchant") {
+        cleanup(&location);
+        seed(&location);
+        let server = Server::start(&location);
+        let shop = server.login("merchant");
+        let (status, list) = server.call("GET", "/api/v1/transactions", Some(&shop), None);
+        assert_eq!(status, 200);
+        let rrns: Vec<&str> = list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|t| t["rrn"].as_str())
+            .collect();
+        assert_eq!(rrns, ["R00000000001"], "{location}");
+        for path in [
+            "/api/v1/transactions/R00000000002".to_owned(),
+            "/api/v1/transactions/R00000000002/timeline".to_owned(),
+            format!("/api/v1/merchants/{SHOP_B}"),
+            "/api/v1/transactions/R99999999999".to_owned(),
+        ] {
+            let (status, body) = server.call("GET", &path, Some(&shop), None);
+            assert_eq!(status, 404, "{path}: {body}");
+            assert_eq!(body["error"]["code"], "not_found");
+        }
+        // Asking for another merchant's transactions by filter finds nothing.
+        let (_, list) = server.call(
+            "GET",
+            &format!("/api/v1/transactions?merchant={SHOP_B}"),
+            Some(&shop),
+            None,
+        );
+        assert_eq!(list["items"], json!([]));
+        let (_, list) = server.call("GET", "/api/v1/merchants", Some(&shop), None);
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+        // Staff see both.
+        let ops = server.login("operations");
+        let (_, list) = server.call("GET", "/api/v1/transactions", Some(&ops), None);
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
+        drop(server);
+        cleanup(&location);
+    }
+}
+
+#[test]
+fn every_change_leaves_exactly_one_audit_record_with_before_and_after() {
+    for location in locations("audit") {
+        cleanup(&location);
+        seed(&location);
+        let server = Server::start(&location);
+        let auditor = server.login("auditor");
+        let audit = |after: i64| -> Vec<Value> {
+            let (status, body) = server.call(
+                "GET",
+                &format!("/api/v1/audit?after={after}&limit=500"),
+                Some(&auditor),
+                None,
+            );
+            assert_eq!(status, 200, "{body}");
+            body["items"].as_array().expect("items").clone()
+        };
+        let seq = |items: &[Value]| items.last().and_then(|a| a["seq"].as_i64()).unwrap_or(0);
+        let base = audit(0);
+        // The seeded operators and the auditor's login are there already.
+        assert!(base
+            .iter()
+            .any(|a| a["action"] == "operator.add" && a["object"] == "operator:admin"));
+        let mut last = seq(&base);
+        let ops = server.login("operations");
+        let admin = server.login("admin");
+        let logins = audit(last);
+        assert_eq!(
+            logins
+                .iter()
+                .map(|a| a["action"].as_str().unwrap_or(""))
+                .collect::<Vec<_>>(),
+            ["session.login", "session.login"]
+        );
+        last = seq(&logins);
+        let changes: Vec<(&str, &str, Option<Value>, &str, &str)> = vec![
+            (
+                "POST",
+                "/api/v1/holds",
+                Some(json!({"subject": "txn:R00000000001", "reason": "cardholder dispute"})),
+                "hold.place",
+                "hold:manual:1",
+            ),
+            (
+                "DELETE",
+                "/api/v1/holds/manual:1",
+                None,
+                "hold.release",
+                "hold:manual:1",
+            ),
+            (
+                "POST",
+                "/api/v1/operators",
+                Some(json!({"name": "li.na", "role": "finance", "password": PASSWORD})),
+                "operator.add",
+                "operator:li.na",
+            ),
+        ];
+        for (method, path, body, action, object) in changes {
+            let token = if path.contains("operators") {
+                &admin
+            } else {
+                &ops
+            };
+            let (status, resp) = server.call(method, path, Some(token), body.as_ref());
+            assert!(
+                (200..300).contains(&status),
+                "{method} {path}: {status} {resp}"
+            );
+            let new = audit(last);
+            assert_eq!(new.len(), 1, "{method} {path}: {new:?}");
+            let a = &new[0];
+            assert_eq!(
+                (a["action"].as_str(), a["object"].as_str()),
+                (Some(action), Some(object))
+            );
+            let who = if path.contains("operators") {
+                "admin"
+            } else {
+                "operations"
+            };
+            assert_eq!(a["actor"], who);
+            assert_eq!(a["source"], "127.0.0.1");
+            assert_eq!(a["request_id"].as_str().map(str::len), Some(16));
+            match action {
+                "hold.place" | "operator.add" => {
+                    assert_eq!(a["before"], Value::Null);
+                    assert!(a["after"].is_object());
+                }
+                _ => {
+                    assert_eq!(a["before"]["released_at"], Value::Null);
+                    assert_eq!(a["after"]["released_at"], NOW);
+                }
+            }
+            assert!(
+                !a.to_string().contains("argon2"),
+                "no password hash in the audit trail"
+            );
+            last = seq(&new);
+        }
+        // Releasing a released hold changes nothing and records nothing.
+        let (status, _) = server.call("DELETE", "/api/v1/holds/manual:1", Some(&ops), None);
+        assert_eq!(status, 204);
+        assert!(audit(last).is_empty());
+        // A refused change records nothing.
+        let (status, _) = server.call(
+            "POST",
+            "/api/v1/holds",
+            Some(&auditor),
+            Some(&json!({"subject": "txn:R00000000001", "reason": "x"})),
+        );
+        assert_eq!(status, 403);
+        assert!(audit(last).is_empty());
+        // Logging out is recorded, and the token stops working.
+        let (status, _) = server.call("DELETE", "/api/v1/session", Some(&ops), None);
+        assert_eq!(status, 204);
+        let new = audit(last);
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0]["action"], "session.logout");
+        let (status, _) = server.call("GET", "/api/v1/me", Some(&ops), None);
+        assert_eq!(status, 401);
+        drop(server);
+        cleanup(&location);
+    }
+}
+
+#[test]
+fn bad_requests_get_one_error_shape_naming_the_field() {
+    let location = locations("errors").remove(0);
+    cleanup(&location);
+    seed(&location);
+    let server = Server::start(&location);
+    let ops = server.login("operations");
+    let hold = |body: String, ctype: &str| {
+        let (status, text) = server.raw("POST", "/api/v1/holds", Some(&ops), Some((ctype, body)));
+        (
+            status,
+            serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+        )
+    };
+    let (status, e) = hold("{\"subject\": ".into(), "application/json");
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("malformed_json")),
+        "{e}"
+    );
+    let (status, e) = hold(
+        json!({"subject": "txn:R00000000001", "reason": "x", "amount": 5}).to_string(),
+        "application/json",
+    );
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("amount")),
+        "{e}"
+    );
+    let (status, e) = hold(
+        json!({"subject": "txn:R00000000001"}).to_string(),
+        "application/json",
+    );
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("reason")),
+        "{e}"
+    );
+    let (status, e) = hold(
+        json!({"subject": "bank:1", "reason": "x"}).to_string(),
+        "application/json",
+    );
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("subject")),
+        "{e}"
+    );
+    let (status, e) = hold("x".repeat(api::MAX_BODY + 1), "application/json");
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{e}"
+    );
+    let (status, e) = hold("subject=x".into(), "application/x-www-form-urlencoded");
+    assert_eq!(status, 415, "{e}");
+    // A clear card number is never a search key.
+    let (status, e) = server.call(
+        "GET",
+        "/api/v1/transactions?masked_pan=6228480402564890018",
+        Some(&ops),
+        None,
+    );
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("masked_pan")),
+        "{e}"
+    );
+    let (status, e) = server.call("GET", "/api/v1/transactions?limit=100000", Some(&ops), None);
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("limit")),
+        "{e}"
+    );
+    let (status, e) = server.call("GET", "/api/v1/transactions?colour=red", Some(&ops), None);
+    assert_eq!(status, 400, "{e}");
+    let (status, e) = server.call("GET", "/api/v1/nothing-here", Some(&ops), None);
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    drop(server);
+    cleanup(&location);
+}
+
+#[test]
+fn failed_logins_are_throttled_per_account_and_the_answer_never_says_which_part_was_wrong() {
+    let location = locations("throttle").remove(0);
+    cleanup(&location);
+    seed(&location);
+    let server = Server::start(&location);
+    let attempt = |name: &str, password: &str| {
+        server.call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(&json!({"name": name, "password": password})),
+        )
+    };
+    let (s1, e1) = attempt("finance", "wrong password 1");
+    let (s2, e2) = attempt("nobody-at-all", "wrong password 1");
+    assert_eq!((s1, s2), (401, 401));
+    assert_eq!(e1, e2, "an unknown name and a wrong password answer alike");
+    // Three more make five for the address (all of this test's attempts come from
+    // 127.0.0.1) and four for the account.
+    for _ in 0..3 {
+        assert_eq!(attempt("finance", "wrong password 2").0, 401);
+    }
+    // Five failures from the address: even the right password waits.
+    let (status, e) = attempt("finance", PASSWORD);
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (429, Some("too_many_attempts")),
+        "{e}"
+    );
+    drop(server);
+    cleanup(&location);
+}
+
+#[test]
+fn health_and_metrics_answer_without_credentials_and_show_no_customer_data() {
+    let location = locations("health").remove(0);
+    cleanup(&location);
+    seed(&location);
+    let server = Server::start(&location);
+    let (status, body) = server.call("GET", "/health/live", None, None);
+    assert_eq!((status, body["status"].as_str()), (200, Some("live")));
+    let (status, body) = server.call("GET", "/health/ready", None, None);
+    assert_eq!((status, body["store"].as_str()), (200, Some("ok")));
+    let ops = server.login("operations");
+    let _ = server.call("GET", "/api/v1/transactions", Some(&ops), None);
+    let (status, text) = server.raw("GET", "/metrics", None, None);
+    assert_eq!(status, 200);
+    for needle in [
+        "posguard_api_requests_total{method=\"GET\",route=\"/api/v1/transactions\",status=\"200\"} 1",
+        "posguard_api_requests_total{method=\"POST\",route=\"/api/v1/session\",status=\"201\"} 1",
+        "posguard_saf_pending 0",
+        "posguard_transactions_in_flight 0",
+        "posguard_api_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    assert!(!text.contains("622848") && !text.contains(SHOP_A));
+    drop(server);
+    cleanup(&location);
+}

@@ -1,0 +1,61 @@
+//! `posguard api`: the operators' HTTP API on the store, without terminal traffic (to
+//! run the API apart from the switching nodes). `posguard acquirer --http` serves the
+//! same API inside a node.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::args::StoreArgs;
+
+/// `posguard api`.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Where the API listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+}
+
+/// The system clock (the edge).
+#[allow(clippy::disallowed_methods)]
+pub fn system_clock() -> api::Clock {
+    Arc::new(chrono::Utc::now)
+}
+
+/// Starts the API on `listener` over the store at `store`; returns when `shutdown`
+/// resolves.
+pub async fn serve(
+    store: &str,
+    listener: tokio::net::TcpListener,
+    clock: api::Clock,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let s = store.to_owned();
+    let db = tokio::task::spawn_blocking(move || crate::node::open_store(&s))
+        .await
+        .context("open store")??;
+    let addr = listener.local_addr().context("API address")?;
+    tracing::info!(%addr, "operators' API listening (/api/v1, /health, /metrics)");
+    api::serve(listener, api::Api::new(db, clock), shutdown)
+        .await
+        .context("serve the API")
+}
+
+/// Runs `posguard api`.
+pub fn run(a: ApiArgs) -> anyhow::Result<()> {
+    crate::init_logging("info");
+    let rt = tokio::runtime::Runtime::new().context("start runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(a.http)
+            .await
+            .with_context(|| format!("bind {}", a.http))?;
+        serve(&a.store.location(), listener, system_clock(), async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    })
+}
