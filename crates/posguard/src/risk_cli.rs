@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 pub use services::risk::{backtest, load_decisions, replay, Backtest, CaseVerdict, RuleImpact};
 
-use crate::args::{now_rfc3339, StoreArgs};
+use crate::args::{cli_actor, now_rfc3339, StoreArgs};
 use crate::node::{load_rules, open_store};
 
 /// `posguard risk …`.
@@ -141,7 +141,7 @@ pub fn run_case(cmd: CaseCommand) -> anyhow::Result<()> {
             who,
         } => {
             let mut db = open_store(&store.location())?;
-            services::risk::assign_case(db.as_mut(), case_id, &who, &now_rfc3339())?;
+            services::risk::assign_case(db.as_mut(), case_id, &who, &cli_actor(), &now_rfc3339())?;
         }
         CaseCommand::Note {
             store,
@@ -150,7 +150,14 @@ pub fn run_case(cmd: CaseCommand) -> anyhow::Result<()> {
             author,
         } => {
             let mut db = open_store(&store.location())?;
-            services::risk::note_case(db.as_mut(), case_id, &author, &text, &now_rfc3339())?;
+            services::risk::note_case(
+                db.as_mut(),
+                case_id,
+                &author,
+                &text,
+                &cli_actor(),
+                &now_rfc3339(),
+            )?;
         }
         CaseCommand::Close {
             store,
@@ -161,7 +168,14 @@ pub fn run_case(cmd: CaseCommand) -> anyhow::Result<()> {
             let verdict = CaseVerdict::parse(&verdict)
                 .ok_or_else(|| crate::BadInput("verdict is fraud or not-fraud".into()))?;
             let mut db = open_store(&store.location())?;
-            services::risk::close_case(db.as_mut(), case_id, verdict, &author, &now_rfc3339())?;
+            services::risk::close_case(
+                db.as_mut(),
+                case_id,
+                verdict,
+                &author,
+                &cli_actor(),
+                &now_rfc3339(),
+            )?;
         }
     }
     Ok(())

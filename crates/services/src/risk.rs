@@ -6,6 +6,7 @@ use std::fmt;
 
 use store::{Backend, CaseEntryRow, CaseRow, DecisionRow, Write};
 
+use crate::accounts::Actor;
 use crate::check::load_journal;
 use crate::{Context, Result, ServiceError};
 
@@ -301,21 +302,65 @@ fn find_case(db: &mut dyn Backend, id: i64) -> Result<CaseRow> {
         .ok_or_else(|| ServiceError::NotFound(format!("no case {id}")))
 }
 
+/// A case as the audit trail shows it.
+pub fn case_json(c: &CaseRow) -> serde_json::Value {
+    serde_json::json!({
+        "case_id": c.case_id,
+        "subject": c.subject,
+        "status": c.status,
+        "assignee": c.assignee,
+        "opened_at": c.opened_at,
+        "updated_at": c.updated_at,
+    })
+}
+
 /// Assigns a case (it becomes `investigating`).
-pub fn assign_case(db: &mut dyn Backend, id: i64, who: &str, at: &str) -> Result<()> {
+pub fn assign_case(
+    db: &mut dyn Backend,
+    id: i64,
+    who: &str,
+    actor: &Actor,
+    at: &str,
+) -> Result<()> {
+    if who.trim().is_empty() || who.len() > 64 {
+        return Err(ServiceError::BadInput(
+            "an assignee is 1 to 64 characters".into(),
+        ));
+    }
     let c = find_case(db, id)?;
     let case = CaseRow {
         assignee: Some(who.into()),
         status: "investigating".into(),
-        ..c
+        ..c.clone()
     };
-    append(db, case, "assign", who, format!("assigned to {who}"), at)
+    append(
+        db,
+        &c,
+        case,
+        "assign",
+        who,
+        format!("assigned to {who}"),
+        actor,
+        at,
+    )
 }
 
 /// Adds a note to a case.
-pub fn note_case(db: &mut dyn Backend, id: i64, author: &str, text: &str, at: &str) -> Result<()> {
+pub fn note_case(
+    db: &mut dyn Backend,
+    id: i64,
+    author: &str,
+    text: &str,
+    actor: &Actor,
+    at: &str,
+) -> Result<()> {
+    if text.trim().is_empty() || text.len() > 4000 {
+        return Err(ServiceError::BadInput(
+            "a note is 1 to 4000 characters".into(),
+        ));
+    }
     let c = find_case(db, id)?;
-    append(db, c, "note", author, text.into(), at)
+    append(db, &c, c.clone(), "note", author, text.into(), actor, at)
 }
 
 /// Closes a case as fraud or not fraud.
@@ -324,34 +369,40 @@ pub fn close_case(
     id: i64,
     verdict: CaseVerdict,
     author: &str,
+    actor: &Actor,
     at: &str,
 ) -> Result<()> {
     let c = find_case(db, id)?;
     let case = CaseRow {
         status: verdict.status().into(),
-        ..c
+        ..c.clone()
     };
-    append(
-        db,
-        case,
-        "status",
-        author,
-        format!("closed: {}", verdict.name()),
-        at,
-    )
+    let text = format!("closed: {}", verdict.name());
+    append(db, &c, case, "status", author, text, actor, at)
 }
 
+/// Writes the case, its new timeline entry and the audit record in one transaction.
+#[allow(clippy::too_many_arguments)]
 fn append(
     db: &mut dyn Backend,
+    before: &CaseRow,
     case: CaseRow,
     kind: &str,
     author: &str,
     text: String,
+    actor: &Actor,
     at: &str,
 ) -> Result<()> {
     let seq = db.case_entries(case.case_id).ctx("read case")?.len() as i64 + 1;
+    let after = CaseRow {
+        updated_at: at.into(),
+        ..case
+    };
+    let mut after_json = case_json(&after);
+    after_json["entry"] =
+        serde_json::json!({"seq": seq, "kind": kind, "author": author, "text": &text});
     let entry = CaseEntryRow {
-        case_id: case.case_id,
+        case_id: after.case_id,
         seq,
         at: at.into(),
         kind: kind.into(),
@@ -360,11 +411,15 @@ fn append(
         text,
     };
     db.apply(&[
-        Write::Case(CaseRow {
-            updated_at: at.into(),
-            ..case
-        }),
+        Write::Case(after.clone()),
         Write::CaseEntry(entry),
+        actor.audit(
+            at,
+            &format!("case.{kind}"),
+            &format!("case:{}", after.case_id),
+            case_json(before),
+            after_json,
+        ),
     ])
     .ctx("write case")
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the posguard binary.
 
+mod audit;
 mod crash;
 mod demo;
 mod faults;

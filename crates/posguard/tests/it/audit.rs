@@ -1,0 +1,171 @@
+//! Every change made on the command line leaves exactly one audit record, naming the
+//! OS user who ran the command, with the object before and after — on SQLite and
+//! PostgreSQL.
+
+use store::{CaseRow, MerchantRow, Write};
+
+use crate::run;
+use crate::scenarios::{cleanup, stores};
+
+fn store_args(store: &str) -> Vec<String> {
+    if store.starts_with("postgres://") {
+        vec!["--database-url".into(), store.into()]
+    } else {
+        vec!["--data".into(), store.into()]
+    }
+}
+
+fn audit(store: &str) -> Vec<store::AuditRow> {
+    let mut db = store::open(store).expect("open");
+    db.migrate().expect("migrate");
+    db.audit_after(0, 10_000).expect("audit")
+}
+
+#[test]
+fn every_command_line_change_leaves_one_audit_record() {
+    for store in stores("cli_audit") {
+        cleanup(&store);
+        {
+            let mut db = store::open(&store).expect("open");
+            db.migrate().expect("migrate");
+            db.apply(&[
+                Write::Merchant(MerchantRow {
+                    merchant_id: "898310000000001".into(),
+                    name: "Shop".into(),
+                    city: "Shanghai".into(),
+                    mcc: "5411".into(),
+                    status: "active".into(),
+                    created_at: "2026-12-01T00:00:00+00:00".into(),
+                    merchant_class: "standard".into(),
+                    risk_class: "low".into(),
+                }),
+                Write::Case(CaseRow {
+                    case_id: 7,
+                    subject: "card tok1 testing".into(),
+                    status: "open".into(),
+                    assignee: None,
+                    opened_at: "2026-12-01T00:00:00+00:00".into(),
+                    updated_at: "2026-12-01T00:00:00+00:00".into(),
+                }),
+            ])
+            .expect("seed");
+        }
+        let s = store_args(&store);
+        let with = |args: &[&str]| -> Vec<String> {
+            let mut v: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+            v.extend(s.iter().cloned());
+            v
+        };
+        let pw = b"a long enough password\n".as_slice();
+        let steps: Vec<(Vec<String>, &[u8], &str, &str)> = vec![
+            (
+                with(&[
+                    "user",
+                    "add",
+                    "zhang.wei",
+                    "--role",
+                    "finance",
+                    "--password-stdin",
+                ]),
+                pw,
+                "operator.add",
+                "operator:zhang.wei",
+            ),
+            (
+                with(&["user", "passwd", "zhang.wei", "--password-stdin"]),
+                b"another long password\n",
+                "operator.passwd",
+                "operator:zhang.wei",
+            ),
+            (
+                with(&["user", "disable", "zhang.wei"]),
+                b"",
+                "operator.disable",
+                "operator:zhang.wei",
+            ),
+            (
+                with(&[
+                    "hold",
+                    "place",
+                    "--merchant",
+                    "898310000000001",
+                    "--reason",
+                    "KYC review",
+                    "--by",
+                    "ops.li",
+                ]),
+                b"",
+                "hold.place",
+                "hold:manual:1",
+            ),
+            (
+                with(&["hold", "release", "manual:1", "--by", "ops.li"]),
+                b"",
+                "hold.release",
+                "hold:manual:1",
+            ),
+            (
+                with(&["case", "assign", "7", "analyst.wu"]),
+                b"",
+                "case.assign",
+                "case:7",
+            ),
+            (
+                with(&["case", "note", "7", "three cards in a minute"]),
+                b"",
+                "case.note",
+                "case:7",
+            ),
+            (
+                with(&["case", "close", "7", "fraud"]),
+                b"",
+                "case.status",
+                "case:7",
+            ),
+        ];
+        let mut seen = audit(&store).len();
+        assert_eq!(seen, 0);
+        for (args, stdin, action, object) in steps {
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, _, err) = run(&argv, stdin);
+            assert_eq!(code, 0, "{argv:?}: {err}");
+            let all = audit(&store);
+            assert_eq!(
+                all.len(),
+                seen + 1,
+                "{argv:?} left {} records",
+                all.len() - seen
+            );
+            let a = all.last().expect("record");
+            assert_eq!(
+                (a.action.as_str(), a.object.as_str()),
+                (action, object),
+                "{argv:?}"
+            );
+            assert!(a.actor.starts_with("os:"), "{a:?}");
+            assert_eq!((a.role.as_str(), a.source.as_str()), ("cli", "cli"));
+            assert!(a.request_id.starts_with("pid:"));
+            let (before, after): (serde_json::Value, serde_json::Value) = (
+                serde_json::from_str(&a.before).expect("before"),
+                serde_json::from_str(&a.after).expect("after"),
+            );
+            assert!(after.is_object(), "{argv:?}: {after}");
+            assert_eq!(
+                before.is_null(),
+                action.ends_with(".add") || action == "hold.place",
+                "{argv:?}: {before}"
+            );
+            assert!(
+                !a.before.contains("argon2") && !a.after.contains("argon2"),
+                "no password hash: {a:?}"
+            );
+            seen = all.len();
+        }
+        // A refused change leaves nothing.
+        let argv = with(&["hold", "release", "manual:9", "--by", "ops.li"]);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        assert_eq!(run(&argv, b"").0, 2);
+        assert_eq!(audit(&store).len(), seen);
+        cleanup(&store);
+    }
+}
