@@ -62,6 +62,8 @@ pub struct ListenSection {
     pub terminals: Option<SocketAddr>,
     /// An `iso87-ascii` terminal listener.
     pub ascii: Option<SocketAddr>,
+    /// The operators' HTTP API, health and metrics.
+    pub http: Option<SocketAddr>,
 }
 
 /// `[issuer]`.

@@ -57,6 +57,9 @@ pub struct AcquirerArgs {
     /// Also accept terminals speaking iso87-ascii (bare messages, X9.19 MAC) here.
     #[arg(long)]
     ascii_listen: Option<SocketAddr>,
+    /// Also serve the operators' HTTP API, health and metrics here (`docs/api.md`).
+    #[arg(long)]
+    http: Option<SocketAddr>,
     /// TLS on the terminal listeners (--listen and --ascii-listen alike).
     #[command(flatten)]
     tls: crate::tls_cli::ListenerTlsArgs,
@@ -153,6 +156,8 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     if a.demo_data && seed_store(&opts, &a.demo.data())? {
         tracing::info!("demo merchants and terminals created");
     }
+    let http = a.http.or(file.listen.http);
+    let store = opts.store.clone();
     let a = AcquirerListen {
         listen,
         ascii_listen,
@@ -174,11 +179,35 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("bind {addr}"))?;
             listeners.push(on(l, gateway::TerminalDialect::Iso87Ascii));
         }
+        let api = match http {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind {addr}"))?;
+                let store = store.clone();
+                Some(tokio::spawn(async move {
+                    let shutdown = async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    };
+                    if let Err(e) =
+                        crate::api_cli::serve(&store, l, crate::api_cli::system_clock(), shutdown)
+                            .await
+                    {
+                        tracing::error!(error = %e, "the operators' API stopped");
+                    }
+                }))
+            }
+            None => None,
+        };
         let stats = Arc::new(gateway::GatewayStats::default());
-        run_node(opts, listeners, stats, async {
+        let result = run_node(opts, listeners, stats, async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await
+        .await;
+        if let Some(api) = api {
+            api.abort();
+        }
+        result
     })
 }
 

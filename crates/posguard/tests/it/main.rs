@@ -4,6 +4,7 @@ mod audit;
 mod crash;
 mod demo;
 mod faults;
+mod http;
 mod iso;
 mod keys;
 mod layers;
