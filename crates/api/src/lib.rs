@@ -78,10 +78,24 @@ pub struct Api {
 }
 
 struct Inner {
-    db: Arc<Mutex<Box<dyn Backend>>>,
+    db: Arc<Mutex<Store>>,
     throttle: Mutex<auth::Throttle>,
     metrics: metrics::Metrics,
     clock: Clock,
+}
+
+/// The store connection, dropped off the async workers: a PostgreSQL client blocks
+/// when it closes, which must not happen on a runtime thread.
+struct Store(Option<Box<dyn Backend>>);
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("posguard-api-close".into())
+                .spawn(move || drop(db));
+        }
+    }
 }
 
 /// A request's id, for logs and audit records (also sent back as `x-request-id`).
@@ -93,7 +107,7 @@ impl Api {
     pub fn new(db: Box<dyn Backend>, clock: Clock) -> Api {
         Api {
             inner: Arc::new(Inner {
-                db: Arc::new(Mutex::new(db)),
+                db: Arc::new(Mutex::new(Store(Some(db)))),
                 throttle: Mutex::new(auth::Throttle::default()),
                 metrics: metrics::Metrics::default(),
                 clock,
@@ -120,7 +134,14 @@ impl Api {
                     "the store connection is unusable",
                 )
             })?;
-            f(guard.as_mut())
+            match guard.0.as_mut() {
+                Some(db) => f(db.as_mut()),
+                None => Err(ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the store connection is closed",
+                )),
+            }
         })
         .await
         .map_err(|_| {

@@ -335,22 +335,61 @@ pub async fn timeline(
     p.require(Permission::TxnRead)?;
     let t = visible_txn(&api, &p, rrn).await?;
     let id = t.txn_id;
-    let (events, saf) = api
+    let (events, decision, capture, saf, item) = api
         .db(move |db| {
             let events = db.events(id)?;
+            let decision = db.decision(id)?;
+            let capture = db.capture(id)?;
             let saf = services::check::saf_of(db, id)?;
-            Ok((events, saf))
+            let item = db.settlement_item(id)?;
+            Ok((events, decision, capture, saf, item))
         })
         .await?;
     let mut steps: Vec<Value> = events
         .iter()
-        .map(|e| json!({"at": e.at, "seq": e.seq, "kind": e.kind, "detail": e.detail}))
+        .map(|e| json!({"at": e.at, "kind": e.kind, "detail": e.detail}))
         .collect();
+    if let Some(d) = &decision {
+        // The decision's rule matches and the values they saw; never its raw facts
+        // record (which holds the card's token).
+        steps.push(json!({
+            "at": d.at,
+            "kind": "risk_decision",
+            "detail": format!("{} (score {}, rules {})", d.verdict, d.score, d.version),
+            "matched": d.matched,
+            "shadow": d.shadow,
+            "details": d.details,
+            "hold": d.hold,
+            "alert": d.alert,
+        }));
+    }
+    if let Some(c) = &capture {
+        steps.push(json!({
+            "at": c.at,
+            "kind": "captured",
+            "detail": format!("captured ({}) for business date {}", c.how, c.business_date),
+        }));
+    }
+    // RFC 3339 times of one zone sort as text. Within one instant the request is
+    // received, then risk decides, then the rest in journal order (the sort is stable).
+    let rank = |s: &Value| match s["kind"].as_str() {
+        Some("received") => 0,
+        Some("risk_decision") => 1,
+        _ => 2,
+    };
+    steps.sort_by(|a, b| (a["at"].as_str(), rank(a)).cmp(&(b["at"].as_str(), rank(b))));
     for s in &saf {
         steps.push(json!({
             "at": s.updated_at,
             "kind": format!("saf_{}", s.kind),
             "detail": format!("{} after {} send(s): {}", s.state.name(), s.attempts, s.reason),
+        }));
+    }
+    if let Some(i) = &item {
+        steps.push(json!({
+            "at": Value::Null,
+            "kind": "settled",
+            "detail": format!("settlement {}: fee {} net {}", i.settlement_id, i.fee_minor, i.net_minor),
         }));
     }
     Ok(Json(

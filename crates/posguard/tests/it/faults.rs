@@ -367,3 +367,125 @@ async fn retransmissions_of_a_request_in_flight_get_one_answer_and_free_their_sl
     assert_eq!(code(&pos.send(next).await), "98");
     w.finish(&store).await;
 }
+
+/// The API's timeline of a sale whose approval the issuer lost: every step in order
+/// with its time — received, sent to the issuer, timed out (the terminal told 98), the
+/// reversal decided, sent and acknowledged — then the reversal advice with its sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_timeline_of_a_lost_sale_shows_every_step_in_order() {
+    for store in stores("timeline") {
+        let setup = Setup {
+            faults: Faults {
+                drop_after_debit_permille: 1000,
+                ..Faults::default()
+            },
+            issuer_timeout_ms: 300,
+            saf_backoff_ms: 200,
+            ..Setup::default()
+        };
+        let w = World::start_with(&store, setup).await;
+        let mut pos = w.pos(0).await;
+        let c = w.card(CardFate::Good, 0).clone();
+        let o = {
+            let r = pos.term.sale(&card(&c), 4_200).expect("sale");
+            pos.send(r).await
+        };
+        assert_eq!(code(&o), "98");
+        eventually_async_state(&store, "reversed").await;
+        // The terminal keeps no batch entry for a failed sale: the RRN is the journal's.
+        let s = store.clone();
+        let rrn = tokio::task::spawn_blocking(move || posguard::check::load_journal(&s))
+            .await
+            .expect("join")
+            .expect("journal")
+            .into_iter()
+            .find(|t| t.kind == store::TxnKind::Sale)
+            .expect("the sale")
+            .rrn;
+        // An operator, and the API on the same store.
+        let s = store.clone();
+        let db = tokio::task::spawn_blocking(move || {
+            let mut db = posguard::node::open_store(&s).expect("open");
+            let actor = services::accounts::Actor::cli("test", 1);
+            services::accounts::add_operator(
+                db.as_mut(),
+                "support.chen",
+                services::accounts::Role::Support,
+                "a long enough password",
+                &[],
+                &actor,
+                "2026-12-01T00:00:00+00:00",
+            )
+            .expect("operator");
+            db
+        })
+        .await
+        .expect("join");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(api::serve(
+            listener,
+            api::Api::new(db, posguard::api_cli::system_clock()),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let timeline = tokio::task::spawn_blocking(move || {
+            let login: serde_json::Value = ureq::post(&format!("http://{addr}/api/v1/session"))
+                .send_json(serde_json::json!({"name": "support.chen", "password": "a long enough password"}))
+                .expect("login")
+                .into_json()
+                .expect("json");
+            let token = login["token"].as_str().expect("token").to_owned();
+            ureq::get(&format!("http://{addr}/api/v1/transactions/{rrn}/timeline"))
+                .set("Authorization", &format!("Bearer {token}"))
+                .call()
+                .expect("timeline")
+                .into_json::<serde_json::Value>()
+                .expect("json")
+        })
+        .await
+        .expect("join");
+        let _ = stop.send(());
+        let _ = server.await;
+        let steps = timeline["timeline"].as_array().expect("steps");
+        let kinds: Vec<&str> = steps.iter().filter_map(|s| s["kind"].as_str()).collect();
+        let pos_of = |k: &str| {
+            kinds
+                .iter()
+                .position(|x| *x == k)
+                .unwrap_or_else(|| panic!("{k} missing from {kinds:?} ({store})"))
+        };
+        eprintln!("timeline ({store}): {kinds:?}");
+        assert_eq!(timeline["transaction"]["state"], "reversed", "{timeline}");
+        assert!(pos_of("received") < pos_of("risk_decision"), "{kinds:?}");
+        assert!(
+            pos_of("risk_decision") < pos_of("sent_to_issuer"),
+            "{kinds:?}"
+        );
+        assert!(pos_of("sent_to_issuer") < pos_of("timed_out"), "{kinds:?}");
+        assert!(pos_of("timed_out") < pos_of("reversed"), "{kinds:?}");
+        assert_eq!(kinds.last(), Some(&"saf_reversal"), "{kinds:?}");
+        let saf = steps.last().expect("saf step");
+        assert!(
+            saf["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("done after")),
+            "{saf}"
+        );
+        // Every journal step has its time, and the times never go back.
+        let times: Vec<&str> = steps[..steps.len() - 1]
+            .iter()
+            .map(|s| s["at"].as_str().expect("time"))
+            .collect();
+        assert!(times.windows(2).all(|p| p[0] <= p[1]), "{times:?}");
+        assert!(
+            !timeline.to_string().contains(&c.pan),
+            "no clear PAN in the API"
+        );
+        w.finish(&store).await;
+    }
+}
