@@ -204,7 +204,13 @@ pub struct TxnQuery {
     to: Option<String>,
     after: Option<i64>,
     limit: Option<usize>,
+    /// `json` (the default) or `csv`: every matching transaction (up to
+    /// [`MAX_EXPORT`]) as a CSV file.
+    format: Option<String>,
 }
+
+/// Rows one CSV export holds at most.
+const MAX_EXPORT: usize = 100_000;
 
 /// Page size when none is asked for, and the most one page holds.
 const PAGE: usize = 50;
@@ -242,7 +248,7 @@ pub async fn transactions(
     State(api): State<Api>,
     p: Principal,
     q: Result<Query<TxnQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     p.require(Permission::TxnRead)?;
     let Query(q) =
         q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
@@ -284,6 +290,11 @@ pub async fn transactions(
         date_to: date_param("to", &q.to)?,
     };
     let after = q.after.unwrap_or(0);
+    match q.format.as_deref() {
+        None | Some("json") => {}
+        Some("csv") => return export_csv(&api, filter, after).await,
+        Some(_) => return Err(ApiError::field("format", "format is json or csv")),
+    }
     let rows = api
         .db(move |db| Ok(db.search_transactions(&filter, after, limit)?))
         .await?;
@@ -293,7 +304,93 @@ pub async fn transactions(
     Ok(Json(json!({
         "items": rows.iter().map(txn_json).collect::<Vec<_>>(),
         "next": next,
-    })))
+    }))
+    .into_response())
+}
+
+/// Every transaction the filter matches, as CSV, with the list's columns.
+async fn export_csv(api: &Api, filter: TxnFilter, after: i64) -> Result<Response, ApiError> {
+    let rows = api
+        .db(move |db| {
+            let mut out = Vec::new();
+            let mut cursor = after;
+            while out.len() < MAX_EXPORT {
+                let page = db.search_transactions(&filter, cursor, MAX_PAGE)?;
+                let Some(last) = page.last() else { break };
+                cursor = last.txn_id;
+                let full = page.len() == MAX_PAGE;
+                out.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            out.truncate(MAX_EXPORT);
+            Ok(out)
+        })
+        .await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "txn_id",
+        "rrn",
+        "kind",
+        "state",
+        "terminal_id",
+        "merchant_id",
+        "batch",
+        "stan",
+        "amount_minor",
+        "currency",
+        "masked_pan",
+        "response_code",
+        "auth_code",
+        "original_rrn",
+        "local_date",
+        "created_at",
+    ];
+    let internal = |e: csv::Error| {
+        tracing::error!(error = %e, "CSV export failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "CSV export failed",
+        )
+    };
+    w.write_record(header).map_err(internal)?;
+    for t in &rows {
+        w.write_record([
+            t.txn_id.to_string(),
+            t.rrn.clone(),
+            t.kind.name().into(),
+            t.state.name().into(),
+            t.terminal_id.clone(),
+            t.merchant_id.clone(),
+            t.batch.to_string(),
+            t.stan.to_string(),
+            t.amount_minor.to_string(),
+            t.currency.clone(),
+            t.masked_pan.clone(),
+            t.response_code.clone().unwrap_or_default(),
+            t.auth_code.clone().unwrap_or_default(),
+            t.original_rrn.clone().unwrap_or_default(),
+            t.local_date.clone(),
+            t.created_at.clone(),
+        ])
+        .map_err(internal)?;
+    }
+    let body = w
+        .into_inner()
+        .map_err(|e| internal(e.into_error().into()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"transactions.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn visible_txn(api: &Api, p: &Principal, rrn: String) -> Result<TxnRow, ApiError> {

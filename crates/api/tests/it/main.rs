@@ -336,6 +336,30 @@ fn a_merchant_sees_only_its_own_and_others_do_not_exist_for_it() {
         let ops = server.login("operations");
         let (_, list) = server.call("GET", "/api/v1/transactions", Some(&ops), None);
         assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
+        // The CSV export honours the list's filters and the merchant's confinement.
+        let csv = |token: &str, query: &str| {
+            let (status, text) = server.raw(
+                "GET",
+                &format!("/api/v1/transactions?format=csv{query}"),
+                Some(token),
+                None,
+            );
+            assert_eq!(status, 200, "{text}");
+            text.lines().map(str::to_owned).collect::<Vec<_>>()
+        };
+        let rows = csv(&ops, "");
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert!(rows[0].starts_with("txn_id,rrn,kind,state,"), "{rows:?}");
+        assert!(rows[1].contains("R00000000001") && rows[2].contains("R00000000002"));
+        assert_eq!(csv(&ops, "&state=declined").len(), 1, "header only");
+        assert_eq!(csv(&ops, &format!("&merchant={SHOP_B}")).len(), 2);
+        let rows = csv(&shop, "");
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(rows[1].contains("R00000000001"));
+        assert!(
+            !rows.concat().contains("tok1"),
+            "no PAN token in the export"
+        );
         drop(server);
         cleanup(&location);
     }
