@@ -1,28 +1,13 @@
-//! The API's Prometheus metrics (prometheus-client): requests by route and status and
-//! their latency, and, read from the store at each scrape, the store-and-forward queue
-//! and the transactions still waiting for the issuer.
-
-use std::sync::Mutex;
+//! The API's Prometheus metrics (`metrics` with `metrics-exporter-prometheus`, which
+//! writes the classic text format that Prometheus scrapes and `promtool check metrics`
+//! reads): requests by route and status and their latency, and, read from the store
+//! at each scrape, the store-and-forward queue and the transactions still waiting for
+//! the issuer. The recorder is this API's own (not the process-global one).
 
 use axum::http::Method;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RequestLabels {
-    method: String,
-    route: String,
-    status: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RouteLabels {
-    route: String,
-}
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 /// What the store says at a scrape.
 #[derive(Debug, Default, Clone, Copy)]
@@ -33,100 +18,88 @@ pub(crate) struct StoreGauges {
     pub in_flight: i64,
 }
 
+const REQUESTS: &str = "posguard_api_requests_total";
+const LATENCY: &str = "posguard_api_request_duration_seconds";
+const SAF_PENDING: &str = "posguard_saf_pending";
+const SAF_OLDEST: &str = "posguard_saf_oldest_age_seconds";
+const SAF_EXCEPTIONS: &str = "posguard_saf_exceptions";
+const IN_FLIGHT: &str = "posguard_transactions_in_flight";
+
+/// Latency buckets, seconds: 0.5 ms to 4 s.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048,
+    4.096,
+];
+
 pub(crate) struct Metrics {
-    registry: Mutex<Registry>,
-    requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram>,
-    saf_pending: Gauge,
-    saf_oldest: Gauge,
-    saf_exceptions: Gauge,
-    in_flight: Gauge,
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
 }
 
 impl Default for Metrics {
     fn default() -> Metrics {
-        let mut registry = Registry::with_prefix("posguard");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+        let builder = PrometheusBuilder::new();
+        let builder = match builder.set_buckets_for_metric(Matcher::Full(LATENCY.into()), &BUCKETS)
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "latency buckets refused; summaries instead");
+                PrometheusBuilder::new()
+            }
+        };
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::describe_counter!(REQUESTS, "API requests by method, route and status");
+            metrics::describe_histogram!(
+                LATENCY,
+                metrics::Unit::Seconds,
+                "API request latency by route"
+            );
+            metrics::describe_gauge!(
+                SAF_PENDING,
+                "Store-and-forward advices (reversals, adjustments) waiting for the issuer"
+            );
+            metrics::describe_gauge!(
+                SAF_OLDEST,
+                metrics::Unit::Seconds,
+                "Age of the oldest waiting store-and-forward advice"
+            );
+            metrics::describe_gauge!(
+                SAF_EXCEPTIONS,
+                "Store-and-forward advices handed to operators"
+            );
+            metrics::describe_gauge!(
+                IN_FLIGHT,
+                "Transactions journaled and still waiting for the issuer's answer"
+            );
         });
-        let saf_pending = Gauge::default();
-        let saf_oldest = Gauge::default();
-        let saf_exceptions = Gauge::default();
-        let in_flight = Gauge::default();
-        registry.register(
-            "api_requests",
-            "API requests by method, route and status",
-            requests.clone(),
-        );
-        registry.register(
-            "api_request_duration_seconds",
-            "API request latency by route",
-            latency.clone(),
-        );
-        registry.register(
-            "saf_pending",
-            "Store-and-forward advices (reversals, adjustments) waiting for the issuer",
-            saf_pending.clone(),
-        );
-        registry.register(
-            "saf_oldest_age_seconds",
-            "Age of the oldest waiting store-and-forward advice",
-            saf_oldest.clone(),
-        );
-        registry.register(
-            "saf_exceptions",
-            "Store-and-forward advices handed to operators",
-            saf_exceptions.clone(),
-        );
-        registry.register(
-            "transactions_in_flight",
-            "Transactions journaled and still waiting for the issuer's answer",
-            in_flight.clone(),
-        );
-        Metrics {
-            registry: Mutex::new(registry),
-            requests,
-            latency,
-            saf_pending,
-            saf_oldest,
-            saf_exceptions,
-            in_flight,
-        }
+        Metrics { recorder, handle }
     }
 }
 
 impl Metrics {
     pub(crate) fn request(&self, method: &Method, route: &str, status: u16, secs: f64) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                method: method.as_str().into(),
-                route: route.into(),
-                status: status.to_string(),
-            })
-            .inc();
-        self.latency
-            .get_or_create(&RouteLabels {
-                route: route.into(),
-            })
-            .observe(secs);
+        metrics::with_local_recorder(&self.recorder, || {
+            metrics::counter!(
+                REQUESTS,
+                "method" => method.as_str().to_owned(),
+                "route" => route.to_owned(),
+                "status" => status.to_string(),
+            )
+            .increment(1);
+            metrics::histogram!(LATENCY, "route" => route.to_owned()).record(secs);
+        });
     }
 
     /// The text exposition, after setting the store's gauges.
     pub(crate) fn render(&self, store: StoreGauges) -> String {
-        self.saf_pending.set(store.saf_pending);
-        self.saf_oldest.set(store.saf_oldest_age_secs);
-        self.saf_exceptions.set(store.saf_exceptions);
-        self.in_flight.set(store.in_flight);
-        let mut out = String::new();
-        match self.registry.lock() {
-            Ok(r) => {
-                if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &r) {
-                    tracing::error!(error = %e, "metrics encoding failed");
-                }
-            }
-            Err(_) => tracing::error!("metrics registry unusable"),
-        }
-        out
+        metrics::with_local_recorder(&self.recorder, || {
+            metrics::gauge!(SAF_PENDING).set(store.saf_pending as f64);
+            metrics::gauge!(SAF_OLDEST).set(store.saf_oldest_age_secs as f64);
+            metrics::gauge!(SAF_EXCEPTIONS).set(store.saf_exceptions as f64);
+            metrics::gauge!(IN_FLIGHT).set(store.in_flight as f64);
+        });
+        self.handle.render()
     }
 }

@@ -757,7 +757,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
         api.inner.metrics.render(gauges),
     )

@@ -636,3 +636,69 @@ fn health_and_metrics_answer_without_credentials_and_show_no_customer_data() {
     drop(server);
     cleanup(&location);
 }
+
+/// `promtool` (Debian's `prometheus` package): on a fresh machine `.ci/run` installs it;
+/// elsewhere its tests say they skipped, and under CI a missing one fails.
+fn promtool() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is not installed and CI=true: install Debian's prometheus package"
+        );
+        eprintln!("promtool not installed: the metrics and alert-rule checks skipped");
+    }
+    found
+}
+
+#[test]
+fn promtool_accepts_the_metrics_and_the_alert_rules_pass_their_unit_tests() {
+    let Some(promtool) = promtool() else { return };
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus");
+    let out = std::process::Command::new(&promtool)
+        .args(["test", "rules", "posguard-alerts-test.yml"])
+        .current_dir(&rules)
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let location = locations("promtool").remove(0);
+    cleanup(&location);
+    seed(&location);
+    let server = Server::start(&location);
+    let ops = server.login("operations");
+    let _ = server.call("GET", "/api/v1/transactions", Some(&ops), None);
+    let (status, text) = server.raw("GET", "/metrics", None, None);
+    assert_eq!(status, 200);
+    let mut child = std::process::Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+    cleanup(&location);
+}
