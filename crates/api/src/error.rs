@@ -83,11 +83,33 @@ impl From<store::StoreError> for ApiError {
     }
 }
 
+/// The error body, as sent and as the OpenAPI document describes it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code a client can switch on.
+    pub code: String,
+    /// What a person reads.
+    pub message: String,
+    /// The request field at fault, when one is.
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": {"code": self.code, "message": self.message, "field": self.field}
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+                field: self.field,
+            },
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod error;
 mod metrics;
+pub mod openapi;
 mod routes;
 
 use std::net::SocketAddr;
@@ -30,9 +31,11 @@ pub use auth::{Permission, Principal};
 pub use error::ApiError;
 
 /// Every route under `/api/v1`: method, path, and the permission it needs (`None`:
-/// open — only logging in). The table-driven access test walks this table.
+/// open — logging in and the OpenAPI document). The table-driven access test and the
+/// OpenAPI document walk this table.
 pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
     ("POST", "/api/v1/session", None),
+    ("GET", "/api/v1/openapi.json", None),
     ("DELETE", "/api/v1/session", Some(Permission::LoggedIn)),
     ("GET", "/api/v1/me", Some(Permission::LoggedIn)),
     ("GET", "/api/v1/transactions", Some(Permission::TxnRead)),
@@ -158,6 +161,7 @@ impl Api {
         let v1 = Router::new()
             .route("/session", post(routes::login).delete(routes::logout))
             .route("/me", get(routes::me))
+            .route("/openapi.json", get(routes::openapi))
             .route("/transactions", get(routes::transactions))
             .route("/transactions/{rrn}", get(routes::transaction))
             .route("/transactions/{rrn}/timeline", get(routes::timeline))

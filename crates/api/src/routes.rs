@@ -78,7 +78,7 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
 
 // ---- sessions -------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     name: String,
@@ -546,7 +546,7 @@ pub async fn holds(State(api): State<Api>, p: Principal) -> Result<Json<Value>, 
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
     /// `merchant:<id>` or `txn:<rrn>`.
@@ -673,7 +673,7 @@ pub async fn operators(State(api): State<Api>, p: Principal) -> Result<Json<Valu
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorBody {
     name: String,
@@ -762,6 +762,10 @@ pub async fn metrics(State(api): State<Api>) -> Response {
         api.inner.metrics.render(gauges),
     )
         .into_response()
+}
+
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::openapi::document())
 }
 
 pub async fn no_route() -> ApiError {

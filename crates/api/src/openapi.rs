@@ -1,0 +1,238 @@
+//! The OpenAPI 3.1 document (utoipa), built from [`crate::ROUTES`] — the same table the
+//! access test walks — with the request bodies' own types (`ToSchema` on the structs
+//! the handlers deserialize) and the one error shape. Served at
+//! `/api/v1/openapi.json`.
+
+use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, Content, HttpMethod, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder,
+    PathsBuilder, Ref, Required, ResponseBuilder, Type,
+};
+
+use crate::error::ErrorBody;
+use crate::routes::{HoldBody, LoginBody, OperatorBody};
+use crate::ROUTES;
+
+fn method(m: &str) -> HttpMethod {
+    match m {
+        "POST" => HttpMethod::Post,
+        "DELETE" => HttpMethod::Delete,
+        "PUT" => HttpMethod::Put,
+        "PATCH" => HttpMethod::Patch,
+        _ => HttpMethod::Get,
+    }
+}
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+fn integer(min: i64, max: Option<i64>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(min as f64))
+        .maximum(max.map(|m| m as f64))
+}
+
+fn one_of(values: &[&str]) -> ObjectBuilder {
+    string().enum_values(Some(values.iter().map(|v| (*v).to_owned())))
+}
+
+/// The query parameters a route takes: (name, schema, description).
+fn query(path: &str) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
+    let page = || {
+        vec![
+            (
+                "after",
+                integer(0, None),
+                "the cursor: the last id of the previous page",
+            ),
+            ("limit", integer(1, Some(500)), "page size, 1-500 (50)"),
+        ]
+    };
+    match path {
+        "/api/v1/transactions" => {
+            let mut q = vec![
+                ("rrn", string(), "retrieval reference number"),
+                ("terminal", string(), "terminal id (field 41)"),
+                ("merchant", string(), "merchant id (field 42)"),
+                (
+                    "masked_pan",
+                    string().pattern(Some(r"^[0-9]{6}\*{2,9}[0-9]{4}$")),
+                    "first six and last four digits, '*' between; never a clear card number",
+                ),
+                (
+                    "state",
+                    one_of(&store::TxnState::ALL.map(store::TxnState::name)),
+                    "where it stands",
+                ),
+                (
+                    "kind",
+                    one_of(&store::TxnKind::ALL.map(store::TxnKind::name)),
+                    "what it is",
+                ),
+                ("response_code", string(), "field 39 sent to the terminal"),
+                (
+                    "from",
+                    string().format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Date,
+                    ))),
+                    "first local business date",
+                ),
+                (
+                    "to",
+                    string().format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Date,
+                    ))),
+                    "last local business date",
+                ),
+                (
+                    "format",
+                    one_of(&["json", "csv"]),
+                    "json (default) or csv (every match)",
+                ),
+            ];
+            q.extend(page());
+            q
+        }
+        "/api/v1/audit" => page(),
+        _ => Vec::new(),
+    }
+}
+
+/// The success status of a route.
+fn success(m: &str, path: &str) -> &'static str {
+    match (m, path) {
+        ("POST", _) => "201",
+        ("DELETE", _) => "204",
+        _ => "200",
+    }
+}
+
+fn body_schema(m: &str, path: &str) -> Option<&'static str> {
+    match (m, path) {
+        ("POST", "/api/v1/session") => Some("LoginBody"),
+        ("POST", "/api/v1/holds") => Some("HoldBody"),
+        ("POST", "/api/v1/operators") => Some("OperatorBody"),
+        _ => None,
+    }
+}
+
+/// The document.
+pub fn document() -> OpenApi {
+    let error = || Content::new(Some(Ref::from_schema_name("ErrorBody")));
+    let mut paths = PathsBuilder::new().build();
+    for (m, path, permission) in ROUTES {
+        let mut op = OperationBuilder::new()
+            .operation_id(Some(format!(
+                "{}_{}",
+                m.to_lowercase(),
+                path.trim_start_matches("/api/v1/")
+                    .replace(['/', '{', '}'], "_")
+                    .trim_matches('_')
+            )))
+            .summary(Some(match permission {
+                None => "open".to_owned(),
+                Some(p) => format!("needs {p:?}"),
+            }));
+        for segment in path.split('/') {
+            if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                op = op.parameter(
+                    ParameterBuilder::new()
+                        .name(name)
+                        .parameter_in(ParameterIn::Path)
+                        .required(Required::True)
+                        .schema(Some(string())),
+                );
+            }
+        }
+        for (name, schema, description) in query(path) {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(description))
+                    .schema(Some(schema)),
+            );
+        }
+        if let Some(schema) = body_schema(m, path) {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content(
+                        "application/json",
+                        Content::new(Some(Ref::from_schema_name(schema))),
+                    )
+                    .build(),
+            ));
+        }
+        let ok = success(m, path);
+        let mut ok_response = ResponseBuilder::new().description("done");
+        if ok != "204" {
+            ok_response = ok_response.content(
+                "application/json",
+                Content::new(Some(ObjectBuilder::new().schema_type(Type::Object))),
+            );
+        }
+        if *path == "/api/v1/transactions" {
+            ok_response = ok_response.content("text/csv", Content::new(Some(string())));
+        }
+        op = op.response(ok, ok_response.build());
+        let mut errors = vec![("400", "bad request"), ("500", "posguard failed")];
+        if permission.is_some() {
+            errors.extend([
+                ("401", "no or bad credentials"),
+                ("403", "the role may not"),
+            ]);
+            op = op.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+        } else {
+            errors.extend([
+                ("401", "wrong name or password"),
+                ("429", "too many failed logins"),
+            ]);
+        }
+        if path.contains('{') {
+            errors.push(("404", "no such object"));
+        }
+        if body_schema(m, path).is_some() {
+            errors.extend([("413", "body over 64 KiB"), ("415", "not application/json")]);
+        }
+        for (status, what) in errors {
+            op = op.response(
+                status,
+                ResponseBuilder::new()
+                    .description(what)
+                    .content("application/json", error())
+                    .build(),
+            );
+        }
+        paths.add_path_operation(*path, vec![method(m)], op.build());
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("posguard operators' API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Sessions, roles, audit; transactions, merchants, holds. See docs/api.md.",
+                ))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(
+            ComponentsBuilder::new()
+                .schema_from::<ErrorBody>()
+                .schema_from::<LoginBody>()
+                .schema_from::<HoldBody>()
+                .schema_from::<OperatorBody>()
+                .security_scheme(
+                    "bearer",
+                    SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+                )
+                .build(),
+        ))
+        .build()
+}
