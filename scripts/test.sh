@@ -46,7 +46,7 @@ else
 fi
 
 venv=target/test-tools/venv
-if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('pyiso8583') == '4.0.1' and m.version('pycryptodome') == '4.4.0'" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('pyiso8583') == '4.0.1' and m.version('pycryptodome') == '4.4.0' and m.version('schemathesis') == '4.32.5'" 2>/dev/null; then
   log "installing Python test tools into $venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt

@@ -65,6 +65,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::BadInput(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m),
             ServiceError::NotFound(m) => ApiError::not_found(m),
+            ServiceError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             other => {
                 tracing::error!(error = %other, "API request failed");
                 ApiError::new(

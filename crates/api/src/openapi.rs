@@ -200,6 +200,12 @@ pub fn document() -> OpenApi {
         if body_schema(m, path).is_some() {
             errors.extend([("413", "body over 64 KiB"), ("415", "not application/json")]);
         }
+        if *m == "POST" && *path == "/api/v1/operators" {
+            errors.push(("409", "the name is taken"));
+        }
+        if *m == "POST" && *path == "/api/v1/holds" {
+            errors.push(("404", "no such merchant or transaction"));
+        }
         for (status, what) in errors {
             op = op.response(
                 status,
@@ -225,6 +231,7 @@ pub fn document() -> OpenApi {
         .components(Some(
             ComponentsBuilder::new()
                 .schema_from::<ErrorBody>()
+                .schema_from::<crate::error::ErrorDetail>()
                 .schema_from::<LoginBody>()
                 .schema_from::<HoldBody>()
                 .schema_from::<OperatorBody>()

@@ -81,7 +81,9 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
+    #[schema(max_length = 1024)]
     password: String,
 }
 
@@ -90,9 +92,13 @@ pub async fn login(State(api): State<Api>, req: Request) -> Result<Response, Api
     let (request_id, source) = request_meta(&parts);
     let Body(b): Body<LoginBody> =
         Body::from_request(Request::from_parts(parts, body), &api).await?;
-    check_text("name", &b.name, 64)?;
-    if b.password.len() > accounts::MAX_PASSWORD * 4 {
-        return Err(ApiError::field("password", "password too long"));
+    // A name or password that cannot be an account's is simply a failed login.
+    if b.name.chars().count() > 64 || b.password.chars().count() > 1024 {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_failed",
+            "wrong name or password",
+        ));
     }
     let now = api.now();
     let ip = throttle_key(&source);
@@ -290,6 +296,9 @@ pub async fn transactions(
         date_to: date_param("to", &q.to)?,
     };
     let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::field("after", "after is a cursor: 0 or more"));
+    }
     match q.format.as_deref() {
         None | Some("json") => {}
         Some("csv") => return export_csv(&api, filter, after).await,
@@ -550,7 +559,14 @@ pub async fn holds(State(api): State<Api>, p: Principal) -> Result<Json<Value>, 
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
     /// `merchant:<id>` or `txn:<rrn>`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^(merchant|txn):[!-~]+$")]
     subject: String,
+    /// Why (shown to the merchant's account manager and in the audit trail).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     reason: String,
 }
 
@@ -569,14 +585,14 @@ pub async fn place_hold(
             let subject = match b.subject.split_once(':') {
                 Some(("merchant", m)) => {
                     if db.merchant(m)?.is_none() {
-                        return Err(ApiError::field("subject", format!("no merchant {m}")));
+                        return Err(ApiError::not_found(format!("no merchant {m}")));
                     }
                     format!("merchant:{m}")
                 }
                 Some(("txn", rrn)) => {
-                    let t = db.transaction_by_rrn(rrn)?.ok_or_else(|| {
-                        ApiError::field("subject", format!("no transaction {rrn}"))
-                    })?;
+                    let t = db
+                        .transaction_by_rrn(rrn)?
+                        .ok_or_else(|| ApiError::not_found(format!("no transaction {rrn}")))?;
                     format!("txn:{}", t.txn_id)
                 }
                 _ => {
@@ -645,6 +661,9 @@ pub async fn audit(
         ));
     }
     let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::field("after", "after is a cursor: 0 or more"));
+    }
     let rows = api.db(move |db| Ok(db.audit_after(after, limit)?)).await?;
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
     let items: Vec<Value> = rows
@@ -676,8 +695,11 @@ pub async fn operators(State(api): State<Api>, p: Principal) -> Result<Json<Valu
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorBody {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]+$")]
     name: String,
+    #[schema(pattern = "^(admin|operations|risk_analyst|finance|support|auditor|merchant)$")]
     role: String,
+    #[schema(min_length = 12, max_length = 256)]
     password: String,
     #[serde(default)]
     merchant_ids: Vec<String>,

@@ -213,7 +213,7 @@ pub fn add_operator(
         }
     }
     if db.operator(name).ctx("read operator")?.is_some() {
-        return Err(ServiceError::BadInput(format!("operator {name} exists")));
+        return Err(ServiceError::Conflict(format!("operator {name} exists")));
     }
     let row = OperatorRow {
         name: name.into(),

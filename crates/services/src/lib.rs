@@ -30,6 +30,9 @@ pub enum ServiceError {
     /// What was asked for does not exist (the API answers 404).
     #[error("{0}")]
     NotFound(String),
+    /// It exists already, or conflicts with what exists (the API answers 409).
+    #[error("{0}")]
+    Conflict(String),
     /// The store failed.
     #[error("{what}: {source}")]
     Store {
@@ -56,7 +59,10 @@ pub enum ServiceError {
 impl ServiceError {
     /// Whether the caller's input caused it (not found included).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, ServiceError::BadInput(_) | ServiceError::NotFound(_))
+        matches!(
+            self,
+            ServiceError::BadInput(_) | ServiceError::NotFound(_) | ServiceError::Conflict(_)
+        )
     }
 }
 

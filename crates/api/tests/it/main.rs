@@ -743,3 +743,90 @@ fn promtool_accepts_the_metrics_and_the_alert_rules_pass_their_unit_tests() {
     drop(server);
     cleanup(&location);
 }
+
+/// The test tools' virtual environment (`scripts/test-requirements.txt`), installed if
+/// missing (`scripts/test.sh` installs it before the suite runs).
+fn test_tools() -> Option<std::path::PathBuf> {
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+    };
+    let venv = target.join("test-tools/venv");
+    let st = venv.join("bin/schemathesis");
+    if !st.is_file() {
+        let requirements = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scripts/test-requirements.txt");
+        let py = venv.join("bin/python");
+        let made = py.is_file()
+            || std::process::Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success());
+        let installed = made
+            && std::process::Command::new(&py)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&requirements)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !installed || !st.is_file() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "schemathesis could not be installed and CI=true"
+            );
+            eprintln!("schemathesis not available: the property-based API test skipped");
+            return None;
+        }
+    }
+    Some(st)
+}
+
+/// schemathesis drives every operation of the OpenAPI document with generated valid and
+/// invalid requests (fixed seed, deterministic generation) as an admin: no server
+/// error, every status, content type, header and body as documented, invalid data
+/// refused. Its positive-data check is left out: some valid-looking requests are
+/// refused on purpose by rules a schema cannot state (merchant ids only with the
+/// merchant role). Logging out is left out so the token lives through the run.
+#[test]
+fn schemathesis_finds_no_server_error_and_no_schema_violation() {
+    let Some(st) = test_tools() else { return };
+    let location = locations("schemathesis").remove(0);
+    cleanup(&location);
+    seed(&location);
+    let server = Server::start(&location);
+    let admin = server.login("admin");
+    let out = std::process::Command::new(st)
+        .arg("run")
+        .arg(server.url("/api/v1/openapi.json"))
+        .args(["--header", &format!("Authorization: Bearer {admin}")])
+        .args([
+            "--max-examples",
+            "25",
+            "--seed",
+            "8583",
+            "--generation-deterministic",
+        ])
+        .args(["--exclude-operation-id", "delete_session"])
+        .args(["--exclude-checks", "positive_data_acceptance"])
+        .args(["--request-timeout", "30"])
+        .env("NO_COLOR", "1")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run schemathesis");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "schemathesis found problems:\n{text}");
+    assert!(text.contains("Tested:"), "{text}");
+    drop(server);
+    cleanup(&location);
+}
