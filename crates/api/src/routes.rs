@@ -218,6 +218,29 @@ pub struct TxnQuery {
 /// Rows one CSV export holds at most.
 const MAX_EXPORT: usize = 100_000;
 
+/// A query string, or a 400 saying why it does not parse.
+fn query<T>(
+    q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<Query<T>, ApiError> {
+    q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))
+}
+
+/// A page's cursor and size, checked.
+fn page(after: Option<i64>, limit: Option<usize>) -> Result<(i64, usize), ApiError> {
+    let limit = limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("limit is 1 to {MAX_PAGE}"),
+        ));
+    }
+    let after = after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::field("after", "after is a cursor: 0 or more"));
+    }
+    Ok((after, limit))
+}
+
 /// Page size when none is asked for, and the most one page holds.
 const PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
@@ -256,15 +279,8 @@ pub async fn transactions(
     q: Result<Query<TxnQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     p.require(Permission::TxnRead)?;
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
-    let limit = q.limit.unwrap_or(PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            format!("limit is 1 to {MAX_PAGE}"),
-        ));
-    }
+    let Query(q) = query(q)?;
+    let (after, limit) = page(q.after, q.limit)?;
     let state = match &q.state {
         None => None,
         Some(s) => Some(
@@ -295,10 +311,6 @@ pub async fn transactions(
         date_from: date_param("from", &q.from)?,
         date_to: date_param("to", &q.to)?,
     };
-    let after = q.after.unwrap_or(0);
-    if after < 0 {
-        return Err(ApiError::field("after", "after is a cursor: 0 or more"));
-    }
     match q.format.as_deref() {
         None | Some("json") => {}
         Some("csv") => return export_csv(&api, filter, after).await,
@@ -651,19 +663,8 @@ pub async fn audit(
     q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Permission::AuditRead)?;
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
-    let limit = q.limit.unwrap_or(PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            format!("limit is 1 to {MAX_PAGE}"),
-        ));
-    }
-    let after = q.after.unwrap_or(0);
-    if after < 0 {
-        return Err(ApiError::field("after", "after is a cursor: 0 or more"));
-    }
+    let Query(q) = query(q)?;
+    let (after, limit) = page(q.after, q.limit)?;
     let rows = api.db(move |db| Ok(db.audit_after(after, limit)?)).await?;
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
     let items: Vec<Value> = rows
