@@ -3,7 +3,7 @@
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
-use store::{TermsRow, Write};
+use store::TermsRow;
 
 use crate::args::{cli_actor, now_rfc3339, StoreArgs};
 use crate::node::open_store;
@@ -168,29 +168,22 @@ pub fn merchant(cmd: MerchantCommand) -> anyhow::Result<()> {
             debit_cap,
             min_fee,
         } => {
-            if settlement::Cycle::parse(&cycle).is_none() {
-                return Err(
-                    BadInput(format!("cycle must be T+1 or D+0:<limit>, got {cycle:?}")).into(),
-                );
-            }
-            if !(0..=10_000).contains(&debit_bps) || !(0..=10_000).contains(&credit_bps) {
-                return Err(BadInput("rates are basis points, 0..=10000".into()).into());
-            }
             let mut db = open_store(&store.location())?;
-            if !db.merchants()?.iter().any(|m| m.merchant_id == merchant_id) {
-                return Err(BadInput(format!("no merchant {merchant_id}")).into());
-            }
-            db.apply(&[Write::Terms(TermsRow {
-                merchant_id: merchant_id.clone(),
-                settlement_account: account,
-                cycle,
-                debit_bps,
-                credit_bps,
-                debit_cap_minor: debit_cap.max(0),
-                min_fee_minor: min_fee.max(0),
-                updated_at: now_rfc3339(),
-            })])
-            .context("write terms")?;
+            money::set_terms(
+                db.as_mut(),
+                TermsRow {
+                    merchant_id: merchant_id.clone(),
+                    settlement_account: account,
+                    cycle,
+                    debit_bps,
+                    credit_bps,
+                    debit_cap_minor: debit_cap,
+                    min_fee_minor: min_fee,
+                    updated_at: String::new(),
+                },
+                &cli_actor(),
+                &now_rfc3339(),
+            )?;
             println!("terms of {merchant_id} set");
             Ok(())
         }
@@ -438,13 +431,13 @@ pub fn exception(cmd: ExceptionCommand) -> anyhow::Result<()> {
         }
         ExceptionCommand::Assign { store, id, who } => {
             let mut db = open_store(&store.location())?;
-            let mut f = find(db.as_mut(), &id)?;
-            let at = now_rfc3339();
-            f.owner = Some(who.clone());
-            f.status = "investigating".into();
-            f.notes.push_str(&format!("{at} assigned to {who}\n"));
-            f.updated_at = at;
-            db.apply(&[Write::FindingUpdate(f)])?;
+            services::reconcile::assign_exception(
+                db.as_mut(),
+                &id,
+                &who,
+                &cli_actor(),
+                &now_rfc3339(),
+            )?;
             println!("{id} assigned to {who}");
             Ok(())
         }
@@ -455,13 +448,14 @@ pub fn exception(cmd: ExceptionCommand) -> anyhow::Result<()> {
             note,
         } => {
             let mut db = open_store(&store.location())?;
-            let mut f = find(db.as_mut(), &id)?;
-            let at = now_rfc3339();
-            f.status = "resolved".into();
-            f.notes
-                .push_str(&format!("{at} resolved by {by}: {note}\n"));
-            f.updated_at = at;
-            db.apply(&[Write::FindingUpdate(f)])?;
+            services::reconcile::resolve_exception(
+                db.as_mut(),
+                &id,
+                &by,
+                &note,
+                &cli_actor(),
+                &now_rfc3339(),
+            )?;
             println!("{id} resolved");
             Ok(())
         }

@@ -980,3 +980,58 @@ pub fn statement(
     }
     Ok(out)
 }
+
+/// A merchant's terms as the audit trail shows them.
+pub fn terms_json(t: &TermsRow) -> serde_json::Value {
+    serde_json::json!({
+        "merchant_id": t.merchant_id,
+        "settlement_account": t.settlement_account,
+        "cycle": t.cycle,
+        "debit_bps": t.debit_bps,
+        "credit_bps": t.credit_bps,
+        "debit_cap_minor": t.debit_cap_minor,
+        "min_fee_minor": t.min_fee_minor,
+    })
+}
+
+/// Sets a merchant's pricing and settlement terms (audited with the terms before).
+pub fn set_terms(db: &mut dyn Backend, terms: TermsRow, actor: &Actor, at: &str) -> Result<()> {
+    if settlement::Cycle::parse(&terms.cycle).is_none() {
+        return Err(ServiceError::BadInput(format!(
+            "cycle must be T+1 or D+0:<limit>, got {:?}",
+            terms.cycle
+        )));
+    }
+    if !(0..=10_000).contains(&terms.debit_bps) || !(0..=10_000).contains(&terms.credit_bps) {
+        return Err(ServiceError::BadInput(
+            "rates are basis points, 0..=10000".into(),
+        ));
+    }
+    if terms.settlement_account.trim().is_empty() || terms.settlement_account.len() > 64 {
+        return Err(ServiceError::BadInput(
+            "a settlement account is 1 to 64 characters".into(),
+        ));
+    }
+    if db.merchant(&terms.merchant_id)?.is_none() {
+        return Err(ServiceError::NotFound(format!(
+            "no merchant {}",
+            terms.merchant_id
+        )));
+    }
+    let before = db
+        .terms_of(&terms.merchant_id)?
+        .map_or(serde_json::Value::Null, |t| terms_json(&t));
+    let terms = TermsRow {
+        debit_cap_minor: terms.debit_cap_minor.max(0),
+        min_fee_minor: terms.min_fee_minor.max(0),
+        updated_at: at.into(),
+        ..terms
+    };
+    let object = format!("terms:{}", terms.merchant_id);
+    let after = terms_json(&terms);
+    db.apply(&[
+        Write::Terms(terms),
+        actor.audit(at, "terms.set", &object, before, after),
+    ])
+    .ctx("write terms")
+}

@@ -19,6 +19,7 @@ use recon::{Action, Class, ClearingParser, ClearingRecord, IssuerCsv, JournalEnt
 use store::{Backend, CaptureRow, FindingRow, ReconFileRow, ReconLineRow, SafRow, Write};
 use switch::NextAdjustment;
 
+use crate::accounts::Actor;
 use crate::money::{major, MoneyConfig};
 use crate::{Result, ServiceError};
 
@@ -539,4 +540,86 @@ fn give_back(
             major(amount_minor)
         )),
     })
+}
+
+/// A reconciliation finding as the audit trail shows it.
+pub fn finding_json(f: &FindingRow) -> serde_json::Value {
+    serde_json::json!({
+        "finding_id": f.finding_id,
+        "class": f.class,
+        "rrn": f.rrn,
+        "amount_minor": f.amount_minor,
+        "status": f.status,
+        "owner": f.owner,
+        "deadline": f.deadline,
+    })
+}
+
+fn find_finding(db: &mut dyn Backend, id: &str) -> Result<FindingRow> {
+    db.findings(None)?
+        .into_iter()
+        .find(|f| f.finding_id == id)
+        .ok_or_else(|| ServiceError::NotFound(format!("no finding {id}")))
+}
+
+fn update_finding(
+    db: &mut dyn Backend,
+    before: &FindingRow,
+    after: FindingRow,
+    action: &str,
+    actor: &Actor,
+    at: &str,
+) -> Result<()> {
+    let object = format!("finding:{}", after.finding_id);
+    let (b, a) = (finding_json(before), finding_json(&after));
+    db.apply(&[
+        Write::FindingUpdate(after),
+        actor.audit(at, action, &object, b, a),
+    ])?;
+    Ok(())
+}
+
+/// Assigns an exception to someone (it becomes `investigating`).
+pub fn assign_exception(
+    db: &mut dyn Backend,
+    id: &str,
+    who: &str,
+    actor: &Actor,
+    at: &str,
+) -> Result<()> {
+    if who.trim().is_empty() || who.len() > 64 {
+        return Err(ServiceError::BadInput(
+            "an assignee is 1 to 64 characters".into(),
+        ));
+    }
+    let before = find_finding(db, id)?;
+    let mut f = before.clone();
+    f.owner = Some(who.into());
+    f.status = "investigating".into();
+    f.notes.push_str(&format!("{at} assigned to {who}\n"));
+    f.updated_at = at.into();
+    update_finding(db, &before, f, "exception.assign", actor, at)
+}
+
+/// Resolves an exception with a note saying what was done.
+pub fn resolve_exception(
+    db: &mut dyn Backend,
+    id: &str,
+    by: &str,
+    note: &str,
+    actor: &Actor,
+    at: &str,
+) -> Result<()> {
+    if note.trim().is_empty() || note.len() > 4000 {
+        return Err(ServiceError::BadInput(
+            "a resolution note is 1 to 4000 characters".into(),
+        ));
+    }
+    let before = find_finding(db, id)?;
+    let mut f = before.clone();
+    f.status = "resolved".into();
+    f.notes
+        .push_str(&format!("{at} resolved by {by}: {note}\n"));
+    f.updated_at = at.into();
+    update_finding(db, &before, f, "exception.resolve", actor, at)
 }

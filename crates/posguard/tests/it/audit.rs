@@ -2,7 +2,7 @@
 //! OS user who ran the command, with the object before and after — on SQLite and
 //! PostgreSQL.
 
-use store::{CaseRow, MerchantRow, Write};
+use store::{CaseRow, FindingRow, MerchantRow, Write};
 
 use crate::run;
 use crate::scenarios::{cleanup, stores};
@@ -38,6 +38,22 @@ fn every_command_line_change_leaves_one_audit_record() {
                     created_at: "2026-12-01T00:00:00+00:00".into(),
                     merchant_class: "standard".into(),
                     risk_class: "low".into(),
+                }),
+                Write::Finding(FindingRow {
+                    finding_id: "2026-11-30:R00000000009:phantom_debit".into(),
+                    business_date: "2026-11-30".into(),
+                    class: "phantom_debit".into(),
+                    rrn: "R00000000009".into(),
+                    txn_id: None,
+                    amount_minor: 4_200,
+                    evidence: "debited at the issuer, reversed at posguard".into(),
+                    action: "give the money back".into(),
+                    status: "open".into(),
+                    owner: None,
+                    deadline: None,
+                    notes: String::new(),
+                    created_at: "2026-12-01T00:00:00+00:00".into(),
+                    updated_at: "2026-12-01T00:00:00+00:00".into(),
                 }),
                 Write::Case(CaseRow {
                     case_id: 7,
