@@ -613,11 +613,7 @@ pub fn place_hold(
             "hold subject must be merchant:<id> or txn:<id>, got {subject:?}"
         )));
     }
-    if reason.trim().is_empty() || reason.len() > 500 {
-        return Err(ServiceError::BadInput(
-            "a hold's reason is 1 to 500 characters".into(),
-        ));
-    }
+    crate::text("a hold's reason", reason, 500)?;
     let n = db
         .holds(false)?
         .iter()
@@ -1007,11 +1003,7 @@ pub fn set_terms(db: &mut dyn Backend, terms: TermsRow, actor: &Actor, at: &str)
             "rates are basis points, 0..=10000".into(),
         ));
     }
-    if terms.settlement_account.trim().is_empty() || terms.settlement_account.len() > 64 {
-        return Err(ServiceError::BadInput(
-            "a settlement account is 1 to 64 characters".into(),
-        ));
-    }
+    crate::text("a settlement account", &terms.settlement_account, 64)?;
     if db.merchant(&terms.merchant_id)?.is_none() {
         return Err(ServiceError::NotFound(format!(
             "no merchant {}",

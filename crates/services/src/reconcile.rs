@@ -587,11 +587,7 @@ pub fn assign_exception(
     actor: &Actor,
     at: &str,
 ) -> Result<()> {
-    if who.trim().is_empty() || who.len() > 64 {
-        return Err(ServiceError::BadInput(
-            "an assignee is 1 to 64 characters".into(),
-        ));
-    }
+    crate::text("an assignee", who, 64)?;
     let before = find_finding(db, id)?;
     let mut f = before.clone();
     f.owner = Some(who.into());
@@ -610,11 +606,7 @@ pub fn resolve_exception(
     actor: &Actor,
     at: &str,
 ) -> Result<()> {
-    if note.trim().is_empty() || note.len() > 4000 {
-        return Err(ServiceError::BadInput(
-            "a resolution note is 1 to 4000 characters".into(),
-        ));
-    }
+    crate::text("a resolution note", note, 4000)?;
     let before = find_finding(db, id)?;
     let mut f = before.clone();
     f.status = "resolved".into();

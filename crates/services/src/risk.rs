@@ -322,11 +322,7 @@ pub fn assign_case(
     actor: &Actor,
     at: &str,
 ) -> Result<()> {
-    if who.trim().is_empty() || who.len() > 64 {
-        return Err(ServiceError::BadInput(
-            "an assignee is 1 to 64 characters".into(),
-        ));
-    }
+    crate::text("an assignee", who, 64)?;
     let c = find_case(db, id)?;
     let case = CaseRow {
         assignee: Some(who.into()),
@@ -354,11 +350,7 @@ pub fn note_case(
     actor: &Actor,
     at: &str,
 ) -> Result<()> {
-    if text.trim().is_empty() || text.len() > 4000 {
-        return Err(ServiceError::BadInput(
-            "a note is 1 to 4000 characters".into(),
-        ));
-    }
+    crate::text("a note", text, 4000)?;
     let c = find_case(db, id)?;
     append(db, &c, c.clone(), "note", author, text.into(), actor, at)
 }
