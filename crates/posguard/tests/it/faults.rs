@@ -482,6 +482,28 @@ async fn the_api_timeline_of_a_lost_sale_shows_every_step_in_order() {
             .map(|s| s["at"].as_str().expect("time"))
             .collect();
         assert!(times.windows(2).all(|p| p[0] <= p[1]), "{times:?}");
+        // The API sorts by time, so the order above holds by construction; what can go
+        // wrong is the sort moving the journal's own events out of their sequence.
+        let s = store.clone();
+        let txn_id = timeline["transaction"]["txn_id"].as_i64().expect("txn id");
+        let journal: Vec<String> = tokio::task::spawn_blocking(move || {
+            let mut db = posguard::node::open_store(&s).expect("open");
+            db.events(txn_id).expect("events")
+        })
+        .await
+        .expect("join")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+        let from_api: Vec<&str> = kinds
+            .iter()
+            .copied()
+            .filter(|k| *k != "risk_decision" && !k.starts_with("saf_"))
+            .collect();
+        assert_eq!(
+            from_api, journal,
+            "the journal's events keep their order ({store})"
+        );
         assert!(
             !timeline.to_string().contains(&c.pan),
             "no clear PAN in the API"
