@@ -429,18 +429,17 @@ pub async fn transaction(
 ) -> Result<Json<Value>, ApiError> {
     p.require(Permission::TxnRead)?;
     let t = visible_txn(&api, &p, rrn).await?;
-    let rrn = t.rrn.clone();
     let money = api
         .db(move |db| {
-            Ok(services::money::txn_money(
+            Ok(services::money::money_of(
                 db,
-                &rrn,
+                t,
                 &services::money::MoneyConfig::default(),
             )?)
         })
         .await?;
     Ok(Json(json!({
-        "transaction": txn_json(&t),
+        "transaction": txn_json(&money.txn),
         "money": {"status": money.status, "story": money.lines},
     })))
 }

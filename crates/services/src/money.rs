@@ -725,6 +725,11 @@ pub fn txn_money(db: &mut dyn Backend, rrn: &str, cfg: &MoneyConfig) -> Result<T
             "no transaction with RRN {rrn}"
         )));
     };
+    money_of(db, txn, cfg)
+}
+
+/// Where the money of a transaction already read is.
+pub fn money_of(db: &mut dyn Backend, txn: TxnRow, cfg: &MoneyConfig) -> Result<TxnMoney> {
     let bd = cfg.business_date(&txn.created_at);
     let mut lines = vec![format!(
         "journal state {} (response {}), created {}, business date {}",
