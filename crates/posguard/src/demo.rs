@@ -408,25 +408,22 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         };
         let day_report = tokio::task::spawn_blocking(move || -> anyhow::Result<DayReport> {
             let mut db = crate::node::open_store(&s)?;
+            let actor = services::accounts::Actor::cli("demo", std::process::id());
             if release {
-                services::money::release_hold(
-                    db.as_mut(),
-                    "manual:1",
-                    "onboarding",
-                    &services::accounts::Actor::cli("demo", std::process::id()),
-                    &at,
-                )?;
+                services::money::release_hold(db.as_mut(), "manual:1", "onboarding", &actor, &at)?;
             }
-            let settlement = services::money::settle_date(db.as_mut(), date, &cfg, &at)?;
-            let paid = services::money::confirm_payouts(db.as_mut(), date, cfg.currency, &at)?;
+            let settlement = services::money::settle_date(db.as_mut(), date, &cfg, &actor, &at)?;
+            let paid =
+                services::money::confirm_payouts(db.as_mut(), date, cfg.currency, &actor, &at)?;
             services::reconcile::ingest(
                 db.as_mut(),
                 clearing_file.as_bytes(),
                 date,
                 &format!("issuer clearing {date}"),
+                &actor,
                 &at,
             )?;
-            let recon = services::reconcile::reconcile_date(db.as_mut(), date, &cfg, &at)?;
+            let recon = services::reconcile::reconcile_date(db.as_mut(), date, &cfg, &actor, &at)?;
             Ok(DayReport {
                 settlement,
                 batches,

@@ -279,11 +279,13 @@ fn settle_bench(dir: &std::path::Path, n: usize, merchants: usize) -> anyhow::Re
         ..services::money::MoneyConfig::default()
     };
     let t0 = Instant::now();
+    let actor = services::accounts::Actor::cli("money-bench", std::process::id());
     let report =
-        services::money::settle_date(db.as_mut(), date, &cfg, "2026-11-20T15:05:00+00:00")?;
+        services::money::settle_date(db.as_mut(), date, &cfg, &actor, "2026-11-20T15:05:00+00:00")?;
     let whole = t0.elapsed();
     let t0 = Instant::now();
-    let again = services::money::settle_date(db.as_mut(), date, &cfg, "2026-11-20T15:10:00+00:00")?;
+    let again =
+        services::money::settle_date(db.as_mut(), date, &cfg, &actor, "2026-11-20T15:10:00+00:00")?;
     let rerun = t0.elapsed();
     println!(
         "  whole run on SQLite: {:.1} s for {} transactions ({:.0} txns/s; writing the day's journal took {:.1} s), net {} to {} merchants; rerun {:.2} s, already settled: {}",
@@ -399,6 +401,7 @@ fn recon_bench(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
         csv.as_bytes(),
         date,
         "bench",
+        &services::accounts::Actor::cli("money-bench", std::process::id()),
         "2026-11-21T01:00:00+00:00",
     )?;
     println!(

@@ -37,7 +37,7 @@ pub fn settle(a: SettleArgs) -> anyhow::Result<()> {
         out_dir: a.out,
         ..MoneyConfig::default()
     };
-    let report = money::settle_date(db.as_mut(), d, &cfg, &now_rfc3339())?;
+    let report = money::settle_date(db.as_mut(), d, &cfg, &cli_actor(), &now_rfc3339())?;
     print!("{report}");
     Ok(())
 }
@@ -62,8 +62,13 @@ pub fn payout(cmd: PayoutCommand) -> anyhow::Result<()> {
         PayoutCommand::Confirm { store, value_date } => {
             let d = date(&value_date)?;
             let mut db = open_store(&store.location())?;
-            let (n, amount) =
-                money::confirm_payouts(db.as_mut(), d, domain::Currency::CNY, &now_rfc3339())?;
+            let (n, amount) = money::confirm_payouts(
+                db.as_mut(),
+                d,
+                domain::Currency::CNY,
+                &cli_actor(),
+                &now_rfc3339(),
+            )?;
             println!(
                 "{n} payout(s) confirmed paid, {} in total",
                 money::major(amount)
@@ -320,7 +325,7 @@ pub fn recon(a: ReconArgs) -> anyhow::Result<()> {
         .map_or_else(|| format!("issuer-http:{d}"), |p| p.display().to_string());
     let mut db = open_store(&a.store.location())?;
     let at = now_rfc3339();
-    let ing = services::reconcile::ingest(db.as_mut(), &bytes, d, &name, &at)?;
+    let ing = services::reconcile::ingest(db.as_mut(), &bytes, d, &name, &cli_actor(), &at)?;
     println!(
         "clearing file {name}: {} lines, {} refused{}",
         ing.lines,
@@ -334,7 +339,13 @@ pub fn recon(a: ReconArgs) -> anyhow::Result<()> {
     for (line, why) in ing.bad.iter().take(20) {
         println!("  line {line}: {why}");
     }
-    let report = services::reconcile::reconcile_date(db.as_mut(), d, &MoneyConfig::default(), &at)?;
+    let report = services::reconcile::reconcile_date(
+        db.as_mut(),
+        d,
+        &MoneyConfig::default(),
+        &cli_actor(),
+        &at,
+    )?;
     print!("{report}");
     Ok(())
 }

@@ -292,6 +292,18 @@ pub struct CaptureRow {
     pub at: String,
 }
 
+/// One reconciliation run of a business date and what it found (a date is reconciled
+/// again when a late file comes in: each run is its own row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconRunRow {
+    /// The business date reconciled.
+    pub business_date: String,
+    /// When it ran (RFC 3339).
+    pub ran_at: String,
+    /// The report (JSON: lines, matched, classes, exceptions open).
+    pub report: String,
+}
+
 /// One settlement run (one per business date).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettlementRunRow {
@@ -583,6 +595,8 @@ pub enum Write {
     Capture(CaptureRow),
     /// Record a settlement run.
     SettlementRun(SettlementRunRow),
+    /// Record a reconciliation run.
+    ReconRun(ReconRunRow),
     /// Insert a merchant settlement.
     Settlement(SettlementRow),
     /// Insert a transaction's settlement (a transaction settles at most once).

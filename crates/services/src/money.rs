@@ -296,6 +296,7 @@ pub fn settle_date(
     db: &mut dyn Backend,
     date: NaiveDate,
     cfg: &MoneyConfig,
+    actor: &Actor,
     at: &str,
 ) -> Result<SettleReport> {
     let d = date.to_string();
@@ -443,7 +444,7 @@ pub fn settle_date(
             (None, None) => {}
         }
     }
-    writes.push(Write::SettlementRun(SettlementRunRow {
+    let run_row = SettlementRunRow {
         business_date: d.clone(),
         ran_at: at.into(),
         merchants: settlements.len() as i64,
@@ -454,7 +455,15 @@ pub fn settle_date(
             .count() as i64,
         net_minor: settlements.iter().map(|s| s.net_minor).sum(),
         file: file.display().to_string(),
-    }));
+    };
+    writes.push(actor.audit(
+        at,
+        "settlement.run",
+        &format!("settlement_run:{d}"),
+        serde_json::Value::Null,
+        settlement_run_json(&run_row),
+    ));
+    writes.push(Write::SettlementRun(run_row));
     let mut open = house_accounts(cfg.currency);
     let merchants: BTreeSet<&str> = run
         .settlements
@@ -560,6 +569,7 @@ pub fn confirm_payouts(
     db: &mut dyn Backend,
     value_date: NaiveDate,
     currency: Currency,
+    actor: &Actor,
     at: &str,
 ) -> Result<(usize, i64)> {
     let due = db.payouts_due(&value_date.to_string())?;
@@ -578,11 +588,58 @@ pub fn confirm_payouts(
         });
         let mut paid = p.clone();
         paid.status = "paid".into();
+        writes.push(actor.audit(
+            at,
+            "payout.confirm",
+            &format!("payout:{}:{}", p.settlement_id, p.seq),
+            payout_json(p),
+            payout_json(&paid),
+        ));
         writes.push(Write::Payout(paid));
         total += p.amount_minor;
     }
     db.ledger_apply(&house_accounts(currency), &transfers, &writes, at)?;
     Ok((due.len(), total))
+}
+
+/// A settlement run as the audit trail and the API show it.
+pub fn settlement_run_json(r: &SettlementRunRow) -> serde_json::Value {
+    serde_json::json!({
+        "business_date": r.business_date,
+        "ran_at": r.ran_at,
+        "merchants": r.merchants,
+        "items": r.items,
+        "net_minor": r.net_minor,
+    })
+}
+
+/// A merchant settlement as the API shows it.
+pub fn settlement_json(s: &SettlementRow) -> serde_json::Value {
+    serde_json::json!({
+        "settlement_id": s.settlement_id,
+        "merchant_id": s.merchant_id,
+        "business_date": s.business_date,
+        "settlement_account": s.settlement_account,
+        "gross_minor": s.gross_minor,
+        "refunds_minor": s.refunds_minor,
+        "fees_minor": s.fees_minor,
+        "held_minor": s.held_minor,
+        "net_minor": s.net_minor,
+        "txn_count": s.txn_count,
+        "created_at": s.created_at,
+    })
+}
+
+/// A payout instruction as the audit trail and the API show it.
+pub fn payout_json(p: &PayoutRow) -> serde_json::Value {
+    serde_json::json!({
+        "settlement_id": p.settlement_id,
+        "seq": p.seq,
+        "value_date": p.value_date,
+        "amount_minor": p.amount_minor,
+        "settlement_account": p.settlement_account,
+        "status": p.status,
+    })
 }
 
 /// A hold as the audit trail and the API show it.

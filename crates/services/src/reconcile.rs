@@ -16,7 +16,9 @@ use std::fmt;
 
 use chrono::{Duration, NaiveDate};
 use recon::{Action, Class, ClearingParser, ClearingRecord, IssuerCsv, JournalEntry, LineKind};
-use store::{Backend, CaptureRow, FindingRow, ReconFileRow, ReconLineRow, SafRow, Write};
+use store::{
+    Backend, CaptureRow, FindingRow, ReconFileRow, ReconLineRow, ReconRunRow, SafRow, Write,
+};
 use switch::NextAdjustment;
 
 use crate::accounts::Actor;
@@ -43,6 +45,7 @@ pub fn ingest(
     bytes: &[u8],
     date: NaiveDate,
     name: &str,
+    actor: &Actor,
     at: &str,
 ) -> Result<Ingested> {
     let parsed = IssuerCsv::default()
@@ -66,14 +69,24 @@ pub fn ingest(
         tracing::warn!(file = name, line = b.line, reason = %b.reason, "clearing line refused");
     }
     let d = date.to_string();
-    let mut writes = vec![Write::ReconFile(ReconFileRow {
+    let file = ReconFileRow {
         file_hash: key.clone(),
         file_date: d.clone(),
         name: name.into(),
         lines: parsed.records.len() as i64,
         bad_lines: parsed.bad_lines.len() as i64,
         ingested_at: at.into(),
-    })];
+    };
+    let audit = actor.audit(
+        at,
+        "recon.ingest",
+        &format!("recon_file:{key}"),
+        serde_json::Value::Null,
+        serde_json::json!({
+            "business_date": d, "name": name, "lines": file.lines, "bad_lines": file.bad_lines,
+        }),
+    );
+    let mut writes = vec![Write::ReconFile(file), audit];
     for r in &parsed.records {
         writes.push(Write::ReconLine(ReconLineRow {
             file_hash: key.clone(),
@@ -225,6 +238,7 @@ pub fn reconcile_date(
     db: &mut dyn Backend,
     date: NaiveDate,
     cfg: &MoneyConfig,
+    actor: &Actor,
     at: &str,
 ) -> Result<ReconReport> {
     let prev = date - Duration::days(1);
@@ -476,8 +490,27 @@ pub fn reconcile_date(
         next.updated_at = at.into();
         writes.push(Write::FindingUpdate(next));
     }
-    db.apply(&writes)?;
-    let open = db.findings(Some("open"))?;
+    // The exceptions open once these writes are applied, worked out before applying
+    // them so the run's own record (and its audit record) go in the same transaction.
+    let mut after: BTreeMap<String, FindingRow> = db
+        .findings(None)?
+        .into_iter()
+        .map(|f| (f.finding_id.clone(), f))
+        .collect();
+    for w in &writes {
+        match w {
+            Write::Finding(f) => {
+                after
+                    .entry(f.finding_id.clone())
+                    .or_insert_with(|| f.clone());
+            }
+            Write::FindingUpdate(f) => {
+                after.insert(f.finding_id.clone(), f.clone());
+            }
+            _ => {}
+        }
+    }
+    let open: Vec<&FindingRow> = after.values().filter(|f| f.status == "open").collect();
     report.open = open.len();
     report.oldest_open_days = open
         .iter()
@@ -485,7 +518,47 @@ pub fn reconcile_date(
         .map(|d| (date - d).num_days())
         .max()
         .unwrap_or(0);
+    let json = report_json(&report);
+    writes.push(Write::ReconRun(ReconRunRow {
+        business_date: date.to_string(),
+        ran_at: at.into(),
+        report: json.to_string(),
+    }));
+    writes.push(actor.audit(
+        at,
+        "recon.run",
+        &format!("recon_run:{date}"),
+        serde_json::Value::Null,
+        json,
+    ));
+    db.apply(&writes)?;
     Ok(report)
+}
+
+/// A run's report as stored with the run and shown by the API.
+pub fn report_json(r: &ReconReport) -> serde_json::Value {
+    let classes: serde_json::Map<String, serde_json::Value> = Class::ALL
+        .iter()
+        .map(|c| {
+            let (n, amount, auto) = r.classes.get(c).copied().unwrap_or_default();
+            (
+                c.name().to_owned(),
+                serde_json::json!({"found": n, "amount_minor": amount, "automatic": auto}),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "business_date": r.date.map(|d| d.to_string()),
+        "lines": r.lines,
+        "bad_lines": r.bad_lines,
+        "journal": r.journal,
+        "matched_rrn_auth": r.matched.0,
+        "matched_fallback": r.matched.1,
+        "awaiting": r.awaiting,
+        "classes": classes,
+        "exceptions_open": r.open,
+        "oldest_open_days": r.oldest_open_days,
+    })
 }
 
 /// What to do about money a finding says is owed back.

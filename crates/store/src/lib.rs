@@ -21,8 +21,8 @@ pub use pg::PgBackend;
 pub use records::{
     AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow,
     EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
-    ReconLineRow, SafRow, SafState, SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow,
-    Stored, TerminalRow, TermsRow, TxnKind, TxnRow, TxnState, Write,
+    ReconLineRow, ReconRunRow, SafRow, SafState, SessionRow, SettlementItemRow, SettlementRow,
+    SettlementRunRow, Stored, TerminalRow, TermsRow, TxnKind, TxnRow, TxnState, Write,
 };
 pub use redis_velocity::RedisVelocity;
 use sql::{all, one, select};
@@ -65,6 +65,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/008_keys.sql"),
     include_str!("../migrations/009_track_keys.sql"),
     include_str!("../migrations/010_operators.sql"),
+    include_str!("../migrations/011_recon_runs.sql"),
 ];
 
 /// The server's message behind a PostgreSQL error ("db error" alone says nothing).
@@ -489,6 +490,16 @@ pub trait Backend: Send {
     /// The settlement run of a business date.
     fn settlement_run(&mut self, date: &str) -> Result<Option<SettlementRunRow>, StoreError> {
         run(self, |tx| money::settlement_run(tx, date))
+    }
+
+    /// Every settlement run, the newest business date first.
+    fn settlement_runs(&mut self) -> Result<Vec<SettlementRunRow>, StoreError> {
+        run(self, money::settlement_runs)
+    }
+
+    /// Reconciliation runs (of one business date when given), the newest first.
+    fn recon_runs(&mut self, date: Option<&str>) -> Result<Vec<ReconRunRow>, StoreError> {
+        run(self, |tx| money::recon_runs(tx, date))
     }
 
     /// Settlements, by business date and/or merchant.

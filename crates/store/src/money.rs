@@ -16,7 +16,8 @@ use crate::sql::{self, all, ids, one, select, Arg, TableRow, Tx, Val};
 use crate::StoreError;
 use records::{
     BatchDiffRow, BatchSettlementRow, CaptureRow, FindingRow, HoldRow, PayoutRow, ReconFileRow,
-    ReconLineRow, SettlementItemRow, SettlementRow, SettlementRunRow, TermsRow, TxnRow, Write,
+    ReconLineRow, ReconRunRow, SettlementItemRow, SettlementRow, SettlementRunRow, TermsRow,
+    TxnRow, Write,
 };
 
 const ACCOUNT_COLUMNS: &str =
@@ -284,6 +285,30 @@ pub(crate) fn settlement_run(
         tx,
         &select::<SettlementRunRow>("settlement_runs WHERE business_date = $1"),
         &[date.into()],
+    )
+}
+
+/// Every settlement run, the newest business date first.
+pub(crate) fn settlement_runs(tx: &mut dyn Tx) -> Result<Vec<SettlementRunRow>, StoreError> {
+    all(
+        tx,
+        &select::<SettlementRunRow>("settlement_runs ORDER BY business_date DESC"),
+        &[],
+    )
+}
+
+/// Reconciliation runs, of one date when given, the newest first.
+pub(crate) fn recon_runs(
+    tx: &mut dyn Tx,
+    date: Option<&str>,
+) -> Result<Vec<ReconRunRow>, StoreError> {
+    all(
+        tx,
+        &select::<ReconRunRow>(
+            "recon_runs WHERE (CAST($1 AS TEXT) IS NULL OR business_date = $1) \
+             ORDER BY business_date DESC, ran_at DESC",
+        ),
+        &[date.map_or(Arg::Null, Arg::T)],
     )
 }
 

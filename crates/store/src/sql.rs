@@ -10,8 +10,8 @@ use crate::StoreError;
 use records::{
     AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow,
     EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
-    ReconLineRow, SafRow, SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow, Stored,
-    TerminalRow, TermsRow, TxnRow, Write,
+    ReconLineRow, ReconRunRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
+    SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow, Write,
 };
 
 /// A value bound to a statement (borrowed from the row being written).
@@ -332,6 +332,11 @@ table_row!(SettlementRunRow {
     net_minor: i,
     file: t,
 });
+table_row!(ReconRunRow {
+    business_date: t,
+    ran_at: t,
+    report: t,
+});
 table_row!(SettlementRow {
     settlement_id: t,
     merchant_id: t,
@@ -528,6 +533,9 @@ const SQL_CAPTURE: &str =
 const SQL_RUN: &str =
     "INSERT INTO settlement_runs (business_date, ran_at, merchants, items, net_minor, file) \
      VALUES ($1, $2, $3, $4, $5, $6)";
+const SQL_RECON_RUN: &str =
+    "INSERT INTO recon_runs (business_date, ran_at, report) VALUES ($1, $2, $3) \
+     ON CONFLICT (business_date, ran_at) DO UPDATE SET report = excluded.report";
 const SQL_SETTLEMENT: &str = "INSERT INTO settlements (settlement_id, merchant_id, business_date, \
      settlement_account, gross_minor, refunds_minor, fees_minor, held_minor, net_minor, txn_count, \
      created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -596,6 +604,7 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         Write::Hold(r) => (SQL_HOLD, r.args()),
         Write::Capture(r) => (SQL_CAPTURE, r.args()),
         Write::SettlementRun(r) => (SQL_RUN, r.args()),
+        Write::ReconRun(r) => (SQL_RECON_RUN, r.args()),
         Write::Settlement(r) => (SQL_SETTLEMENT, r.args()),
         Write::SettlementItem(r) => (SQL_ITEM, r.args()),
         Write::Payout(r) => (SQL_PAYOUT, r.args()),
@@ -648,6 +657,7 @@ mod tests {
             (SQL_HOLD, HoldRow::COLUMNS),
             (SQL_CAPTURE, CaptureRow::COLUMNS),
             (SQL_RUN, SettlementRunRow::COLUMNS),
+            (SQL_RECON_RUN, ReconRunRow::COLUMNS),
             (SQL_SETTLEMENT, SettlementRow::COLUMNS),
             (SQL_ITEM, SettlementItemRow::COLUMNS),
             (SQL_PAYOUT, PayoutRow::COLUMNS),

@@ -75,19 +75,42 @@ fn each_class_is_found_recorded_and_acted_on() {
             line(99, 9_900, "sale", 20),
         );
         let at = "2026-11-21T01:00:00+00:00";
-        let ing = ingest(db.as_mut(), file.as_bytes(), d(20), "issuer-20", at).expect("ingest");
+        let ing = ingest(
+            db.as_mut(),
+            file.as_bytes(),
+            d(20),
+            "issuer-20",
+            &services::accounts::Actor::cli("test", 0),
+            at,
+        )
+        .expect("ingest");
         assert_eq!(
             (ing.lines, ing.bad.len(), ing.already),
             (8, 1, false),
             "{store}"
         );
         assert_eq!(ing.bad[0].0, 10, "the bad line's number");
-        let again = ingest(db.as_mut(), file.as_bytes(), d(20), "issuer-20", at).expect("again");
+        let again = ingest(
+            db.as_mut(),
+            file.as_bytes(),
+            d(20),
+            "issuer-20",
+            &services::accounts::Actor::cli("test", 0),
+            at,
+        )
+        .expect("again");
         assert!(again.already, "same content is ingested once");
         // The next day's file arrives with sale 4's line published late.
         let next = format!("{HEADER}{}", line(4, 4_000, "sale", 20));
         let cfg = MoneyConfig::default();
-        let r = reconcile_date(db.as_mut(), d(20), &cfg, at).expect("recon");
+        let r = reconcile_date(
+            db.as_mut(),
+            d(20),
+            &cfg,
+            &services::accounts::Actor::cli("test", 0),
+            at,
+        )
+        .expect("recon");
         let found = |c: Class| r.classes.get(&c).map_or(0, |x| x.0);
         for c in [
             Class::PhantomDebit,
@@ -140,18 +163,47 @@ fn each_class_is_found_recorded_and_acted_on() {
         );
         assert!(!f.evidence.contains("6228480"), "no clear PAN in evidence");
         // Reconciling again records nothing new.
-        reconcile_date(db.as_mut(), d(20), &cfg, at).expect("recon again");
+        reconcile_date(
+            db.as_mut(),
+            d(20),
+            &cfg,
+            &services::accounts::Actor::cli("test", 0),
+            at,
+        )
+        .expect("recon again");
         assert_eq!(db.findings(None).expect("findings").len(), 6);
         // Day 21: with no file for the 21st yet, the 20th's sale 4 is now missing…
-        let r = reconcile_date(db.as_mut(), d(21), &cfg, at).expect("recon 21");
+        let r = reconcile_date(
+            db.as_mut(),
+            d(21),
+            &cfg,
+            &services::accounts::Actor::cli("test", 0),
+            at,
+        )
+        .expect("recon 21");
         assert_eq!(
             r.classes.get(&Class::MissingAtIssuer).map(|x| x.0),
             Some(1),
             "{r}"
         );
         // …until its late line arrives in the file of the 21st.
-        ingest(db.as_mut(), next.as_bytes(), d(21), "issuer-21", at).expect("ingest 21");
-        let r = reconcile_date(db.as_mut(), d(21), &cfg, at).expect("recon 21 again");
+        ingest(
+            db.as_mut(),
+            next.as_bytes(),
+            d(21),
+            "issuer-21",
+            &services::accounts::Actor::cli("test", 0),
+            at,
+        )
+        .expect("ingest 21");
+        let r = reconcile_date(
+            db.as_mut(),
+            d(21),
+            &cfg,
+            &services::accounts::Actor::cli("test", 0),
+            at,
+        )
+        .expect("recon 21 again");
         assert_eq!(
             r.classes.get(&Class::MissingAtIssuer).map(|x| x.0),
             None,

@@ -159,8 +159,23 @@ impl Day {
         let cfg = self.cfg.clone();
         db(&self.store, move |db| {
             let at = "2030-01-01T00:00:00+00:00";
-            ingest(db, text.as_bytes(), date, "issuer file", at).expect("ingest");
-            reconcile_date(db, date, &cfg, at).expect("reconcile")
+            ingest(
+                db,
+                text.as_bytes(),
+                date,
+                "issuer file",
+                &services::accounts::Actor::cli("test", 0),
+                at,
+            )
+            .expect("ingest");
+            reconcile_date(
+                db,
+                date,
+                &cfg,
+                &services::accounts::Actor::cli("test", 0),
+                at,
+            )
+            .expect("reconcile")
         })
         .await
     }
@@ -198,8 +213,14 @@ impl Day {
     async fn settled(&self) -> Option<i64> {
         let (date, cfg, id) = (self.date, self.cfg.clone(), self.txn.txn_id);
         db(&self.store, move |db| {
-            services::money::settle_date(db, date, &cfg, "2030-01-01T00:00:00+00:00")
-                .expect("settle");
+            services::money::settle_date(
+                db,
+                date,
+                &cfg,
+                &services::accounts::Actor::cli("test", 0),
+                "2030-01-01T00:00:00+00:00",
+            )
+            .expect("settle");
             db.settlement_item(id).expect("item").map(|i| i.net_minor)
         })
         .await

@@ -282,8 +282,14 @@ fn a_day_settles_exactly_once_and_released_holds_settle_the_next_day() {
             ..MoneyConfig::default()
         };
         let d1 = NaiveDate::from_ymd_opt(2026, 11, 20).expect("date");
-        let r =
-            money::settle_date(db.as_mut(), d1, &cfg, "2026-11-20T15:30:00+00:00").expect("settle");
+        let r = money::settle_date(
+            db.as_mut(),
+            d1,
+            &cfg,
+            &services::accounts::Actor::cli("test", 0),
+            "2026-11-20T15:30:00+00:00",
+        )
+        .expect("settle");
         assert!(!r.already_done);
         assert_eq!(r.captured_at_cutoff, 3, "T2 and T3 never settled, {store}");
         let csv = std::fs::read_to_string(out.join("settlement-2026-11-20.csv")).expect("csv");
@@ -325,8 +331,14 @@ fn a_day_settles_exactly_once_and_released_holds_settle_the_next_day() {
         assert_eq!(fees, Some(2_680 + 534));
 
         // Rerunning the day changes nothing.
-        let again =
-            money::settle_date(db.as_mut(), d1, &cfg, "2026-11-20T16:00:00+00:00").expect("rerun");
+        let again = money::settle_date(
+            db.as_mut(),
+            d1,
+            &cfg,
+            &services::accounts::Actor::cli("test", 0),
+            "2026-11-20T16:00:00+00:00",
+        )
+        .expect("rerun");
         assert!(again.already_done);
         assert_eq!(again.settlements, r.settlements);
         assert_eq!(db.ledger_accounts().expect("accounts"), ledger_before);
@@ -351,6 +363,7 @@ fn a_day_settles_exactly_once_and_released_holds_settle_the_next_day() {
             db.as_mut(),
             d1,
             domain::Currency::CNY,
+            &services::accounts::Actor::cli("test", 0),
             "2026-11-20T16:00:00+00:00",
         )
         .expect("confirm");
@@ -364,6 +377,7 @@ fn a_day_settles_exactly_once_and_released_holds_settle_the_next_day() {
             db.as_mut(),
             NaiveDate::from_ymd_opt(2026, 11, 23).expect("date"),
             domain::Currency::CNY,
+            &services::accounts::Actor::cli("test", 0),
             "2026-11-23T01:00:00+00:00",
         )
         .expect("confirm");
@@ -389,8 +403,14 @@ fn a_day_settles_exactly_once_and_released_holds_settle_the_next_day() {
         )
         .expect("release");
         let d2 = NaiveDate::from_ymd_opt(2026, 11, 21).expect("date");
-        let r2 = money::settle_date(db.as_mut(), d2, &cfg, "2026-11-21T15:30:00+00:00")
-            .expect("settle day 2");
+        let r2 = money::settle_date(
+            db.as_mut(),
+            d2,
+            &cfg,
+            &services::accounts::Actor::cli("test", 0),
+            "2026-11-21T15:30:00+00:00",
+        )
+        .expect("settle day 2");
         let csv2 = std::fs::read_to_string(out.join("settlement-2026-11-21.csv")).expect("csv");
         expect_test::expect![[r#"
             business_date,settlement_id,merchant_id,settlement_account,gross,fees,refunds,held,net,transactions
