@@ -19,12 +19,36 @@ pub enum Permission {
     LoggedIn,
     /// Read transactions, their money and timelines.
     TxnRead,
-    /// Read merchants.
+    /// Read merchants and their statements.
     MerchantRead,
+    /// Read terminals (never their keys).
+    TerminalRead,
     /// Read settlement holds.
     HoldRead,
     /// Place and release settlement holds.
     HoldWrite,
+    /// Read merchant settlements and their payouts (a merchant: its own).
+    SettlementRead,
+    /// Read settlement runs and their files (the whole acquirer's).
+    SettlementRunRead,
+    /// Run settlement and confirm payouts paid.
+    SettlementRun,
+    /// Read reconciliation runs and findings.
+    ReconRead,
+    /// Ingest clearing files and run reconciliation.
+    ReconRun,
+    /// Assign and resolve reconciliation exceptions.
+    ExceptionWrite,
+    /// Read risk cases.
+    RiskRead,
+    /// Assign, annotate and close risk cases.
+    CaseWrite,
+    /// Back-test a candidate rule set.
+    Backtest,
+    /// Read the store-and-forward queue.
+    SafRead,
+    /// Send a queue entry again, or resolve it by hand.
+    SafWrite,
     /// Read the audit trail.
     AuditRead,
     /// Read operator accounts.
@@ -35,7 +59,11 @@ pub enum Permission {
 
 use Permission::*;
 
-/// Which role has which permission.
+/// Which role has which permission. Operations run the switch and the queue and work
+/// exceptions; risk analysts work cases, rules and holds; finance settles, pays and
+/// reconciles; support reads what it needs to answer a customer; auditors read
+/// everything and change nothing; a merchant reads its own transactions, terminals,
+/// settlements and statements.
 pub const GRANTS: &[(Role, &[Permission])] = &[
     (
         Role::Admin,
@@ -43,8 +71,20 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             LoggedIn,
             TxnRead,
             MerchantRead,
+            TerminalRead,
             HoldRead,
             HoldWrite,
+            SettlementRead,
+            SettlementRunRead,
+            SettlementRun,
+            ReconRead,
+            ReconRun,
+            ExceptionWrite,
+            RiskRead,
+            CaseWrite,
+            Backtest,
+            SafRead,
+            SafWrite,
             AuditRead,
             OperatorRead,
             OperatorWrite,
@@ -52,29 +92,97 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
     ),
     (
         Role::Operations,
-        &[LoggedIn, TxnRead, MerchantRead, HoldRead, HoldWrite],
+        &[
+            LoggedIn,
+            TxnRead,
+            MerchantRead,
+            TerminalRead,
+            HoldRead,
+            HoldWrite,
+            SettlementRead,
+            SettlementRunRead,
+            ReconRead,
+            ExceptionWrite,
+            RiskRead,
+            SafRead,
+            SafWrite,
+        ],
     ),
     (
         Role::RiskAnalyst,
-        &[LoggedIn, TxnRead, MerchantRead, HoldRead, HoldWrite],
+        &[
+            LoggedIn,
+            TxnRead,
+            MerchantRead,
+            TerminalRead,
+            HoldRead,
+            HoldWrite,
+            SettlementRead,
+            ReconRead,
+            RiskRead,
+            CaseWrite,
+            Backtest,
+        ],
     ),
     (
         Role::Finance,
-        &[LoggedIn, TxnRead, MerchantRead, HoldRead, HoldWrite],
+        &[
+            LoggedIn,
+            TxnRead,
+            MerchantRead,
+            TerminalRead,
+            HoldRead,
+            HoldWrite,
+            SettlementRead,
+            SettlementRunRead,
+            SettlementRun,
+            ReconRead,
+            ReconRun,
+            ExceptionWrite,
+            SafRead,
+        ],
     ),
-    (Role::Support, &[LoggedIn, TxnRead, MerchantRead, HoldRead]),
+    (
+        Role::Support,
+        &[
+            LoggedIn,
+            TxnRead,
+            MerchantRead,
+            TerminalRead,
+            HoldRead,
+            SettlementRead,
+            ReconRead,
+            RiskRead,
+            SafRead,
+        ],
+    ),
     (
         Role::Auditor,
         &[
             LoggedIn,
             TxnRead,
             MerchantRead,
+            TerminalRead,
             HoldRead,
+            SettlementRead,
+            SettlementRunRead,
+            ReconRead,
+            RiskRead,
+            SafRead,
             AuditRead,
             OperatorRead,
         ],
     ),
-    (Role::Merchant, &[LoggedIn, TxnRead, MerchantRead]),
+    (
+        Role::Merchant,
+        &[
+            LoggedIn,
+            TxnRead,
+            MerchantRead,
+            TerminalRead,
+            SettlementRead,
+        ],
+    ),
 ];
 
 /// Whether `role` has `p`.

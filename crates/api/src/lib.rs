@@ -9,7 +9,9 @@
 //! machines that watch the node; they show no cardholder or merchant data.
 
 pub mod auth;
+mod back_office;
 pub mod error;
+mod lists;
 mod metrics;
 pub mod openapi;
 mod routes;
@@ -62,6 +64,100 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         "/api/v1/holds/{hold_id}",
         Some(Permission::HoldWrite),
     ),
+    ("GET", "/api/v1/terminals", Some(Permission::TerminalRead)),
+    (
+        "GET",
+        "/api/v1/terminals/{terminal_id}",
+        Some(Permission::TerminalRead),
+    ),
+    (
+        "GET",
+        "/api/v1/merchants/{merchant_id}/statement",
+        Some(Permission::MerchantRead),
+    ),
+    (
+        "GET",
+        "/api/v1/settlements",
+        Some(Permission::SettlementRead),
+    ),
+    (
+        "GET",
+        "/api/v1/settlements/{settlement_id}",
+        Some(Permission::SettlementRead),
+    ),
+    (
+        "GET",
+        "/api/v1/settlement-runs",
+        Some(Permission::SettlementRunRead),
+    ),
+    (
+        "POST",
+        "/api/v1/settlement-runs",
+        Some(Permission::SettlementRun),
+    ),
+    (
+        "GET",
+        "/api/v1/settlement-runs/{business_date}/files/{file}",
+        Some(Permission::SettlementRunRead),
+    ),
+    (
+        "POST",
+        "/api/v1/payouts/confirm",
+        Some(Permission::SettlementRun),
+    ),
+    ("POST", "/api/v1/clearing-files", Some(Permission::ReconRun)),
+    ("GET", "/api/v1/recon-runs", Some(Permission::ReconRead)),
+    ("POST", "/api/v1/recon-runs", Some(Permission::ReconRun)),
+    ("GET", "/api/v1/findings", Some(Permission::ReconRead)),
+    (
+        "GET",
+        "/api/v1/findings/{finding_id}",
+        Some(Permission::ReconRead),
+    ),
+    (
+        "POST",
+        "/api/v1/findings/{finding_id}/assign",
+        Some(Permission::ExceptionWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/findings/{finding_id}/resolve",
+        Some(Permission::ExceptionWrite),
+    ),
+    ("GET", "/api/v1/risk/cases", Some(Permission::RiskRead)),
+    (
+        "GET",
+        "/api/v1/risk/cases/{case_id}",
+        Some(Permission::RiskRead),
+    ),
+    (
+        "POST",
+        "/api/v1/risk/cases/{case_id}/assign",
+        Some(Permission::CaseWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/risk/cases/{case_id}/note",
+        Some(Permission::CaseWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/risk/cases/{case_id}/close",
+        Some(Permission::CaseWrite),
+    ),
+    ("POST", "/api/v1/risk/backtests", Some(Permission::Backtest)),
+    ("GET", "/api/v1/saf", Some(Permission::SafRead)),
+    ("GET", "/api/v1/saf/{saf_id}", Some(Permission::SafRead)),
+    (
+        "POST",
+        "/api/v1/saf/{saf_id}/retry",
+        Some(Permission::SafWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/saf/{saf_id}/resolve",
+        Some(Permission::SafWrite),
+    ),
     ("GET", "/api/v1/audit", Some(Permission::AuditRead)),
     ("GET", "/api/v1/operators", Some(Permission::OperatorRead)),
     ("POST", "/api/v1/operators", Some(Permission::OperatorWrite)),
@@ -85,6 +181,7 @@ struct Inner {
     throttle: Mutex<auth::Throttle>,
     metrics: metrics::Metrics,
     clock: Clock,
+    money: services::money::MoneyConfig,
 }
 
 /// The store connection, dropped off the async workers: a PostgreSQL client blocks
@@ -106,16 +203,33 @@ impl Drop for Store {
 pub struct RequestId(pub String);
 
 impl Api {
-    /// The API over an open (migrated) store.
+    /// The API over an open (migrated) store, settling with the default money
+    /// configuration (files in the working directory).
     pub fn new(db: Box<dyn Backend>, clock: Clock) -> Api {
+        Api::with_money(db, clock, services::money::MoneyConfig::default())
+    }
+
+    /// The API over an open (migrated) store; settlement runs and reconciliation use
+    /// `money` (cut-off, zone, where the settlement files go).
+    pub fn with_money(
+        db: Box<dyn Backend>,
+        clock: Clock,
+        money: services::money::MoneyConfig,
+    ) -> Api {
         Api {
             inner: Arc::new(Inner {
                 db: Arc::new(Mutex::new(Store(Some(db)))),
                 throttle: Mutex::new(auth::Throttle::default()),
                 metrics: metrics::Metrics::default(),
                 clock,
+                money,
             }),
         }
+    }
+
+    /// The money configuration runs use.
+    pub fn money(&self) -> services::money::MoneyConfig {
+        self.inner.money.clone()
     }
 
     /// Now, by the API's clock.
@@ -169,6 +283,55 @@ impl Api {
             .route("/merchants/{merchant_id}", get(routes::merchant))
             .route("/holds", get(routes::holds).post(routes::place_hold))
             .route("/holds/{hold_id}", delete(routes::release_hold))
+            .route("/terminals", get(back_office::terminals))
+            .route("/terminals/{terminal_id}", get(back_office::terminal))
+            .route(
+                "/merchants/{merchant_id}/statement",
+                get(back_office::statement),
+            )
+            .route("/settlements", get(back_office::settlements))
+            .route("/settlements/{settlement_id}", get(back_office::settlement))
+            .route(
+                "/settlement-runs",
+                get(back_office::settlement_runs).post(back_office::run_settlement),
+            )
+            .route(
+                "/settlement-runs/{business_date}/files/{file}",
+                get(back_office::settlement_file),
+            )
+            .route("/payouts/confirm", post(back_office::confirm_payouts))
+            .route(
+                "/clearing-files",
+                post(back_office::ingest_clearing)
+                    .layer(DefaultBodyLimit::max(back_office::MAX_CLEARING_FILE)),
+            )
+            .route(
+                "/recon-runs",
+                get(back_office::recon_runs).post(back_office::run_recon),
+            )
+            .route("/findings", get(back_office::findings))
+            .route("/findings/{finding_id}", get(back_office::finding))
+            .route(
+                "/findings/{finding_id}/assign",
+                post(back_office::assign_finding),
+            )
+            .route(
+                "/findings/{finding_id}/resolve",
+                post(back_office::resolve_finding),
+            )
+            .route("/risk/cases", get(back_office::cases))
+            .route("/risk/cases/{case_id}", get(back_office::case))
+            .route(
+                "/risk/cases/{case_id}/assign",
+                post(back_office::assign_case),
+            )
+            .route("/risk/cases/{case_id}/note", post(back_office::note_case))
+            .route("/risk/cases/{case_id}/close", post(back_office::close_case))
+            .route("/risk/backtests", post(back_office::backtest))
+            .route("/saf", get(back_office::saf))
+            .route("/saf/{saf_id}", get(back_office::saf_entry))
+            .route("/saf/{saf_id}/retry", post(back_office::retry_saf))
+            .route("/saf/{saf_id}/resolve", post(back_office::resolve_saf))
             .route("/audit", get(routes::audit))
             .route(
                 "/operators",

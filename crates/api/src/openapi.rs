@@ -11,6 +11,7 @@ use utoipa::openapi::{
     PathsBuilder, Ref, Required, ResponseBuilder, Type,
 };
 
+use crate::back_office::{AssignBody, BacktestBody, CloseBody, DateBody, NoteBody, PayoutBody};
 use crate::error::ErrorBody;
 use crate::routes::{HoldBody, LoginBody, OperatorBody};
 use crate::ROUTES;
@@ -38,6 +39,46 @@ fn integer(min: i64, max: Option<i64>) -> ObjectBuilder {
 
 fn one_of(values: &[&str]) -> ObjectBuilder {
     string().enum_values(Some(values.iter().map(|v| (*v).to_owned())))
+}
+
+fn date() -> ObjectBuilder {
+    string().format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+        utoipa::openapi::KnownFormat::Date,
+    )))
+}
+
+/// A list's own filters, then its paging and format.
+fn list(
+    mut q: Vec<(&'static str, ObjectBuilder, &'static str)>,
+) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
+    q.extend([
+        (
+            "after",
+            integer(0, None),
+            "the cursor: the previous page's next",
+        ),
+        ("limit", integer(1, Some(500)), "page size, 1-500 (50)"),
+        (
+            "format",
+            one_of(&["json", "csv"]),
+            "json (default) or csv (every match)",
+        ),
+    ]);
+    q
+}
+
+/// Whether a query parameter must be given.
+fn required(path: &str, name: &str) -> bool {
+    matches!(
+        (path, name),
+        ("/api/v1/merchants/{merchant_id}/statement", "date")
+            | ("/api/v1/clearing-files", "business_date")
+    )
+}
+
+/// Routes answering CSV (a list's export or a file).
+fn answers_csv(path: &str) -> bool {
+    query(path).iter().any(|(n, _, _)| *n == "format") || path.ends_with("/files/{file}")
 }
 
 /// The query parameters a route takes: (name, schema, description).
@@ -98,13 +139,51 @@ fn query(path: &str) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
             q
         }
         "/api/v1/audit" => page(),
+        "/api/v1/merchants/{merchant_id}/statement" => {
+            vec![("date", date(), "the business date (required)")]
+        }
+        "/api/v1/clearing-files" => vec![
+            (
+                "business_date",
+                date(),
+                "the file's business date (required)",
+            ),
+            ("name", string(), "what to call the file in the audit trail"),
+        ],
+        "/api/v1/settlements" => list(vec![
+            ("date", date(), "business date"),
+            ("merchant", string(), "merchant id"),
+        ]),
+        "/api/v1/terminals" => list(vec![
+            ("merchant", string(), "merchant id"),
+            ("status", string(), "terminal status"),
+        ]),
+        "/api/v1/recon-runs" => list(vec![("date", date(), "business date")]),
+        "/api/v1/findings" => list(vec![
+            (
+                "status",
+                string(),
+                "open, investigating, auto_resolving, auto_resolved, resolved",
+            ),
+            ("class", string(), "the finding's class"),
+            ("date", date(), "business date"),
+        ]),
+        "/api/v1/risk/cases" => list(vec![("status", string(), "the case's status")]),
+        "/api/v1/saf" => list(vec![(
+            "state",
+            one_of(&store::SafState::ALL.map(store::SafState::name)),
+            "the entry's state",
+        )]),
+        "/api/v1/settlement-runs" => list(vec![]),
         _ => Vec::new(),
     }
 }
 
-/// The success status of a route.
+/// The success status of a route: 201 for what creates (a session, a hold, an
+/// operator, a run, an ingested file, a back-test), 200 for actions on an object.
 fn success(m: &str, path: &str) -> &'static str {
     match (m, path) {
+        ("POST", p) if p.contains('{') || p.ends_with("/confirm") => "200",
         ("POST", _) => "201",
         ("DELETE", _) => "204",
         _ => "200",
@@ -116,6 +195,12 @@ fn body_schema(m: &str, path: &str) -> Option<&'static str> {
         ("POST", "/api/v1/session") => Some("LoginBody"),
         ("POST", "/api/v1/holds") => Some("HoldBody"),
         ("POST", "/api/v1/operators") => Some("OperatorBody"),
+        ("POST", "/api/v1/settlement-runs" | "/api/v1/recon-runs") => Some("DateBody"),
+        ("POST", "/api/v1/payouts/confirm") => Some("PayoutBody"),
+        ("POST", p) if p.ends_with("/assign") => Some("AssignBody"),
+        ("POST", p) if p.ends_with("/resolve") || p.ends_with("/note") => Some("NoteBody"),
+        ("POST", "/api/v1/risk/cases/{case_id}/close") => Some("CloseBody"),
+        ("POST", "/api/v1/risk/backtests") => Some("BacktestBody"),
         _ => None,
     }
 }
@@ -148,12 +233,22 @@ pub fn document() -> OpenApi {
                 );
             }
         }
-        for (name, schema, description) in query(path) {
+        // A path's list parameters belong to its GET (POST to a list creates).
+        let params = if *m == "GET" || *path == "/api/v1/clearing-files" {
+            query(path)
+        } else {
+            Vec::new()
+        };
+        for (name, schema, description) in params {
             op = op.parameter(
                 ParameterBuilder::new()
                     .name(name)
                     .parameter_in(ParameterIn::Query)
-                    .required(Required::False)
+                    .required(if required(path, name) {
+                        Required::True
+                    } else {
+                        Required::False
+                    })
                     .description(Some(description))
                     .schema(Some(schema)),
             );
@@ -177,8 +272,16 @@ pub fn document() -> OpenApi {
                 Content::new(Some(ObjectBuilder::new().schema_type(Type::Object))),
             );
         }
-        if *path == "/api/v1/transactions" {
+        if *m == "GET" && answers_csv(path) {
             ok_response = ok_response.content("text/csv", Content::new(Some(string())));
+        }
+        if *path == "/api/v1/clearing-files" {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("text/csv", Content::new(Some(string())))
+                    .build(),
+            ));
         }
         op = op.response(ok, ok_response.build());
         let mut errors = vec![("400", "bad request"), ("500", "posguard failed")];
@@ -200,11 +303,21 @@ pub fn document() -> OpenApi {
         if body_schema(m, path).is_some() {
             errors.extend([("413", "body over 64 KiB"), ("415", "not application/json")]);
         }
+        if *path == "/api/v1/clearing-files" {
+            errors.extend([("413", "file over 64 MiB"), ("415", "not text/csv")]);
+        }
+        if *m == "POST" && path.starts_with("/api/v1/saf/") {
+            errors.push(("409", "the entry is done"));
+        }
         if *m == "POST" && *path == "/api/v1/operators" {
             errors.push(("409", "the name is taken"));
         }
         if *m == "POST" && *path == "/api/v1/holds" {
             errors.push(("404", "no such merchant or transaction"));
+        }
+        if *path == "/api/v1/merchants/{merchant_id}/statement" {
+            errors.retain(|(s, _)| *s != "404");
+            errors.push(("404", "no such merchant"));
         }
         for (status, what) in errors {
             op = op.response(
@@ -223,7 +336,7 @@ pub fn document() -> OpenApi {
                 .title("posguard operators' API")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
-                    "Sessions, roles, audit; transactions, merchants, holds. See docs/api.md.",
+                    "Sessions, roles, audit; transactions, merchants, terminals, holds, settlement, reconciliation, risk cases and back-tests, the store-and-forward queue. See docs/api.md.",
                 ))
                 .build(),
         )
@@ -235,6 +348,12 @@ pub fn document() -> OpenApi {
                 .schema_from::<LoginBody>()
                 .schema_from::<HoldBody>()
                 .schema_from::<OperatorBody>()
+                .schema_from::<DateBody>()
+                .schema_from::<PayoutBody>()
+                .schema_from::<AssignBody>()
+                .schema_from::<NoteBody>()
+                .schema_from::<CloseBody>()
+                .schema_from::<BacktestBody>()
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

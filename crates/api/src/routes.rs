@@ -53,7 +53,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 }
 
 /// A serde error as a 400 naming the field when serde names one.
-fn json_error(e: serde_json::Error) -> ApiError {
+pub(crate) fn json_error(e: serde_json::Error) -> ApiError {
     let msg = e.to_string();
     let field = ["unknown field `", "missing field `", "duplicate field `"]
         .iter()
@@ -66,7 +66,7 @@ fn json_error(e: serde_json::Error) -> ApiError {
     }
 }
 
-fn check_text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
+pub(crate) fn check_text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
     if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
         return Err(ApiError::field(
             field,
@@ -216,17 +216,17 @@ pub struct TxnQuery {
 }
 
 /// Rows one CSV export holds at most.
-const MAX_EXPORT: usize = 100_000;
+pub(crate) const MAX_EXPORT: usize = 100_000;
 
 /// A query string, or a 400 saying why it does not parse.
-fn query<T>(
+pub(crate) fn query<T>(
     q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Query<T>, ApiError> {
     q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))
 }
 
 /// A page's cursor and size, checked.
-fn page(after: Option<i64>, limit: Option<usize>) -> Result<(i64, usize), ApiError> {
+pub(crate) fn page(after: Option<i64>, limit: Option<usize>) -> Result<(i64, usize), ApiError> {
     let limit = limit.unwrap_or(PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::field(
@@ -245,7 +245,7 @@ fn page(after: Option<i64>, limit: Option<usize>) -> Result<(i64, usize), ApiErr
 const PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 
-fn date_param(field: &str, v: &Option<String>) -> Result<Option<String>, ApiError> {
+pub(crate) fn date_param(field: &str, v: &Option<String>) -> Result<Option<String>, ApiError> {
     match v {
         None => Ok(None),
         Some(d) if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok() => Ok(Some(d.clone())),
@@ -652,8 +652,8 @@ pub async fn release_hold(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
-    after: Option<i64>,
-    limit: Option<usize>,
+    pub(crate) after: Option<i64>,
+    pub(crate) limit: Option<usize>,
 }
 
 pub async fn audit(

@@ -18,6 +18,9 @@ pub struct ApiArgs {
     /// Where the API listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// Where settlement runs started through the API write their files.
+    #[arg(long, default_value = "settlement")]
+    settlement_dir: std::path::PathBuf,
 }
 
 /// The system clock (the edge).
@@ -32,6 +35,7 @@ pub async fn serve(
     store: &str,
     listener: tokio::net::TcpListener,
     clock: api::Clock,
+    money: services::money::MoneyConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let s = store.to_owned();
@@ -40,7 +44,7 @@ pub async fn serve(
         .context("open store")??;
     let addr = listener.local_addr().context("API address")?;
     tracing::info!(%addr, "operators' API listening (/api/v1, /health, /metrics)");
-    api::serve(listener, api::Api::new(db, clock), shutdown)
+    api::serve(listener, api::Api::with_money(db, clock, money), shutdown)
         .await
         .context("serve the API")
 }
@@ -53,7 +57,11 @@ pub fn run(a: ApiArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(a.http)
             .await
             .with_context(|| format!("bind {}", a.http))?;
-        serve(&a.store.location(), listener, system_clock(), async {
+        let money = services::money::MoneyConfig {
+            out_dir: a.settlement_dir,
+            ..services::money::MoneyConfig::default()
+        };
+        serve(&a.store.location(), listener, system_clock(), money, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await

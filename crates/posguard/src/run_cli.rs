@@ -60,6 +60,9 @@ pub struct AcquirerArgs {
     /// Also serve the operators' HTTP API, health and metrics here (`docs/api.md`).
     #[arg(long)]
     http: Option<SocketAddr>,
+    /// Where settlement runs started through the API write their files.
+    #[arg(long, default_value = "settlement")]
+    settlement_dir: std::path::PathBuf,
     /// TLS on the terminal listeners (--listen and --ascii-listen alike).
     #[command(flatten)]
     tls: crate::tls_cli::ListenerTlsArgs,
@@ -157,6 +160,10 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
         tracing::info!("demo merchants and terminals created");
     }
     let http = a.http.or(file.listen.http);
+    let money = services::money::MoneyConfig {
+        out_dir: a.settlement_dir.clone(),
+        ..services::money::MoneyConfig::default()
+    };
     let store = opts.store.clone();
     let a = AcquirerListen {
         listen,
@@ -189,9 +196,8 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
                     let shutdown = async {
                         let _ = tokio::signal::ctrl_c().await;
                     };
-                    if let Err(e) =
-                        crate::api_cli::serve(&store, l, crate::api_cli::system_clock(), shutdown)
-                            .await
+                    let clock = crate::api_cli::system_clock();
+                    if let Err(e) = crate::api_cli::serve(&store, l, clock, money, shutdown).await
                     {
                         tracing::error!(error = %e, "the operators' API stopped");
                     }

@@ -500,7 +500,20 @@ fn write_files(
     payouts: &[PayoutRow],
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
-    let path = dir.join(format!("settlement-{date}.csv"));
+    for (name, bytes) in settlement_files(date, settlements, payouts)? {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|e| file_error(&path, e))?;
+    }
+    Ok(())
+}
+
+/// A settlement run's two files, `settlement-D.csv` (one line a merchant) and
+/// `payouts-D.csv` (the bank transfer instructions), as (name, content).
+pub fn settlement_files(
+    date: &str,
+    settlements: &[SettlementRow],
+    payouts: &[PayoutRow],
+) -> Result<[(String, Vec<u8>); 2]> {
     let rows = settlements.iter().map(|s| {
         vec![
             s.business_date.clone(),
@@ -527,8 +540,7 @@ fn write_files(
         "net",
         "transactions",
     ];
-    write_csv(&path, &header, rows).map_err(|e| file_error(&path, e))?;
-    let path = dir.join(format!("payouts-{date}.csv"));
+    let settlement = csv_bytes(&header, rows)?;
     let rows = payouts.iter().map(|p| {
         vec![
             p.settlement_id.clone(),
@@ -545,21 +557,22 @@ fn write_files(
         "value_date",
         "amount",
     ];
-    write_csv(&path, &header, rows).map_err(|e| file_error(&path, e))
+    let payouts = csv_bytes(&header, rows)?;
+    Ok([
+        (format!("settlement-{date}.csv"), settlement),
+        (format!("payouts-{date}.csv"), payouts),
+    ])
 }
 
-fn write_csv(
-    path: &Path,
-    header: &[&str],
-    rows: impl Iterator<Item = Vec<String>>,
-) -> std::result::Result<(), csv::Error> {
-    let mut w = csv::Writer::from_path(path)?;
-    w.write_record(header)?;
+fn csv_bytes(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<Vec<u8>> {
+    let fail = |e: csv::Error| ServiceError::Invalid(format!("settlement file: {e}"));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header).map_err(fail)?;
     for r in rows {
-        w.write_record(&r)?;
+        w.write_record(&r).map_err(fail)?;
     }
-    w.flush()?;
-    Ok(())
+    w.into_inner()
+        .map_err(|e| ServiceError::Invalid(format!("settlement file: {}", e.error())))
 }
 
 /// Confirms every instructed payout with a value date on or before `value_date` as

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use api::auth::allowed;
 use serde_json::{json, Value};
 use services::accounts::{self, Actor, Role};
-use store::{MerchantRow, TxnKind, TxnRow, TxnState, Write};
+use store::{
+    CaptureRow, CaseRow, FindingRow, MerchantRow, SafRow, SafState, TerminalRow, TxnKind, TxnRow,
+    TxnState, Write,
+};
 
 const PASSWORD: &str = "correct horse battery";
 const NOW: &str = "2026-12-01T02:00:00+00:00";
@@ -78,6 +81,16 @@ fn sale(id: i64, merchant: &str) -> Write {
 }
 
 const SHOP_A: &str = "898310000000001";
+const TERMINAL: &str = "10000001";
+const FINDING: &str = "2026-12-01:missing_at_issuer:R00000000002";
+const CLEARING: &str = "rrn,auth_code,stan,terminal,merchant,masked_pan,token,amount_minor,currency,type,time\n\
+    R00000000001,123456,000001,10000001,898310000000001,622848******1234,t1.ab,12345,CNY,sale,2026-12-01T10:00:00\n";
+
+/// Where a test's settlement files go.
+fn files_dir(location: &str) -> std::path::PathBuf {
+    let name = location.replace(['/', ':', '?', '='], "_");
+    std::env::temp_dir().join(format!("posguard-api-files-{name}"))
+}
 const SHOP_B: &str = "898310000000002";
 
 /// A store with two merchants, a sale at each, and an operator of every role (the
@@ -93,6 +106,79 @@ fn seed(location: &str) {
     ])
     .expect("seed");
     let cli = Actor::cli("test", 1);
+    // The back office's objects: a terminal, a captured sale settled, a finding, a
+    // case, a queue entry handed to operators.
+    db.apply(&[
+        Write::Terminal(TerminalRow {
+            terminal_id: TERMINAL.into(),
+            merchant_id: SHOP_A.into(),
+            status: "active".into(),
+            tmk: "SECRET-TMK-UNDER-LMK".into(),
+            pik: None,
+            mak: None,
+            mak_prev: None,
+            key_version: 1,
+            batch: 1,
+            signed_on: true,
+            install_location: "Shanghai".into(),
+            updated_at: NOW.into(),
+            key_profile: "003".into(),
+            pending_pik: None,
+            pending_mak: None,
+            tdk: None,
+            pending_tdk: None,
+        }),
+        Write::Capture(CaptureRow {
+            txn_id: 1,
+            how: "batch".into(),
+            business_date: "2026-12-01".into(),
+            at: NOW.into(),
+        }),
+        Write::Finding(FindingRow {
+            finding_id: FINDING.into(),
+            business_date: "2026-12-01".into(),
+            class: "missing_at_issuer".into(),
+            rrn: "R00000000002".into(),
+            txn_id: Some(2),
+            amount_minor: 12_345,
+            evidence: "no clearing line".into(),
+            action: "investigate".into(),
+            status: "open".into(),
+            owner: Some("operations".into()),
+            deadline: Some("2026-12-04".into()),
+            notes: String::new(),
+            created_at: NOW.into(),
+            updated_at: NOW.into(),
+        }),
+        Write::Case(CaseRow {
+            case_id: 1,
+            subject: format!("merchant:{SHOP_B}"),
+            status: "open".into(),
+            assignee: None,
+            opened_at: NOW.into(),
+            updated_at: NOW.into(),
+        }),
+        Write::Saf(SafRow {
+            saf_id: 2,
+            txn_id: 2,
+            kind: "reversal".into(),
+            message_hex: "SECRETMESSAGE".into(),
+            attempts: 10,
+            next_at_ms: 0,
+            state: SafState::Exception,
+            reason: "issuer answered 96".into(),
+            owner: Some("operations".into()),
+            created_at: NOW.into(),
+            updated_at: NOW.into(),
+        }),
+    ])
+    .expect("seed the back office");
+    let cfg = services::money::MoneyConfig {
+        out_dir: files_dir(location),
+        ..Default::default()
+    };
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+    services::money::settle_date(db.as_mut(), day, &cfg, &cli, NOW).expect("settle");
     for r in Role::ALL {
         let shops = if r == Role::Merchant {
             vec![SHOP_A.to_owned()]
@@ -120,6 +206,10 @@ impl Server {
                 .expect("time")
                 .to_utc()
         });
+        let money = services::money::MoneyConfig {
+            out_dir: files_dir(location),
+            ..Default::default()
+        };
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("addr");
@@ -132,7 +222,7 @@ impl Server {
                 .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                api::serve(listener, api::Api::new(db, clock), async {
+                api::serve(listener, api::Api::with_money(db, clock, money), async {
                     let _ = rx.await;
                 })
                 .await
@@ -163,6 +253,23 @@ impl Server {
             path,
             token,
             body.map(|b| ("application/json", b.to_string())),
+        );
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A request with a body of any type; (status, JSON body or Null).
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(String, String)>,
+    ) -> (u16, Value) {
+        let (status, text) = self.raw(
+            method,
+            path,
+            token,
+            body.as_ref().map(|(c, b)| (c.as_str(), b.clone())),
         );
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
@@ -215,12 +322,25 @@ impl Drop for Server {
     }
 }
 
-/// A concrete request for a route of the table, and the body it sends.
-fn request_for(method: &str, template: &str, role: Role) -> (String, Option<Value>) {
+/// A concrete request for a route of the table, and the body it sends (content type,
+/// text).
+fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(String, String)>) {
     let path = template
         .replace("{rrn}", "R00000000001")
         .replace("{merchant_id}", SHOP_A)
-        .replace("{hold_id}", "manual:1");
+        .replace("{hold_id}", "manual:1")
+        .replace("{terminal_id}", TERMINAL)
+        .replace("{settlement_id}", &settlement_id())
+        .replace("{business_date}", "2026-12-01")
+        .replace("{file}", "payouts")
+        .replace("{finding_id}", FINDING)
+        .replace("{case_id}", "1")
+        .replace("{saf_id}", "2");
+    let path = match template {
+        "/api/v1/merchants/{merchant_id}/statement" => format!("{path}?date=2026-12-01"),
+        "/api/v1/clearing-files" => format!("{path}?business_date=2026-12-01"),
+        _ => path,
+    };
     let body = match (method, template) {
         ("POST", "/api/v1/holds") => {
             Some(json!({"subject": format!("merchant:{SHOP_A}"), "reason": "chargeback review"}))
@@ -229,9 +349,32 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<Valu
             "name": format!("new-{}", role.name()), "role": "support", "password": PASSWORD,
         })),
         ("POST", "/api/v1/session") => Some(json!({"name": role.name(), "password": PASSWORD})),
+        ("POST", "/api/v1/settlement-runs" | "/api/v1/recon-runs") => {
+            Some(json!({"business_date": "2026-12-01"}))
+        }
+        ("POST", "/api/v1/payouts/confirm") => Some(json!({"value_date": "2026-12-31"})),
+        ("POST", t) if t.ends_with("/assign") => Some(json!({"assignee": "wang.fang"})),
+        ("POST", t) if t.ends_with("/resolve") || t.ends_with("/note") => {
+            Some(json!({"note": "called the issuer: credited on 12-02"}))
+        }
+        ("POST", "/api/v1/risk/cases/{case_id}/close") => Some(json!({"verdict": "not-fraud"})),
+        ("POST", "/api/v1/risk/backtests") => Some(json!({"rules": RULES})),
+        ("POST", "/api/v1/clearing-files") => {
+            return (path, Some(("text/csv".into(), CLEARING.into())));
+        }
         _ => None,
     };
-    (path, body)
+    (
+        path,
+        body.map(|b| ("application/json".to_owned(), b.to_string())),
+    )
+}
+
+const RULES: &str = "version = \"candidate-1\"\n\n[[rule]]\nid = \"big-night\"\ndescription = \"large sales\"\nwhen = \"amount > 100000\"\naction = \"review\"\nscore = 10\n";
+
+/// The settlement the seed's run made for shop A.
+fn settlement_id() -> String {
+    format!("S20261201-{SHOP_A}")
 }
 
 #[test]
@@ -257,7 +400,7 @@ fn every_route_allows_exactly_the_roles_the_grants_name() {
         for (method, template, permission) in api::ROUTES {
             // Without credentials: 401 (logging in needs none).
             let (path, body) = request_for(method, template, Role::Admin);
-            let (status, err) = server.call(method, &path, None, body.as_ref());
+            let (status, err) = server.send(method, &path, None, body.clone());
             match permission {
                 None => assert!(
                     (200..300).contains(&status),
@@ -277,7 +420,7 @@ fn every_route_allows_exactly_the_roles_the_grants_name() {
                     tokens[&role].clone()
                 };
                 let (path, body) = request_for(method, template, role);
-                let (status, resp) = server.call(method, &path, Some(&token), body.as_ref());
+                let (status, resp) = server.send(method, &path, Some(&token), body);
                 if allowed(role, *p) {
                     assert!(
                         (200..300).contains(&status),
@@ -328,7 +471,18 @@ fn the_openapi_document_has_every_route() {
             "{method} {path}"
         );
     }
-    for schema in ["ErrorBody", "LoginBody", "HoldBody", "OperatorBody"] {
+    for schema in [
+        "ErrorBody",
+        "LoginBody",
+        "HoldBody",
+        "OperatorBody",
+        "DateBody",
+        "PayoutBody",
+        "AssignBody",
+        "NoteBody",
+        "CloseBody",
+        "BacktestBody",
+    ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
     let text = doc.to_string();
@@ -363,6 +517,42 @@ fn a_merchant_sees_only_its_own_and_others_do_not_exist_for_it() {
             assert_eq!(status, 404, "{path}: {body}");
             assert_eq!(body["error"]["code"], "not_found");
         }
+        // The back office's merchant-facing objects: its own only.
+        let (_, list) = server.call("GET", "/api/v1/settlements", Some(&shop), None);
+        let ids: Vec<&str> = list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|s| s["merchant_id"].as_str())
+            .collect();
+        assert_eq!(ids, [SHOP_A], "{list}");
+        let (_, list) = server.call("GET", "/api/v1/terminals", Some(&shop), None);
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+        assert!(!list.to_string().contains("SECRET"), "no key in {list}");
+        for path in [
+            format!("/api/v1/settlements/S20261201-{SHOP_B}"),
+            format!("/api/v1/merchants/{SHOP_B}/statement?date=2026-12-01"),
+        ] {
+            let (status, body) = server.call("GET", &path, Some(&shop), None);
+            assert_eq!(status, 404, "{path}: {body}");
+        }
+        let (status, own) = server.call(
+            "GET",
+            &format!("/api/v1/merchants/{SHOP_A}/statement?date=2026-12-01"),
+            Some(&shop),
+            None,
+        );
+        assert_eq!(status, 200, "{own}");
+        assert_eq!(own["settlements"][0]["net_minor"], 12_302, "{own}");
+        let (status, detail) = server.call(
+            "GET",
+            &format!("/api/v1/settlements/{}", settlement_id()),
+            Some(&shop),
+            None,
+        );
+        assert_eq!(status, 200);
+        assert_eq!(detail["items"][0]["rrn"], "R00000000001", "{detail}");
+        assert_eq!(detail["payouts"][0]["status"], "instructed", "{detail}");
         // Asking for another merchant's transactions by filter finds nothing.
         let (_, list) = server.call(
             "GET",
@@ -406,6 +596,17 @@ fn a_merchant_sees_only_its_own_and_others_do_not_exist_for_it() {
     }
 }
 
+/// A change through the API: method, path, body (content type, text), the audit
+/// action and object it records, and who makes it.
+type Change<'a> = (
+    &'a str,
+    String,
+    Option<(String, String)>,
+    &'a str,
+    String,
+    &'a str,
+);
+
 #[test]
 fn every_change_leaves_exactly_one_audit_record_with_before_and_after() {
     for location in locations("audit") {
@@ -441,71 +642,204 @@ fn every_change_leaves_exactly_one_audit_record_with_before_and_after() {
             ["session.login", "session.login"]
         );
         last = seq(&logins);
-        let changes: Vec<(&str, &str, Option<Value>, &str, &str)> = vec![
+        // (method, path, body, action, object, who): every kind of change the API makes.
+        let json_body = |v: Value| Some(("application/json".to_owned(), v.to_string()));
+        let changes: Vec<Change> = vec![
             (
                 "POST",
-                "/api/v1/holds",
-                Some(json!({"subject": "txn:R00000000001", "reason": "cardholder dispute"})),
+                "/api/v1/holds".into(),
+                json_body(json!({"subject": "txn:R00000000001", "reason": "cardholder dispute"})),
                 "hold.place",
-                "hold:manual:1",
+                "hold:manual:1".into(),
+                "operations",
             ),
             (
                 "DELETE",
-                "/api/v1/holds/manual:1",
+                "/api/v1/holds/manual:1".into(),
                 None,
                 "hold.release",
-                "hold:manual:1",
+                "hold:manual:1".into(),
+                "operations",
             ),
             (
                 "POST",
-                "/api/v1/operators",
-                Some(json!({"name": "li.na", "role": "finance", "password": PASSWORD})),
+                "/api/v1/operators".into(),
+                json_body(json!({"name": "li.na", "role": "finance", "password": PASSWORD})),
                 "operator.add",
-                "operator:li.na",
+                "operator:li.na".into(),
+                "admin",
+            ),
+            (
+                "POST",
+                "/api/v1/settlement-runs".into(),
+                json_body(json!({"business_date": "2026-12-02"})),
+                "settlement.run",
+                "settlement_run:2026-12-02".into(),
+                "admin",
+            ),
+            (
+                "POST",
+                "/api/v1/payouts/confirm".into(),
+                json_body(json!({"value_date": "2026-12-31"})),
+                "payout.confirm",
+                format!("payout:{}:0", settlement_id()),
+                "admin",
+            ),
+            (
+                "POST",
+                "/api/v1/clearing-files?business_date=2026-12-01".into(),
+                Some(("text/csv".into(), CLEARING.into())),
+                "recon.ingest",
+                String::new(),
+                "admin",
+            ),
+            (
+                "POST",
+                "/api/v1/recon-runs".into(),
+                json_body(json!({"business_date": "2026-12-01"})),
+                "recon.run",
+                "recon_run:2026-12-01".into(),
+                "admin",
+            ),
+            (
+                "POST",
+                format!("/api/v1/findings/{FINDING}/assign"),
+                json_body(json!({"assignee": "wang.fang"})),
+                "exception.assign",
+                format!("finding:{FINDING}"),
+                "admin",
+            ),
+            (
+                "POST",
+                format!("/api/v1/findings/{FINDING}/resolve"),
+                json_body(json!({"note": "found at the issuer"})),
+                "exception.resolve",
+                format!("finding:{FINDING}"),
+                "admin",
+            ),
+            (
+                "POST",
+                "/api/v1/risk/cases/1/assign".into(),
+                json_body(json!({"assignee": "zhao.lei"})),
+                "case.assign",
+                "case:1".into(),
+                "admin",
+            ),
+            (
+                "POST",
+                "/api/v1/risk/cases/1/note".into(),
+                json_body(json!({"note": "same card at three shops"})),
+                "case.note",
+                "case:1".into(),
+                "admin",
+            ),
+            (
+                "POST",
+                "/api/v1/risk/cases/1/close".into(),
+                json_body(json!({"verdict": "fraud"})),
+                "case.status",
+                "case:1".into(),
+                "admin",
+            ),
+            (
+                "POST",
+                "/api/v1/saf/2/retry".into(),
+                None,
+                "saf.retry",
+                "saf:2".into(),
+                "admin",
+            ),
+            (
+                "POST",
+                "/api/v1/saf/2/resolve".into(),
+                json_body(json!({"note": "issuer confirmed the reversal by phone"})),
+                "saf.resolve",
+                "saf:2".into(),
+                "admin",
             ),
         ];
-        for (method, path, body, action, object) in changes {
-            let token = if path.contains("operators") {
-                &admin
-            } else {
-                &ops
-            };
-            let (status, resp) = server.call(method, path, Some(token), body.as_ref());
+        for (method, path, body, action, object, who) in changes {
+            let token = if who == "admin" { &admin } else { &ops };
+            let (status, resp) = server.send(method, &path, Some(token), body);
             assert!(
                 (200..300).contains(&status),
                 "{method} {path}: {status} {resp}"
             );
             let new = audit(last);
-            assert_eq!(new.len(), 1, "{method} {path}: {new:?}");
+            // Confirming payouts records each payout paid (the seed settled both shops).
+            let records = if action == "payout.confirm" { 2 } else { 1 };
+            assert_eq!(new.len(), records, "{method} {path}: {new:?}");
             let a = &new[0];
-            assert_eq!(
-                (a["action"].as_str(), a["object"].as_str()),
-                (Some(action), Some(object))
-            );
-            let who = if path.contains("operators") {
-                "admin"
+            assert_eq!(a["action"].as_str(), Some(action), "{method} {path}");
+            if object.is_empty() {
+                assert!(a["object"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("recon_file:")));
             } else {
-                "operations"
-            };
+                assert_eq!(
+                    a["object"].as_str(),
+                    Some(object.as_str()),
+                    "{method} {path}"
+                );
+            }
             assert_eq!(a["actor"], who);
             assert_eq!(a["source"], "127.0.0.1");
             assert_eq!(a["request_id"].as_str().map(str::len), Some(16));
             match action {
-                "hold.place" | "operator.add" => {
-                    assert_eq!(a["before"], Value::Null);
-                    assert!(a["after"].is_object());
+                "hold.place" | "operator.add" | "settlement.run" | "recon.ingest" | "recon.run" => {
+                    assert_eq!(a["before"], Value::Null, "{action}");
+                    assert!(a["after"].is_object(), "{action}");
                 }
-                _ => {
+                "hold.release" => {
                     assert_eq!(a["before"]["released_at"], Value::Null);
                     assert_eq!(a["after"]["released_at"], NOW);
                 }
+                _ => {
+                    assert!(a["before"].is_object(), "{action}: {a}");
+                    assert!(a["after"].is_object(), "{action}: {a}");
+                    assert_ne!(a["before"], a["after"], "{action}");
+                }
             }
+            let text = a.to_string();
             assert!(
-                !a.to_string().contains("argon2"),
+                !text.contains("argon2"),
                 "no password hash in the audit trail"
             );
+            assert!(!text.contains("SECRET"), "no stored message or key: {text}");
             last = seq(&new);
         }
+        // Doing again what is done records nothing: a settled date, paid payouts, the
+        // same clearing file, a pending entry sent again, a done entry resolved.
+        for (method, path, body) in [
+            (
+                "POST",
+                "/api/v1/settlement-runs".to_owned(),
+                json_body(json!({"business_date": "2026-12-02"})),
+            ),
+            (
+                "POST",
+                "/api/v1/payouts/confirm".to_owned(),
+                json_body(json!({"value_date": "2026-12-31"})),
+            ),
+            (
+                "POST",
+                "/api/v1/clearing-files?business_date=2026-12-01".to_owned(),
+                Some(("text/csv".to_owned(), CLEARING.to_owned())),
+            ),
+            (
+                "POST",
+                "/api/v1/saf/2/resolve".to_owned(),
+                json_body(json!({"note": "again"})),
+            ),
+        ] {
+            let (status, resp) = server.send(method, &path, Some(&admin), body);
+            assert!((200..300).contains(&status), "{path}: {status} {resp}");
+            assert!(audit(last).is_empty(), "{path} again recorded something");
+        }
+        // A done entry cannot be sent again.
+        let (status, resp) = server.send("POST", "/api/v1/saf/2/retry", Some(&admin), None);
+        assert_eq!(status, 409, "{resp}");
+        assert!(audit(last).is_empty());
         // Releasing a released hold changes nothing and records nothing.
         let (status, _) = server.call("DELETE", "/api/v1/holds/manual:1", Some(&ops), None);
         assert_eq!(status, 204);

@@ -15,6 +15,10 @@ fn store_args(store: &str) -> Vec<String> {
     }
 }
 
+/// A command, its standard input, the last record's action and object, and how many
+/// records it leaves.
+type Step<'a> = (Vec<String>, &'a [u8], &'a str, &'a str, usize);
+
 fn audit(store: &str) -> Vec<store::AuditRow> {
     let mut db = store::open(store).expect("open");
     db.migrate().expect("migrate");
@@ -63,9 +67,33 @@ fn every_command_line_change_leaves_one_audit_record() {
                     opened_at: "2026-12-01T00:00:00+00:00".into(),
                     updated_at: "2026-12-01T00:00:00+00:00".into(),
                 }),
+                crate::settle::txn(
+                    9,
+                    "898310000000001",
+                    "10000001",
+                    "sale",
+                    "approved",
+                    4_200,
+                    "622848******1234",
+                    "2026-11-30 10:00",
+                ),
             ])
             .expect("seed");
         }
+        let files = std::env::temp_dir().join(format!(
+            "posguard-cli-audit-files-{}-{}",
+            std::process::id(),
+            store.len()
+        ));
+        let clearing = files.join("clearing.csv");
+        std::fs::create_dir_all(&files).expect("files dir");
+        std::fs::write(
+            &clearing,
+            "rrn,auth_code,stan,terminal,merchant,masked_pan,token,amount_minor,currency,type,time\n",
+        )
+        .expect("clearing file");
+        let (files_arg, clearing_arg) =
+            (files.display().to_string(), clearing.display().to_string());
         let s = store_args(&store);
         let with = |args: &[&str]| -> Vec<String> {
             let mut v: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
@@ -73,7 +101,8 @@ fn every_command_line_change_leaves_one_audit_record() {
             v
         };
         let pw = b"a long enough password\n".as_slice();
-        let steps: Vec<(Vec<String>, &[u8], &str, &str)> = vec![
+        // (command, stdin, the last record's action and object, records it leaves).
+        let steps: Vec<Step> = vec![
             (
                 with(&[
                     "user",
@@ -86,18 +115,21 @@ fn every_command_line_change_leaves_one_audit_record() {
                 pw,
                 "operator.add",
                 "operator:zhang.wei",
+                1,
             ),
             (
                 with(&["user", "passwd", "zhang.wei", "--password-stdin"]),
                 b"another long password\n",
                 "operator.passwd",
                 "operator:zhang.wei",
+                1,
             ),
             (
                 with(&["user", "disable", "zhang.wei"]),
                 b"",
                 "operator.disable",
                 "operator:zhang.wei",
+                1,
             ),
             (
                 with(&[
@@ -113,42 +145,74 @@ fn every_command_line_change_leaves_one_audit_record() {
                 b"",
                 "hold.place",
                 "hold:manual:1",
+                1,
             ),
             (
                 with(&["hold", "release", "manual:1", "--by", "ops.li"]),
                 b"",
                 "hold.release",
                 "hold:manual:1",
+                1,
             ),
             (
                 with(&["case", "assign", "7", "analyst.wu"]),
                 b"",
                 "case.assign",
                 "case:7",
+                1,
             ),
             (
                 with(&["case", "note", "7", "three cards in a minute"]),
                 b"",
                 "case.note",
                 "case:7",
+                1,
             ),
             (
                 with(&["case", "close", "7", "fraud"]),
                 b"",
                 "case.status",
                 "case:7",
+                1,
+            ),
+            (
+                with(&["settle", "--date", "2026-11-30", "--out", &files_arg]),
+                b"",
+                "settlement.run",
+                "settlement_run:2026-11-30",
+                1,
+            ),
+            (
+                with(&["payout", "confirm", "--value-date", "2026-12-31"]),
+                b"",
+                "payout.confirm",
+                "payout:S20261130-898310000000001:0",
+                1,
+            ),
+            (
+                with(&[
+                    "recon",
+                    "--date",
+                    "2026-11-30",
+                    "--issuer-file",
+                    &clearing_arg,
+                ]),
+                b"",
+                "recon.run",
+                "recon_run:2026-11-30",
+                2,
             ),
         ];
         let mut seen = audit(&store).len();
         assert_eq!(seen, 0);
-        for (args, stdin, action, object) in steps {
+        for (args, stdin, action, object, records) in steps {
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
             let (code, _, err) = run(&argv, stdin);
             assert_eq!(code, 0, "{argv:?}: {err}");
             let all = audit(&store);
             assert_eq!(
                 all.len(),
-                seen + 1,
+                seen + records,
                 "{argv:?} left {} records",
                 all.len() - seen
             );
@@ -168,7 +232,8 @@ fn every_command_line_change_leaves_one_audit_record() {
             assert!(after.is_object(), "{argv:?}: {after}");
             assert_eq!(
                 before.is_null(),
-                action.ends_with(".add") || action == "hold.place",
+                action.ends_with(".add")
+                    || ["hold.place", "settlement.run", "recon.run"].contains(&action),
                 "{argv:?}: {before}"
             );
             assert!(
@@ -182,6 +247,10 @@ fn every_command_line_change_leaves_one_audit_record() {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         assert_eq!(run(&argv, b"").0, 2);
         assert_eq!(audit(&store).len(), seen);
+        // The ingest before the run is recorded too.
+        let all = audit(&store);
+        assert_eq!(all[all.len() - 2].action, "recon.ingest");
+        let _ = std::fs::remove_dir_all(&files);
         cleanup(&store);
     }
 }
