@@ -138,7 +138,16 @@ fn query(path: &str) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
             q.extend(page());
             q
         }
-        "/api/v1/audit" => page(),
+        "/api/v1/audit" => {
+            let mut q = page();
+            q.push((
+                "format",
+                one_of(&["json", "csv"]),
+                "json (default) or csv (up to 100,000 records from the cursor)",
+            ));
+            q
+        }
+        "/api/v1/merchants" | "/api/v1/holds" | "/api/v1/operators" => list(vec![]),
         "/api/v1/merchants/{merchant_id}/statement" => {
             vec![("date", date(), "the business date (required)")]
         }

@@ -14,6 +14,7 @@ use store::{SafState, TxnFilter, TxnKind, TxnRow, TxnState};
 
 use crate::auth::{request_meta, throttle_key, Permission, Principal};
 use crate::error::ApiError;
+use crate::lists::{answer, ListQuery};
 use crate::metrics::StoreGauges;
 use crate::Api;
 
@@ -529,15 +530,30 @@ fn merchant_json(m: &store::MerchantRow) -> Value {
     })
 }
 
-pub async fn merchants(State(api): State<Api>, p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn merchants(
+    State(api): State<Api>,
+    p: Principal,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     p.require(Permission::MerchantRead)?;
+    let Query(q) = query(q)?;
     let all = api.db(|db| Ok(db.merchants()?)).await?;
     let items: Vec<Value> = all
         .iter()
         .filter(|m| p.sees_merchant(&m.merchant_id))
         .map(merchant_json)
         .collect();
-    Ok(Json(json!({"items": items, "next": null})))
+    let columns = [
+        "merchant_id",
+        "name",
+        "city",
+        "mcc",
+        "status",
+        "merchant_class",
+        "risk_class",
+        "created_at",
+    ];
+    answer(items, &q, "merchants", &columns)
 }
 
 pub async fn merchant(
@@ -557,13 +573,25 @@ pub async fn merchant(
 
 // ---- holds ----------------------------------------------------------------------
 
-pub async fn holds(State(api): State<Api>, p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn holds(
+    State(api): State<Api>,
+    p: Principal,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     p.require(Permission::HoldRead)?;
+    let Query(q) = query(q)?;
     let all = api.db(|db| Ok(db.holds(false)?)).await?;
-    Ok(Json(json!({
-        "items": all.iter().map(services::money::hold_json).collect::<Vec<_>>(),
-        "next": null,
-    })))
+    let items = all.iter().map(services::money::hold_json).collect();
+    let columns = [
+        "hold_id",
+        "subject",
+        "reason",
+        "placed_by",
+        "placed_at",
+        "released_by",
+        "released_at",
+    ];
+    answer(items, &q, "holds", &columns)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -654,16 +682,23 @@ pub async fn release_hold(
 pub struct PageQuery {
     pub(crate) after: Option<i64>,
     pub(crate) limit: Option<usize>,
+    pub(crate) format: Option<String>,
 }
 
 pub async fn audit(
     State(api): State<Api>,
     p: Principal,
     q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     p.require(Permission::AuditRead)?;
     let Query(q) = query(q)?;
     let (after, limit) = page(q.after, q.limit)?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::field("format", "format is json or csv")),
+    };
+    let limit = if csv { MAX_EXPORT } else { limit };
     let rows = api.db(move |db| Ok(db.audit_after(after, limit)?)).await?;
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
     let items: Vec<Value> = rows
@@ -677,19 +712,45 @@ pub async fn audit(
             })
         })
         .collect();
+    if csv {
+        let columns = [
+            "seq",
+            "at",
+            "actor",
+            "role",
+            "action",
+            "object",
+            "before",
+            "after",
+            "request_id",
+            "source",
+        ];
+        return crate::lists::csv(&items, "audit", &columns);
+    }
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|a| a.seq))
         .flatten();
-    Ok(Json(json!({"items": items, "next": next})))
+    Ok(Json(json!({"items": items, "next": next})).into_response())
 }
 
-pub async fn operators(State(api): State<Api>, p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn operators(
+    State(api): State<Api>,
+    p: Principal,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     p.require(Permission::OperatorRead)?;
+    let Query(q) = query(q)?;
     let all = api.db(|db| Ok(db.operators()?)).await?;
-    Ok(Json(json!({
-        "items": all.iter().map(accounts::operator_json).collect::<Vec<_>>(),
-        "next": null,
-    })))
+    let items = all.iter().map(accounts::operator_json).collect();
+    let columns = [
+        "name",
+        "role",
+        "merchant_ids",
+        "disabled",
+        "created_at",
+        "updated_at",
+    ];
+    answer(items, &q, "operators", &columns)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -61,9 +61,15 @@ pub fn run(a: ApiArgs) -> anyhow::Result<()> {
             out_dir: a.settlement_dir,
             ..services::money::MoneyConfig::default()
         };
-        serve(&a.store.location(), listener, system_clock(), money, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        serve(
+            &a.store.location(),
+            listener,
+            system_clock(),
+            money,
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+        )
         .await
     })
 }

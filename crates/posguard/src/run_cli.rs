@@ -197,8 +197,7 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
                         let _ = tokio::signal::ctrl_c().await;
                     };
                     let clock = crate::api_cli::system_clock();
-                    if let Err(e) = crate::api_cli::serve(&store, l, clock, money, shutdown).await
-                    {
+                    if let Err(e) = crate::api_cli::serve(&store, l, clock, money, shutdown).await {
                         tracing::error!(error = %e, "the operators' API stopped");
                     }
                 }))

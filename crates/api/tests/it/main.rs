@@ -866,6 +866,78 @@ fn every_change_leaves_exactly_one_audit_record_with_before_and_after() {
     }
 }
 
+/// Every list answers CSV with its columns, honouring its filters; a merchant's
+/// export holds its own rows only.
+#[test]
+fn every_list_exports_csv_honouring_its_filters() {
+    let location = locations("csv").remove(0);
+    cleanup(&location);
+    seed(&location);
+    let server = Server::start(&location);
+    let admin = server.login("admin");
+    let shop = server.login("merchant");
+    let rows = |token: &str, path: &str| -> Vec<String> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (status, text) =
+            server.raw("GET", &format!("{path}{sep}format=csv"), Some(token), None);
+        assert_eq!(status, 200, "{path}: {text}");
+        text.lines().map(str::to_owned).collect()
+    };
+    let lists: Vec<&str> = api::ROUTES
+        .iter()
+        .filter(|(m, p, perm)| *m == "GET" && !p.contains('{') && perm.is_some())
+        .map(|(_, p, _)| *p)
+        .filter(|p| !["/api/v1/me"].contains(p))
+        .collect();
+    assert!(lists.len() >= 12, "{lists:?}");
+    for path in &lists {
+        let all = rows(&admin, path);
+        assert!(!all.is_empty() && !all[0].is_empty(), "{path}: no header");
+        assert!(!all.concat().contains("SECRET"), "{path} exports a secret");
+    }
+    // (path with a filter, data rows expected): the filters apply to the export.
+    for (path, expect) in [
+        (format!("/api/v1/settlements?merchant={SHOP_B}"), 1),
+        ("/api/v1/settlements?date=2026-11-30".to_owned(), 0),
+        ("/api/v1/settlements".to_owned(), 2),
+        ("/api/v1/findings?status=open".to_owned(), 1),
+        ("/api/v1/findings?status=resolved".to_owned(), 0),
+        ("/api/v1/saf?state=exception".to_owned(), 1),
+        ("/api/v1/saf?state=done".to_owned(), 0),
+        ("/api/v1/terminals?status=active".to_owned(), 1),
+        ("/api/v1/terminals?merchant=898310000000002".to_owned(), 0),
+        ("/api/v1/risk/cases?status=open".to_owned(), 1),
+        ("/api/v1/settlement-runs".to_owned(), 1),
+        ("/api/v1/merchants".to_owned(), 2),
+    ] {
+        assert_eq!(rows(&admin, &path).len(), expect + 1, "{path}");
+    }
+    assert_eq!(
+        rows(&shop, "/api/v1/settlements").len(),
+        2,
+        "own settlement only"
+    );
+    assert_eq!(rows(&shop, "/api/v1/merchants").len(), 2);
+    assert_eq!(
+        rows(&admin, "/api/v1/settlements")[0],
+        "settlement_id,merchant_id,business_date,settlement_account,gross_minor,refunds_minor,fees_minor,held_minor,net_minor,txn_count,created_at"
+    );
+    // A page is a page, and `next` continues it.
+    let (_, first) = server.call("GET", "/api/v1/merchants?limit=1", Some(&admin), None);
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(first["next"], 1);
+    let (_, second) = server.call(
+        "GET",
+        "/api/v1/merchants?limit=1&after=1",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(second["items"][0]["merchant_id"], SHOP_B);
+    assert_eq!(second["next"], Value::Null);
+    drop(server);
+    cleanup(&location);
+}
+
 #[test]
 fn bad_requests_get_one_error_shape_naming_the_field() {
     let location = locations("errors").remove(0);
