@@ -12,7 +12,7 @@ pub mod auth;
 mod back_office;
 pub mod error;
 mod lists;
-mod metrics;
+pub mod metrics;
 pub mod openapi;
 mod routes;
 
@@ -31,6 +31,7 @@ use store::Backend;
 
 pub use auth::{Permission, Principal};
 pub use error::ApiError;
+pub use metrics::{install_node_recorder, NodeHooks};
 
 /// Every route under `/api/v1`: method, path, and the permission it needs (`None`:
 /// open — logging in and the OpenAPI document). The table-driven access test and the
@@ -182,6 +183,7 @@ struct Inner {
     metrics: metrics::Metrics,
     clock: Clock,
     money: services::money::MoneyConfig,
+    node: std::sync::OnceLock<metrics::NodeHooks>,
 }
 
 /// The store connection, dropped off the async workers: a PostgreSQL client blocks
@@ -223,8 +225,27 @@ impl Api {
                 metrics: metrics::Metrics::default(),
                 clock,
                 money,
+                node: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Serves a switching node's metrics too, and counts its issuer link in readiness.
+    pub fn attach_node(&self, hooks: metrics::NodeHooks) {
+        let _ = self.inner.node.set(hooks);
+    }
+
+    fn node_ready(&self) -> Option<Result<(), String>> {
+        self.inner.node.get().map(|n| (n.ready)())
+    }
+
+    fn render_metrics(&self, gauges: metrics::StoreGauges) -> String {
+        let mut text = self.inner.metrics.render(gauges);
+        if let Some(n) = self.inner.node.get() {
+            text.push('\n');
+            text.push_str(&n.handle.render());
+        }
+        text
     }
 
     /// The money configuration runs use.

@@ -9,6 +9,41 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
+/// The switching node's metrics, when the API runs inside a node: the process-wide
+/// recorder the gateway and the journal record into, and whether the node can serve
+/// (an issuer link up).
+#[derive(Clone)]
+pub struct NodeHooks {
+    /// The process recorder's handle.
+    pub handle: PrometheusHandle,
+    /// `Ok` when the node can serve; `Err(why)` when not.
+    pub ready: std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
+}
+
+/// Installs the process-wide Prometheus recorder (once; later calls get the same
+/// handle): histograms named in `buckets` get theirs, every other one `latency`.
+pub fn install_node_recorder(
+    latency: &[f64],
+    buckets: &[(&str, &[f64])],
+) -> Result<PrometheusHandle, String> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let mut builder = PrometheusBuilder::new()
+        .set_buckets(latency)
+        .map_err(|e| e.to_string())?;
+    for (name, b) in buckets {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full((*name).to_owned()), b)
+            .map_err(|e| e.to_string())?;
+    }
+    let recorder = builder.build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
 /// What the store says at a scrape.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct StoreGauges {
@@ -16,6 +51,7 @@ pub(crate) struct StoreGauges {
     pub saf_oldest_age_secs: i64,
     pub saf_exceptions: i64,
     pub in_flight: i64,
+    pub recon_open: i64,
 }
 
 const REQUESTS: &str = "posguard_api_requests_total";
@@ -24,6 +60,7 @@ const SAF_PENDING: &str = "posguard_saf_pending";
 const SAF_OLDEST: &str = "posguard_saf_oldest_age_seconds";
 const SAF_EXCEPTIONS: &str = "posguard_saf_exceptions";
 const IN_FLIGHT: &str = "posguard_transactions_in_flight";
+const RECON_OPEN: &str = "posguard_recon_exceptions_open";
 
 /// Latency buckets, seconds: 0.5 ms to 4 s.
 const BUCKETS: [f64; 14] = [
@@ -70,6 +107,10 @@ impl Default for Metrics {
                 "Store-and-forward advices handed to operators"
             );
             metrics::describe_gauge!(
+                RECON_OPEN,
+                "Reconciliation exceptions open (waiting for a person)"
+            );
+            metrics::describe_gauge!(
                 IN_FLIGHT,
                 "Transactions journaled and still waiting for the issuer's answer"
             );
@@ -99,6 +140,7 @@ impl Metrics {
             metrics::gauge!(SAF_OLDEST).set(store.saf_oldest_age_secs as f64);
             metrics::gauge!(SAF_EXCEPTIONS).set(store.saf_exceptions as f64);
             metrics::gauge!(IN_FLIGHT).set(store.in_flight as f64);
+            metrics::gauge!(RECON_OPEN).set(store.recon_open as f64);
         });
         self.handle.render()
     }

@@ -805,15 +805,26 @@ pub async fn live() -> Json<Value> {
     Json(json!({"status": "live"}))
 }
 
+/// Ready when the store answers and, inside a switching node, an issuer link is up.
 pub async fn ready(State(api): State<Api>) -> Response {
-    match api.db(|db| Ok(db.operators().map(|_| ())?)).await {
-        Ok(()) => Json(json!({"status": "ready", "store": "ok"})).into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "store": "unreachable"})),
-        )
-            .into_response(),
+    let store = api.db(|db| Ok(db.operators().map(|_| ())?)).await.is_ok();
+    let node = api.node_ready();
+    let mut body = json!({
+        "status": if store && node.as_ref().is_none_or(Result::is_ok) { "ready" } else { "not_ready" },
+        "store": if store { "ok" } else { "unreachable" },
+    });
+    if let Some(n) = &node {
+        body["issuer_link"] = match n {
+            Ok(()) => json!("up"),
+            Err(why) => json!(why),
+        };
     }
+    let status = if body["status"] == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 pub async fn metrics(State(api): State<Api>) -> Response {
@@ -833,6 +844,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
                 saf_oldest_age_secs: oldest,
                 saf_exceptions: exceptions,
                 in_flight: db.count_in_state(TxnState::Authorizing)? as i64,
+                recon_open: db.findings(Some("open"))?.len() as i64,
             })
         })
         .await
@@ -842,7 +854,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        api.inner.metrics.render(gauges),
+        api.render_metrics(gauges),
     )
         .into_response()
 }

@@ -311,6 +311,7 @@ struct Driver {
     completions: mpsc::UnboundedSender<Completion>,
     pending_persists: usize,
     stats: Arc<GatewayStats>,
+    metrics: crate::node_metrics::NodeMetrics,
     max_frame: usize,
     /// The engine panicked: its state can no longer be trusted, nothing more is fed
     /// to it, and the driver rebuilds it from the journal.
@@ -379,6 +380,7 @@ pub async fn run(
         completions: ctx,
         pending_persists: 0,
         stats,
+        metrics: crate::node_metrics::NodeMetrics::default(),
         max_frame: config.max_frame,
         engine_failed: false,
     };
@@ -619,6 +621,7 @@ impl Driver {
     }
 
     fn publish_metrics(&mut self) {
+        self.metrics.publish(&self.stats, self.conns.len());
         let (depth, oldest) = self.engine.saf_depth(self.clock.now());
         self.stats.saf_depth.store(depth as u64, Ordering::Relaxed);
         self.stats
@@ -648,6 +651,7 @@ impl Driver {
                     then,
                     on_fail,
                 } => {
+                    self.metrics.on_writes(&writes);
                     self.pending_persists += 1;
                     let tx = self.completions.clone();
                     self.journal.submit(writes, move |result| {
@@ -659,6 +663,7 @@ impl Driver {
                     });
                 }
                 Action::SendIssuer { txn_id, message } => {
+                    self.metrics.on_issuer_send(txn_id);
                     if self.send_issuer(message) {
                         self.stats.issuer_sent.fetch_add(1, Ordering::Relaxed);
                     } else {

@@ -12,6 +12,7 @@
 mod admission;
 mod driver;
 mod link;
+pub mod node_metrics;
 mod terminals;
 
 pub use driver::{run, Clock, Core, GatewayConfig, GatewayStats, KeyWatch, Reload, SystemClock};

@@ -36,6 +36,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     clock: api::Clock,
     money: services::money::MoneyConfig,
+    node: Option<api::NodeHooks>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let s = store.to_owned();
@@ -44,9 +45,41 @@ pub async fn serve(
         .context("open store")??;
     let addr = listener.local_addr().context("API address")?;
     tracing::info!(%addr, "operators' API listening (/api/v1, /health, /metrics)");
-    api::serve(listener, api::Api::with_money(db, clock, money), shutdown)
+    let api = api::Api::with_money(db, clock, money);
+    if let Some(n) = node {
+        api.attach_node(n);
+    }
+    api::serve(listener, api, shutdown)
         .await
         .context("serve the API")
+}
+
+/// A switching node's metrics and readiness for its API: installs the process's
+/// Prometheus recorder (the gateway and the journal record into it) and reads the
+/// issuer links from the gateway's counters.
+pub fn node_hooks(stats: Arc<gateway::GatewayStats>) -> anyhow::Result<api::NodeHooks> {
+    let group_writes: Vec<f64> = (0..14).map(|i| f64::from(1u32 << i)).collect();
+    let handle = api::install_node_recorder(
+        &gateway::node_metrics::BUCKETS,
+        &[(store::JOURNAL_GROUP_WRITES, &group_writes)],
+    )
+    .map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
+    gateway::node_metrics::describe();
+    store::describe_journal_metrics();
+    let ready = move || {
+        let up = stats
+            .issuer_links_up
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if up > 0 {
+            Ok(())
+        } else {
+            Err("down".to_owned())
+        }
+    };
+    Ok(api::NodeHooks {
+        handle,
+        ready: Arc::new(ready),
+    })
 }
 
 /// Runs `posguard api`.
@@ -66,6 +99,7 @@ pub fn run(a: ApiArgs) -> anyhow::Result<()> {
             listener,
             system_clock(),
             money,
+            None,
             async {
                 let _ = tokio::signal::ctrl_c().await;
             },

@@ -186,25 +186,28 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("bind {addr}"))?;
             listeners.push(on(l, gateway::TerminalDialect::Iso87Ascii));
         }
+        let stats = Arc::new(gateway::GatewayStats::default());
         let api = match http {
             Some(addr) => {
                 let l = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("bind {addr}"))?;
                 let store = store.clone();
+                let node = crate::api_cli::node_hooks(stats.clone())?;
                 Some(tokio::spawn(async move {
                     let shutdown = async {
                         let _ = tokio::signal::ctrl_c().await;
                     };
                     let clock = crate::api_cli::system_clock();
-                    if let Err(e) = crate::api_cli::serve(&store, l, clock, money, shutdown).await {
+                    let served =
+                        crate::api_cli::serve(&store, l, clock, money, Some(node), shutdown);
+                    if let Err(e) = served.await {
                         tracing::error!(error = %e, "the operators' API stopped");
                     }
                 }))
             }
             None => None,
         };
-        let stats = Arc::new(gateway::GatewayStats::default());
         let result = run_node(opts, listeners, stats, async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -160,6 +160,23 @@ impl Drop for Journal {
     }
 }
 
+/// Seconds one group commit took (the `metrics` facade: exported where the process
+/// installs a recorder).
+pub const COMMIT_SECONDS: &str = "posguard_journal_commit_seconds";
+/// Writes in one group commit.
+pub const GROUP_WRITES: &str = "posguard_journal_group_writes";
+
+/// Describes the journal's metrics on the process's recorder.
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        COMMIT_SECONDS,
+        metrics::Unit::Seconds,
+        "One journal group commit, until durable"
+    );
+    metrics::describe_histogram!(GROUP_WRITES, "Writes gathered into one journal commit");
+}
+
+#[allow(clippy::disallowed_methods)] // the edge: how long a commit takes, for metrics
 fn writer(
     mut backend: Box<dyn Backend>,
     rx: Receiver<Job>,
@@ -187,7 +204,11 @@ fn writer(
             bounds.push(start..all.len());
             callbacks.push(j.done);
         }
-        match backend.apply(&all) {
+        let started = std::time::Instant::now();
+        let applied = backend.apply(&all);
+        metrics::histogram!(COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(GROUP_WRITES).record(all.len() as f64);
+        match applied {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.writes.fetch_add(all.len() as u64, Ordering::Relaxed);

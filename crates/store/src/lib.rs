@@ -16,7 +16,10 @@ mod redis_velocity;
 mod sql;
 mod sqlite;
 
-pub use journal::{Journal, JournalConfig, JournalStats, Persisted};
+pub use journal::{
+    describe_metrics as describe_journal_metrics, Journal, JournalConfig, JournalStats, Persisted,
+    COMMIT_SECONDS as JOURNAL_COMMIT_SECONDS, GROUP_WRITES as JOURNAL_GROUP_WRITES,
+};
 pub use pg::PgBackend;
 pub use records::{
     AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow,

@@ -21,6 +21,23 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 /// Runs the binary with `args`, feeding `stdin`; returns (exit code, stdout, stderr).
+/// Debian's `promtool`, if installed (under CI it must be).
+pub fn promtool() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is not installed and CI=true: install Debian's prometheus package"
+        );
+        eprintln!("promtool not installed: the node's metrics check skipped");
+    }
+    found
+}
+
 pub fn run(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_posguard"))
         .args(args)
