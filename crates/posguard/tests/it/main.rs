@@ -20,7 +20,6 @@ mod tls;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// Runs the binary with `args`, feeding `stdin`; returns (exit code, stdout, stderr).
 /// Debian's `promtool`, if installed (under CI it must be).
 pub fn promtool() -> Option<std::path::PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
@@ -38,6 +37,7 @@ pub fn promtool() -> Option<std::path::PathBuf> {
     found
 }
 
+/// Runs the binary with `args`, feeding `stdin`; returns (exit code, stdout, stderr).
 pub fn run(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_posguard"))
         .args(args)
