@@ -453,16 +453,58 @@ pub async fn timeline(
     p.require(Permission::TxnRead)?;
     let t = visible_txn(&api, &p, rrn).await?;
     let id = t.txn_id;
-    let (events, decision, capture, saf, item) = api
+    let (rrn, business_date) = (
+        t.rrn.clone(),
+        api.money()
+            .business_date(&t.created_at)
+            .map(|d| d.to_string()),
+    );
+    let found = api
         .db(move |db| {
             let events = db.events(id)?;
             let decision = db.decision(id)?;
             let capture = db.capture(id)?;
             let saf = services::check::saf_of(db, id)?;
             let item = db.settlement_item(id)?;
-            Ok((events, decision, capture, saf, item))
+            let (settlement, payouts) = match &item {
+                Some(i) => (
+                    db.settlement(&i.settlement_id)?,
+                    db.payouts(&i.settlement_id)?,
+                ),
+                None => (None, Vec::new()),
+            };
+            let lines = db.recon_lines_of(&rrn)?;
+            let findings = db.findings_of(&rrn)?;
+            let runs = match &business_date {
+                Some(d) => db.recon_runs(Some(d))?,
+                None => Vec::new(),
+            };
+            Ok(Later {
+                events,
+                decision,
+                capture,
+                saf,
+                item,
+                settlement,
+                payouts,
+                lines,
+                findings,
+                runs,
+            })
         })
         .await?;
+    let Later {
+        events,
+        decision,
+        capture,
+        saf,
+        item,
+        settlement,
+        payouts,
+        lines,
+        findings,
+        runs,
+    } = found;
     let mut steps: Vec<Value> = events
         .iter()
         .map(|e| json!({"at": e.at, "kind": e.kind, "detail": e.detail}))
@@ -496,6 +538,8 @@ pub async fn timeline(
         _ => 2,
     };
     steps.sort_by(|a, b| (a["at"].as_str(), rank(a)).cmp(&(b["at"].as_str(), rank(b))));
+    // What followed, in the order money moves: the advices' outcome, settlement and
+    // payout, the issuer's clearing lines, reconciliation.
     for s in &saf {
         steps.push(json!({
             "at": s.updated_at,
@@ -505,14 +549,70 @@ pub async fn timeline(
     }
     if let Some(i) = &item {
         steps.push(json!({
-            "at": Value::Null,
+            "at": settlement.as_ref().map(|s| s.created_at.clone()),
             "kind": "settled",
             "detail": format!("settlement {}: fee {} net {}", i.settlement_id, i.fee_minor, i.net_minor),
+        }));
+    }
+    for p in &payouts {
+        steps.push(json!({
+            "at": Value::Null,
+            "kind": "payout",
+            "detail": format!(
+                "payout {} of the settlement: {} on value date {} ({})",
+                p.seq, p.amount_minor, p.value_date, p.status
+            ),
+        }));
+    }
+    for l in lines.iter().filter(|l| l.valid) {
+        steps.push(json!({
+            "at": Value::Null,
+            "kind": "clearing_line",
+            "detail": format!(
+                "in the issuer's clearing file of {}: {} {} {} (auth {})",
+                l.file_date, l.kind, l.amount_minor, l.currency, l.auth_code
+            ),
+        }));
+    }
+    if let Some(run) = runs.first() {
+        steps.push(json!({
+            "at": run.ran_at,
+            "kind": "reconciled",
+            "detail": if findings.is_empty() {
+                format!("reconciled for business date {}: matches the issuer's records", run.business_date)
+            } else {
+                format!(
+                    "reconciled for business date {}: {} finding(s)",
+                    run.business_date,
+                    findings.len()
+                )
+            },
+        }));
+    }
+    for f in &findings {
+        steps.push(json!({
+            "at": f.updated_at,
+            "kind": "recon_finding",
+            "detail": format!("{}: {} ({}); {}", f.class, f.status, f.amount_minor, f.action),
         }));
     }
     Ok(Json(
         json!({"transaction": txn_json(&t), "timeline": steps}),
     ))
+}
+
+/// What a timeline reads after the journal's own events.
+struct Later {
+    events: Vec<store::EventRow>,
+    decision: Option<store::DecisionRow>,
+    capture: Option<store::CaptureRow>,
+    saf: Vec<store::SafRow>,
+    item: Option<store::SettlementItemRow>,
+    settlement: Option<store::SettlementRow>,
+    payouts: Vec<store::PayoutRow>,
+    lines: Vec<store::ReconLineRow>,
+    findings: Vec<store::FindingRow>,
+    runs: Vec<store::ReconRunRow>,
 }
 
 // ---- merchants ------------------------------------------------------------------

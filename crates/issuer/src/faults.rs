@@ -34,6 +34,10 @@ pub struct Faults {
     pub late_clearing_line_permille: u16,
     /// Clearing lines whose amount is published one minor unit too high.
     pub corrupt_clearing_line_permille: u16,
+    /// The first this many replies to reversal advices (0420/0421), over all
+    /// connections, are never sent: the reversal is applied and the acquirer repeats it.
+    #[serde(default)]
+    pub drop_reversal_replies: u32,
 }
 
 /// What the server does with one reply.

@@ -60,6 +60,9 @@ pub struct ServerConfig {
     pub tls: Option<tls::ServerTls>,
     /// A TLS handshake must complete within this long of the connection opening.
     pub tls_handshake_timeout: Duration,
+    /// Reversal replies dropped so far (`Faults::drop_reversal_replies`), shared by
+    /// every connection.
+    pub reversal_replies_dropped: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             clock: local_clock(),
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
+            reversal_replies_dropped: Arc::default(),
         }
     }
 }
@@ -242,11 +246,25 @@ async fn read_loop<S: AsyncRead>(
                     return;
                 }
             };
-            let (bytes, approved_financial) = match answer {
-                Answer::Reply(bytes, approved) => (bytes, approved),
+            let (bytes, approved_financial, reversal) = match answer {
+                Answer::Reply(bytes, approved, reversal) => (bytes, approved, reversal),
                 Answer::Nothing => continue,
                 Answer::Close => return,
             };
+            if reversal && cfg.faults.drop_reversal_replies > 0 {
+                let dropped = cfg
+                    .reversal_replies_dropped
+                    .fetch_update(
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                        |n| (n < cfg.faults.drop_reversal_replies).then_some(n + 1),
+                    )
+                    .is_ok();
+                if dropped {
+                    tracing::warn!("fault: reversal reply dropped after the reversal");
+                    continue;
+                }
+            }
             let plan = if cfg.faults.any_transport() {
                 cfg.faults.plan(&mut rng, approved_financial)
             } else {
@@ -286,8 +304,9 @@ async fn read_loop<S: AsyncRead>(
 
 /// What to do with one frame.
 enum Answer {
-    /// Send these framed bytes; the flag says whether they approve a financial request.
-    Reply(Vec<u8>, bool),
+    /// Send these framed bytes; the flags say whether they approve a financial
+    /// request, and whether they answer a reversal advice.
+    Reply(Vec<u8>, bool, bool),
     /// Send nothing (the frame was not a request).
     Nothing,
     /// Close the connection.
@@ -314,6 +333,7 @@ fn answer(bank: &Mutex<Bank>, cfg: &ServerConfig, frame: &[u8]) -> Answer {
     };
     let (mti, rc) = (reply.message.mti(), reply.message.response_code());
     let approved_financial = matches!(mti.class(), 1 | 2) && rc.is_ok_and(|rc| rc.is_approved());
+    let reversal = mti.class() == 4;
     let mut out = Vec::new();
     // A signed reply was packed when it was signed: it is not packed again.
     let framed = reply
@@ -321,7 +341,7 @@ fn answer(bank: &Mutex<Bank>, cfg: &ServerConfig, frame: &[u8]) -> Answer {
         .map_err(|e| e.to_string())
         .and_then(|p| encode_frame(&p, cfg.max_frame, &mut out).map_err(|e| e.to_string()));
     match framed {
-        Ok(()) => Answer::Reply(out, approved_financial),
+        Ok(()) => Answer::Reply(out, approved_financial, reversal),
         Err(e) => {
             tracing::error!(error = %e, %mti, "reply could not be packed");
             Answer::Nothing

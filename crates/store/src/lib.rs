@@ -68,7 +68,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/008_keys.sql"),
     include_str!("../migrations/009_track_keys.sql"),
     include_str!("../migrations/010_operators.sql"),
-    include_str!("../migrations/011_recon_runs.sql"),
+    include_str!("../migrations/011_api.sql"),
 ];
 
 /// The server's message behind a PostgreSQL error ("db error" alone says nothing).
@@ -493,6 +493,16 @@ pub trait Backend: Send {
     /// The settlement run of a business date.
     fn settlement_run(&mut self, date: &str) -> Result<Option<SettlementRunRow>, StoreError> {
         run(self, |tx| money::settlement_run(tx, date))
+    }
+
+    /// The clearing lines carrying `rrn`, in every file ingested.
+    fn recon_lines_of(&mut self, rrn: &str) -> Result<Vec<ReconLineRow>, StoreError> {
+        run(self, |tx| money::recon_lines_of(tx, rrn))
+    }
+
+    /// The findings about `rrn`.
+    fn findings_of(&mut self, rrn: &str) -> Result<Vec<FindingRow>, StoreError> {
+        run(self, |tx| money::findings_of(tx, rrn))
     }
 
     /// Every settlement run, the newest business date first.

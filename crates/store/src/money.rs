@@ -288,6 +288,24 @@ pub(crate) fn settlement_run(
     )
 }
 
+/// The clearing lines carrying an RRN.
+pub(crate) fn recon_lines_of(tx: &mut dyn Tx, rrn: &str) -> Result<Vec<ReconLineRow>, StoreError> {
+    all(
+        tx,
+        &select::<ReconLineRow>("recon_lines WHERE rrn = $1 ORDER BY file_date, file_hash, line"),
+        &[rrn.into()],
+    )
+}
+
+/// The findings about an RRN.
+pub(crate) fn findings_of(tx: &mut dyn Tx, rrn: &str) -> Result<Vec<FindingRow>, StoreError> {
+    all(
+        tx,
+        &select::<FindingRow>("recon_findings WHERE rrn = $1 ORDER BY created_at, finding_id"),
+        &[rrn.into()],
+    )
+}
+
 /// Every settlement run, the newest business date first.
 pub(crate) fn settlement_runs(tx: &mut dyn Tx) -> Result<Vec<SettlementRunRow>, StoreError> {
     all(

@@ -2184,7 +2184,20 @@ impl Engine {
             e.reason = format!("{}; escalated to operators", e.reason);
         }
         self.saf.insert(saf_id, e.clone());
+        // Each repeat is on the transaction's timeline (where the node knows it).
+        let repeated = self.known_event(
+            now,
+            e.txn_id,
+            &format!("{}_repeated", e.kind),
+            format!(
+                "not acknowledged: sent again as {} (send {}); next in {} ms",
+                if e.kind == "reversal" { "0421" } else { "0221" },
+                e.attempts,
+                delay
+            ),
+        );
         let mut writes = vec![Write::Saf(e.clone())];
+        writes.extend(repeated);
         writes.extend(escalation);
         vec![Action::Persist {
             writes,

@@ -370,13 +370,16 @@ async fn retransmissions_of_a_request_in_flight_get_one_answer_and_free_their_sl
 
 /// The API's timeline of a sale whose approval the issuer lost: every step in order
 /// with its time — received, sent to the issuer, timed out (the terminal told 98), the
-/// reversal decided, sent and acknowledged — then the reversal advice with its sends.
+/// reversal decided and sent, repeated twice (the issuer's first two answers are
+/// lost), acknowledged — then the reversal advice with its three sends, the issuer's
+/// clearing lines and the reconciliation that found nothing owed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_timeline_of_a_lost_sale_shows_every_step_in_order() {
     for store in stores("timeline") {
         let setup = Setup {
             faults: Faults {
                 drop_after_debit_permille: 1000,
+                drop_reversal_replies: 2,
                 ..Faults::default()
             },
             issuer_timeout_ms: 300,
@@ -394,14 +397,43 @@ async fn the_api_timeline_of_a_lost_sale_shows_every_step_in_order() {
         eventually_async_state(&store, "reversed").await;
         // The terminal keeps no batch entry for a failed sale: the RRN is the journal's.
         let s = store.clone();
-        let rrn = tokio::task::spawn_blocking(move || posguard::check::load_journal(&s))
+        let sale = tokio::task::spawn_blocking(move || posguard::check::load_journal(&s))
             .await
             .expect("join")
             .expect("journal")
             .into_iter()
             .find(|t| t.kind == store::TxnKind::Sale)
-            .expect("the sale")
-            .rrn;
+            .expect("the sale");
+        let (rrn, date) = (sale.rrn.clone(), sale.local_date.clone());
+        // The issuer's clearing file of the day, ingested and reconciled.
+        let day = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").expect("date");
+        let clearing = w.issuer.bank().lock().expect("bank").clearing_csv(day);
+        let s = store.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let mut db = posguard::node::open_store(&s).expect("open");
+            let actor = services::accounts::Actor::cli("test", 1);
+            let at = "2026-12-02T01:00:00+00:00";
+            services::reconcile::ingest(
+                db.as_mut(),
+                clearing.as_bytes(),
+                day,
+                "issuer",
+                &actor,
+                at,
+            )
+            .expect("ingest");
+            services::reconcile::reconcile_date(
+                db.as_mut(),
+                day,
+                &services::money::MoneyConfig::default(),
+                &actor,
+                at,
+            )
+            .expect("reconcile")
+        })
+        .await
+        .expect("join");
+        assert_eq!(report.open, 0, "nothing to chase: {report}");
         // An operator, and the API on the same store.
         let s = store.clone();
         let db = tokio::task::spawn_blocking(move || {
@@ -467,17 +499,37 @@ async fn the_api_timeline_of_a_lost_sale_shows_every_step_in_order() {
             "{kinds:?}"
         );
         assert!(pos_of("sent_to_issuer") < pos_of("timed_out"), "{kinds:?}");
-        assert!(pos_of("timed_out") < pos_of("reversed"), "{kinds:?}");
-        assert_eq!(kinds.last(), Some(&"saf_reversal"), "{kinds:?}");
-        let saf = steps.last().expect("saf step");
+        assert!(pos_of("timed_out") < pos_of("reversal_sent"), "{kinds:?}");
+        // Sent, repeated twice, acknowledged.
+        let repeats: Vec<usize> = kinds
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| **k == "reversal_repeated")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(repeats.len(), 2, "two repeats: {kinds:?}");
+        assert!(pos_of("reversal_sent") < repeats[0], "{kinds:?}");
+        assert!(repeats[1] < pos_of("reversed"), "{kinds:?}");
+        // Then the advice's outcome, the clearing lines, the reconciliation.
+        let journal_end = pos_of("saf_reversal");
+        assert!(pos_of("reversed") < journal_end, "{kinds:?}");
+        let saf = &steps[journal_end];
         assert!(
             saf["detail"]
                 .as_str()
-                .is_some_and(|d| d.starts_with("done after")),
+                .is_some_and(|d| d.starts_with("done after 3 send(s)")),
             "{saf}"
         );
+        assert!(journal_end < pos_of("clearing_line"), "{kinds:?}");
+        assert_eq!(kinds.last(), Some(&"reconciled"), "{kinds:?}");
+        assert!(
+            steps.last().expect("last")["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("matches the issuer's records")),
+            "{timeline}"
+        );
         // Every journal step has its time, and the times never go back.
-        let times: Vec<&str> = steps[..steps.len() - 1]
+        let times: Vec<&str> = steps[..journal_end]
             .iter()
             .map(|s| s["at"].as_str().expect("time"))
             .collect();
@@ -498,7 +550,8 @@ async fn the_api_timeline_of_a_lost_sale_shows_every_step_in_order() {
         let from_api: Vec<&str> = kinds
             .iter()
             .copied()
-            .filter(|k| *k != "risk_decision" && !k.starts_with("saf_"))
+            .take(journal_end)
+            .filter(|k| *k != "risk_decision")
             .collect();
         assert_eq!(
             from_api, journal,

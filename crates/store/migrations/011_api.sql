@@ -1,0 +1,13 @@
+-- posguard schema version 11: what the operators' API reads.
+-- Every reconciliation run with its report, so operators read what a run found
+-- without running it again (a date may be reconciled again when a late file comes
+-- in: each run is a row).
+CREATE TABLE recon_runs (
+    business_date TEXT NOT NULL,
+    ran_at        TEXT NOT NULL,
+    report        TEXT NOT NULL,
+    PRIMARY KEY (business_date, ran_at)
+);
+-- A transaction's timeline finds its clearing lines and findings by RRN.
+CREATE INDEX recon_lines_rrn ON recon_lines (rrn);
+CREATE INDEX recon_findings_rrn ON recon_findings (rrn);
