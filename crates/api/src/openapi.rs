@@ -116,6 +116,11 @@ fn query(path: &str) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
                 ),
                 ("response_code", string(), "field 39 sent to the terminal"),
                 (
+                    "amount_minor",
+                    integer(0, None),
+                    "the amount in minor units (with masked_pan and a date window: a cardholder's sale)",
+                ),
+                (
                     "from",
                     string().format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
                         utoipa::openapi::KnownFormat::Date,

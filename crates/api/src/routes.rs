@@ -207,6 +207,7 @@ pub struct TxnQuery {
     state: Option<String>,
     kind: Option<String>,
     response_code: Option<String>,
+    amount_minor: Option<i64>,
     from: Option<String>,
     to: Option<String>,
     after: Option<i64>,
@@ -311,6 +312,15 @@ pub async fn transactions(
         response_code: q.response_code.clone(),
         date_from: date_param("from", &q.from)?,
         date_to: date_param("to", &q.to)?,
+        amount_minor: match q.amount_minor {
+            Some(a) if a < 0 => {
+                return Err(ApiError::field(
+                    "amount_minor",
+                    "amount_minor is 0 or more (minor units)",
+                ))
+            }
+            a => a,
+        },
     };
     match q.format.as_deref() {
         None | Some("json") => {}

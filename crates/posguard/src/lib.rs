@@ -4,6 +4,7 @@
 //! are the `services` crate's; the commands here parse arguments, open the store,
 //! call them and print.
 
+pub mod api_bench;
 pub mod api_cli;
 pub mod args;
 pub mod bench;

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use posguard::{
-    api_cli, bench, check, demo, iso_cli, keys_cli, money_bench, money_cli, risk_cli, run_cli,
-    simulate, user_cli, BadInput,
+    api_bench, api_cli, bench, check, demo, iso_cli, keys_cli, money_bench, money_cli, risk_cli,
+    run_cli, simulate, user_cli, BadInput,
 };
 
 /// posguard: a risk-controlled POS acquiring platform.
@@ -70,6 +70,8 @@ enum Command {
     User(user_cli::UserCommand),
     /// Serve the operators' HTTP API on the store, without terminal traffic.
     Api(api_cli::ApiArgs),
+    /// Measure the API's search and timeline over a million transactions, next to bare SQL.
+    ApiBench(api_bench::ApiBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         Command::Exception(c) => money_cli::exception(c),
         Command::User(c) => user_cli::run(c),
         Command::Api(a) => api_cli::run(a),
+        Command::ApiBench(a) => api_bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

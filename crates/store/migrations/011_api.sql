@@ -8,6 +8,9 @@ CREATE TABLE recon_runs (
     report        TEXT NOT NULL,
     PRIMARY KEY (business_date, ran_at)
 );
+-- Searches: a merchant's transactions in id order; a card (masked) by date.
+CREATE INDEX transactions_merchant ON transactions (merchant_id, txn_id);
+CREATE INDEX transactions_masked_pan ON transactions (masked_pan, local_date);
 -- A transaction's timeline finds its clearing lines and findings by RRN.
 CREATE INDEX recon_lines_rrn ON recon_lines (rrn);
 CREATE INDEX recon_findings_rrn ON recon_findings (rrn);

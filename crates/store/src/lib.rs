@@ -54,6 +54,8 @@ pub struct TxnFilter {
     pub date_from: Option<String>,
     /// Last local business date.
     pub date_to: Option<String>,
+    /// The amount, minor units.
+    pub amount_minor: Option<i64>,
 }
 
 /// Versioned migrations, applied in order; the version is the index + 1.
@@ -244,6 +246,10 @@ pub trait Backend: Send {
                 args.push(Arg::T(v));
                 sql.push_str(&format!(" AND {col} = ${}", args.len()));
             }
+        }
+        if let Some(a) = f.amount_minor {
+            args.push(Arg::I(a));
+            sql.push_str(&format!(" AND amount_minor = ${}", args.len()));
         }
         if let Some(d) = &f.date_from {
             args.push(Arg::T(d));
