@@ -203,6 +203,8 @@ pub struct Principal {
     pub request_id: String,
     /// The client's address.
     pub source: String,
+    /// The console's CSRF token when the request came with the session cookie.
+    pub csrf: Option<String>,
 }
 
 impl Principal {
@@ -237,6 +239,22 @@ impl Principal {
     }
 }
 
+/// The console's session cookie's name.
+pub const SESSION_COOKIE: &str = "posguard_session";
+
+/// The session token in the request's `Cookie` header, if any.
+pub(crate) fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+}
+
 /// The request's id (set by the request-id layer) and client address.
 pub(crate) fn request_meta(parts: &Parts) -> (String, String) {
     let id = parts
@@ -256,13 +274,40 @@ impl FromRequestParts<Api> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Principal, ApiError> {
-        let token = parts
+        let bearer = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_owned())
-            .ok_or_else(ApiError::unauthenticated)?;
+            .map(|t| t.trim().to_owned());
+        // The console's session cookie, when no bearer token is given; a change made
+        // with it must carry the session's CSRF token in `x-csrf-token`.
+        let (token, csrf) = match bearer {
+            Some(t) => (t, None),
+            None => {
+                let t = session_cookie(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
+                let csrf = accounts::csrf_token(&t);
+                let unsafe_method = !matches!(
+                    parts.method,
+                    axum::http::Method::GET
+                        | axum::http::Method::HEAD
+                        | axum::http::Method::OPTIONS
+                );
+                let sent = parts
+                    .headers
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok());
+                if unsafe_method && sent != Some(csrf.as_str()) {
+                    tracing::warn!(method = %parts.method, "cookie request without its CSRF token refused");
+                    return Err(ApiError::new(
+                        axum::http::StatusCode::FORBIDDEN,
+                        "csrf",
+                        "a change made with the console's session needs its x-csrf-token header",
+                    ));
+                }
+                (t, Some(csrf))
+            }
+        };
         let (request_id, source) = request_meta(parts);
         let now = api.now();
         let found = api
@@ -281,6 +326,7 @@ impl FromRequestParts<Api> for Principal {
             session,
             request_id,
             source,
+            csrf,
         })
     }
 }

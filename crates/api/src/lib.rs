@@ -184,6 +184,7 @@ struct Inner {
     clock: Clock,
     money: services::money::MoneyConfig,
     node: std::sync::OnceLock<metrics::NodeHooks>,
+    cookie_secure: std::sync::atomic::AtomicBool,
 }
 
 /// The store connection, dropped off the async workers: a PostgreSQL client blocks
@@ -226,8 +227,24 @@ impl Api {
                 clock,
                 money,
                 node: std::sync::OnceLock::new(),
+                cookie_secure: std::sync::atomic::AtomicBool::new(true),
             }),
         }
+    }
+
+    /// Whether the console's session cookie is marked `Secure` (sent over HTTPS only;
+    /// browsers accept it from `http://localhost` too). On by default: turn it off
+    /// only for a console reached over plain HTTP on a trusted network.
+    pub fn set_cookie_secure(&self, secure: bool) {
+        self.inner
+            .cookie_secure
+            .store(secure, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn cookie_secure(&self) -> bool {
+        self.inner
+            .cookie_secure
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Serves a switching node's metrics too, and counts its issuer link in readiness.

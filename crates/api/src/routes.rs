@@ -86,6 +86,10 @@ pub struct LoginBody {
     name: String,
     #[schema(max_length = 1024)]
     password: String,
+    /// For the browser console: the session is set as an HttpOnly, SameSite=Strict
+    /// cookie and the response carries its CSRF token instead of the bearer token.
+    #[serde(default)]
+    cookie: bool,
 }
 
 pub async fn login(State(api): State<Api>, req: Request) -> Result<Response, ApiError> {
@@ -123,6 +127,7 @@ pub async fn login(State(api): State<Api>, req: Request) -> Result<Response, Api
         return Ok(resp);
     }
     let name = b.name.clone();
+    let cookie = b.cookie;
     let (src, rid) = (source.clone(), request_id.clone());
     let result = api
         .db(
@@ -147,6 +152,25 @@ pub async fn login(State(api): State<Api>, req: Request) -> Result<Response, Api
     if let Ok(mut t) = api.inner.throttle.lock() {
         t.succeeded(&name);
     }
+    if cookie {
+        let body = json!({
+            "csrf_token": accounts::csrf_token(&session.token),
+            "expires_at": session.row.expires_at,
+            "operator": accounts::operator_json(&session.operator),
+        });
+        let mut resp = (StatusCode::CREATED, Json(body)).into_response();
+        let max_age = accounts::SESSION_HOURS * 3600;
+        let value = format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+            crate::auth::SESSION_COOKIE,
+            session.token,
+            if api.cookie_secure() { "; Secure" } else { "" }
+        );
+        if let Ok(v) = value.parse() {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        return Ok(resp);
+    }
     let body = json!({
         "token": session.token,
         "expires_at": session.row.expires_at,
@@ -155,22 +179,37 @@ pub async fn login(State(api): State<Api>, req: Request) -> Result<Response, Api
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-pub async fn logout(State(api): State<Api>, p: Principal) -> Result<StatusCode, ApiError> {
+pub async fn logout(State(api): State<Api>, p: Principal) -> Result<Response, ApiError> {
     p.require(Permission::LoggedIn)?;
     let at = api.now().to_rfc3339();
     let actor = p.actor();
     let session = p.session.clone();
     api.db(move |db| Ok(accounts::logout(db, &session, &actor, &at)?))
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if p.csrf.is_some() {
+        let clear = format!(
+            "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+            crate::auth::SESSION_COOKIE
+        );
+        if let Ok(v) = clear.parse() {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    Ok(resp)
 }
 
 pub async fn me(p: Principal) -> Result<Json<Value>, ApiError> {
     p.require(Permission::LoggedIn)?;
-    Ok(Json(json!({
+    let mut body = json!({
         "operator": accounts::operator_json(&p.operator),
         "session": {"kind": p.session.kind, "expires_at": p.session.expires_at},
-    })))
+    });
+    // A console page that reloads learns its CSRF token here (same origin only).
+    if let Some(c) = &p.csrf {
+        body["csrf_token"] = json!(c);
+    }
+    Ok(Json(body))
 }
 
 // ---- transactions ---------------------------------------------------------------

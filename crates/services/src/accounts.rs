@@ -304,6 +304,16 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The CSRF token of a console session: derived from the session's token (SHA-256 of
+/// a label and the token), so the server checks it without storing it, and a page
+/// that cannot read the HttpOnly cookie learns it only from same-origin responses.
+pub fn csrf_token(token: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"posguard-csrf:");
+    h.update(token.as_bytes());
+    hex::encode(h.finalize())
+}
+
 fn new_token(prefix: &str) -> String {
     let mut b = [0u8; 32];
     OsRng.fill_bytes(&mut b);

@@ -938,6 +938,97 @@ fn every_list_exports_csv_honouring_its_filters() {
     cleanup(&location);
 }
 
+/// The console's session: an HttpOnly, SameSite=Strict cookie no page script can read,
+/// a CSRF token for changes, and no bearer token in the response.
+#[test]
+fn the_console_session_is_an_httponly_cookie_and_changes_need_its_csrf_token() {
+    let location = locations("cookie").remove(0);
+    cleanup(&location);
+    seed(&location);
+    let server = Server::start(&location);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(30))
+        .build();
+    let resp = agent
+        .post(&server.url("/api/v1/session"))
+        .send_json(json!({"name": "operations", "password": PASSWORD, "cookie": true}))
+        .expect("login");
+    assert_eq!(resp.status(), 201);
+    let set_cookie = resp.header("set-cookie").expect("set-cookie").to_owned();
+    let body: Value = resp.into_json().expect("json");
+    for attr in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+        "Secure",
+        "Max-Age=28800",
+    ] {
+        assert!(set_cookie.contains(attr), "{attr} missing: {set_cookie}");
+    }
+    assert!(
+        body.get("token").is_none(),
+        "no bearer token for the console: {body}"
+    );
+    let csrf = body["csrf_token"].as_str().expect("csrf").to_owned();
+    let cookie = set_cookie.split(';').next().expect("cookie").to_owned();
+    assert!(cookie.starts_with("posguard_session="), "{cookie}");
+    // Reads need the cookie only; /me gives a reloaded page its CSRF token back.
+    let me: Value = agent
+        .get(&server.url("/api/v1/me"))
+        .set("Cookie", &cookie)
+        .call()
+        .expect("me")
+        .into_json()
+        .expect("json");
+    assert_eq!(me["operator"]["name"], "operations");
+    assert_eq!(me["csrf_token"], csrf.as_str());
+    let hold = json!({"subject": format!("merchant:{SHOP_A}"), "reason": "cookie test"});
+    // A change without the CSRF token, or with a wrong one, is refused.
+    for token in [None, Some("0".repeat(64))] {
+        let mut req = agent
+            .post(&server.url("/api/v1/holds"))
+            .set("Cookie", &cookie);
+        if let Some(t) = &token {
+            req = req.set("x-csrf-token", t);
+        }
+        match req.send_json(hold.clone()) {
+            Err(ureq::Error::Status(403, r)) => {
+                let e: Value = r.into_json().expect("json");
+                assert_eq!(e["error"]["code"], "csrf", "{e}");
+            }
+            other => panic!("expected 403 without the CSRF token, got {other:?}"),
+        }
+    }
+    let resp = agent
+        .post(&server.url("/api/v1/holds"))
+        .set("Cookie", &cookie)
+        .set("x-csrf-token", &csrf)
+        .send_json(hold)
+        .expect("hold with the CSRF token");
+    assert_eq!(resp.status(), 201);
+    // Logging out ends the session and clears the cookie.
+    let resp = agent
+        .delete(&server.url("/api/v1/session"))
+        .set("Cookie", &cookie)
+        .set("x-csrf-token", &csrf)
+        .call()
+        .expect("logout");
+    assert_eq!(resp.status(), 204);
+    assert!(resp
+        .header("set-cookie")
+        .is_some_and(|c| c.contains("Max-Age=0")));
+    match agent
+        .get(&server.url("/api/v1/me"))
+        .set("Cookie", &cookie)
+        .call()
+    {
+        Err(ureq::Error::Status(401, _)) => {}
+        other => panic!("expected 401 after logout, got {other:?}"),
+    }
+    drop(server);
+    cleanup(&location);
+}
+
 #[test]
 fn bad_requests_get_one_error_shape_naming_the_field() {
     let location = locations("errors").remove(0);
