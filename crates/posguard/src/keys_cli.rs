@@ -258,14 +258,32 @@ fn load(a: ImportArgs, generate: bool) -> anyhow::Result<()> {
             .into());
         }
     }
-    db.apply(&[Write::Key(KeyRow {
-        kind: kind.name().into(),
-        version,
-        wrapped: wrapped.to_text(),
-        kcv: wrapped.kcv_hex(),
-        created_at: now_rfc3339(),
-        created_by: a.by.clone(),
-    })])
+    let at = now_rfc3339();
+    // The audit record names the key by kind, version and check value: never the key.
+    let audit = crate::args::cli_actor().audit(
+        &at,
+        if generate {
+            "key.generate"
+        } else {
+            "key.import"
+        },
+        &format!("key:{}:v{version}", kind.name()),
+        serde_json::Value::Null,
+        serde_json::json!({
+            "kind": kind.name(), "version": version, "kcv": wrapped.kcv_hex(), "by": a.by,
+        }),
+    );
+    db.apply(&[
+        Write::Key(KeyRow {
+            kind: kind.name().into(),
+            version,
+            wrapped: wrapped.to_text(),
+            kcv: wrapped.kcv_hex(),
+            created_at: at.clone(),
+            created_by: a.by.clone(),
+        }),
+        audit,
+    ])
     .context("write the key")?;
     println!(
         "{} v{version} loaded, kcv {}; nodes use it from their next start",
@@ -300,10 +318,17 @@ fn rewrap(a: RewrapArgs) -> anyhow::Result<()> {
     for t in db.terminals()? {
         writes.push(Write::Terminal(rewrap_terminal(t, &again)?));
     }
+    let n = writes.len();
+    writes.push(crate::args::cli_actor().audit(
+        &now_rfc3339(),
+        "key.rewrap",
+        "lmk",
+        serde_json::json!({"lmk_kcv": old.kcv_hex()}),
+        serde_json::json!({"lmk_kcv": new.kcv_hex(), "keys": n}),
+    ));
     db.apply(&writes).context("write the re-wrapped keys")?;
     println!(
-        "{} keys re-wrapped from LMK kcv {} to kcv {}; start every node with the new LMK",
-        writes.len(),
+        "{n} keys re-wrapped from LMK kcv {} to kcv {}; start every node with the new LMK",
         old.kcv_hex(),
         new.kcv_hex()
     );

@@ -170,6 +170,22 @@ fn load_keys(store: &str) {
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("v1 loaded, kcv"), "{out}");
     }
+    // Each load left one audit record naming the key by kind, version and check
+    // value, never the key itself.
+    let mut db = posguard::node::open_store(store).expect("open");
+    let audit = db.audit_after(0, 100).expect("audit");
+    let loads: Vec<&store::AuditRow> = audit.iter().filter(|a| a.action == "key.import").collect();
+    assert_eq!(
+        loads.iter().map(|a| a.object.as_str()).collect::<Vec<_>>(),
+        ["key:ZPK:v1", "key:ZAK:v1", "key:DEK:v1"]
+    );
+    for (a, clear) in loads.iter().zip([ZPK, ZAK, TOKEN_KEY]) {
+        assert!(a.after.contains("\"kcv\""), "{a:?}");
+        assert!(
+            !a.after.to_uppercase().contains(clear),
+            "a clear key in the audit trail"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,6 +354,18 @@ async fn the_lmk_is_rotated_while_terminals_keep_selling() {
         .expect("join");
         assert_eq!(status, 0, "{out}");
     }
+    // Each re-wrap is in the audit trail, with the LMKs' check values.
+    let s = store.clone();
+    let rewraps = tokio::task::spawn_blocking(move || {
+        let mut db = posguard::node::open_store(&s).expect("open");
+        db.audit_after(0, 100).expect("audit")
+    })
+    .await
+    .expect("join")
+    .into_iter()
+    .filter(|a| a.action == "key.rewrap")
+    .count();
+    assert_eq!(rewraps, 2);
     let r = sell(&mut first, 1_004);
     assert_eq!(code(&first.send(r).await), "00");
     node.stop().await;
