@@ -45,6 +45,8 @@ pub enum Permission {
     CaseWrite,
     /// Back-test a candidate rule set.
     Backtest,
+    /// Upload rule-set versions and put them in force.
+    RulesWrite,
     /// Read the store-and-forward queue.
     SafRead,
     /// Send a queue entry again, or resolve it by hand.
@@ -83,6 +85,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             RiskRead,
             CaseWrite,
             Backtest,
+            RulesWrite,
             SafRead,
             SafWrite,
             AuditRead,
@@ -122,6 +125,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             RiskRead,
             CaseWrite,
             Backtest,
+            RulesWrite,
         ],
     ),
     (

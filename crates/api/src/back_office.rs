@@ -867,6 +867,115 @@ pub async fn backtest(
         .into_response())
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulesBody {
+    /// The rule file (TOML, as `posguard acquirer --rules` reads it); its `version`
+    /// names it.
+    #[schema(min_length = 1, max_length = 60000)]
+    rules: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBody {
+    /// `active` or `shadow` (in force; the version in force before is retired), or
+    /// `retired`.
+    #[schema(pattern = "^(active|shadow|retired)$")]
+    status: String,
+}
+
+pub async fn rule_sets(
+    State(api): State<Api>,
+    p: Principal,
+    q: QueryResult<ListQuery>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::RiskRead)?;
+    let Query(q) = query(q)?;
+    let all = api.db(|db| Ok(db.rule_sets()?)).await?;
+    let items = all.iter().map(services::rules::rule_set_json).collect();
+    answer(
+        items,
+        &q,
+        "rule-sets",
+        &[
+            "version",
+            "status",
+            "rules",
+            "uploaded_by",
+            "uploaded_at",
+            "changed_at",
+        ],
+    )
+}
+
+pub async fn rule_set(
+    State(api): State<Api>,
+    p: Principal,
+    Path(version): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::RiskRead)?;
+    let all = api.db(|db| Ok(db.rule_sets()?)).await?;
+    let r = all
+        .into_iter()
+        .find(|r| r.version == version)
+        .ok_or_else(|| ApiError::not_found("no such rule set"))?;
+    let mut out = services::rules::rule_set_json(&r);
+    out["text"] = json!(r.rules);
+    Ok(Json(out))
+}
+
+/// Uploads a rule-set version (validated; a candidate until put in force).
+pub async fn upload_rules(
+    State(api): State<Api>,
+    p: Principal,
+    Body(b): Body<RulesBody>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::RulesWrite)?;
+    if b.rules.len() > services::rules::MAX_RULES {
+        return Err(ApiError::field(
+            "rules",
+            "a rule file is at most 60,000 bytes",
+        ));
+    }
+    if let Err(e) = risk::RuleSet::from_toml(&b.rules) {
+        return Err(ApiError::field(
+            "rules",
+            format!("the rule set is refused: {e}"),
+        ));
+    }
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let row = api
+        .db(move |db| Ok(services::rules::upload(db, &b.rules, &actor, &at)?))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(services::rules::rule_set_json(&row)),
+    )
+        .into_response())
+}
+
+/// Puts a version in force (active or shadow) or retires it.
+pub async fn set_rules_status(
+    State(api): State<Api>,
+    p: Principal,
+    Path(version): Path<String>,
+    Body(b): Body<StatusBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::RulesWrite)?;
+    let status = services::rules::RuleStatus::parse(&b.status)
+        .ok_or_else(|| ApiError::field("status", "status is active, shadow or retired"))?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let row = api
+        .db(move |db| {
+            Ok(services::rules::set_status(
+                db, &version, status, &actor, &at,
+            )?)
+        })
+        .await?;
+    Ok(Json(services::rules::rule_set_json(&row)))
+}
+
 // ---- the store-and-forward queue ---------------------------------------------------
 
 #[derive(Deserialize)]

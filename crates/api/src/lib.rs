@@ -147,6 +147,22 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         Some(Permission::CaseWrite),
     ),
     ("POST", "/api/v1/risk/backtests", Some(Permission::Backtest)),
+    ("GET", "/api/v1/risk/rule-sets", Some(Permission::RiskRead)),
+    (
+        "POST",
+        "/api/v1/risk/rule-sets",
+        Some(Permission::RulesWrite),
+    ),
+    (
+        "GET",
+        "/api/v1/risk/rule-sets/{version}",
+        Some(Permission::RiskRead),
+    ),
+    (
+        "POST",
+        "/api/v1/risk/rule-sets/{version}/status",
+        Some(Permission::RulesWrite),
+    ),
     ("GET", "/api/v1/saf", Some(Permission::SafRead)),
     ("GET", "/api/v1/saf/{saf_id}", Some(Permission::SafRead)),
     (
@@ -366,6 +382,15 @@ impl Api {
             .route("/risk/cases/{case_id}/note", post(back_office::note_case))
             .route("/risk/cases/{case_id}/close", post(back_office::close_case))
             .route("/risk/backtests", post(back_office::backtest))
+            .route(
+                "/risk/rule-sets",
+                get(back_office::rule_sets).post(back_office::upload_rules),
+            )
+            .route("/risk/rule-sets/{version}", get(back_office::rule_set))
+            .route(
+                "/risk/rule-sets/{version}/status",
+                post(back_office::set_rules_status),
+            )
             .route("/saf", get(back_office::saf))
             .route("/saf/{saf_id}", get(back_office::saf_entry))
             .route("/saf/{saf_id}/retry", post(back_office::retry_saf))

@@ -11,7 +11,9 @@ use utoipa::openapi::{
     PathsBuilder, Ref, Required, ResponseBuilder, Type,
 };
 
-use crate::back_office::{AssignBody, BacktestBody, CloseBody, DateBody, NoteBody, PayoutBody};
+use crate::back_office::{
+    AssignBody, BacktestBody, CloseBody, DateBody, NoteBody, PayoutBody, RulesBody, StatusBody,
+};
 use crate::error::ErrorBody;
 use crate::routes::{HoldBody, LoginBody, OperatorBody};
 use crate::ROUTES;
@@ -188,7 +190,7 @@ fn query(path: &str) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
             one_of(&store::SafState::ALL.map(store::SafState::name)),
             "the entry's state",
         )]),
-        "/api/v1/settlement-runs" => list(vec![]),
+        "/api/v1/settlement-runs" | "/api/v1/risk/rule-sets" => list(vec![]),
         _ => Vec::new(),
     }
 }
@@ -215,6 +217,8 @@ fn body_schema(m: &str, path: &str) -> Option<&'static str> {
         ("POST", p) if p.ends_with("/resolve") || p.ends_with("/note") => Some("NoteBody"),
         ("POST", "/api/v1/risk/cases/{case_id}/close") => Some("CloseBody"),
         ("POST", "/api/v1/risk/backtests") => Some("BacktestBody"),
+        ("POST", "/api/v1/risk/rule-sets") => Some("RulesBody"),
+        ("POST", "/api/v1/risk/rule-sets/{version}/status") => Some("StatusBody"),
         _ => None,
     }
 }
@@ -320,6 +324,9 @@ pub fn document() -> OpenApi {
         if *path == "/api/v1/clearing-files" {
             errors.extend([("413", "file over 64 MiB"), ("415", "not text/csv")]);
         }
+        if *m == "POST" && *path == "/api/v1/risk/rule-sets" {
+            errors.push(("409", "the version exists with other rules"));
+        }
         if *m == "POST" && path.starts_with("/api/v1/saf/") {
             errors.push(("409", "the entry is done"));
         }
@@ -368,6 +375,8 @@ pub fn document() -> OpenApi {
                 .schema_from::<NoteBody>()
                 .schema_from::<CloseBody>()
                 .schema_from::<BacktestBody>()
+                .schema_from::<RulesBody>()
+                .schema_from::<StatusBody>()
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

@@ -190,6 +190,26 @@ pub struct Core {
     /// `GatewayConfig::key_check_secs` so keys loaded while the node runs are used
     /// without a restart.
     pub keys: Option<KeyWatch>,
+    /// Reads the risk rule-set version in force from the store, on the same schedule:
+    /// `Some` when it changed since the last read, and the engine reloads it.
+    pub rules: Option<RulesWatch>,
+}
+
+/// Reads the rule set in force when it changed (blocking; run off the runtime).
+pub type RulesWatch = Box<dyn FnMut() -> Result<Option<risk::RuleSet>, String> + Send>;
+
+/// Reads the rule-set table on a blocking thread and hands back a new version.
+fn spawn_rules_check(watch: Arc<std::sync::Mutex<RulesWatch>>, back: mpsc::Sender<risk::RuleSet>) {
+    tokio::task::spawn_blocking(move || {
+        let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
+        match (watch)() {
+            Ok(Some(rules)) => {
+                let _ = back.blocking_send(rules);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "rule sets not read; the rules in force stay"),
+        }
+    });
 }
 
 /// Reads the zone keys and the token key in force (blocking; run off the runtime).
@@ -338,9 +358,12 @@ pub async fn run(
         sweeper,
         mut reload,
         keys,
+        rules,
     } = core;
     let key_watch = keys.map(|k| Arc::new(std::sync::Mutex::new(k)));
     let (keys_tx, mut keys_rx) = mpsc::channel(2);
+    let rules_watch = rules.map(|r| Arc::new(std::sync::Mutex::new(r)));
+    let (rules_tx, mut rules_rx) = mpsc::channel::<risk::RuleSet>(2);
     let (adopt_tx, mut adopt_rx) = mpsc::channel::<Vec<SafRow>>(4);
     let sweeper = sweeper.map(|(b, owner)| (Arc::new(std::sync::Mutex::new(b)), owner));
     let adopt_after_ms = config.saf_adopt_after_ms;
@@ -431,9 +454,15 @@ pub async fn run(
                 if let (Some(w), true) = (&key_watch, sweep_ticks % config.key_check_secs.max(1) == 0) {
                     spawn_key_check(w.clone(), keys_tx.clone());
                 }
+                if let (Some(w), true) = (&rules_watch, sweep_ticks % config.key_check_secs.max(1) == 0) {
+                    spawn_rules_check(w.clone(), rules_tx.clone());
+                }
             }
             Some((zone, token)) = keys_rx.recv() => {
                 d.engine.update_keys(zone, token.as_ref());
+            }
+            Some(rules) = rules_rx.recv() => {
+                d.engine.reload_rules(rules);
             }
             Some(rows) = adopt_rx.recv() => {
                 for entry in rows {

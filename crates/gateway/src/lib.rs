@@ -15,6 +15,8 @@ mod link;
 pub mod node_metrics;
 mod terminals;
 
-pub use driver::{run, Clock, Core, GatewayConfig, GatewayStats, KeyWatch, Reload, SystemClock};
+pub use driver::{
+    run, Clock, Core, GatewayConfig, GatewayStats, KeyWatch, Reload, RulesWatch, SystemClock,
+};
 pub use switch::TerminalDialect;
 pub use terminals::TerminalListener;

@@ -92,6 +92,63 @@ pub struct NodeSecurity {
     pub zone: ZoneKeys,
 }
 
+/// A store connection held by a watch, closed off the async workers when the watch
+/// is dropped (a PostgreSQL client blocks while it closes).
+struct OffRuntime(Option<Box<dyn Backend>>);
+
+impl Drop for OffRuntime {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("posguard-watch-close".into())
+                .spawn(move || drop(db));
+        }
+    }
+}
+
+/// Watches the store's rule-set version in force, for a node started without a rule
+/// file: what the engine gets when the version or its status changes.
+fn rules_watch(opts: &NodeOptions) -> Option<gateway::RulesWatch> {
+    if opts.rules.is_some() {
+        return None;
+    }
+    let (store, shadow_all) = (opts.store.clone(), opts.risk_shadow);
+    let mut db = OffRuntime(None);
+    let mut seen: Option<(String, String)> = None;
+    let mut first = true;
+    Some(Box::new(move || {
+        if db.0.is_none() {
+            db.0 = Some(open_store(&store).map_err(|e| format!("{e:#}"))?);
+        }
+        let Some(conn) = db.0.as_mut() else {
+            return Ok(None);
+        };
+        let now = match services::rules::in_force(conn.as_mut()) {
+            Ok(n) => n,
+            Err(e) => {
+                // Open the store afresh next time (the connection may be what failed).
+                db.0 = None;
+                return Err(e.to_string());
+            }
+        };
+        let key = now
+            .as_ref()
+            .map(|(r, _)| (r.version.clone(), r.status.clone()));
+        // The first read learns what the node started with.
+        if std::mem::take(&mut first) || key == seen {
+            seen = key;
+            return Ok(None);
+        }
+        seen = key;
+        let Some((row, set)) = now else {
+            tracing::warn!("no rule set in force any more; the rules in use stay");
+            return Ok(None);
+        };
+        tracing::info!(version = %row.version, status = %row.status, "risk rules in force changed");
+        Ok(Some(if shadow_all { set.in_shadow() } else { set }))
+    }))
+}
+
 /// Reads a rule file, or the default rule set.
 pub fn load_rules(path: Option<&std::path::Path>) -> anyhow::Result<risk::RuleSet> {
     match path {
@@ -267,7 +324,18 @@ pub fn load_engine(opts: &NodeOptions) -> anyhow::Result<(Engine, Vec<SafRow>)> 
         transactions = recent.len(),
         "acquirer state loaded"
     );
-    let mut rules = load_rules(opts.rules.as_deref())?;
+    // A rule file given wins; else the version in force in the store; else the default.
+    let stored = match opts.rules {
+        Some(_) => None,
+        None => services::rules::in_force(db.as_mut()).context("read the rule set in force")?,
+    };
+    let mut rules = match stored {
+        Some((row, set)) => {
+            tracing::info!(version = %row.version, status = %row.status, "risk rules from the store");
+            set
+        }
+        None => load_rules(opts.rules.as_deref())?,
+    };
     if opts.risk_shadow {
         rules = rules.in_shadow();
     }
@@ -357,6 +425,7 @@ pub async fn run_node(
     let issuer_tls = opts.gateway.issuer_tls.as_ref().map(|t| t.server_name());
     tracing::info!(listen = ?addrs, issuer = %opts.gateway.issuer, issuer_tls_name = ?issuer_tls, "acquirer node running");
     let keys = key_watch(&opts);
+    let rules = rules_watch(&opts);
     let reload: gateway::Reload = {
         let o = opts.clone();
         Box::new(move || load_engine(&o).map_err(|e| format!("{e:#}")))
@@ -370,6 +439,7 @@ pub async fn run_node(
             sweeper,
             reload: Some(reload),
             keys,
+            rules,
         },
         listeners,
         opts.clock.clone(),

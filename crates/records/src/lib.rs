@@ -12,6 +12,6 @@ pub use kind::{SafState, Stored, TxnKind, TxnState};
 pub use rows::{
     AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow,
     EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
-    ReconLineRow, ReconRunRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
+    ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
     SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
 };

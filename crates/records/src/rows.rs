@@ -292,6 +292,23 @@ pub struct CaptureRow {
     pub at: String,
 }
 
+/// A risk rule-set version uploaded through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSetRow {
+    /// Its version label (the TOML's `version`).
+    pub version: String,
+    /// The rule file (TOML), as uploaded and validated.
+    pub rules: String,
+    /// `candidate`, `active`, `shadow` or `retired`.
+    pub status: String,
+    /// Who uploaded it.
+    pub uploaded_by: String,
+    /// When (RFC 3339).
+    pub uploaded_at: String,
+    /// When its status last changed.
+    pub changed_at: String,
+}
+
 /// One reconciliation run of a business date and what it found (a date is reconciled
 /// again when a late file comes in: each run is its own row).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -597,6 +614,8 @@ pub enum Write {
     SettlementRun(SettlementRunRow),
     /// Record a reconciliation run.
     ReconRun(ReconRunRow),
+    /// Insert a rule-set version, or change its status.
+    RuleSet(RuleSetRow),
     /// Insert a merchant settlement.
     Settlement(SettlementRow),
     /// Insert a transaction's settlement (a transaction settles at most once).

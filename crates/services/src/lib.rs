@@ -10,6 +10,7 @@
 //! - [`check`]: the journal against the issuer's clearing files (phantom and double
 //!   debits, missing and unknown sales), the queue and in-flight counts;
 //! - [`risk`]: risk back-tests over the journal, and cases;
+//! - [`rules`]: risk rule-set versions: upload, put in force (active or shadow), retire;
 //! - [`saf`]: the store-and-forward queue's operator actions (send again, resolve);
 //! - [`accounts`]: operators, roles, sessions and API keys, and the audit trail every
 //!   change leaves in the same database transaction.
@@ -21,6 +22,7 @@ pub mod check;
 pub mod money;
 pub mod reconcile;
 pub mod risk;
+pub mod rules;
 pub mod saf;
 
 /// What went wrong, and whose fault it was.

@@ -14,3 +14,14 @@ CREATE INDEX transactions_masked_pan ON transactions (masked_pan, local_date);
 -- A transaction's timeline finds its clearing lines and findings by RRN.
 CREATE INDEX recon_lines_rrn ON recon_lines (rrn);
 CREATE INDEX recon_findings_rrn ON recon_findings (rrn);
+-- Risk rule-set versions uploaded through the API: validated, then put in force as
+-- `active` (its rules act as their modes say) or `shadow` (every rule recorded,
+-- none acting); at most one version is in force, the one before is `retired`.
+CREATE TABLE rule_sets (
+    version     TEXT PRIMARY KEY,
+    rules       TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    uploaded_by TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    changed_at  TEXT NOT NULL
+);

@@ -24,8 +24,9 @@ pub use pg::PgBackend;
 pub use records::{
     AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow,
     EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
-    ReconLineRow, ReconRunRow, SafRow, SafState, SessionRow, SettlementItemRow, SettlementRow,
-    SettlementRunRow, Stored, TerminalRow, TermsRow, TxnKind, TxnRow, TxnState, Write,
+    ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SafState, SessionRow, SettlementItemRow,
+    SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnKind, TxnRow, TxnState,
+    Write,
 };
 pub use redis_velocity::RedisVelocity;
 use sql::{all, one, select};
@@ -509,6 +510,11 @@ pub trait Backend: Send {
     /// The findings about `rrn`.
     fn findings_of(&mut self, rrn: &str) -> Result<Vec<FindingRow>, StoreError> {
         run(self, |tx| money::findings_of(tx, rrn))
+    }
+
+    /// Every rule-set version uploaded, the newest upload first.
+    fn rule_sets(&mut self) -> Result<Vec<RuleSetRow>, StoreError> {
+        run(self, money::rule_sets)
     }
 
     /// Every settlement run, the newest business date first.

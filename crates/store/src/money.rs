@@ -16,8 +16,8 @@ use crate::sql::{self, all, ids, one, select, Arg, TableRow, Tx, Val};
 use crate::StoreError;
 use records::{
     BatchDiffRow, BatchSettlementRow, CaptureRow, FindingRow, HoldRow, PayoutRow, ReconFileRow,
-    ReconLineRow, ReconRunRow, SettlementItemRow, SettlementRow, SettlementRunRow, TermsRow,
-    TxnRow, Write,
+    ReconLineRow, ReconRunRow, RuleSetRow, SettlementItemRow, SettlementRow, SettlementRunRow,
+    TermsRow, TxnRow, Write,
 };
 
 const ACCOUNT_COLUMNS: &str =
@@ -303,6 +303,15 @@ pub(crate) fn findings_of(tx: &mut dyn Tx, rrn: &str) -> Result<Vec<FindingRow>,
         tx,
         &select::<FindingRow>("recon_findings WHERE rrn = $1 ORDER BY created_at, finding_id"),
         &[rrn.into()],
+    )
+}
+
+/// Every rule-set version, the newest upload first.
+pub(crate) fn rule_sets(tx: &mut dyn Tx) -> Result<Vec<RuleSetRow>, StoreError> {
+    all(
+        tx,
+        &select::<RuleSetRow>("rule_sets ORDER BY uploaded_at DESC, version DESC"),
+        &[],
     )
 }
 

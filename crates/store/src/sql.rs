@@ -10,7 +10,7 @@ use crate::StoreError;
 use records::{
     AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow,
     EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
-    ReconLineRow, ReconRunRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
+    ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
     SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow, Write,
 };
 
@@ -332,6 +332,14 @@ table_row!(SettlementRunRow {
     net_minor: i,
     file: t,
 });
+table_row!(RuleSetRow {
+    version: t,
+    rules: t,
+    status: t,
+    uploaded_by: t,
+    uploaded_at: t,
+    changed_at: t,
+});
 table_row!(ReconRunRow {
     business_date: t,
     ran_at: t,
@@ -536,6 +544,10 @@ const SQL_RUN: &str =
 const SQL_RECON_RUN: &str =
     "INSERT INTO recon_runs (business_date, ran_at, report) VALUES ($1, $2, $3) \
      ON CONFLICT (business_date, ran_at) DO UPDATE SET report = excluded.report";
+const SQL_RULE_SET: &str =
+    "INSERT INTO rule_sets (version, rules, status, uploaded_by, uploaded_at, changed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (version) DO UPDATE SET \
+     status = excluded.status, changed_at = excluded.changed_at";
 const SQL_SETTLEMENT: &str = "INSERT INTO settlements (settlement_id, merchant_id, business_date, \
      settlement_account, gross_minor, refunds_minor, fees_minor, held_minor, net_minor, txn_count, \
      created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -605,6 +617,7 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         Write::Capture(r) => (SQL_CAPTURE, r.args()),
         Write::SettlementRun(r) => (SQL_RUN, r.args()),
         Write::ReconRun(r) => (SQL_RECON_RUN, r.args()),
+        Write::RuleSet(r) => (SQL_RULE_SET, r.args()),
         Write::Settlement(r) => (SQL_SETTLEMENT, r.args()),
         Write::SettlementItem(r) => (SQL_ITEM, r.args()),
         Write::Payout(r) => (SQL_PAYOUT, r.args()),
@@ -658,6 +671,7 @@ mod tests {
             (SQL_CAPTURE, CaptureRow::COLUMNS),
             (SQL_RUN, SettlementRunRow::COLUMNS),
             (SQL_RECON_RUN, ReconRunRow::COLUMNS),
+            (SQL_RULE_SET, RuleSetRow::COLUMNS),
             (SQL_SETTLEMENT, SettlementRow::COLUMNS),
             (SQL_ITEM, SettlementItemRow::COLUMNS),
             (SQL_PAYOUT, PayoutRow::COLUMNS),

@@ -179,6 +179,7 @@ fn seed(location: &str) {
     };
     let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
     services::money::settle_date(db.as_mut(), day, &cfg, &cli, NOW).expect("settle");
+    services::rules::upload(db.as_mut(), RULES, &cli, NOW).expect("rule set");
     for r in Role::ALL {
         let shops = if r == Role::Merchant {
             vec![SHOP_A.to_owned()]
@@ -335,7 +336,8 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
         .replace("{file}", "payouts")
         .replace("{finding_id}", FINDING)
         .replace("{case_id}", "1")
-        .replace("{saf_id}", "2");
+        .replace("{saf_id}", "2")
+        .replace("{version}", "candidate-1");
     let path = match template {
         "/api/v1/merchants/{merchant_id}/statement" => format!("{path}?date=2026-12-01"),
         "/api/v1/clearing-files" => format!("{path}?business_date=2026-12-01"),
@@ -358,7 +360,10 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
             Some(json!({"note": "called the issuer: credited on 12-02"}))
         }
         ("POST", "/api/v1/risk/cases/{case_id}/close") => Some(json!({"verdict": "not-fraud"})),
-        ("POST", "/api/v1/risk/backtests") => Some(json!({"rules": RULES})),
+        ("POST", "/api/v1/risk/backtests" | "/api/v1/risk/rule-sets") => {
+            Some(json!({"rules": RULES}))
+        }
+        ("POST", "/api/v1/risk/rule-sets/{version}/status") => Some(json!({"status": "shadow"})),
         ("POST", "/api/v1/clearing-files") => {
             return (path, Some(("text/csv".into(), CLEARING.into())));
         }
@@ -482,6 +487,8 @@ fn the_openapi_document_has_every_route() {
         "NoteBody",
         "CloseBody",
         "BacktestBody",
+        "RulesBody",
+        "StatusBody",
     ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
@@ -743,6 +750,22 @@ fn every_change_leaves_exactly_one_audit_record_with_before_and_after() {
             ),
             (
                 "POST",
+                "/api/v1/risk/rule-sets".into(),
+                json_body(json!({"rules": RULES.replace("candidate-1", "candidate-2")})),
+                "rules.upload",
+                "rule_set:candidate-2".into(),
+                "admin",
+            ),
+            (
+                "POST",
+                "/api/v1/risk/rule-sets/candidate-2/status".into(),
+                json_body(json!({"status": "active"})),
+                "rules.active",
+                "rule_set:candidate-2".into(),
+                "admin",
+            ),
+            (
+                "POST",
                 "/api/v1/saf/2/retry".into(),
                 None,
                 "saf.retry",
@@ -786,7 +809,8 @@ fn every_change_leaves_exactly_one_audit_record_with_before_and_after() {
             assert_eq!(a["source"], "127.0.0.1");
             assert_eq!(a["request_id"].as_str().map(str::len), Some(16));
             match action {
-                "hold.place" | "operator.add" | "settlement.run" | "recon.ingest" | "recon.run" => {
+                "hold.place" | "operator.add" | "settlement.run" | "recon.ingest" | "recon.run"
+                | "rules.upload" => {
                     assert_eq!(a["before"], Value::Null, "{action}");
                     assert!(a["after"].is_object(), "{action}");
                 }

@@ -178,6 +178,7 @@ fn core(dir: &std::path::Path) -> Core {
         sweeper: None,
         reload: None,
         keys: None,
+        rules: None,
     }
 }
 

@@ -192,6 +192,7 @@ async fn a_panic_in_the_engine_is_survived_and_the_node_keeps_serving() {
                 Ok((engine(hsm.clone(), m.clone(), t.clone()), Vec::new()))
             })),
             keys: None,
+            rules: None,
         }
     })
     .await;

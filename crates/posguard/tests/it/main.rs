@@ -13,6 +13,7 @@ mod recon;
 mod recon_money;
 mod reload;
 mod rerun;
+mod rules;
 mod scenarios;
 mod settle;
 mod tls;

@@ -145,6 +145,8 @@ pub struct Setup {
     /// Sweep the shared queue every second and take what is due at once (entries
     /// reconciliation queues are picked up quickly).
     pub sweep_fast: bool,
+    /// Seconds between the node's reads of the key and rule-set tables.
+    pub key_check_secs: u64,
 }
 
 impl Default for Setup {
@@ -155,6 +157,7 @@ impl Default for Setup {
             issuer_timeout_ms: 5_000,
             saf_backoff_ms: 1_000,
             sweep_fast: false,
+            key_check_secs: 10,
         }
     }
 }
@@ -219,6 +222,7 @@ impl World {
         opts.switch.saf_backoff_ms = setup.saf_backoff_ms;
         opts.switch.saf_backoff_max_ms = setup.saf_backoff_ms * 4;
         opts.gateway.issuer_connections = 2;
+        opts.gateway.key_check_secs = setup.key_check_secs;
         if setup.sweep_fast {
             opts.gateway.saf_sweep_secs = 1;
             opts.gateway.saf_adopt_after_ms = 0;
