@@ -556,14 +556,18 @@ fn start_node(
     stats: Arc<gateway::GatewayStats>,
 ) -> NodeHandle {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(crate::node::run_node(
-        opts,
-        vec![(listener, gateway::TerminalDialect::CupPos)],
-        stats,
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let task = tokio::spawn(async move {
+        crate::node::run_node(
+            opts,
+            vec![(listener, gateway::TerminalDialect::CupPos)],
+            stats,
+            async {
+                let _ = stop_rx.await;
+            },
+        )
+        .await
+        .map_err(anyhow::Error::from)
+    });
     (stop_tx, task)
 }
 

@@ -142,7 +142,7 @@ pub fn seed_store(opts: &NodeOptions, data: &DemoData) -> anyhow::Result<bool> {
         }
         crate::node::NodeKeys::Demo => crate::node::security(&opts.keys, db.as_mut())?.hsm,
     };
-    seed_demo(db.as_mut(), hsm.as_ref(), data, &now_rfc3339())
+    Ok(seed_demo(db.as_mut(), hsm.as_ref(), data, &now_rfc3339())?)
 }
 
 /// Runs `posguard acquirer`.
@@ -215,7 +215,7 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
         if let Some(api) = api {
             api.abort();
         }
-        result
+        result.map_err(anyhow::Error::from)
     })
 }
 

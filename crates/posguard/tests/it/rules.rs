@@ -49,7 +49,7 @@ async fn a_running_node_puts_the_rule_set_in_force_to_work() {
         let w = World::start_with(&store, setup).await;
         let mut pos = w.pos(0).await;
         let c = w.card(CardFate::Good, 0).clone();
-        let mut sell = async |pos: &mut crate::scenarios::Pos, amount: i64| {
+        let sell = async |pos: &mut crate::scenarios::Pos, amount: i64| {
             let r = pos.term.sale(&card(&c), amount).expect("sale");
             code(&pos.send(r).await)
         };

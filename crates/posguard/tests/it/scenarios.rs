@@ -84,7 +84,7 @@ pub struct Node {
     /// The terminal listener.
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), posguard::node::NodeError>>>,
 }
 
 impl Node {
@@ -167,7 +167,7 @@ pub struct World {
     pub acquirer: SocketAddr,
     ascii: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    node: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    node: Option<tokio::task::JoinHandle<Result<(), posguard::node::NodeError>>>,
     pub data: DemoData,
     /// Holds the unreachable issuer's port (bound, never listening) for the world's
     /// life, so no other test's listener can take it.

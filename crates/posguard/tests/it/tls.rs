@@ -45,7 +45,7 @@ struct TlsWorld {
     data: DemoData,
     store: String,
     stop: Option<oneshot::Sender<()>>,
-    node: Option<JoinHandle<anyhow::Result<()>>>,
+    node: Option<JoinHandle<Result<(), posguard::node::NodeError>>>,
 }
 
 impl TlsWorld {

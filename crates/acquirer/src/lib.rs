@@ -1,15 +1,73 @@
-//! An acquirer node: store, security module, engine and gateway wired together.
+//! An acquirer node: store, security module, risk engine, switch engine, journal and
+//! gateway wired together — what `posguard acquirer`, the demo, the benchmarks and
+//! the loopback tests start. The errors are [`NodeError`]: what was being done, and
+//! why it failed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context;
 use cardsec::{DataKey, Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule, WrappedKey};
 use gateway::{GatewayConfig, GatewayStats};
 use store::{Backend, Journal, JournalConfig, SafRow, Write};
 use switch::{Config, Engine, ZoneKeys};
 
-use crate::demo_data::DemoData;
+use sim::demo_data::DemoData;
+
+/// Why a node could not be assembled or run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A step failed: what was being done, and the cause.
+    #[error("{what}: {source}")]
+    Failed {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Something needed is missing or does not fit (a key, a rule file).
+    #[error("{0}")]
+    Invalid(String),
+    /// A service over the store failed.
+    #[error(transparent)]
+    Service(#[from] services::ServiceError),
+    /// The security module refused.
+    #[error(transparent)]
+    Security(#[from] cardsec::SecError),
+}
+
+/// A node operation's result.
+pub type Result<T, E = NodeError> = std::result::Result<T, E>;
+
+/// Says what was being done when an error happened.
+trait Ctx<T> {
+    fn ctx(self, what: impl Into<String>) -> Result<T>;
+    fn with_ctx(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> Ctx<T> for std::result::Result<T, E> {
+    fn ctx(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| NodeError::Failed {
+            what: what.into(),
+            source: Box::new(e),
+        })
+    }
+    fn with_ctx(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| NodeError::Failed {
+            what: what(),
+            source: Box::new(e),
+        })
+    }
+}
+
+impl<T> Ctx<T> for Option<T> {
+    fn ctx(self, what: impl Into<String>) -> Result<T> {
+        self.ok_or_else(|| NodeError::Invalid(what.into()))
+    }
+    fn with_ctx(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.ok_or_else(|| NodeError::Invalid(what()))
+    }
+}
 
 impl std::fmt::Debug for NodeOptions {
     /// Keys are not shown.
@@ -150,13 +208,13 @@ fn rules_watch(opts: &NodeOptions) -> Option<gateway::RulesWatch> {
 }
 
 /// Reads a rule file, or the default rule set.
-pub fn load_rules(path: Option<&std::path::Path>) -> anyhow::Result<risk::RuleSet> {
+pub fn load_rules(path: Option<&std::path::Path>) -> Result<risk::RuleSet> {
     match path {
         None => Ok(risk::RuleSet::default_rules()),
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("read rules {}", p.display()))?;
-            risk::RuleSet::from_toml(&text).with_context(|| format!("load rules {}", p.display()))
+            let text =
+                std::fs::read_to_string(p).with_ctx(|| format!("read rules {}", p.display()))?;
+            risk::RuleSet::from_toml(&text).with_ctx(|| format!("load rules {}", p.display()))
         }
     }
 }
@@ -169,30 +227,31 @@ pub fn monotonic() -> Arc<dyn Fn() -> u64 + Send + Sync> {
 }
 
 /// Opens the store named by `NodeOptions::store` and migrates it.
-pub fn open_store(store: &str) -> anyhow::Result<Box<dyn Backend>> {
-    let mut b = store::open(store).with_context(|| format!("open store {store}"))?;
-    b.migrate().context("migrate store")?;
+pub fn open_store(store: &str) -> Result<Box<dyn Backend>> {
+    let mut b = store::open(store).with_ctx(|| format!("open store {store}"))?;
+    b.migrate().ctx("migrate store")?;
     Ok(b)
 }
 
 /// The acquirer's security module and zone keys: the demo's, or the configured LMK
 /// with the newest zone and token keys of the store's key table (refusing to start,
 /// and naming what is missing, when one is not there).
-pub fn security(keys: &NodeKeys, db: &mut dyn Backend) -> anyhow::Result<NodeSecurity> {
+pub fn security(keys: &NodeKeys, db: &mut dyn Backend) -> Result<NodeSecurity> {
     match keys {
         NodeKeys::Demo => {
             tracing::warn!("DEMO KEYS IN USE: the LMK, zone keys and PAN-token key are public; never use them with real cards");
             let clear = issuer::ClearKeys::demo();
-            let lmk = Lmk::from_hex(crate::demo_data::DEMO_LMK).context("read demo LMK")?;
+            let lmk = Lmk::from_hex(sim::demo_data::DEMO_LMK).ctx("read demo LMK")?;
             let mut hsm = SoftwareSecurityModule::new(lmk, Box::new(rand::rngs::OsRng));
-            let token = hex::decode(&clear.token_key_hex).context("token key hex")?;
-            hsm.set_data_key(DataKey::new(clear.token_key_id, &token).context("token key")?);
-            let import = |kind, hex: &str| -> anyhow::Result<WrappedKey> {
-                Ok(hsm.import_key(kind, 1, &Key::from_hex(hex)?)?)
+            let token = hex::decode(&clear.token_key_hex).ctx("token key hex")?;
+            hsm.set_data_key(DataKey::new(clear.token_key_id, &token).ctx("token key")?);
+            let import = |kind, hex: &str| -> Result<WrappedKey> {
+                hsm.import_key(kind, 1, &Key::from_hex(hex).ctx("a demo key")?)
+                    .ctx("import a demo key")
             };
             let zone = ZoneKeys {
-                zpk: import(KeyKind::Zpk, &clear.zpk_hex).context("demo ZPK")?,
-                zak: import(KeyKind::Zak, &clear.zak_hex).context("demo ZAK")?,
+                zpk: import(KeyKind::Zpk, &clear.zpk_hex).ctx("demo ZPK")?,
+                zak: import(KeyKind::Zak, &clear.zak_hex).ctx("demo ZAK")?,
             };
             Ok(NodeSecurity {
                 hsm: Arc::new(hsm),
@@ -203,7 +262,7 @@ pub fn security(keys: &NodeKeys, db: &mut dyn Backend) -> anyhow::Result<NodeSec
             let mut hsm = module(lmk, previous.as_deref());
             let (zone, dek) = keys_in_force(&hsm, lmk, db)?;
             hsm.set_wrapped_data_key(&dek)
-                .context("install the token key")?;
+                .ctx("install the token key")?;
             tracing::info!(lmk_kcv = %lmk.kcv_hex(), zpk = zone.zpk.version(), zak = zone.zak.version(), token_key = dek.version(), "keys loaded");
             Ok(NodeSecurity {
                 hsm: Arc::new(hsm),
@@ -219,23 +278,24 @@ fn keys_in_force(
     hsm: &SoftwareSecurityModule,
     lmk: &Lmk,
     db: &mut dyn Backend,
-) -> anyhow::Result<(ZoneKeys, WrappedKey)> {
-    let stored = db.keys().context("read the key table")?;
-    let newest = |kind: KeyKind| -> anyhow::Result<WrappedKey> {
+) -> Result<(ZoneKeys, WrappedKey)> {
+    let stored = db.keys().ctx("read the key table")?;
+    let newest = |kind: KeyKind| -> Result<WrappedKey> {
         let row = stored
             .iter()
             .filter(|k| k.kind == kind.name())
             .max_by_key(|k| k.version)
-            .with_context(|| format!("no {} in the key table: load one with `posguard keys import --kind {}` (or `keys generate`)", kind.name(), kind.name().to_lowercase()))?;
+            .with_ctx(|| format!("no {} in the key table: load one with `posguard keys import --kind {}` (or `keys generate`)", kind.name(), kind.name().to_lowercase()))?;
         let key = WrappedKey::parse(&row.wrapped)
-            .with_context(|| format!("read {} version {}", kind.name(), row.version))?;
-        anyhow::ensure!(
-            hsm.holds(&key),
-            "{} version {} is not wrapped under this LMK (kcv {}) or the previous one: wrong LMK?",
-            kind.name(),
-            row.version,
-            lmk.kcv_hex()
-        );
+            .with_ctx(|| format!("read {} version {}", kind.name(), row.version))?;
+        if !hsm.holds(&key) {
+            return Err(NodeError::Invalid(format!(
+                "{} version {} is not wrapped under this LMK (kcv {}) or the previous one: wrong LMK?",
+                kind.name(),
+                row.version,
+                lmk.kcv_hex()
+            )));
+        }
         Ok(key)
     };
     let zone = ZoneKeys {
@@ -276,25 +336,25 @@ pub fn seed_demo(
     hsm: &dyn SecurityModule,
     data: &DemoData,
     now_rfc3339: &str,
-) -> anyhow::Result<bool> {
-    if !db.terminals().context("read terminals")?.is_empty() {
+) -> Result<bool> {
+    if !db.terminals().ctx("read terminals")?.is_empty() {
         return Ok(false);
     }
     let (merchants, terminals) =
-        sim::acquirer_rows(hsm, data, now_rfc3339).context("wrap demo terminal keys")?;
+        sim::acquirer_rows(hsm, data, now_rfc3339).ctx("wrap demo terminal keys")?;
     let writes: Vec<Write> = merchants
         .into_iter()
         .map(Write::Merchant)
         .chain(terminals.into_iter().map(Write::Terminal))
         .collect();
     db.apply(&writes)
-        .context("write demo merchants and terminals")?;
+        .ctx("write demo merchants and terminals")?;
     Ok(true)
 }
 
 /// Loads the node's state and builds its engine and journal (blocking: call it before
 /// the runtime or on a blocking thread).
-pub fn prepare(opts: &NodeOptions) -> anyhow::Result<(Engine, Journal, Vec<SafRow>)> {
+pub fn prepare(opts: &NodeOptions) -> Result<(Engine, Journal, Vec<SafRow>)> {
     let (engine, pending_saf) = load_engine(opts)?;
     let writer = open_store(&opts.store)?;
     let journal = Journal::start(writer, JournalConfig::default());
@@ -303,21 +363,21 @@ pub fn prepare(opts: &NodeOptions) -> anyhow::Result<(Engine, Journal, Vec<SafRo
 
 /// Builds the node's engine from what the store holds, with the queue entries to
 /// resume (blocking): at start, and again if the engine ever panics.
-pub fn load_engine(opts: &NodeOptions) -> anyhow::Result<(Engine, Vec<SafRow>)> {
+pub fn load_engine(opts: &NodeOptions) -> Result<(Engine, Vec<SafRow>)> {
     let mut db = open_store(&opts.store)?;
     let NodeSecurity { hsm, zone } = security(&opts.keys, db.as_mut())?;
-    let merchants = db.merchants().context("load merchants")?;
-    let terminals = db.terminals().context("load terminals")?;
+    let merchants = db.merchants().ctx("load merchants")?;
+    let terminals = db.terminals().ctx("load terminals")?;
     let recent = db
         .recent_transactions(opts.switch.max_remembered)
-        .context("load transactions")?;
-    let max_id = db.max_txn_id().context("read last transaction id")?;
+        .ctx("load transactions")?;
+    let max_id = db.max_txn_id().ctx("read last transaction id")?;
     let last_events = db
         .last_event_seqs(recent.first().map_or(0, |t| t.txn_id))
-        .context("load event numbers")?;
+        .ctx("load event numbers")?;
     let pending_saf = db
         .saf_in_state(store::SafState::Pending)
-        .context("load store-and-forward queue")?;
+        .ctx("load store-and-forward queue")?;
     tracing::info!(
         merchants = merchants.len(),
         terminals = terminals.len(),
@@ -327,7 +387,7 @@ pub fn load_engine(opts: &NodeOptions) -> anyhow::Result<(Engine, Vec<SafRow>)> 
     // A rule file given wins; else the version in force in the store; else the default.
     let stored = match opts.rules {
         Some(_) => None,
-        None => services::rules::in_force(db.as_mut()).context("read the rule set in force")?,
+        None => services::rules::in_force(db.as_mut()).ctx("read the rule set in force")?,
     };
     let mut rules = match stored {
         Some((row, set)) => {
@@ -339,7 +399,7 @@ pub fn load_engine(opts: &NodeOptions) -> anyhow::Result<(Engine, Vec<SafRow>)> 
     if opts.risk_shadow {
         rules = rules.in_shadow();
     }
-    let cases = db.cases(None).context("load cases")?;
+    let cases = db.cases(None).ctx("load cases")?;
     let case_ids: Vec<i64> = cases.iter().map(|c| c.case_id).collect();
     let open_cases: Vec<(store::CaseRow, i64)> = cases
         .into_iter()
@@ -355,7 +415,7 @@ pub fn load_engine(opts: &NodeOptions) -> anyhow::Result<(Engine, Vec<SafRow>)> 
     tracing::info!(version = %rules.version, rules = rules.rules.len(), "risk rules loaded");
     let velocity: Box<dyn risk::Velocity> = match &opts.redis_url {
         Some(url) => Box::new(
-            store::RedisVelocity::connect(url, &opts.redis_prefix).context("connect to Redis")?,
+            store::RedisVelocity::connect(url, &opts.redis_prefix).ctx("connect to Redis")?,
         ),
         None => Box::new(risk::MemoryVelocity::new(1_000_000)),
     };
@@ -399,18 +459,18 @@ pub async fn run_node(
     listeners: impl IntoIterator<Item = impl Into<gateway::TerminalListener>>,
     stats: Arc<GatewayStats>,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let listeners: Vec<gateway::TerminalListener> = listeners.into_iter().map(Into::into).collect();
     let o = opts.clone();
     let owner = format!("node-{}", opts.switch.node);
     let sweep_store = opts.store.clone();
     let sweeper = tokio::task::spawn_blocking(move || open_store(&sweep_store))
         .await
-        .context("join")??;
+        .ctx("join")??;
     let sweeper = Some((sweeper, owner));
     let (engine, journal, pending_saf) = tokio::task::spawn_blocking(move || prepare(&o))
         .await
-        .context("join loader")??;
+        .ctx("join loader")??;
     let addrs: Vec<(Option<SocketAddr>, gateway::TerminalDialect, &str)> = listeners
         .iter()
         .map(|l| {
