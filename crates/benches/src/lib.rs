@@ -1,4 +1,6 @@
-//! Benchmarks that need a whole store, run by `posguard api-bench`.
+//! Benchmarks that need a whole store, run by `posguard api-bench` and
+//! `posguard money-bench` ([`money`]: ledger, settlement run, reconciliation; it
+//! prints each figure as it measures).
 //!
 //! [`api_search`] fills a SQLite store with a deterministic journal (N transactions of
 //! a few hundred merchants, thousands of terminals and tens of thousands of cards over
@@ -7,6 +9,8 @@
 //! role checks, JSON and the store layer — next to the same queries in bare SQL on
 //! the same file in the same run (prepared `rusqlite` statements, rows read, nothing
 //! else). Latencies are printed as p50/p99 from HDR histograms.
+
+pub mod money;
 
 use std::fmt;
 use std::sync::Arc;
@@ -32,6 +36,12 @@ pub enum BenchError {
     /// Setting up (files, runtime, listener).
     #[error("{0}")]
     Setup(String),
+    /// A service refused.
+    #[error(transparent)]
+    Service(#[from] services::ServiceError),
+    /// A clearing file did not parse.
+    #[error("clearing file: {0}")]
+    Clearing(#[from] recon::FileError),
 }
 
 /// How big and how long.
