@@ -1033,6 +1033,34 @@ pub async fn saf(
     answer(items, &list, "saf", SAF_COLUMNS)
 }
 
+/// The queue's depth: entries per state, and the age of the oldest waiting one.
+pub async fn saf_depth(State(api): State<Api>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::SafRead)?;
+    let now_ms = api.now().timestamp_millis();
+    let (counts, oldest) = api
+        .db(move |db| {
+            let mut counts = serde_json::Map::new();
+            let mut oldest = None;
+            for s in SafState::ALL {
+                let rows = db.saf_in_state(s)?;
+                if s == SafState::Pending {
+                    oldest = rows
+                        .iter()
+                        .filter_map(|r| chrono::DateTime::parse_from_rfc3339(&r.created_at).ok())
+                        .map(|t| (now_ms - t.timestamp_millis()).max(0) / 1000)
+                        .max();
+                }
+                counts.insert(s.name().to_owned(), json!(rows.len()));
+            }
+            Ok((counts, oldest))
+        })
+        .await?;
+    Ok(Json(json!({
+        "by_state": counts,
+        "oldest_pending_age_secs": oldest,
+    })))
+}
+
 fn saf_id(id: &str) -> Result<i64, ApiError> {
     id.parse()
         .map_err(|_| ApiError::not_found("no such queue entry"))

@@ -164,6 +164,7 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         Some(Permission::RulesWrite),
     ),
     ("GET", "/api/v1/saf", Some(Permission::SafRead)),
+    ("GET", "/api/v1/saf/depth", Some(Permission::SafRead)),
     ("GET", "/api/v1/saf/{saf_id}", Some(Permission::SafRead)),
     (
         "POST",
@@ -392,6 +393,7 @@ impl Api {
                 post(back_office::set_rules_status),
             )
             .route("/saf", get(back_office::saf))
+            .route("/saf/depth", get(back_office::saf_depth))
             .route("/saf/{saf_id}", get(back_office::saf_entry))
             .route("/saf/{saf_id}/retry", post(back_office::retry_saf))
             .route("/saf/{saf_id}/resolve", post(back_office::resolve_saf))

@@ -860,6 +860,15 @@ fn every_change_leaves_exactly_one_audit_record_with_before_and_after() {
             assert!((200..300).contains(&status), "{path}: {status} {resp}");
             assert!(audit(last).is_empty(), "{path} again recorded something");
         }
+        // The queue's depth says where the entry went.
+        let (status, depth) = server.call("GET", "/api/v1/saf/depth", Some(&admin), None);
+        assert_eq!(status, 200);
+        assert_eq!(
+            depth["by_state"],
+            json!({"pending": 0, "done": 1, "exception": 0}),
+            "{depth}"
+        );
+        assert_eq!(depth["oldest_pending_age_secs"], Value::Null);
         // A done entry cannot be sent again.
         let (status, resp) = server.send("POST", "/api/v1/saf/2/retry", Some(&admin), None);
         assert_eq!(status, 409, "{resp}");
