@@ -39,6 +39,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("switch", IO),
     ("settlement", IO),
     ("recon", IO),
+    ("merchants", IO),
     ("sim", DATABASES),
 ];
 
