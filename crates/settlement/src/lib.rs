@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Weekday};
+use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use domain::Currency;
 use ledger::{Flow, Transfer};
 
@@ -26,13 +26,17 @@ pub fn business_date(local: NaiveDateTime, cutoff: NaiveTime) -> NaiveDate {
     }
 }
 
-/// The next working day (Saturday and Sunday skipped; no holiday calendar).
+/// The next working day on China's calendar (public holidays off, make-up working
+/// days on: `merchants::calendar`, loaded per year; a year not loaded skips weekends).
 pub fn next_working_day(d: NaiveDate) -> NaiveDate {
-    let mut n = d + Duration::days(1);
-    while matches!(n.weekday(), Weekday::Sat | Weekday::Sun) {
-        n += Duration::days(1);
-    }
-    n
+    calendar().add_working_days(d, 1)
+}
+
+/// The working-day calendar settlement counts on.
+pub fn calendar() -> &'static merchants::calendar::WorkCalendar {
+    static CALENDAR: std::sync::OnceLock<merchants::calendar::WorkCalendar> =
+        std::sync::OnceLock::new();
+    CALENDAR.get_or_init(merchants::calendar::WorkCalendar::china)
 }
 
 /// How fast a merchant is paid.

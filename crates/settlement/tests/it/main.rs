@@ -105,11 +105,17 @@ fn business_date_follows_the_cut_off() {
         business_date(at("2026-11-20 23:00:00"), cut),
         d("2026-11-21")
     );
-    assert_eq!(
-        settlement::next_working_day(d("2026-11-20")),
-        d("2026-11-23"),
-        "Friday → Monday"
-    );
+    // (business date, the next working day): weekends, and the 2026 holidays with
+    // their make-up working days.
+    for (day, next) in [
+        ("2026-11-20", "2026-11-23"), // Friday → Monday
+        ("2026-02-13", "2026-02-14"), // Friday → the make-up Saturday
+        ("2026-02-14", "2026-02-24"), // across the Spring Festival
+        ("2026-09-30", "2026-10-08"), // across National Day
+        ("2026-10-09", "2026-10-10"), // Friday → the make-up Saturday
+    ] {
+        assert_eq!(settlement::next_working_day(d(day)), d(next), "{day}");
+    }
 }
 
 #[test]
