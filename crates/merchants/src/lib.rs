@@ -3,6 +3,8 @@
 //! settlement dates are counted on ([`calendar`]), and the application's review state
 //! machine ([`review`]).
 
+pub mod application;
 pub mod calendar;
 pub mod checks;
+pub mod mcc;
 pub mod review;

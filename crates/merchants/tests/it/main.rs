@@ -2,6 +2,7 @@
 //! §1 and generated ones, the working-day calendar across the 2026 Spring Festival,
 //! and every transition of the review state machine.
 
+mod application;
 mod calendar;
 mod checks;
 mod review;
