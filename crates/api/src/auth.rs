@@ -51,6 +51,13 @@ pub enum Permission {
     SafRead,
     /// Send a queue entry again, or resolve it by hand.
     SafWrite,
+    /// Read merchant applications.
+    ApplicationRead,
+    /// Enter, submit, correct and withdraw merchant applications.
+    ApplicationApply,
+    /// Review merchant applications: assign, ask for information, override a check,
+    /// approve, reject.
+    ApplicationReview,
     /// Read the audit trail.
     AuditRead,
     /// Read operator accounts.
@@ -91,6 +98,9 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             AuditRead,
             OperatorRead,
             OperatorWrite,
+            ApplicationRead,
+            ApplicationApply,
+            ApplicationReview,
         ],
     ),
     (
@@ -109,6 +119,8 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             RiskRead,
             SafRead,
             SafWrite,
+            ApplicationRead,
+            ApplicationApply,
         ],
     ),
     (
@@ -126,6 +138,8 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             CaseWrite,
             Backtest,
             RulesWrite,
+            ApplicationRead,
+            ApplicationReview,
         ],
     ),
     (
@@ -158,6 +172,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             ReconRead,
             RiskRead,
             SafRead,
+            ApplicationRead,
         ],
     ),
     (
@@ -175,6 +190,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             SafRead,
             AuditRead,
             OperatorRead,
+            ApplicationRead,
         ],
     ),
     (

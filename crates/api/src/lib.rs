@@ -13,6 +13,7 @@ mod back_office;
 pub mod error;
 mod lists;
 pub mod metrics;
+mod onboarding;
 pub mod openapi;
 mod routes;
 
@@ -176,6 +177,61 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         "/api/v1/saf/{saf_id}/resolve",
         Some(Permission::SafWrite),
     ),
+    (
+        "GET",
+        "/api/v1/applications",
+        Some(Permission::ApplicationRead),
+    ),
+    (
+        "POST",
+        "/api/v1/applications",
+        Some(Permission::ApplicationApply),
+    ),
+    (
+        "GET",
+        "/api/v1/applications/{app_id}",
+        Some(Permission::ApplicationRead),
+    ),
+    (
+        "POST",
+        "/api/v1/applications/{app_id}/submit",
+        Some(Permission::ApplicationApply),
+    ),
+    (
+        "POST",
+        "/api/v1/applications/{app_id}/assign",
+        Some(Permission::ApplicationReview),
+    ),
+    (
+        "POST",
+        "/api/v1/applications/{app_id}/request-info",
+        Some(Permission::ApplicationReview),
+    ),
+    (
+        "POST",
+        "/api/v1/applications/{app_id}/resubmit",
+        Some(Permission::ApplicationApply),
+    ),
+    (
+        "POST",
+        "/api/v1/applications/{app_id}/override",
+        Some(Permission::ApplicationReview),
+    ),
+    (
+        "POST",
+        "/api/v1/applications/{app_id}/approve",
+        Some(Permission::ApplicationReview),
+    ),
+    (
+        "POST",
+        "/api/v1/applications/{app_id}/reject",
+        Some(Permission::ApplicationReview),
+    ),
+    (
+        "POST",
+        "/api/v1/applications/{app_id}/withdraw",
+        Some(Permission::ApplicationApply),
+    ),
     ("GET", "/api/v1/audit", Some(Permission::AuditRead)),
     ("GET", "/api/v1/operators", Some(Permission::OperatorRead)),
     ("POST", "/api/v1/operators", Some(Permission::OperatorWrite)),
@@ -201,6 +257,7 @@ struct Inner {
     clock: Clock,
     money: services::money::MoneyConfig,
     node: std::sync::OnceLock<metrics::NodeHooks>,
+    pii: std::sync::OnceLock<Arc<services::onboarding::PiiKey>>,
     cookie_secure: std::sync::atomic::AtomicBool,
 }
 
@@ -244,6 +301,7 @@ impl Api {
                 clock,
                 money,
                 node: std::sync::OnceLock::new(),
+                pii: std::sync::OnceLock::new(),
                 cookie_secure: std::sync::atomic::AtomicBool::new(true),
             }),
         }
@@ -262,6 +320,16 @@ impl Api {
         self.inner
             .cookie_secure
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The key personal ID numbers in merchant applications are tokenized with;
+    /// without it the API refuses applications (503).
+    pub fn set_pii_key(&self, key: services::onboarding::PiiKey) {
+        let _ = self.inner.pii.set(Arc::new(key));
+    }
+
+    fn pii_key(&self) -> Option<Arc<services::onboarding::PiiKey>> {
+        self.inner.pii.get().cloned()
     }
 
     /// Serves a switching node's metrics too, and counts its issuer link in readiness.
@@ -397,6 +465,21 @@ impl Api {
             .route("/saf/{saf_id}", get(back_office::saf_entry))
             .route("/saf/{saf_id}/retry", post(back_office::retry_saf))
             .route("/saf/{saf_id}/resolve", post(back_office::resolve_saf))
+            .route(
+                "/applications",
+                get(onboarding::list).post(onboarding::create),
+            )
+            .route("/applications/{app_id}", get(onboarding::detail))
+            .route("/applications/{app_id}/submit", post(onboarding::submit))
+            .route(
+                "/applications/{app_id}/resubmit",
+                post(onboarding::resubmit),
+            )
+            .route(
+                "/applications/{app_id}/withdraw",
+                post(onboarding::withdraw),
+            )
+            .route("/applications/{app_id}/{step}", post(onboarding::review))
             .route("/audit", get(routes::audit))
             .route(
                 "/operators",

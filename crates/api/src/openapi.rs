@@ -191,6 +191,14 @@ fn query(path: &str) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
             "the entry's state",
         )]),
         "/api/v1/settlement-runs" | "/api/v1/risk/rule-sets" => list(vec![]),
+        "/api/v1/applications" => list(vec![
+            ("status", string(), "where the review stands"),
+            (
+                "overdue",
+                ObjectBuilder::new().schema_type(Type::Boolean),
+                "only reviews past their SLA",
+            ),
+        ]),
         _ => Vec::new(),
     }
 }
@@ -213,11 +221,19 @@ fn body_schema(m: &str, path: &str) -> Option<&'static str> {
         ("POST", "/api/v1/operators") => Some("OperatorBody"),
         ("POST", "/api/v1/settlement-runs" | "/api/v1/recon-runs") => Some("DateBody"),
         ("POST", "/api/v1/payouts/confirm") => Some("PayoutBody"),
-        ("POST", p) if p.ends_with("/assign") => Some("AssignBody"),
+        ("POST", p) if p.ends_with("/assign") && !p.starts_with("/api/v1/applications/") => {
+            Some("AssignBody")
+        }
         ("POST", p) if p.ends_with("/resolve") || p.ends_with("/note") => Some("NoteBody"),
         ("POST", "/api/v1/risk/cases/{case_id}/close") => Some("CloseBody"),
         ("POST", "/api/v1/risk/backtests") => Some("BacktestBody"),
         ("POST", "/api/v1/risk/rule-sets") => Some("RulesBody"),
+        ("POST", "/api/v1/applications" | "/api/v1/applications/{app_id}/resubmit") => Some("Form"),
+        (
+            "POST",
+            "/api/v1/applications/{app_id}/submit" | "/api/v1/applications/{app_id}/withdraw",
+        ) => None,
+        ("POST", p) if p.starts_with("/api/v1/applications/") => Some("ReviewBody"),
         ("POST", "/api/v1/risk/rule-sets/{version}/status") => Some("StatusBody"),
         _ => None,
     }
@@ -327,6 +343,15 @@ pub fn document() -> OpenApi {
         if *m == "POST" && *path == "/api/v1/risk/rule-sets" {
             errors.push(("409", "the version exists with other rules"));
         }
+        if *m == "POST" && path.starts_with("/api/v1/applications/") {
+            errors.push((
+                "409",
+                "the application is not in a state this step applies to",
+            ));
+        }
+        if *m == "POST" && path.starts_with("/api/v1/applications") {
+            errors.push(("503", "no PII key configured"));
+        }
         if *m == "POST" && path.starts_with("/api/v1/saf/") {
             errors.push(("409", "the entry is done"));
         }
@@ -377,6 +402,12 @@ pub fn document() -> OpenApi {
                 .schema_from::<BacktestBody>()
                 .schema_from::<RulesBody>()
                 .schema_from::<StatusBody>()
+                .schema_from::<merchants::application::Form>()
+                .schema_from::<merchants::application::Person>()
+                .schema_from::<merchants::application::Account>()
+                .schema_from::<merchants::application::TerminalRequest>()
+                .schema_from::<merchants::application::ApplicantKind>()
+                .schema_from::<crate::onboarding::ReviewBody>()
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

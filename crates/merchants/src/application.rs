@@ -1,5 +1,6 @@
 //! A merchant application as the applicant fills it in, and the automatic checks run
-//! at submission (the ones that need no store: duplicates and the blocklist are the
+//! at submission. The form's fields take any text: what is wrong with them is a
+//! [`Problem`] on the draft, shown to the applicant, not a refusal of the request (the ones that need no store: duplicates and the blocklist are the
 //! services' — they look at the other merchants). Every problem has a stable code and
 //! names its field.
 
@@ -26,13 +27,10 @@ pub enum ApplicantKind {
 #[serde(deny_unknown_fields)]
 pub struct Person {
     /// Name as on the ID card.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: String,
     /// Resident identity number (stored tokenized and masked, never clear).
-    #[cfg_attr(feature = "openapi", schema(min_length = 18, max_length = 18))]
     pub id_number: String,
     /// Mobile phone (11 digits).
-    #[cfg_attr(feature = "openapi", schema(pattern = "^1[0-9]{10}$"))]
     pub phone: String,
 }
 
@@ -42,13 +40,10 @@ pub struct Person {
 #[serde(deny_unknown_fields)]
 pub struct Account {
     /// The bank.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub bank: String,
     /// The account's name: the legal name (company) or the owner's (individual).
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: String,
     /// The account number (digits).
-    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{8,32}$"))]
     pub number: String,
 }
 
@@ -58,7 +53,6 @@ pub struct Account {
 #[serde(deny_unknown_fields)]
 pub struct TerminalRequest {
     /// Where it is installed.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 300))]
     pub install_address: String,
     /// Latitude, degrees.
     pub latitude: f64,
@@ -72,7 +66,6 @@ pub struct TerminalRequest {
 #[serde(deny_unknown_fields)]
 pub struct Form {
     /// Legal name (company) or the shop's registered name (individual).
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub legal_name: String,
     /// Company or individual.
     pub kind: ApplicantKind,
@@ -81,21 +74,16 @@ pub struct Form {
     /// The legal representative (an individual merchant's owner).
     pub representative: Person,
     /// Registered address.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 300))]
     pub registered_address: String,
     /// Business address.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 300))]
     pub business_address: String,
     /// Merchant category code.
-    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{4}$"))]
     pub mcc: String,
     /// Where the merchant is paid.
     pub settlement_account: Account,
     /// Expected monthly volume, minor units.
-    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub monthly_volume_minor: i64,
     /// Expected average ticket, minor units.
-    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub average_ticket_minor: i64,
     /// Terminals asked for (1 to 50).
     pub terminals: Vec<TerminalRequest>,

@@ -21,6 +21,33 @@ pub struct ApiArgs {
     /// Where settlement runs started through the API write their files.
     #[arg(long, default_value = "settlement")]
     settlement_dir: std::path::PathBuf,
+    #[command(flatten)]
+    pii: PiiArgs,
+}
+
+/// The key personal ID numbers in merchant applications are tokenized with.
+#[derive(Debug, Clone, Args)]
+pub struct PiiArgs {
+    /// A file holding the PII tokenization key (64 hex digits; or the environment's
+    /// `POSGUARD_PII_KEY`). Without it the API refuses merchant applications.
+    #[arg(long)]
+    pub pii_key_file: Option<std::path::PathBuf>,
+}
+
+impl PiiArgs {
+    /// The key, if one is configured.
+    pub fn load(&self) -> anyhow::Result<Option<services::onboarding::PiiKey>> {
+        let text = match &self.pii_key_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("read the PII key file {}", p.display()))?,
+            ),
+            None => std::env::var("POSGUARD_PII_KEY").ok(),
+        };
+        text.map(|t| services::onboarding::PiiKey::from_hex(&t))
+            .transpose()
+            .context("load the PII key")
+    }
 }
 
 /// The system clock (the edge).
@@ -37,6 +64,7 @@ pub async fn serve(
     clock: api::Clock,
     money: services::money::MoneyConfig,
     node: Option<api::NodeHooks>,
+    pii: Option<services::onboarding::PiiKey>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let s = store.to_owned();
@@ -48,6 +76,9 @@ pub async fn serve(
     let api = api::Api::with_money(db, clock, money);
     if let Some(n) = node {
         api.attach_node(n);
+    }
+    if let Some(k) = pii {
+        api.set_pii_key(k);
     }
     api::serve(listener, api, shutdown)
         .await
@@ -90,6 +121,7 @@ pub fn run(a: ApiArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(a.http)
             .await
             .with_context(|| format!("bind {}", a.http))?;
+        let pii = a.pii.load()?;
         let money = services::money::MoneyConfig {
             out_dir: a.settlement_dir,
             ..services::money::MoneyConfig::default()
@@ -100,6 +132,7 @@ pub fn run(a: ApiArgs) -> anyhow::Result<()> {
             system_clock(),
             money,
             None,
+            pii,
             async {
                 let _ = tokio::signal::ctrl_c().await;
             },

@@ -63,6 +63,8 @@ pub struct AcquirerArgs {
     /// Where settlement runs started through the API write their files.
     #[arg(long, default_value = "settlement")]
     settlement_dir: std::path::PathBuf,
+    #[command(flatten)]
+    pii: crate::api_cli::PiiArgs,
     /// TLS on the terminal listeners (--listen and --ascii-listen alike).
     #[command(flatten)]
     tls: crate::tls_cli::ListenerTlsArgs,
@@ -160,6 +162,7 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
         tracing::info!("demo merchants and terminals created");
     }
     let http = a.http.or(file.listen.http);
+    let pii = a.pii.load()?;
     let money = services::money::MoneyConfig {
         out_dir: a.settlement_dir.clone(),
         ..services::money::MoneyConfig::default()
@@ -200,7 +203,7 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
                     };
                     let clock = crate::api_cli::system_clock();
                     let served =
-                        crate::api_cli::serve(&store, l, clock, money, Some(node), shutdown);
+                        crate::api_cli::serve(&store, l, clock, money, Some(node), pii, shutdown);
                     if let Err(e) = served.await {
                         tracing::error!(error = %e, "the operators' API stopped");
                     }

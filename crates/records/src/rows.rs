@@ -292,6 +292,65 @@ pub struct CaptureRow {
     pub at: String,
 }
 
+/// A merchant application (no clear personal ID number: the form holds them masked,
+/// `rep_id_token` the representative's keyed token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationRow {
+    /// Its number.
+    pub app_id: i64,
+    /// Where its review stands (`merchants::review::AppState` names).
+    pub status: String,
+    /// Legal name.
+    pub legal_name: String,
+    /// `company` or `individual`.
+    pub kind: String,
+    /// Merchant category code.
+    pub mcc: String,
+    /// `low`, `medium` or `high`.
+    pub risk_level: String,
+    /// The form (JSON), personal ID numbers masked.
+    pub form: String,
+    /// The last checks' problems (JSON list).
+    pub problems: String,
+    /// Unified social credit code, or empty.
+    pub uscc: String,
+    /// The representative's ID number's keyed token.
+    pub rep_id_token: String,
+    /// The settlement account's number.
+    pub account_number: String,
+    /// Who entered it.
+    pub applicant: String,
+    /// The reviewer.
+    pub assignee: Option<String>,
+    /// When the review is due (YYYY-MM-DD, working days from the checks).
+    pub sla_due: Option<String>,
+    /// The merchant it became.
+    pub merchant_id: Option<String>,
+    /// When it was created.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// One step of an application's review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationEventRow {
+    /// The application.
+    pub app_id: i64,
+    /// Order, from 1.
+    pub seq: i64,
+    /// When.
+    pub at: String,
+    /// What was done (`submit`, `checks_fail`, `assign`, …).
+    pub action: String,
+    /// Who did it.
+    pub actor: String,
+    /// The state it left the application in.
+    pub status: String,
+    /// The note, reason or problems.
+    pub note: String,
+}
+
 /// A risk rule-set version uploaded through the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleSetRow {
@@ -616,6 +675,10 @@ pub enum Write {
     ReconRun(ReconRunRow),
     /// Insert a rule-set version, or change its status.
     RuleSet(RuleSetRow),
+    /// Insert or replace a merchant application.
+    Application(ApplicationRow),
+    /// Append a step of an application's review.
+    ApplicationEvent(ApplicationEventRow),
     /// Insert a merchant settlement.
     Settlement(SettlementRow),
     /// Insert a transaction's settlement (a transaction settles at most once).

@@ -10,6 +10,7 @@
 //! - [`check`]: the journal against the issuer's clearing files (phantom and double
 //!   debits, missing and unknown sales), the queue and in-flight counts;
 //! - [`risk`]: risk back-tests over the journal, and cases;
+//! - [`onboarding`]: merchant applications: entered, checked, reviewed with an SLA;
 //! - [`rules`]: risk rule-set versions: upload, put in force (active or shadow), retire;
 //! - [`saf`]: the store-and-forward queue's operator actions (send again, resolve);
 //! - [`accounts`]: operators, roles, sessions and API keys, and the audit trail every
@@ -20,6 +21,7 @@ use store::StoreError;
 pub mod accounts;
 pub mod check;
 pub mod money;
+pub mod onboarding;
 pub mod reconcile;
 pub mod risk;
 pub mod rules;

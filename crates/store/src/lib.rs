@@ -22,11 +22,11 @@ pub use journal::{
 };
 pub use pg::PgBackend;
 pub use records::{
-    AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow,
-    EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
-    ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SafState, SessionRow, SettlementItemRow,
-    SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnKind, TxnRow, TxnState,
-    Write,
+    ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow,
+    CaseEntryRow, CaseRow, DecisionRow, EventRow, FindingRow, HoldRow, KeyRow, MerchantRow,
+    OperatorRow, PayoutRow, ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SafState,
+    SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow,
+    TxnKind, TxnRow, TxnState, Write,
 };
 pub use redis_velocity::RedisVelocity;
 use sql::{all, one, select};
@@ -72,6 +72,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/009_track_keys.sql"),
     include_str!("../migrations/010_operators.sql"),
     include_str!("../migrations/011_api.sql"),
+    include_str!("../migrations/012_onboarding.sql"),
 ];
 
 /// The server's message behind a PostgreSQL error ("db error" alone says nothing).
@@ -510,6 +511,21 @@ pub trait Backend: Send {
     /// The findings about `rrn`.
     fn findings_of(&mut self, rrn: &str) -> Result<Vec<FindingRow>, StoreError> {
         run(self, |tx| money::findings_of(tx, rrn))
+    }
+
+    /// Merchant applications (in `status` when given), by number.
+    fn applications(&mut self, status: Option<&str>) -> Result<Vec<ApplicationRow>, StoreError> {
+        run(self, |tx| money::applications(tx, status))
+    }
+
+    /// One application.
+    fn application(&mut self, app_id: i64) -> Result<Option<ApplicationRow>, StoreError> {
+        run(self, |tx| money::application(tx, app_id))
+    }
+
+    /// An application's review steps, in order.
+    fn application_events(&mut self, app_id: i64) -> Result<Vec<ApplicationEventRow>, StoreError> {
+        run(self, |tx| money::application_events(tx, app_id))
     }
 
     /// Every rule-set version uploaded, the newest upload first.

@@ -15,9 +15,9 @@ use ledger::{Account, AccountKind, Applied, Flow, Ledger, Limit, Transfer};
 use crate::sql::{self, all, ids, one, select, Arg, TableRow, Tx, Val};
 use crate::StoreError;
 use records::{
-    BatchDiffRow, BatchSettlementRow, CaptureRow, FindingRow, HoldRow, PayoutRow, ReconFileRow,
-    ReconLineRow, ReconRunRow, RuleSetRow, SettlementItemRow, SettlementRow, SettlementRunRow,
-    TermsRow, TxnRow, Write,
+    ApplicationEventRow, ApplicationRow, BatchDiffRow, BatchSettlementRow, CaptureRow, FindingRow,
+    HoldRow, PayoutRow, ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SettlementItemRow,
+    SettlementRow, SettlementRunRow, TermsRow, TxnRow, Write,
 };
 
 const ACCOUNT_COLUMNS: &str =
@@ -303,6 +303,44 @@ pub(crate) fn findings_of(tx: &mut dyn Tx, rrn: &str) -> Result<Vec<FindingRow>,
         tx,
         &select::<FindingRow>("recon_findings WHERE rrn = $1 ORDER BY created_at, finding_id"),
         &[rrn.into()],
+    )
+}
+
+/// Applications, in one status when given, by number.
+pub(crate) fn applications(
+    tx: &mut dyn Tx,
+    status: Option<&str>,
+) -> Result<Vec<ApplicationRow>, StoreError> {
+    all(
+        tx,
+        &select::<ApplicationRow>(
+            "applications WHERE (CAST($1 AS TEXT) IS NULL OR status = $1) ORDER BY app_id",
+        ),
+        &[status.map_or(Arg::Null, Arg::T)],
+    )
+}
+
+/// One application.
+pub(crate) fn application(
+    tx: &mut dyn Tx,
+    app_id: i64,
+) -> Result<Option<ApplicationRow>, StoreError> {
+    one(
+        tx,
+        &select::<ApplicationRow>("applications WHERE app_id = $1"),
+        &[app_id.into()],
+    )
+}
+
+/// An application's review steps.
+pub(crate) fn application_events(
+    tx: &mut dyn Tx,
+    app_id: i64,
+) -> Result<Vec<ApplicationEventRow>, StoreError> {
+    all(
+        tx,
+        &select::<ApplicationEventRow>("application_events WHERE app_id = $1 ORDER BY seq"),
+        &[app_id.into()],
     )
 }
 

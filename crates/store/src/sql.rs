@@ -8,10 +8,11 @@
 
 use crate::StoreError;
 use records::{
-    AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow,
-    EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
-    ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
-    SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow, Write,
+    ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow,
+    CaseEntryRow, CaseRow, DecisionRow, EventRow, FindingRow, HoldRow, KeyRow, MerchantRow,
+    OperatorRow, PayoutRow, ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SafRow,
+    SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow,
+    TxnRow, Write,
 };
 
 /// A value bound to a statement (borrowed from the row being written).
@@ -332,6 +333,34 @@ table_row!(SettlementRunRow {
     net_minor: i,
     file: t,
 });
+table_row!(ApplicationRow {
+    app_id: i,
+    status: t,
+    legal_name: t,
+    kind: t,
+    mcc: t,
+    risk_level: t,
+    form: t,
+    problems: t,
+    uscc: t,
+    rep_id_token: t,
+    account_number: t,
+    applicant: t,
+    assignee: ot,
+    sla_due: ot,
+    merchant_id: ot,
+    created_at: t,
+    updated_at: t,
+});
+table_row!(ApplicationEventRow {
+    app_id: i,
+    seq: i,
+    at: t,
+    action: t,
+    actor: t,
+    status: t,
+    note: t,
+});
 table_row!(RuleSetRow {
     version: t,
     rules: t,
@@ -548,6 +577,18 @@ const SQL_RULE_SET: &str =
     "INSERT INTO rule_sets (version, rules, status, uploaded_by, uploaded_at, changed_at) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (version) DO UPDATE SET \
      status = excluded.status, changed_at = excluded.changed_at";
+const SQL_APPLICATION: &str = "INSERT INTO applications (app_id, status, legal_name, kind, mcc, \
+     risk_level, form, problems, uscc, rep_id_token, account_number, applicant, assignee, sla_due, \
+     merchant_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13, $14, $15, $16, $17) ON CONFLICT (app_id) DO UPDATE SET status = excluded.status, \
+     legal_name = excluded.legal_name, kind = excluded.kind, mcc = excluded.mcc, \
+     risk_level = excluded.risk_level, form = excluded.form, problems = excluded.problems, \
+     uscc = excluded.uscc, rep_id_token = excluded.rep_id_token, \
+     account_number = excluded.account_number, assignee = excluded.assignee, \
+     sla_due = excluded.sla_due, merchant_id = excluded.merchant_id, \
+     updated_at = excluded.updated_at";
+const SQL_APPLICATION_EVENT: &str = "INSERT INTO application_events (app_id, seq, at, action, \
+     actor, status, note) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const SQL_SETTLEMENT: &str = "INSERT INTO settlements (settlement_id, merchant_id, business_date, \
      settlement_account, gross_minor, refunds_minor, fees_minor, held_minor, net_minor, txn_count, \
      created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -618,6 +659,8 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         Write::SettlementRun(r) => (SQL_RUN, r.args()),
         Write::ReconRun(r) => (SQL_RECON_RUN, r.args()),
         Write::RuleSet(r) => (SQL_RULE_SET, r.args()),
+        Write::Application(r) => (SQL_APPLICATION, r.args()),
+        Write::ApplicationEvent(r) => (SQL_APPLICATION_EVENT, r.args()),
         Write::Settlement(r) => (SQL_SETTLEMENT, r.args()),
         Write::SettlementItem(r) => (SQL_ITEM, r.args()),
         Write::Payout(r) => (SQL_PAYOUT, r.args()),
@@ -672,6 +715,8 @@ mod tests {
             (SQL_RUN, SettlementRunRow::COLUMNS),
             (SQL_RECON_RUN, ReconRunRow::COLUMNS),
             (SQL_RULE_SET, RuleSetRow::COLUMNS),
+            (SQL_APPLICATION, ApplicationRow::COLUMNS),
+            (SQL_APPLICATION_EVENT, ApplicationEventRow::COLUMNS),
             (SQL_SETTLEMENT, SettlementRow::COLUMNS),
             (SQL_ITEM, SettlementItemRow::COLUMNS),
             (SQL_PAYOUT, PayoutRow::COLUMNS),

@@ -82,6 +82,24 @@ fn sale(id: i64, merchant: &str) -> Write {
 
 const SHOP_A: &str = "898310000000001";
 const TERMINAL: &str = "10000001";
+const PII_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+/// A merchant application that passes every check.
+fn form() -> Value {
+    json!({
+        "legal_name": "上海示例便利店有限公司",
+        "kind": "company",
+        "uscc": "91110108MA01PQ7K31",
+        "representative": {"name": "张伟", "id_number": "110105199003071239", "phone": "13800138000"},
+        "registered_address": "上海市黄浦区南京东路1号",
+        "business_address": "上海市黄浦区南京东路1号",
+        "mcc": "5411",
+        "settlement_account": {"bank": "工商银行", "name": "上海示例便利店有限公司", "number": "1001234509876543210"},
+        "monthly_volume_minor": 30000000,
+        "average_ticket_minor": 4500,
+        "terminals": [{"install_address": "收银台1", "latitude": 31.24, "longitude": 121.49}],
+    })
+}
 const FINDING: &str = "2026-12-01:missing_at_issuer:R00000000002";
 const CLEARING: &str = "rrn,auth_code,stan,terminal,merchant,masked_pan,token,amount_minor,currency,type,time\n\
     R00000000001,123456,000001,10000001,898310000000001,622848******1234,t1.ab,12345,CNY,sale,2026-12-01T10:00:00\n";
@@ -180,6 +198,9 @@ fn seed(location: &str) {
     let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
     services::money::settle_date(db.as_mut(), day, &cfg, &cli, NOW).expect("settle");
     services::rules::upload(db.as_mut(), RULES, &cli, NOW).expect("rule set");
+    let f: merchants::application::Form = serde_json::from_value(form()).expect("form");
+    let key = services::onboarding::PiiKey::from_hex(PII_KEY).expect("key");
+    services::onboarding::create(db.as_mut(), &f, &key, day, &cli, NOW).expect("application");
     for r in Role::ALL {
         let shops = if r == Role::Merchant {
             vec![SHOP_A.to_owned()]
@@ -223,7 +244,9 @@ impl Server {
                 .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                api::serve(listener, api::Api::with_money(db, clock, money), async {
+                let api = api::Api::with_money(db, clock, money);
+                api.set_pii_key(services::onboarding::PiiKey::from_hex(PII_KEY).expect("key"));
+                api::serve(listener, api, async {
                     let _ = rx.await;
                 })
                 .await
@@ -337,7 +360,8 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
         .replace("{finding_id}", FINDING)
         .replace("{case_id}", "1")
         .replace("{saf_id}", "2")
-        .replace("{version}", "candidate-1");
+        .replace("{version}", "candidate-1")
+        .replace("{app_id}", "1");
     let path = match template {
         "/api/v1/merchants/{merchant_id}/statement" => format!("{path}?date=2026-12-01"),
         "/api/v1/clearing-files" => format!("{path}?business_date=2026-12-01"),
@@ -355,6 +379,13 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
             Some(json!({"business_date": "2026-12-01"}))
         }
         ("POST", "/api/v1/payouts/confirm") => Some(json!({"value_date": "2026-12-31"})),
+        ("POST", "/api/v1/applications" | "/api/v1/applications/{app_id}/resubmit") => Some(form()),
+        ("POST", "/api/v1/applications/{app_id}/approve") => Some(json!({"note": "low"})),
+        (
+            "POST",
+            "/api/v1/applications/{app_id}/submit" | "/api/v1/applications/{app_id}/withdraw",
+        ) => None,
+        ("POST", t) if t.starts_with("/api/v1/applications/") => Some(json!({"note": "zhao.lei"})),
         ("POST", t) if t.ends_with("/assign") => Some(json!({"assignee": "wang.fang"})),
         ("POST", t) if t.ends_with("/resolve") || t.ends_with("/note") => {
             Some(json!({"note": "called the issuer: credited on 12-02"}))
@@ -426,7 +457,15 @@ fn every_route_allows_exactly_the_roles_the_grants_name() {
                 };
                 let (path, body) = request_for(method, template, role);
                 let (status, resp) = server.send(method, &path, Some(&token), body);
-                if allowed(role, *p) {
+                // An application's review steps depend on where it stands: an allowed
+                // role may be answered 409 (not now), never 401, 403 or 404.
+                let stateful = method == &"POST" && template.starts_with("/api/v1/applications/");
+                if allowed(role, *p) && stateful {
+                    assert!(
+                        (200..300).contains(&status) || status == 409,
+                        "{role} {method} {path} should be allowed: {status} {resp} ({location})"
+                    );
+                } else if allowed(role, *p) {
                     assert!(
                         (200..300).contains(&status),
                         "{role} {method} {path} should be allowed: {status} {resp} ({location})"
@@ -1060,6 +1099,151 @@ fn the_console_session_is_an_httponly_cookie_and_changes_need_its_csrf_token() {
     }
     drop(server);
     cleanup(&location);
+}
+
+/// A merchant application through its review over HTTP: entered, checked, assigned,
+/// asked for more, corrected, checked again, approved; another whose check fails and a
+/// reviewer overrides; refused steps. Every step is an event and one audit record;
+/// no clear personal ID number is stored or returned.
+#[test]
+fn an_application_goes_through_review_and_every_step_is_audited() {
+    for location in locations("onboarding") {
+        cleanup(&location);
+        seed(&location);
+        let server = Server::start(&location);
+        let (ops, risk, auditor) = (
+            server.login("operations"),
+            server.login("risk_analyst"),
+            server.login("auditor"),
+        );
+        let audit_len = || {
+            let (_, body) = server.call("GET", "/api/v1/audit?limit=500", Some(&auditor), None);
+            body["items"].as_array().map_or(0, Vec::len)
+        };
+        let mut f = form();
+        f["legal_name"] = json!("上海第二便利店有限公司");
+        f["settlement_account"]["name"] = json!("上海第二便利店有限公司");
+        f["settlement_account"]["number"] = json!("1001234509876549999");
+        f["uscc"] = json!("91110108MA0B2C3D6X");
+        f["representative"]["id_number"] = json!("440304200101010022");
+        let (status, app) = server.call("POST", "/api/v1/applications", Some(&ops), Some(&f));
+        assert_eq!(status, 201, "{app}");
+        let id = app["app_id"].as_i64().expect("id");
+        assert_eq!(app["status"], "draft");
+        assert_eq!(
+            app["form"]["representative"]["id_number"],
+            "440304********0022"
+        );
+        assert!(
+            !app.to_string().contains("440304200101010022"),
+            "no clear ID"
+        );
+        let path = |step: &str| format!("/api/v1/applications/{id}/{step}");
+        let note = |n: &str| json!({"note": n});
+        // (who, step, body, status after, audit records, actions recorded)
+        let steps: Vec<(&str, &str, Option<Value>, &str, usize)> = vec![
+            (&ops, "submit", None, "checks_passed", 2),
+            (&risk, "assign", Some(note("zhao.lei")), "in_review", 1),
+            (
+                &risk,
+                "request-info",
+                Some(note("the shop-front photo")),
+                "info_requested",
+                1,
+            ),
+            (&ops, "resubmit", Some(f.clone()), "checks_passed", 2),
+            (&risk, "assign", Some(note("zhao.lei")), "in_review", 1),
+            (&risk, "approve", Some(note("low")), "approved", 1),
+        ];
+        for (token, step, body, want, records) in steps {
+            let before = audit_len();
+            let (status, app) = server.call("POST", &path(step), Some(token), body.as_ref());
+            assert_eq!(status, 200, "{step}: {app}");
+            assert_eq!(app["status"], want, "{step}: {app}");
+            assert_eq!(audit_len(), before + records, "{step}: audit records");
+        }
+        let (_, detail) = server.call(
+            "GET",
+            &format!("/api/v1/applications/{id}"),
+            Some(&auditor),
+            None,
+        );
+        let actions: Vec<&str> = detail["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "create",
+                "submit",
+                "checks_pass",
+                "assign",
+                "request_info",
+                "resubmit",
+                "checks_pass",
+                "assign",
+                "approve"
+            ]
+        );
+        assert_eq!(detail["risk_level"], "low");
+        // The review's SLA: 3 working days from the checks (2026-12-01, a Tuesday).
+        assert_eq!(detail["sla_due"], "2026-12-04", "{detail}");
+        // A decided application takes no more steps.
+        let (status, e) = server.call("POST", &path("reject"), Some(&risk), Some(&note("no")));
+        assert_eq!(status, 409, "{e}");
+        // An applicant's step is not the reviewer's, and the other way round.
+        let (status, _) = server.call("POST", &path("approve"), Some(&ops), Some(&note("low")));
+        assert_eq!(status, 403);
+        // A duplicate, then a failed check overridden by a reviewer.
+        let (_, dup) = server.call("POST", "/api/v1/applications", Some(&ops), Some(&f));
+        let dup_id = dup["app_id"].as_i64().expect("id");
+        let (status, dup) = server.call(
+            "POST",
+            &format!("/api/v1/applications/{dup_id}/submit"),
+            Some(&ops),
+            None,
+        );
+        assert_eq!(status, 200);
+        assert_eq!(dup["status"], "checks_failed", "{dup}");
+        let fields: Vec<&str> = dup["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .filter(|p| p["code"] == "duplicate")
+            .filter_map(|p| p["field"].as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "uscc",
+                "representative.id_number",
+                "settlement_account.number"
+            ]
+        );
+        let (status, over) = server.call(
+            "POST",
+            &format!("/api/v1/applications/{dup_id}/override"),
+            Some(&risk),
+            Some(&note("a branch of the same company, confirmed by phone")),
+        );
+        assert_eq!(status, 200);
+        assert_eq!(over["status"], "checks_passed");
+        // The stored rows and the audit trail hold no clear ID number.
+        let (_, trail) = server.call("GET", "/api/v1/audit?limit=500", Some(&auditor), None);
+        assert!(!trail.to_string().contains("440304200101010022"));
+        let (_, list) = server.call(
+            "GET",
+            "/api/v1/applications?status=checks_passed",
+            Some(&risk),
+            None,
+        );
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+        drop(server);
+        cleanup(&location);
+    }
 }
 
 #[test]

@@ -1,0 +1,222 @@
+//! Merchant applications: entered and submitted by operations (the acquirer's sales
+//! staff, for the merchant), reviewed by risk analysts. Every step is audited.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use merchants::application::Form;
+use merchants::review::Who;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use services::onboarding::{self, Step};
+
+use crate::auth::{Permission, Principal};
+use crate::error::ApiError;
+use crate::lists::{answer, ListQuery};
+use crate::routes::{query, Body};
+use crate::Api;
+
+type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+/// The form, as the applicant sends it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+pub struct FormBody(Form);
+
+/// A review note: an assignee, a reason, what is asked for, or a risk rating.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    /// The assignee (assign), the reason (override, reject), what is asked for
+    /// (request-info) or the risk rating `low`, `medium`, `high` (approve).
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    note: String,
+}
+
+fn today(api: &Api) -> chrono::NaiveDate {
+    (api.now() + chrono::Duration::hours(8)).date_naive()
+}
+
+fn key(api: &Api) -> Result<std::sync::Arc<onboarding::PiiKey>, ApiError> {
+    api.pii_key().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "pii_key_missing",
+            "applications carry personal ID numbers: start the API with --pii-key-file",
+        )
+    })
+}
+
+pub async fn create(
+    State(api): State<Api>,
+    p: Principal,
+    Body(FormBody(form)): Body<FormBody>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::ApplicationApply)?;
+    let key = key(&api)?;
+    let (actor, at, day) = (p.actor(), api.now().to_rfc3339(), today(&api));
+    let row = api
+        .db(move |db| Ok(onboarding::create(db, &form, &key, day, &actor, &at)?))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(onboarding::application_json(&row)),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppQuery {
+    status: Option<String>,
+    overdue: Option<bool>,
+    after: Option<i64>,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+pub async fn list(
+    State(api): State<Api>,
+    p: Principal,
+    q: QueryResult<AppQuery>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::ApplicationRead)?;
+    let Query(q) = query(q)?;
+    let day = today(&api);
+    let (status, overdue) = (q.status.clone(), q.overdue.unwrap_or(false));
+    let rows = api
+        .db(move |db| {
+            if overdue {
+                return Ok(onboarding::overdue(db, day)?);
+            }
+            Ok(db.applications(status.as_deref())?)
+        })
+        .await?;
+    let items = rows.iter().map(onboarding::application_json).collect();
+    let list = ListQuery {
+        after: q.after,
+        limit: q.limit,
+        format: q.format,
+    };
+    answer(
+        items,
+        &list,
+        "applications",
+        &[
+            "app_id",
+            "status",
+            "legal_name",
+            "kind",
+            "mcc",
+            "risk_level",
+            "applicant",
+            "assignee",
+            "sla_due",
+            "merchant_id",
+            "created_at",
+            "updated_at",
+        ],
+    )
+}
+
+fn app_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::not_found("no such application"))
+}
+
+pub async fn detail(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ApplicationRead)?;
+    let id = app_id(&id)?;
+    let (row, events) = api
+        .db(move |db| Ok((db.application(id)?, db.application_events(id)?)))
+        .await?;
+    let row = row.ok_or_else(|| ApiError::not_found("no such application"))?;
+    let mut out = onboarding::application_json(&row);
+    out["events"] = events
+        .iter()
+        .map(|e| {
+            json!({"seq": e.seq, "at": e.at, "action": e.action, "actor": e.actor,
+                   "status": e.status, "note": e.note})
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+async fn take(
+    api: &Api,
+    p: &Principal,
+    id: &str,
+    step: Step,
+    who: Who,
+) -> Result<Json<Value>, ApiError> {
+    let id = app_id(id)?;
+    let key = key(api)?;
+    let (actor, at, day) = (p.actor(), api.now().to_rfc3339(), today(api));
+    let row = api
+        .db(move |db| Ok(onboarding::step(db, id, step, who, &key, day, &actor, &at)?))
+        .await?;
+    Ok(Json(onboarding::application_json(&row)))
+}
+
+pub async fn submit(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ApplicationApply)?;
+    take(&api, &p, &id, Step::Submit, Who::Applicant).await
+}
+
+pub async fn resubmit(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(FormBody(form)): Body<FormBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ApplicationApply)?;
+    take(
+        &api,
+        &p,
+        &id,
+        Step::Resubmit(Box::new(form)),
+        Who::Applicant,
+    )
+    .await
+}
+
+pub async fn withdraw(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ApplicationApply)?;
+    take(&api, &p, &id, Step::Withdraw, Who::Applicant).await
+}
+
+/// The reviewer's steps, by the route's last segment.
+pub async fn review(
+    State(api): State<Api>,
+    p: Principal,
+    Path((id, what)): Path<(String, String)>,
+    Body(b): Body<ReviewBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ApplicationReview)?;
+    let step = match what.as_str() {
+        "assign" => Step::Assign(b.note),
+        "request-info" => Step::RequestInfo(b.note),
+        "override" => Step::Override(b.note),
+        "approve" => Step::Approve(b.note),
+        "reject" => Step::Reject(b.note),
+        _ => return Err(ApiError::not_found("no such review step")),
+    };
+    take(&api, &p, &id, step, Who::Reviewer).await
+}

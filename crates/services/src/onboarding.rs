@@ -1,0 +1,343 @@
+//! Merchant applications over the store: entered (the automatic checks that need only
+//! the form run at once, while the personal ID number is in hand; it is then kept only
+//! masked and as a keyed token), submitted (duplicates against the other applications
+//! checked), reviewed through `merchants::review`'s state machine with a working-day
+//! SLA by risk level. Every step is an application event and an audit record, in one
+//! transaction.
+
+use std::fmt;
+
+use chrono::NaiveDate;
+use hmac::{Hmac, Mac};
+use merchants::application::{self, Form, Problem};
+use merchants::review::{self, Action, AppState, Who};
+use sha2::Sha256;
+use store::{ApplicationEventRow, ApplicationRow, Backend, Write};
+
+use crate::accounts::Actor;
+use crate::{Context, Result, ServiceError};
+
+/// The key personal ID numbers are tokenized with (HMAC-SHA256): the same number
+/// always gives the same token, so duplicates are found, and the number cannot be
+/// read back. Shown as `[redacted]`.
+pub struct PiiKey([u8; 32]);
+
+impl PiiKey {
+    /// A key from 64 hex digits.
+    pub fn from_hex(hex_text: &str) -> Result<PiiKey> {
+        let bytes = hex::decode(hex_text.trim())
+            .map_err(|_| ServiceError::BadInput("the PII key is 64 hex digits".into()))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| {
+            ServiceError::BadInput("the PII key is 32 bytes (64 hex digits)".into())
+        })?;
+        Ok(PiiKey(key))
+    }
+
+    /// The token of a personal ID number (upper-cased first: `x` and `X` are one).
+    pub fn token(&self, id: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| {
+            // HMAC takes a key of any length: this does not happen.
+            <Hmac<Sha256> as Mac>::new_from_slice(&[0u8; 32]).expect("HMAC key")
+        });
+        mac.update(id.to_ascii_uppercase().as_bytes());
+        format!("pii1:{}", hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+impl fmt::Debug for PiiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PiiKey([redacted])")
+    }
+}
+
+/// An application as the API shows it: the form with the ID number masked.
+pub fn application_json(a: &ApplicationRow) -> serde_json::Value {
+    serde_json::json!({
+        "app_id": a.app_id,
+        "status": a.status,
+        "legal_name": a.legal_name,
+        "kind": a.kind,
+        "mcc": a.mcc,
+        "risk_level": a.risk_level,
+        "applicant": a.applicant,
+        "assignee": a.assignee,
+        "sla_due": a.sla_due,
+        "merchant_id": a.merchant_id,
+        "problems": serde_json::from_str::<serde_json::Value>(&a.problems).unwrap_or_default(),
+        "form": serde_json::from_str::<serde_json::Value>(&a.form).unwrap_or_default(),
+        "created_at": a.created_at,
+        "updated_at": a.updated_at,
+    })
+}
+
+/// What the audit trail keeps of an application (its review's state).
+fn audit_json(a: &ApplicationRow) -> serde_json::Value {
+    serde_json::json!({
+        "status": a.status, "risk_level": a.risk_level, "assignee": a.assignee,
+        "sla_due": a.sla_due, "problems": a.problems,
+    })
+}
+
+/// The form's row fields: the masked form, the token, the checks' problems.
+fn from_form(f: &Form, key: &PiiKey, today: NaiveDate) -> Result<(String, String, Vec<Problem>)> {
+    let problems = application::automatic_checks(f, today);
+    let token = key.token(&f.representative.id_number);
+    let mut masked = f.clone();
+    masked.representative.id_number = application::mask_id(&f.representative.id_number);
+    let form = serde_json::to_string(&masked)
+        .map_err(|e| ServiceError::Invalid(format!("application form: {e}")))?;
+    Ok((form, token, problems))
+}
+
+fn problems_text(p: &[Problem]) -> String {
+    serde_json::to_string(p).unwrap_or_else(|_| "[]".into())
+}
+
+/// Enters an application as a draft (the form's own checks run now; their problems are
+/// kept and shown, and decide the checks at submission).
+pub fn create(
+    db: &mut dyn Backend,
+    f: &Form,
+    key: &PiiKey,
+    today: NaiveDate,
+    actor: &Actor,
+    at: &str,
+) -> Result<ApplicationRow> {
+    let (form, token, problems) = from_form(f, key, today)?;
+    let app_id = db
+        .applications(None)
+        .ctx("read applications")?
+        .last()
+        .map_or(1, |a| a.app_id + 1);
+    let row = ApplicationRow {
+        app_id,
+        status: AppState::Draft.name().into(),
+        legal_name: f.legal_name.trim().into(),
+        kind: match f.kind {
+            application::ApplicantKind::Company => "company".into(),
+            application::ApplicantKind::Individual => "individual".into(),
+        },
+        mcc: f.mcc.clone(),
+        risk_level: application::risk_level(f).into(),
+        form,
+        problems: problems_text(&problems),
+        uscc: f.uscc.clone().unwrap_or_default(),
+        rep_id_token: token,
+        account_number: f.settlement_account.number.clone(),
+        applicant: actor.name.clone(),
+        assignee: None,
+        sla_due: None,
+        merchant_id: None,
+        created_at: at.into(),
+        updated_at: at.into(),
+    };
+    let event = ApplicationEventRow {
+        app_id,
+        seq: 1,
+        at: at.into(),
+        action: "create".into(),
+        actor: actor.name.clone(),
+        status: row.status.clone(),
+        note: String::new(),
+    };
+    db.apply(&[
+        Write::Application(row.clone()),
+        Write::ApplicationEvent(event),
+        actor.audit(
+            at,
+            "application.create",
+            &format!("application:{app_id}"),
+            serde_json::Value::Null,
+            audit_json(&row),
+        ),
+    ])
+    .ctx("write application")?;
+    Ok(row)
+}
+
+/// What a review step carries.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Submit (a draft, or after failed checks).
+    Submit,
+    /// Answer a request for information with the corrected form.
+    Resubmit(Box<Form>),
+    /// Withdraw.
+    Withdraw,
+    /// Take the review (or hand it to someone).
+    Assign(String),
+    /// Ask for more information.
+    RequestInfo(String),
+    /// Override failed checks, with the reason.
+    Override(String),
+    /// Approve with a risk rating.
+    Approve(String),
+    /// Reject with the reason.
+    Reject(String),
+}
+
+/// Takes a review step; a submission runs the checks at once (two steps, two
+/// events). Returns the application after it.
+#[allow(clippy::too_many_arguments)]
+pub fn step(
+    db: &mut dyn Backend,
+    app_id: i64,
+    step: Step,
+    who: Who,
+    key: &PiiKey,
+    today: NaiveDate,
+    actor: &Actor,
+    at: &str,
+) -> Result<ApplicationRow> {
+    let mut row = db
+        .application(app_id)
+        .ctx("read application")?
+        .ok_or_else(|| ServiceError::NotFound(format!("no application {app_id}")))?;
+    let mut seq = db.application_events(app_id).ctx("read application")?.len() as i64;
+    let mut writes = Vec::new();
+    let state = |r: &ApplicationRow| AppState::parse(&r.status).unwrap_or(AppState::Draft);
+    let (action, note) = match &step {
+        Step::Submit => (Action::Submit, String::new()),
+        Step::Resubmit(_) => (Action::Resubmit, String::new()),
+        Step::Withdraw => (Action::Withdraw, String::new()),
+        Step::Assign(w) => (Action::Assign, w.clone()),
+        Step::RequestInfo(n) | Step::Override(n) | Step::Reject(n) => (
+            match step {
+                Step::RequestInfo(_) => Action::RequestInfo,
+                Step::Override(_) => Action::Override,
+                _ => Action::Reject,
+            },
+            n.clone(),
+        ),
+        Step::Approve(r) => (Action::Approve, r.clone()),
+    };
+    if !note.is_empty()
+        || matches!(
+            action,
+            Action::RequestInfo | Action::Override | Action::Reject
+        )
+    {
+        crate::text("a review note", &note, 2000)?;
+    }
+    let mut moved = |row: &mut ApplicationRow,
+                     writes: &mut Vec<Write>,
+                     action: Action,
+                     who: Who,
+                     note: String|
+     -> Result<()> {
+        let before = row.clone();
+        let to = review::next(state(row), action, who)
+            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        row.status = to.name().into();
+        row.updated_at = at.into();
+        match action {
+            Action::Assign => row.assignee = Some(note.clone()),
+            Action::Approve => row.risk_level = note.clone(),
+            Action::ChecksPass | Action::Override => {
+                let days = application::sla_working_days(&row.risk_level);
+                row.sla_due = Some(
+                    settlement::calendar()
+                        .add_working_days(today, days)
+                        .to_string(),
+                );
+            }
+            _ => {}
+        }
+        seq += 1;
+        writes.push(Write::ApplicationEvent(ApplicationEventRow {
+            app_id,
+            seq,
+            at: at.into(),
+            action: action.name().into(),
+            actor: if who == Who::System {
+                "posguard".into()
+            } else {
+                actor.name.clone()
+            },
+            status: row.status.clone(),
+            note,
+        }));
+        writes.push(actor.audit(
+            at,
+            &format!("application.{}", action.name()),
+            &format!("application:{app_id}"),
+            audit_json(&before),
+            audit_json(row),
+        ));
+        Ok(())
+    };
+    if let Step::Approve(r) = &step {
+        if !["low", "medium", "high"].contains(&r.as_str()) {
+            return Err(ServiceError::BadInput(
+                "the risk rating is low, medium or high".into(),
+            ));
+        }
+    }
+    if let Step::Resubmit(f) = &step {
+        let (form, token, problems) = from_form(f, key, today)?;
+        row.form = form;
+        row.rep_id_token = token;
+        row.problems = problems_text(&problems);
+        row.legal_name = f.legal_name.trim().into();
+        row.mcc = f.mcc.clone();
+        row.risk_level = application::risk_level(f).into();
+        row.uscc = f.uscc.clone().unwrap_or_default();
+        row.account_number = f.settlement_account.number.clone();
+    }
+    moved(&mut row, &mut writes, action, who, note)?;
+    if matches!(action, Action::Submit | Action::Resubmit) {
+        // The checks: the form's own, then duplicates among the other applications.
+        let mut problems: Vec<Problem> = serde_json::from_str(&row.problems).unwrap_or_default();
+        for other in db.applications(None).ctx("read applications")? {
+            if other.app_id == app_id || other.status == AppState::Withdrawn.name() {
+                continue;
+            }
+            let dup = |field: &str, what: &str| Problem {
+                code: "duplicate".into(),
+                field: field.into(),
+                message: format!(
+                    "the same {what} is on application {} ({})",
+                    other.app_id, other.status
+                ),
+            };
+            if !row.uscc.is_empty() && other.uscc == row.uscc {
+                problems.push(dup("uscc", "unified social credit code"));
+            }
+            if other.rep_id_token == row.rep_id_token {
+                problems.push(dup("representative.id_number", "legal representative"));
+            }
+            if other.account_number == row.account_number {
+                problems.push(dup("settlement_account.number", "settlement account"));
+            }
+        }
+        let text = problems_text(&problems);
+        row.problems = text.clone();
+        let (action, note) = if problems.is_empty() {
+            (Action::ChecksPass, String::new())
+        } else {
+            (Action::ChecksFail, text)
+        };
+        moved(&mut row, &mut writes, action, Who::System, note)?;
+    }
+    writes.insert(0, Write::Application(row.clone()));
+    db.apply(&writes).ctx("write application")?;
+    Ok(row)
+}
+
+/// Applications whose review is past its SLA on `today` (still in review or
+/// waiting for a reviewer).
+pub fn overdue(db: &mut dyn Backend, today: NaiveDate) -> Result<Vec<ApplicationRow>> {
+    let open = [AppState::ChecksPassed.name(), AppState::InReview.name()];
+    Ok(db
+        .applications(None)
+        .ctx("read applications")?
+        .into_iter()
+        .filter(|a| open.contains(&a.status.as_str()))
+        .filter(|a| {
+            a.sla_due
+                .as_deref()
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .is_some_and(|d| d < today)
+        })
+        .collect())
+}

@@ -1,0 +1,36 @@
+-- posguard schema version 12: merchant applications and their review.
+-- The form is JSON with personal ID numbers masked; their keyed tokens (HMAC) are
+-- columns, for duplicate checks. Never a clear personal ID number.
+CREATE TABLE applications (
+    app_id          BIGINT PRIMARY KEY,
+    status          TEXT NOT NULL,
+    legal_name      TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    mcc             TEXT NOT NULL,
+    risk_level      TEXT NOT NULL,
+    form            TEXT NOT NULL,
+    problems        TEXT NOT NULL,
+    uscc            TEXT NOT NULL,
+    rep_id_token    TEXT NOT NULL,
+    account_number  TEXT NOT NULL,
+    applicant       TEXT NOT NULL,
+    assignee        TEXT,
+    sla_due         TEXT,
+    merchant_id     TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE INDEX applications_status ON applications (status);
+CREATE INDEX applications_uscc ON applications (uscc);
+CREATE INDEX applications_rep ON applications (rep_id_token);
+-- Every step of a review, in order.
+CREATE TABLE application_events (
+    app_id  BIGINT NOT NULL,
+    seq     BIGINT NOT NULL,
+    at      TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    status  TEXT NOT NULL,
+    note    TEXT NOT NULL,
+    PRIMARY KEY (app_id, seq)
+);
