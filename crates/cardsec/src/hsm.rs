@@ -622,6 +622,110 @@ impl SoftwareSecurityModule {
         let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
         Key::random(&mut **rng, len)
     }
+
+    /// Generates a terminal master key for injection: kept wrapped under the LMK, and
+    /// handed out either encrypted under a key-encryption key (`kek`, a ZMK of the key
+    /// table: the injection facility holds it) or as two components for two custodians.
+    /// The clear key exists only inside this call.
+    pub fn generate_for_injection(
+        &self,
+        kind: KeyKind,
+        version: u32,
+        len: usize,
+        kek: Option<&WrappedKey>,
+    ) -> Result<(WrappedKey, KeyDelivery), SecError> {
+        let mut key = self.random_key(len)?;
+        key.fix_parity();
+        let wrapped = self.lmk.wrap(kind, version, &key)?;
+        let kcv = hex::encode_upper(check_value(&key, 3));
+        let delivery = match kek {
+            Some(k) => {
+                let (kek, _) = self.unwrap_any(k, KeyKind::Zmk)?;
+                let mut enc = key.expose().to_vec();
+                kek.encrypt_ecb(&mut enc)?;
+                KeyDelivery::UnderKek {
+                    cryptogram: hex::encode_upper(enc),
+                    kek_kcv: k.kcv_hex(),
+                    kcv,
+                }
+            }
+            None => {
+                let mut first = self.random_key(len)?;
+                first.fix_parity();
+                let second: Vec<u8> = first
+                    .expose()
+                    .iter()
+                    .zip(key.expose())
+                    .map(|(a, b)| a ^ b)
+                    .collect();
+                let mut second = Key::from_bytes(&second)?;
+                // XOR of two odd-parity bytes is even: re-set the second's parity
+                // bits (DES ignores them, the sum still gives the key).
+                second.fix_parity();
+                let combined: Vec<u8> = first
+                    .expose()
+                    .iter()
+                    .zip(second.expose())
+                    .map(|(a, b)| a ^ b)
+                    .collect();
+                let mut combined = Key::from_bytes(&combined)?;
+                combined.fix_parity();
+                if check_value(&combined, 3) != check_value(&key, 3) {
+                    return Err(SecError::CheckValueMismatch);
+                }
+                KeyDelivery::Components {
+                    components: [KeyComponent::of(&first), KeyComponent::of(&second)],
+                    kcv,
+                }
+            }
+        };
+        Ok((wrapped, delivery))
+    }
+}
+
+/// A key component for one custodian: its hex (shown once, never stored) and its check
+/// value. `Debug` shows the check value only.
+pub struct KeyComponent {
+    /// The component, hex.
+    pub hex: zeroize::Zeroizing<String>,
+    /// Its check value (6 hex digits).
+    pub kcv: String,
+}
+
+impl KeyComponent {
+    fn of(k: &Key) -> KeyComponent {
+        KeyComponent {
+            hex: zeroize::Zeroizing::new(hex::encode_upper(k.expose())),
+            kcv: hex::encode_upper(check_value(k, 3)),
+        }
+    }
+}
+
+impl fmt::Debug for KeyComponent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyComponent([redacted], kcv {})", self.kcv)
+    }
+}
+
+/// How a generated key reaches the device it is injected into.
+#[derive(Debug)]
+pub enum KeyDelivery {
+    /// Encrypted under a key-encryption key the injection facility holds.
+    UnderKek {
+        /// The key under the KEK (TDES ECB), hex.
+        cryptogram: String,
+        /// The KEK's check value.
+        kek_kcv: String,
+        /// The key's check value.
+        kcv: String,
+    },
+    /// Two components: XORed together they give the key.
+    Components {
+        /// One for each custodian.
+        components: [KeyComponent; 2],
+        /// The key's check value.
+        kcv: String,
+    },
 }
 
 impl Drop for SoftwareSecurityModule {

@@ -22,7 +22,8 @@ mod track;
 pub use card::{luhn_valid, Brand, EntryMode, Expiry, MaskedPan, Pan, PanEntry, Track2};
 pub use error::SecError;
 pub use hsm::{
-    KeyLayout, Lmk, SecurityModule, SoftwareSecurityModule, TerminalKeys, WorkingKeys, WrappedKey,
+    KeyComponent, KeyDelivery, KeyLayout, Lmk, SecurityModule, SoftwareSecurityModule,
+    TerminalKeys, WorkingKeys, WrappedKey,
 };
 pub use key::{check_value, Key, KeyCipher, KeyKind};
 pub use mac::{cup_ecb_mac, mac_equal, x9_19_mac, x9_9_mac, MacAlgorithm};

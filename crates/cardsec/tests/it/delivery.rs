@@ -1,8 +1,8 @@
 //! Sign-on key delivery, MACs with delivered keys, PIN translation, rotation.
 
 use cardsec::{
-    EncryptedPinBlock, Key, KeyKind, KeyLayout, MacAlgorithm, Pan, Pin, PinBlock, SecError,
-    SecurityModule, TerminalKeys, WrappedKey,
+    check_value, EncryptedPinBlock, Key, KeyDelivery, KeyKind, KeyLayout, MacAlgorithm, Pan, Pin,
+    PinBlock, SecError, SecurityModule, TerminalKeys, WrappedKey,
 };
 
 use crate::module;
@@ -158,4 +158,55 @@ fn tokens_are_stable_keyed_and_rekeyable() {
     let t2 = other.tokenize(&pan);
     assert_eq!(t2.key_id(), 2);
     assert_ne!(t2, t);
+}
+
+/// A terminal master key generated for injection: the two custodians' components XOR
+/// to the key, or the cryptogram under the injection facility's KEK decrypts to it;
+/// either way the terminal's key delivers working keys the switch's copy agrees with.
+#[test]
+fn a_generated_tmk_reaches_the_terminal_in_components_or_under_a_kek() {
+    let hsm = module(3);
+    let kek_clear = Key::from_hex("3B9AC1E4F08A7D5C2D4E6F8091A2B3C4").unwrap();
+    let kek = hsm.import_key(KeyKind::Zmk, 1, &kek_clear).unwrap();
+    for under_kek in [false, true] {
+        let (tmk, delivery) = hsm
+            .generate_for_injection(KeyKind::Tmk, 1, 16, under_kek.then_some(&kek))
+            .unwrap();
+        let clear = match &delivery {
+            KeyDelivery::Components { components, kcv } => {
+                let a = Key::from_hex(&components[0].hex).unwrap();
+                let b = Key::from_hex(&components[1].hex).unwrap();
+                assert_eq!(hex::encode_upper(check_value(&a, 3)), components[0].kcv);
+                let mut k = Key::from_bytes(
+                    &a.expose()
+                        .iter()
+                        .zip(b.expose())
+                        .map(|(x, y)| x ^ y)
+                        .collect::<Vec<u8>>(),
+                )
+                .unwrap();
+                k.fix_parity();
+                assert_eq!(&hex::encode_upper(check_value(&k, 3)), kcv);
+                assert!(!format!("{delivery:?}").contains(components[0].hex.as_str()));
+                k
+            }
+            KeyDelivery::UnderKek {
+                cryptogram,
+                kek_kcv,
+                kcv,
+            } => {
+                assert_eq!(kek_kcv, &kek.kcv_hex());
+                let mut bytes = hex::decode(cryptogram).unwrap();
+                kek_clear.decrypt_ecb(&mut bytes).unwrap();
+                let k = Key::from_bytes(&bytes).unwrap();
+                assert_eq!(&hex::encode_upper(check_value(&k, 3)), kcv);
+                k
+            }
+        };
+        assert_eq!(hex::encode_upper(check_value(&clear, 3)), tmk.kcv_hex());
+        let wk = hsm
+            .generate_working_keys(&tmk, KeyLayout::Double, 1)
+            .unwrap();
+        TerminalKeys::unwrap(&clear, KeyLayout::Double, &wk.field62).expect("the terminal's TMK");
+    }
 }
