@@ -105,6 +105,69 @@ pub fn txn(cmd: TxnCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `posguard merchant provision`: prints the new merchant and each terminal's key
+/// delivery (the components' hex is shown here once and never stored).
+fn provision(
+    store: &StoreArgs,
+    lmk: &crate::keys_cli::LmkArgs,
+    application: i64,
+    under_kek: bool,
+) -> anyhow::Result<()> {
+    let lmk = lmk.require()?;
+    let hsm = crate::node::module(&lmk, None);
+    let mut db = open_store(&store.location())?;
+    let kek = if under_kek {
+        let newest = db
+            .keys()?
+            .into_iter()
+            .filter(|k| k.kind == cardsec::KeyKind::Zmk.name())
+            .max_by_key(|k| k.version)
+            .ok_or_else(|| {
+                BadInput("no ZMK in the key table: `posguard keys import --kind zmk`".into())
+            })?;
+        Some(cardsec::WrappedKey::parse(&newest.wrapped)?)
+    } else {
+        None
+    };
+    let p = services::onboarding::provision(
+        db.as_mut(),
+        application,
+        &hsm,
+        kek.as_ref(),
+        &cli_actor(),
+        &now_rfc3339(),
+    )?;
+    println!(
+        "merchant {} provisioned from application {application}",
+        p.merchant_id
+    );
+    for t in &p.terminals {
+        println!(
+            "terminal {} at {} (pending install)",
+            t.terminal_id, t.install_address
+        );
+        match &t.delivery {
+            cardsec::KeyDelivery::Components { components, kcv } => {
+                for (i, c) in components.iter().enumerate() {
+                    println!(
+                        "  TMK component {}: {} (kcv {})",
+                        i + 1,
+                        c.hex.as_str(),
+                        c.kcv
+                    );
+                }
+                println!("  TMK kcv {kcv}");
+            }
+            cardsec::KeyDelivery::UnderKek {
+                cryptogram,
+                kek_kcv,
+                kcv,
+            } => println!("  TMK under the KEK (kcv {kek_kcv}): {cryptogram} (TMK kcv {kcv})"),
+        }
+    }
+    Ok(())
+}
+
 /// `posguard merchant …`.
 #[derive(Debug, Subcommand)]
 pub enum MerchantCommand {
@@ -118,6 +181,24 @@ pub enum MerchantCommand {
         /// Business date (YYYY-MM-DD).
         #[arg(long)]
         date: String,
+    },
+    /// Provision an approved merchant application: the merchant, its terms and its
+    /// terminals, each terminal's master key printed for injection (two components,
+    /// or under the newest ZMK of the key table with `--under-kek`). Shown once.
+    Provision {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The LMK the new keys are wrapped under.
+        #[command(flatten)]
+        lmk: crate::keys_cli::LmkArgs,
+        /// The application.
+        #[arg(long)]
+        application: i64,
+        /// Deliver the master keys under the key table's newest ZMK instead of as
+        /// components.
+        #[arg(long)]
+        under_kek: bool,
     },
     /// Set a merchant's pricing and settlement terms.
     Terms {
@@ -163,6 +244,12 @@ pub fn merchant(cmd: MerchantCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        MerchantCommand::Provision {
+            store,
+            lmk,
+            application,
+            under_kek,
+        } => provision(&store, &lmk, application, under_kek),
         MerchantCommand::Terms {
             store,
             merchant_id,

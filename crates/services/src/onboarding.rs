@@ -341,3 +341,172 @@ pub fn overdue(db: &mut dyn Backend, today: NaiveDate) -> Result<Vec<Application
         })
         .collect())
 }
+
+/// One terminal provisioned, and how its master key reaches it.
+#[derive(Debug)]
+pub struct Provisioned {
+    /// The terminal id (8 digits).
+    pub terminal_id: String,
+    /// Where it is installed.
+    pub install_address: String,
+    /// Its master key for injection: components or under the KEK.
+    pub delivery: cardsec::KeyDelivery,
+}
+
+/// What provisioning made.
+#[derive(Debug)]
+pub struct Provisioning {
+    /// The new merchant id (15 digits).
+    pub merchant_id: String,
+    /// Its terminals.
+    pub terminals: Vec<Provisioned>,
+}
+
+/// The next merchant id for an MCC: `89831000` + the MCC + a sequence of 3 digits.
+fn next_merchant_id(db: &mut dyn Backend, mcc: &str) -> Result<String> {
+    let prefix = format!("89831000{mcc}");
+    let used: Vec<u32> = db
+        .merchants()
+        .ctx("read merchants")?
+        .iter()
+        .filter_map(|m| m.merchant_id.strip_prefix(&prefix)?.parse().ok())
+        .collect();
+    let next = used.iter().max().map_or(1, |m| m + 1);
+    if next > 999 {
+        return Err(ServiceError::Conflict(format!(
+            "no merchant id left for MCC {mcc}"
+        )));
+    }
+    Ok(format!("{prefix}{next:03}"))
+}
+
+/// Provisions an approved application: the merchant (its class and risk from the
+/// review), its terms (the MCC class's plan, the application's settlement account,
+/// T+1), and its terminals (`pending_install`, each with a master key generated in
+/// the security module and handed out for injection — under `kek` when given, else
+/// as two components). One transaction; audited. An application provisions once.
+pub fn provision(
+    db: &mut dyn Backend,
+    app_id: i64,
+    hsm: &cardsec::SoftwareSecurityModule,
+    kek: Option<&cardsec::WrappedKey>,
+    actor: &Actor,
+    at: &str,
+) -> Result<Provisioning> {
+    let mut row = db
+        .application(app_id)
+        .ctx("read application")?
+        .ok_or_else(|| ServiceError::NotFound(format!("no application {app_id}")))?;
+    if row.status != AppState::Approved.name() {
+        return Err(ServiceError::Conflict(format!(
+            "application {app_id} is {}: only an approved one is provisioned",
+            row.status
+        )));
+    }
+    if let Some(m) = &row.merchant_id {
+        return Err(ServiceError::Conflict(format!(
+            "application {app_id} is provisioned already: merchant {m}"
+        )));
+    }
+    let form: Form = serde_json::from_str(&row.form)
+        .map_err(|e| ServiceError::Invalid(format!("stored application form: {e}")))?;
+    let merchant_id = next_merchant_id(db, &row.mcc)?;
+    let first_tid = db
+        .terminals()
+        .ctx("read terminals")?
+        .iter()
+        .filter_map(|t| t.terminal_id.parse::<u32>().ok())
+        .filter(|t| *t >= 30_000_000)
+        .max()
+        .map_or(30_000_001, |t| t + 1);
+    let mut writes = vec![Write::Merchant(store::MerchantRow {
+        merchant_id: merchant_id.clone(),
+        name: row.legal_name.clone(),
+        city: form.business_address.chars().take(3).collect(),
+        mcc: row.mcc.clone(),
+        status: "active".into(),
+        created_at: at.into(),
+        // Individual merchants have the small merchants' limits (R10).
+        merchant_class: if row.kind == "individual" {
+            "small".into()
+        } else {
+            "standard".into()
+        },
+        risk_class: row.risk_level.clone(),
+    })];
+    let plan = settlement::MccClass::of(&row.mcc).plan();
+    writes.push(Write::Terms(store::TermsRow {
+        merchant_id: merchant_id.clone(),
+        settlement_account: form.settlement_account.number.clone(),
+        cycle: settlement::Cycle::T1.name(),
+        debit_bps: plan.debit_bps,
+        credit_bps: plan.credit_bps,
+        debit_cap_minor: plan.debit_cap_minor,
+        min_fee_minor: plan.min_fee_minor,
+        updated_at: at.into(),
+    }));
+    let mut terminals = Vec::new();
+    for (t, tid) in form.terminals.iter().zip(first_tid..) {
+        let terminal_id = format!("{tid:08}");
+        let (tmk, delivery) = hsm
+            .generate_for_injection(cardsec::KeyKind::Tmk, 1, 16, kek)
+            .map_err(|e| {
+                ServiceError::Invalid(format!("generate terminal {terminal_id}'s key: {e}"))
+            })?;
+        writes.push(Write::Terminal(store::TerminalRow {
+            terminal_id: terminal_id.clone(),
+            merchant_id: merchant_id.clone(),
+            status: "pending_install".into(),
+            tmk: tmk.to_text(),
+            pik: None,
+            mak: None,
+            mak_prev: None,
+            key_version: 1,
+            batch: 1,
+            signed_on: false,
+            install_location: t.install_address.clone(),
+            updated_at: at.into(),
+            key_profile: "003".into(),
+            pending_pik: None,
+            pending_mak: None,
+            tdk: None,
+            pending_tdk: None,
+        }));
+        terminals.push(Provisioned {
+            terminal_id,
+            install_address: t.install_address.clone(),
+            delivery,
+        });
+    }
+    let before = audit_json(&row);
+    row.merchant_id = Some(merchant_id.clone());
+    row.updated_at = at.into();
+    let seq = db.application_events(app_id).ctx("read application")?.len() as i64 + 1;
+    let tids: Vec<&str> = terminals.iter().map(|t| t.terminal_id.as_str()).collect();
+    let note = format!("merchant {merchant_id}, terminals {}", tids.join(", "));
+    let mut after = audit_json(&row);
+    after["merchant_id"] = serde_json::json!(merchant_id);
+    after["terminals"] = serde_json::json!(tids);
+    writes.push(Write::ApplicationEvent(ApplicationEventRow {
+        app_id,
+        seq,
+        at: at.into(),
+        action: "provision".into(),
+        actor: actor.name.clone(),
+        status: row.status.clone(),
+        note,
+    }));
+    writes.push(actor.audit(
+        at,
+        "application.provision",
+        &format!("application:{app_id}"),
+        before,
+        after,
+    ));
+    writes.insert(0, Write::Application(row));
+    db.apply(&writes).ctx("write the new merchant")?;
+    Ok(Provisioning {
+        merchant_id,
+        terminals,
+    })
+}

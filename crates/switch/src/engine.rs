@@ -943,7 +943,9 @@ impl Engine {
                 "merchant is not active",
             ));
         }
-        if term.row.status != "active" {
+        // A terminal provisioned and not yet installed may sell: its first approved
+        // sale (the installer's test transaction) makes it active.
+        if term.row.status != "active" && term.row.status != "pending_install" {
             return Err(Reject(
                 ResponseCode::NOT_PERMITTED_TERMINAL,
                 "terminal is not active",
@@ -2628,6 +2630,7 @@ impl Engine {
         };
         let mut extra_writes = Vec::new();
         let mut extra_actions = Vec::new();
+        extra_writes.extend(self.installed(now, id));
         if let Some(oid) = original {
             let at = self.rfc3339(now);
             if let Some(o) = self.txns.get_mut(&oid) {
@@ -2658,6 +2661,33 @@ impl Engine {
             writes.extend(extra_writes);
             then.extend(extra_actions);
         }
+        out
+    }
+
+    /// The terminal of an approved transaction, when it was waiting for its first
+    /// transaction: now active (the terminal row, and an event on the transaction).
+    fn installed(&mut self, now: Now, id: i64) -> Vec<Write> {
+        let Some(tid) = self.txns.get(&id).map(|t| t.row.terminal_id.clone()) else {
+            return vec![];
+        };
+        let at = self.rfc3339(now);
+        let Some(term) = self.terminals.get_mut(&tid) else {
+            return vec![];
+        };
+        if term.row.status != "pending_install" {
+            return vec![];
+        }
+        term.row.status = "active".into();
+        term.row.updated_at = at;
+        let row = term.row.clone();
+        tracing::info!(terminal = %tid, "terminal installed: its first approved transaction made it active");
+        let mut out = vec![Write::Terminal(row)];
+        out.extend(self.known_event(
+            now,
+            id,
+            "terminal_installed",
+            format!("terminal {tid}'s first approved transaction: it is active"),
+        ));
         out
     }
 

@@ -81,7 +81,8 @@ impl Engine {
             tracing::warn!(terminal = %tid, "sign-on from an unknown terminal");
             return self.unsigned_reply(conn, wire, &req, ResponseCode::TERMINAL_NOT_REGISTERED);
         };
-        if term.row.status != "active" {
+        // A provisioned terminal signs on at installation, before its first sale.
+        if term.row.status != "active" && term.row.status != "pending_install" {
             return self.unsigned_reply(conn, wire, &req, ResponseCode::NOT_PERMITTED_TERMINAL);
         }
         let Ok(f60) = Field60::read(&req) else {

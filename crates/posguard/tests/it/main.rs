@@ -8,6 +8,7 @@ mod http;
 mod iso;
 mod keys;
 mod layers;
+mod onboarding;
 mod outside;
 mod recon;
 mod recon_money;

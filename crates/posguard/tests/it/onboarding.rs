@@ -1,0 +1,186 @@
+//! A merchant onboarded end to end, on SQLite and PostgreSQL: an application entered,
+//! checked, reviewed and approved; `posguard merchant provision` makes the merchant,
+//! its terms and a terminal whose master key is printed as two components; the
+//! components are loaded into a terminal, which signs on, makes its test sale (the
+//! terminal becomes active) and the sale settles to the new merchant's own account.
+
+use merchants::review::Who;
+use posguard::demo_data::{CardFate, DemoTerminal};
+use services::onboarding::{self, PiiKey, Step};
+
+use crate::scenarios::{card, code, stores, Pos, World};
+
+const PII_KEY: &str = "0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
+
+fn form() -> merchants::application::Form {
+    serde_json::from_value(serde_json::json!({
+        "legal_name": "杭州新开张餐饮有限公司",
+        "kind": "company",
+        "uscc": "91110108123456788E",
+        "representative": {"name": "李娜", "id_number": "32010220000201000X", "phone": "13912345678"},
+        "registered_address": "杭州市西湖区文三路1号",
+        "business_address": "杭州市西湖区文三路1号",
+        "mcc": "5812",
+        "settlement_account": {"bank": "建设银行杭州分行", "name": "杭州新开张餐饮有限公司", "number": "3300123456789012345678"},
+        "monthly_volume_minor": 20000000,
+        "average_ticket_minor": 8000,
+        "terminals": [{"install_address": "前台", "latitude": 30.28, "longitude": 120.13}],
+    }))
+    .expect("form")
+}
+
+/// The clear TMK from the provision command's two components.
+fn combine(out: &str) -> (String, String, String) {
+    let merchant = out
+        .lines()
+        .find_map(|l| l.strip_prefix("merchant "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("merchant line")
+        .to_owned();
+    let terminal = out
+        .lines()
+        .find_map(|l| l.strip_prefix("terminal "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("terminal line")
+        .to_owned();
+    let parts: Vec<Vec<u8>> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("TMK component "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|h| hex::decode(h).expect("hex"))
+        .collect();
+    assert_eq!(parts.len(), 2, "{out}");
+    let mut key = cardsec::Key::from_bytes(
+        &parts[0]
+            .iter()
+            .zip(&parts[1])
+            .map(|(a, b)| a ^ b)
+            .collect::<Vec<u8>>(),
+    )
+    .expect("key");
+    key.fix_parity();
+    (merchant, terminal, hex::encode_upper(key.expose()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_application_becomes_a_merchant_whose_new_terminal_sells_and_settles() {
+    for store in stores("onboard") {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || crate::scenarios::cleanup(&s))
+            .await
+            .expect("cleanup");
+        let s = store.clone();
+        let lmk_file =
+            std::env::temp_dir().join(format!("posguard-onboard-lmk-{}", std::process::id()));
+        std::fs::write(&lmk_file, posguard::demo_data::DEMO_LMK).expect("lmk file");
+        let lmk_arg = lmk_file.display().to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut db = posguard::node::open_store(&s).expect("open");
+            let key = PiiKey::from_hex(PII_KEY).expect("key");
+            let actor = services::accounts::Actor::cli("test", 1);
+            let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+            let at = "2026-12-01T02:00:00+00:00";
+            let app =
+                onboarding::create(db.as_mut(), &form(), &key, today, &actor, at).expect("create");
+            for (step, who) in [
+                (Step::Submit, Who::Applicant),
+                (Step::Assign("zhao.lei".into()), Who::Reviewer),
+                (Step::Approve("low".into()), Who::Reviewer),
+            ] {
+                let row =
+                    onboarding::step(db.as_mut(), app.app_id, step, who, &key, today, &actor, at)
+                        .expect("step");
+                assert_ne!(row.status, "checks_failed", "{}", row.problems);
+            }
+            let at = if s.starts_with("postgres") {
+                "--database-url"
+            } else {
+                "--data"
+            };
+            let args = [
+                "merchant",
+                "provision",
+                at,
+                &s,
+                "--lmk-file",
+                &lmk_arg,
+                "--application",
+                "1",
+            ];
+            let (code, out, err) = crate::run(&args, b"");
+            assert_eq!(code, 0, "{err}");
+            // Provisioning twice is refused.
+            let (again, _, err) = crate::run(&args, b"");
+            assert_eq!(again, 2, "{err}");
+            String::from_utf8(out).expect("utf-8")
+        })
+        .await
+        .expect("join");
+        let _ = std::fs::remove_file(&lmk_file);
+        assert!(out.contains("(pending install)"), "{out}");
+        let (merchant, terminal, tmk_hex) = combine(&out);
+        eprintln!("onboarded ({store}): merchant {merchant}, terminal {terminal}");
+        // The node starts on the store with the new merchant (no demo seeding: the store
+        // has a terminal already).
+        let w = World::start_with(&store, crate::scenarios::Setup::default()).await;
+        let t = DemoTerminal {
+            terminal_id: terminal.clone(),
+            merchant_id: merchant.clone(),
+            tmk_hex,
+            location: "前台".into(),
+            key_layout: cardsec::KeyLayout::Double,
+        };
+        let mut pos = Pos::signed_on(w.acquirer, &t).await;
+        let c = w.card(CardFate::Good, 0).clone();
+        let r = pos.term.sale(&card(&c), 8_800).expect("sale");
+        assert_eq!(code(&pos.send(r).await), "00", "the test sale");
+        let s = store.clone();
+        let (status, settlement) = tokio::task::spawn_blocking(move || {
+            let mut db = posguard::node::open_store(&s).expect("open");
+            let status = db
+                .terminals()
+                .expect("terminals")
+                .into_iter()
+                .find(|x| x.terminal_id == terminal)
+                .map(|x| x.status)
+                .expect("terminal");
+            let sale = posguard::check::load_journal(&s)
+                .expect("journal")
+                .into_iter()
+                .find(|x| x.merchant_id == merchant)
+                .expect("the sale");
+            let day =
+                chrono::NaiveDate::parse_from_str(&sale.local_date, "%Y-%m-%d").expect("date");
+            let cfg = services::money::MoneyConfig {
+                out_dir: std::env::temp_dir()
+                    .join(format!("posguard-onboard-files-{}", std::process::id())),
+                ..Default::default()
+            };
+            let actor = services::accounts::Actor::cli("test", 1);
+            let report = services::money::settle_date(
+                db.as_mut(),
+                day,
+                &cfg,
+                &actor,
+                "2026-12-02T01:00:00+00:00",
+            )
+            .expect("settle");
+            let mine = report
+                .settlements
+                .into_iter()
+                .find(|x| x.merchant_id == merchant)
+                .expect("the new merchant settled");
+            (status, mine)
+        })
+        .await
+        .expect("join");
+        assert_eq!(status, "active", "the test sale installed the terminal");
+        assert_eq!(settlement.settlement_account, "3300123456789012345678");
+        assert_eq!(settlement.gross_minor, 8_800);
+        assert!(
+            settlement.net_minor > 0 && settlement.net_minor < 8_800,
+            "{settlement:?}"
+        );
+        w.finish(&store).await;
+    }
+}
