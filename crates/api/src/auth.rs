@@ -23,6 +23,8 @@ pub enum Permission {
     MerchantRead,
     /// Read terminals (never their keys).
     TerminalRead,
+    /// Change a merchant's or a terminal's status (suspend, close, disable).
+    MerchantWrite,
     /// Read settlement holds.
     HoldRead,
     /// Place and release settlement holds.
@@ -101,6 +103,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             ApplicationRead,
             ApplicationApply,
             ApplicationReview,
+            MerchantWrite,
         ],
     ),
     (
@@ -121,6 +124,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             SafWrite,
             ApplicationRead,
             ApplicationApply,
+            MerchantWrite,
         ],
     ),
     (
@@ -140,6 +144,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             RulesWrite,
             ApplicationRead,
             ApplicationReview,
+            MerchantWrite,
         ],
     ),
     (

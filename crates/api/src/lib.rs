@@ -66,7 +66,17 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         "/api/v1/holds/{hold_id}",
         Some(Permission::HoldWrite),
     ),
+    (
+        "POST",
+        "/api/v1/merchants/{merchant_id}/status",
+        Some(Permission::MerchantWrite),
+    ),
     ("GET", "/api/v1/terminals", Some(Permission::TerminalRead)),
+    (
+        "POST",
+        "/api/v1/terminals/{terminal_id}/status",
+        Some(Permission::MerchantWrite),
+    ),
     (
         "GET",
         "/api/v1/terminals/{terminal_id}",
@@ -408,6 +418,14 @@ impl Api {
             .route("/holds/{hold_id}", delete(routes::release_hold))
             .route("/terminals", get(back_office::terminals))
             .route("/terminals/{terminal_id}", get(back_office::terminal))
+            .route(
+                "/terminals/{terminal_id}/status",
+                post(onboarding::terminal_status),
+            )
+            .route(
+                "/merchants/{merchant_id}/status",
+                post(onboarding::merchant_status),
+            )
             .route(
                 "/merchants/{merchant_id}/statement",
                 get(back_office::statement),

@@ -202,6 +202,76 @@ pub async fn withdraw(
     take(&api, &p, &id, Step::Withdraw, Who::Applicant).await
 }
 
+/// A status change: the new status and why.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChangeBody {
+    /// A merchant: `active`, `suspended`, `closed`; a terminal: `active`, `disabled`.
+    #[schema(pattern = "^(active|suspended|closed|disabled)$")]
+    status: String,
+    /// Why (shown in the audit trail and the settlement hold).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    reason: String,
+}
+
+/// Suspends, closes or reactivates a merchant.
+pub async fn merchant_status(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<StatusChangeBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::MerchantWrite)?;
+    if !onboarding::MERCHANT_STATUSES.contains(&b.status.as_str()) {
+        return Err(ApiError::field(
+            "status",
+            "a merchant's status is active, suspended or closed",
+        ));
+    }
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let m = api
+        .db(move |db| {
+            Ok(onboarding::set_merchant_status(
+                db, &id, &b.status, &b.reason, &actor, &at,
+            )?)
+        })
+        .await?;
+    Ok(Json(
+        json!({"merchant_id": m.merchant_id, "status": m.status}),
+    ))
+}
+
+/// Disables or re-enables a terminal.
+pub async fn terminal_status(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<StatusChangeBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::MerchantWrite)?;
+    if !onboarding::TERMINAL_STATUSES.contains(&b.status.as_str()) {
+        return Err(ApiError::field(
+            "status",
+            "a terminal's status is active or disabled",
+        ));
+    }
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let t = api
+        .db(move |db| {
+            Ok(onboarding::set_terminal_status(
+                db, &id, &b.status, &b.reason, &actor, &at,
+            )?)
+        })
+        .await?;
+    Ok(Json(
+        json!({"terminal_id": t.terminal_id, "status": t.status}),
+    ))
+}
+
 /// The reviewer's steps, by the route's last segment.
 pub async fn review(
     State(api): State<Api>,

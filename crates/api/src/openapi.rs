@@ -228,6 +228,10 @@ fn body_schema(m: &str, path: &str) -> Option<&'static str> {
         ("POST", "/api/v1/risk/cases/{case_id}/close") => Some("CloseBody"),
         ("POST", "/api/v1/risk/backtests") => Some("BacktestBody"),
         ("POST", "/api/v1/risk/rule-sets") => Some("RulesBody"),
+        (
+            "POST",
+            "/api/v1/merchants/{merchant_id}/status" | "/api/v1/terminals/{terminal_id}/status",
+        ) => Some("StatusChangeBody"),
         ("POST", "/api/v1/applications" | "/api/v1/applications/{app_id}/resubmit") => Some("Form"),
         (
             "POST",
@@ -408,6 +412,7 @@ pub fn document() -> OpenApi {
                 .schema_from::<merchants::application::TerminalRequest>()
                 .schema_from::<merchants::application::ApplicantKind>()
                 .schema_from::<crate::onboarding::ReviewBody>()
+                .schema_from::<crate::onboarding::StatusChangeBody>()
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

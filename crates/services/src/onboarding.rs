@@ -510,3 +510,129 @@ pub fn provision(
         terminals,
     })
 }
+
+/// A merchant's status: `active` sells and settles; `suspended` is refused at the
+/// terminal and its settlement held; `closed` too, and its terminals are disabled.
+pub const MERCHANT_STATUSES: [&str; 3] = ["active", "suspended", "closed"];
+
+/// A terminal's status set by operators (`pending_install` is provisioning's).
+pub const TERMINAL_STATUSES: [&str; 2] = ["active", "disabled"];
+
+fn merchant_status_json(m: &store::MerchantRow) -> serde_json::Value {
+    serde_json::json!({"merchant_id": m.merchant_id, "status": m.status})
+}
+
+/// Sets a merchant's status with the reason (audited); closing one disables its
+/// terminals. Nodes apply it to the merchant's next transaction from their next start
+/// (settlement holds a merchant that is not active at once, with the status as reason).
+pub fn set_merchant_status(
+    db: &mut dyn Backend,
+    merchant_id: &str,
+    status: &str,
+    reason: &str,
+    actor: &Actor,
+    at: &str,
+) -> Result<store::MerchantRow> {
+    if !MERCHANT_STATUSES.contains(&status) {
+        return Err(ServiceError::BadInput(format!(
+            "a merchant's status is active, suspended or closed, not {status:?}"
+        )));
+    }
+    crate::text("a status change's reason", reason, 500)?;
+    let before = db
+        .merchant(merchant_id)
+        .ctx("read merchant")?
+        .ok_or_else(|| ServiceError::NotFound(format!("no merchant {merchant_id}")))?;
+    if before.status == status {
+        return Ok(before);
+    }
+    let after = store::MerchantRow {
+        status: status.into(),
+        ..before.clone()
+    };
+    let mut b = merchant_status_json(&before);
+    let mut a = merchant_status_json(&after);
+    b["reason"] = serde_json::Value::Null;
+    a["reason"] = serde_json::json!(reason);
+    let mut writes = vec![
+        Write::Merchant(after.clone()),
+        actor.audit(
+            at,
+            "merchant.status",
+            &format!("merchant:{merchant_id}"),
+            b,
+            a,
+        ),
+    ];
+    if status == "closed" {
+        for t in db.terminals().ctx("read terminals")? {
+            if t.merchant_id == merchant_id && t.status != "disabled" {
+                let before_t =
+                    serde_json::json!({"terminal_id": t.terminal_id, "status": t.status});
+                let disabled = store::TerminalRow {
+                    status: "disabled".into(),
+                    updated_at: at.into(),
+                    ..t
+                };
+                writes.push(actor.audit(
+                    at,
+                    "terminal.status",
+                    &format!("terminal:{}", disabled.terminal_id),
+                    before_t,
+                    serde_json::json!({"terminal_id": disabled.terminal_id, "status": "disabled", "reason": format!("merchant closed: {reason}")}),
+                ));
+                writes.push(Write::Terminal(disabled));
+            }
+        }
+    }
+    db.apply(&writes).ctx("write merchant status")?;
+    Ok(after)
+}
+
+/// Enables or disables a terminal with the reason (audited).
+pub fn set_terminal_status(
+    db: &mut dyn Backend,
+    terminal_id: &str,
+    status: &str,
+    reason: &str,
+    actor: &Actor,
+    at: &str,
+) -> Result<store::TerminalRow> {
+    if !TERMINAL_STATUSES.contains(&status) {
+        return Err(ServiceError::BadInput(format!(
+            "a terminal's status is active or disabled, not {status:?}"
+        )));
+    }
+    crate::text("a status change's reason", reason, 500)?;
+    let before = db
+        .terminals()
+        .ctx("read terminals")?
+        .into_iter()
+        .find(|t| t.terminal_id == terminal_id)
+        .ok_or_else(|| ServiceError::NotFound(format!("no terminal {terminal_id}")))?;
+    if before.status == status {
+        return Ok(before);
+    }
+    if status == "active" && before.status == "pending_install" {
+        return Err(ServiceError::Conflict(format!(
+            "terminal {terminal_id} becomes active with its first approved sale"
+        )));
+    }
+    let after = store::TerminalRow {
+        status: status.into(),
+        updated_at: at.into(),
+        ..before.clone()
+    };
+    db.apply(&[
+        Write::Terminal(after.clone()),
+        actor.audit(
+            at,
+            "terminal.status",
+            &format!("terminal:{terminal_id}"),
+            serde_json::json!({"terminal_id": terminal_id, "status": before.status}),
+            serde_json::json!({"terminal_id": terminal_id, "status": status, "reason": reason}),
+        ),
+    ])
+    .ctx("write terminal status")?;
+    Ok(after)
+}

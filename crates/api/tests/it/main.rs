@@ -379,6 +379,12 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
             Some(json!({"business_date": "2026-12-01"}))
         }
         ("POST", "/api/v1/payouts/confirm") => Some(json!({"value_date": "2026-12-31"})),
+        ("POST", "/api/v1/merchants/{merchant_id}/status") => {
+            Some(json!({"status": "suspended", "reason": "chargeback ratio over 1%"}))
+        }
+        ("POST", "/api/v1/terminals/{terminal_id}/status") => {
+            Some(json!({"status": "disabled", "reason": "reported stolen"}))
+        }
         ("POST", "/api/v1/applications" | "/api/v1/applications/{app_id}/resubmit") => Some(form()),
         ("POST", "/api/v1/applications/{app_id}/approve") => Some(json!({"note": "low"})),
         (
@@ -528,6 +534,9 @@ fn the_openapi_document_has_every_route() {
         "BacktestBody",
         "RulesBody",
         "StatusBody",
+        "StatusChangeBody",
+        "Form",
+        "ReviewBody",
     ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
@@ -785,6 +794,22 @@ fn every_change_leaves_exactly_one_audit_record_with_before_and_after() {
                 json_body(json!({"verdict": "fraud"})),
                 "case.status",
                 "case:1".into(),
+                "admin",
+            ),
+            (
+                "POST",
+                format!("/api/v1/terminals/{TERMINAL}/status"),
+                json_body(json!({"status": "disabled", "reason": "reported stolen"})),
+                "terminal.status",
+                format!("terminal:{TERMINAL}"),
+                "admin",
+            ),
+            (
+                "POST",
+                format!("/api/v1/merchants/{SHOP_B}/status"),
+                json_body(json!({"status": "suspended", "reason": "chargebacks"})),
+                "merchant.status",
+                format!("merchant:{SHOP_B}"),
                 "admin",
             ),
             (
