@@ -150,6 +150,73 @@ pub struct NodeSecurity {
     pub zone: ZoneKeys,
 }
 
+/// Follows the audit trail — written in the same transaction as every change — for
+/// merchant and terminal status changes made since the node started (or last read):
+/// a change feed the nodes follow instead of reading whole tables.
+fn status_watch(opts: &NodeOptions, from_seq: i64) -> gateway::StatusWatch {
+    let store = opts.store.clone();
+    let mut db = OffRuntime(None);
+    let mut last: Option<i64> = Some(from_seq);
+    Box::new(move || {
+        if db.0.is_none() {
+            db.0 = Some(open_store(&store).map_err(|e| e.to_string())?);
+        }
+        let Some(conn) = db.0.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut changes = Vec::new();
+        if last.is_none() {
+            // The first read only learns where the feed is: the node loaded today's
+            // statuses at start.
+            match conn.max_audit_seq() {
+                Ok(seq) => last = Some(seq),
+                Err(e) => {
+                    db.0 = None;
+                    return Err(e.to_string());
+                }
+            }
+            return Ok(changes);
+        }
+        loop {
+            let from = last.unwrap_or(0);
+            let page = match conn.audit_after(from, 1_000) {
+                Ok(p) => p,
+                Err(e) => {
+                    db.0 = None;
+                    return Err(e.to_string());
+                }
+            };
+            let Some(end) = page.last().map(|a| a.seq) else {
+                break;
+            };
+            changes.extend(page.iter().filter_map(status_change));
+            let full = page.len() == 1_000;
+            last = Some(end);
+            if !full {
+                break;
+            }
+        }
+        Ok(changes)
+    })
+}
+
+/// A status change from an audit record, if it is one.
+fn status_change(a: &store::AuditRow) -> Option<switch::StatusChange> {
+    let after: serde_json::Value = serde_json::from_str(&a.after).ok()?;
+    let status = after["status"].as_str()?.to_owned();
+    match a.action.as_str() {
+        "merchant.status" => Some(switch::StatusChange::Merchant {
+            merchant_id: a.object.strip_prefix("merchant:")?.to_owned(),
+            status,
+        }),
+        "terminal.status" => Some(switch::StatusChange::Terminal {
+            terminal_id: a.object.strip_prefix("terminal:")?.to_owned(),
+            status,
+        }),
+        _ => None,
+    }
+}
+
 /// A store connection held by a watch, closed off the async workers when the watch
 /// is dropped (a PostgreSQL client blocks while it closes).
 struct OffRuntime(Option<Box<dyn Backend>>);
@@ -464,9 +531,15 @@ pub async fn run_node(
     let o = opts.clone();
     let owner = format!("node-{}", opts.switch.node);
     let sweep_store = opts.store.clone();
-    let sweeper = tokio::task::spawn_blocking(move || open_store(&sweep_store))
-        .await
-        .ctx("join")??;
+    // Where the status feed stands before the engine loads today's statuses: a change
+    // made in between is read again, and setting a status twice changes nothing.
+    let (sweeper, feed_from) = tokio::task::spawn_blocking(move || {
+        let mut db = open_store(&sweep_store)?;
+        let seq = db.max_audit_seq().ctx("read the audit trail's end")?;
+        Ok::<_, NodeError>((db, seq))
+    })
+    .await
+    .ctx("join")??;
     let sweeper = Some((sweeper, owner));
     let (engine, journal, pending_saf) = tokio::task::spawn_blocking(move || prepare(&o))
         .await
@@ -486,6 +559,7 @@ pub async fn run_node(
     tracing::info!(listen = ?addrs, issuer = %opts.gateway.issuer, issuer_tls_name = ?issuer_tls, "acquirer node running");
     let keys = key_watch(&opts);
     let rules = rules_watch(&opts);
+    let status = status_watch(&opts, feed_from);
     let reload: gateway::Reload = {
         let o = opts.clone();
         Box::new(move || load_engine(&o).map_err(|e| format!("{e:#}")))
@@ -500,6 +574,7 @@ pub async fn run_node(
             reload: Some(reload),
             keys,
             rules,
+            status: Some(status),
         },
         listeners,
         opts.clock.clone(),

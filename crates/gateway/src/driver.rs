@@ -193,6 +193,32 @@ pub struct Core {
     /// Reads the risk rule-set version in force from the store, on the same schedule:
     /// `Some` when it changed since the last read, and the engine reloads it.
     pub rules: Option<RulesWatch>,
+    /// Reads merchant and terminal status changes made since the last read, every
+    /// second; the engine checks the next request against them.
+    pub status: Option<StatusWatch>,
+}
+
+/// Reads the status changes since the last read (blocking; run off the runtime).
+pub type StatusWatch = Box<dyn FnMut() -> Result<Vec<switch::StatusChange>, String> + Send>;
+
+/// Reads the status changes on a blocking thread and hands them back.
+fn spawn_status_check(
+    watch: Arc<std::sync::Mutex<StatusWatch>>,
+    back: mpsc::Sender<Vec<switch::StatusChange>>,
+) {
+    tokio::task::spawn_blocking(move || {
+        // One read at a time: a slow store does not pile reads up.
+        let Ok(mut watch) = watch.try_lock() else {
+            return;
+        };
+        match (watch)() {
+            Ok(changes) if !changes.is_empty() => {
+                let _ = back.blocking_send(changes);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "status changes not read; will retry"),
+        }
+    });
 }
 
 /// Reads the rule set in force when it changed (blocking; run off the runtime).
@@ -359,7 +385,10 @@ pub async fn run(
         mut reload,
         keys,
         rules,
+        status,
     } = core;
+    let status_watch = status.map(|s| Arc::new(std::sync::Mutex::new(s)));
+    let (status_tx, mut status_rx) = mpsc::channel::<Vec<switch::StatusChange>>(4);
     let key_watch = keys.map(|k| Arc::new(std::sync::Mutex::new(k)));
     let (keys_tx, mut keys_rx) = mpsc::channel(2);
     let rules_watch = rules.map(|r| Arc::new(std::sync::Mutex::new(r)));
@@ -457,12 +486,20 @@ pub async fn run(
                 if let (Some(w), true) = (&rules_watch, sweep_ticks % config.key_check_secs.max(1) == 0) {
                     spawn_rules_check(w.clone(), rules_tx.clone());
                 }
+                if let Some(w) = &status_watch {
+                    spawn_status_check(w.clone(), status_tx.clone());
+                }
             }
             Some((zone, token)) = keys_rx.recv() => {
                 d.engine.update_keys(zone, token.as_ref());
             }
             Some(rules) = rules_rx.recv() => {
                 d.engine.reload_rules(rules);
+            }
+            Some(changes) = status_rx.recv() => {
+                for c in &changes {
+                    d.engine.update_status(c);
+                }
             }
             Some(rows) = adopt_rx.recv() => {
                 for entry in rows {

@@ -16,7 +16,8 @@ pub mod node_metrics;
 mod terminals;
 
 pub use driver::{
-    run, Clock, Core, GatewayConfig, GatewayStats, KeyWatch, Reload, RulesWatch, SystemClock,
+    run, Clock, Core, GatewayConfig, GatewayStats, KeyWatch, Reload, RulesWatch, StatusWatch,
+    SystemClock,
 };
 pub use switch::TerminalDialect;
 pub use terminals::TerminalListener;

@@ -371,6 +371,16 @@ pub trait Backend: Send {
         })
     }
 
+    /// The newest audit record's sequence number (0 when there is none).
+    fn max_audit_seq(&mut self) -> Result<i64, StoreError> {
+        run(self, |tx| {
+            Ok(tx
+                .query("SELECT COALESCE(MAX(seq), 0) FROM audit", &[])?
+                .first()
+                .map_or(0, |r| r[0].i()))
+        })
+    }
+
     /// The risk decision of a transaction.
     fn decision(&mut self, txn_id: i64) -> Result<Option<DecisionRow>, StoreError> {
         run(self, |tx| {

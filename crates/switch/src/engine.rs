@@ -202,6 +202,25 @@ pub enum Input<'a> {
     },
 }
 
+/// A status change another process made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusChange {
+    /// A merchant's status (`active`, `suspended`, `closed`).
+    Merchant {
+        /// Which.
+        merchant_id: String,
+        /// Its status now.
+        status: String,
+    },
+    /// A terminal's status (`active`, `disabled`, …).
+    Terminal {
+        /// Which.
+        terminal_id: String,
+        /// Its status now.
+        status: String,
+    },
+}
+
 /// One thing for the driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -1309,6 +1328,32 @@ impl Engine {
             &self.zone.zak,
             MacAlgorithm::X9_19,
         )
+    }
+
+    /// A merchant's or a terminal's new status, made elsewhere (an operator on another
+    /// node or the API): the next request is checked against it. Unknown ones are
+    /// ignored (a node learns new merchants and terminals at its next start).
+    pub fn update_status(&mut self, change: &StatusChange) {
+        match change {
+            StatusChange::Merchant {
+                merchant_id,
+                status,
+            } => {
+                if let Some(m) = self.merchants.get_mut(merchant_id) {
+                    tracing::info!(merchant = %merchant_id, %status, "merchant status changed");
+                    m.status = status.clone();
+                }
+            }
+            StatusChange::Terminal {
+                terminal_id,
+                status,
+            } => {
+                if let Some(t) = self.terminals.get_mut(terminal_id) {
+                    tracing::info!(terminal = %terminal_id, %status, "terminal status changed");
+                    t.row.status = status.clone();
+                }
+            }
+        }
     }
 
     /// Replaces the risk rule set while running; the next decision names the new version.

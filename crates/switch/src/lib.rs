@@ -16,7 +16,7 @@ mod msgs;
 
 pub use engine::{
     acknowledged_amounts, adjustment_entry, adjustment_id, adjustments, next_adjustment, Action,
-    Config, ConnId, Engine, Input, JournalState, NextAdjustment, Now, TerminalDialect, ZoneKeys,
-    ADJUSTMENT, MAX_ADJUSTMENTS,
+    Config, ConnId, Engine, Input, JournalState, NextAdjustment, Now, StatusChange,
+    TerminalDialect, ZoneKeys, ADJUSTMENT, MAX_ADJUSTMENTS,
 };
 pub use kind::{TxnKind, TxnState};

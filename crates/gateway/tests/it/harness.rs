@@ -179,6 +179,7 @@ fn core(dir: &std::path::Path) -> Core {
         reload: None,
         keys: None,
         rules: None,
+        status: None,
     }
 }
 

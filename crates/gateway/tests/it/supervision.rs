@@ -193,6 +193,7 @@ async fn a_panic_in_the_engine_is_survived_and_the_node_keeps_serving() {
             })),
             keys: None,
             rules: None,
+            status: None,
         }
     })
     .await;

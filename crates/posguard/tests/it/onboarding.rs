@@ -184,3 +184,59 @@ async fn an_approved_application_becomes_a_merchant_whose_new_terminal_sells_and
         w.finish(&store).await;
     }
 }
+
+/// Suspending a merchant, or disabling a terminal, elsewhere (the API on another
+/// process writes it with its audit record) reaches a running node without a restart:
+/// its next sales are declined (03, 58) and none reaches the issuer; reactivating lets
+/// them through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_node_obeys_status_changes_made_elsewhere() {
+    for store in stores("status") {
+        let w = World::start_with(&store, crate::scenarios::Setup::default()).await;
+        let t = w.data.terminals[0].clone();
+        let mut pos = w.pos(0).await;
+        let change = |what: &'static str, id: String, status: &'static str| {
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut db = posguard::node::open_store(&s).expect("open");
+                let actor = services::accounts::Actor::cli("test", 1);
+                let at = "2026-12-01T02:00:00+00:00";
+                if what == "merchant" {
+                    onboarding::set_merchant_status(db.as_mut(), &id, status, "test", &actor, at)
+                        .map(drop)
+                } else {
+                    onboarding::set_terminal_status(db.as_mut(), &id, status, "test", &actor, at)
+                        .map(drop)
+                }
+                .expect("status");
+            })
+        };
+        // (what, its id, the status, the code a sale then gets)
+        for (what, id, status, want) in [
+            ("merchant", t.merchant_id.clone(), "suspended", "03"),
+            ("merchant", t.merchant_id.clone(), "active", "00"),
+            ("terminal", t.terminal_id.clone(), "disabled", "58"),
+            ("terminal", t.terminal_id.clone(), "active", "00"),
+        ] {
+            change(what, id, status).await.expect("join");
+            let mut got = String::new();
+            // A few attempts a second, each with another card (one card's attempts
+            // would trip the risk rules' velocity limits).
+            for attempt in 0..40 {
+                let c = w.card(CardFate::Good, attempt % 20).clone();
+                let debits = w.sms_count(&c);
+                let r = pos.term.sale(&card(&c), 1_500).expect("sale");
+                got = code(&pos.send(r).await);
+                if got == want {
+                    if want != "00" {
+                        assert_eq!(w.sms_count(&c), debits, "a refused sale reached the issuer");
+                    }
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            assert_eq!(got, want, "{what} {status} ({store})");
+        }
+        w.finish(&store).await;
+    }
+}
