@@ -52,6 +52,7 @@ pub(crate) struct StoreGauges {
     pub saf_exceptions: i64,
     pub in_flight: i64,
     pub recon_open: i64,
+    pub reviews_overdue: i64,
 }
 
 const REQUESTS: &str = "posguard_api_requests_total";
@@ -61,6 +62,7 @@ const SAF_OLDEST: &str = "posguard_saf_oldest_age_seconds";
 const SAF_EXCEPTIONS: &str = "posguard_saf_exceptions";
 const IN_FLIGHT: &str = "posguard_transactions_in_flight";
 const RECON_OPEN: &str = "posguard_recon_exceptions_open";
+const REVIEWS_OVERDUE: &str = "posguard_applications_overdue";
 
 /// Latency buckets, seconds: 0.5 ms to 4 s.
 const BUCKETS: [f64; 14] = [
@@ -107,6 +109,10 @@ impl Default for Metrics {
                 "Store-and-forward advices handed to operators"
             );
             metrics::describe_gauge!(
+                REVIEWS_OVERDUE,
+                "Merchant applications whose review is past its SLA"
+            );
+            metrics::describe_gauge!(
                 RECON_OPEN,
                 "Reconciliation exceptions open (waiting for a person)"
             );
@@ -141,6 +147,7 @@ impl Metrics {
             metrics::gauge!(SAF_EXCEPTIONS).set(store.saf_exceptions as f64);
             metrics::gauge!(IN_FLIGHT).set(store.in_flight as f64);
             metrics::gauge!(RECON_OPEN).set(store.recon_open as f64);
+            metrics::gauge!(REVIEWS_OVERDUE).set(store.reviews_overdue as f64);
         });
         self.handle.render()
     }

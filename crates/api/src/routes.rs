@@ -978,6 +978,7 @@ pub async fn ready(State(api): State<Api>) -> Response {
 
 pub async fn metrics(State(api): State<Api>) -> Response {
     let now_ms = api.now().timestamp_millis();
+    let today = (api.now() + chrono::Duration::hours(8)).date_naive();
     let gauges = api
         .db(move |db| {
             let pending = db.saf_in_state(SafState::Pending)?;
@@ -994,6 +995,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
                 saf_exceptions: exceptions,
                 in_flight: db.count_in_state(TxnState::Authorizing)? as i64,
                 recon_open: db.findings(Some("open"))?.len() as i64,
+                reviews_overdue: services::onboarding::overdue(db, today)?.len() as i64,
             })
         })
         .await
