@@ -242,6 +242,21 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         "/api/v1/applications/{app_id}/withdraw",
         Some(Permission::ApplicationApply),
     ),
+    (
+        "POST",
+        "/api/v1/applications/{app_id}/documents",
+        Some(Permission::ApplicationApply),
+    ),
+    (
+        "GET",
+        "/api/v1/applications/{app_id}/documents",
+        Some(Permission::ApplicationRead),
+    ),
+    (
+        "GET",
+        "/api/v1/documents/{sha256}",
+        Some(Permission::ApplicationRead),
+    ),
     ("GET", "/api/v1/audit", Some(Permission::AuditRead)),
     ("GET", "/api/v1/operators", Some(Permission::OperatorRead)),
     ("POST", "/api/v1/operators", Some(Permission::OperatorWrite)),
@@ -497,6 +512,15 @@ impl Api {
                 "/applications/{app_id}/withdraw",
                 post(onboarding::withdraw),
             )
+            .route(
+                "/applications/{app_id}/documents",
+                get(onboarding::documents)
+                    .post(onboarding::upload_document)
+                    .layer(DefaultBodyLimit::max(
+                        merchants::documents::MAX_DOCUMENT + 1024,
+                    )),
+            )
+            .route("/documents/{sha256}", get(onboarding::document))
             .route("/applications/{app_id}/{step}", post(onboarding::review))
             .route("/audit", get(routes::audit))
             .route(

@@ -202,6 +202,82 @@ pub async fn withdraw(
     take(&api, &p, &id, Step::Withdraw, Who::Applicant).await
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentQuery {
+    r#type: String,
+    expires_on: Option<String>,
+}
+
+/// Attaches a document (the body: a PDF, PNG or JPEG of at most 10 MiB).
+pub async fn upload_document(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    q: QueryResult<DocumentQuery>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    p.require(Permission::ApplicationApply)?;
+    let id = app_id(&id)?;
+    let Query(q) = query(q)?;
+    let expires = match &q.expires_on {
+        None => None,
+        Some(d) => Some(
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| ApiError::field("expires_on", "expires_on is a date YYYY-MM-DD"))?,
+        ),
+    };
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let sha = api
+        .db(move |db| {
+            Ok(onboarding::attach_document(
+                db, id, &q.r#type, expires, &body, &actor, &at,
+            )?)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"sha256": sha}))).into_response())
+}
+
+/// The documents an application carries.
+pub async fn documents(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ApplicationRead)?;
+    let id = app_id(&id)?;
+    let (app, docs) = api
+        .db(move |db| Ok((db.application(id)?, db.application_documents(id)?)))
+        .await?;
+    if app.is_none() {
+        return Err(ApiError::not_found("no such application"));
+    }
+    let items: Vec<Value> = docs
+        .iter()
+        .map(|d| {
+            json!({"doc_type": d.doc_type, "sha256": d.sha256, "expires_on": d.expires_on,
+                   "uploaded_by": d.uploaded_by, "uploaded_at": d.uploaded_at})
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "next": null})))
+}
+
+/// A document's bytes.
+pub async fn document(
+    State(api): State<Api>,
+    p: Principal,
+    Path(sha): Path<String>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::ApplicationRead)?;
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::not_found("no such document"));
+    }
+    let (ctype, bytes) = api
+        .db(move |db| Ok(onboarding::document_bytes(db, &sha)?))
+        .await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, ctype)], bytes).into_response())
+}
+
 /// A status change: the new status and why.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -75,6 +75,7 @@ fn required(path: &str, name: &str) -> bool {
         (path, name),
         ("/api/v1/merchants/{merchant_id}/statement", "date")
             | ("/api/v1/clearing-files", "business_date")
+            | ("/api/v1/applications/{app_id}/documents", "type")
     )
 }
 
@@ -155,6 +156,18 @@ fn query(path: &str) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
             q
         }
         "/api/v1/merchants" | "/api/v1/holds" | "/api/v1/operators" => list(vec![]),
+        "/api/v1/applications/{app_id}/documents" => vec![
+            (
+                "type",
+                one_of(&merchants::documents::DocType::ALL.map(|d| d.name())),
+                "what the document is (required)",
+            ),
+            (
+                "expires_on",
+                date(),
+                "until when it is valid (licences, IDs)",
+            ),
+        ],
         "/api/v1/merchants/{merchant_id}/statement" => {
             vec![("date", date(), "the business date (required)")]
         }
@@ -235,7 +248,9 @@ fn body_schema(m: &str, path: &str) -> Option<&'static str> {
         ("POST", "/api/v1/applications" | "/api/v1/applications/{app_id}/resubmit") => Some("Form"),
         (
             "POST",
-            "/api/v1/applications/{app_id}/submit" | "/api/v1/applications/{app_id}/withdraw",
+            "/api/v1/applications/{app_id}/submit"
+            | "/api/v1/applications/{app_id}/withdraw"
+            | "/api/v1/applications/{app_id}/documents",
         ) => None,
         ("POST", p) if p.starts_with("/api/v1/applications/") => Some("ReviewBody"),
         ("POST", "/api/v1/risk/rule-sets/{version}/status") => Some("StatusBody"),
@@ -272,7 +287,10 @@ pub fn document() -> OpenApi {
             }
         }
         // A path's list parameters belong to its GET (POST to a list creates).
-        let params = if *m == "GET" || *path == "/api/v1/clearing-files" {
+        let params = if (*m == "GET" && *path != "/api/v1/applications/{app_id}/documents")
+            || *path == "/api/v1/clearing-files"
+            || (*m == "POST" && *path == "/api/v1/applications/{app_id}/documents")
+        {
             query(path)
         } else {
             Vec::new()
@@ -312,6 +330,22 @@ pub fn document() -> OpenApi {
         }
         if *m == "GET" && answers_csv(path) {
             ok_response = ok_response.content("text/csv", Content::new(Some(string())));
+        }
+        if *m == "POST" && *path == "/api/v1/applications/{app_id}/documents" {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/pdf", Content::new(Some(string())))
+                    .content("image/png", Content::new(Some(string())))
+                    .content("image/jpeg", Content::new(Some(string())))
+                    .build(),
+            ));
+        }
+        if *path == "/api/v1/documents/{sha256}" {
+            ok_response = ok_response
+                .content("application/pdf", Content::new(Some(string())))
+                .content("image/png", Content::new(Some(string())))
+                .content("image/jpeg", Content::new(Some(string())));
         }
         if *path == "/api/v1/clearing-files" {
             op = op.request_body(Some(

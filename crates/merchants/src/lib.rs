@@ -6,5 +6,6 @@
 pub mod application;
 pub mod calendar;
 pub mod checks;
+pub mod documents;
 pub mod mcc;
 pub mod review;

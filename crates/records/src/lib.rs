@@ -10,9 +10,9 @@ mod rows;
 
 pub use kind::{SafState, Stored, TxnKind, TxnState};
 pub use rows::{
-    ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow,
-    CaseEntryRow, CaseRow, DecisionRow, EventRow, FindingRow, HoldRow, KeyRow, MerchantRow,
-    OperatorRow, PayoutRow, ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SafRow,
-    SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow,
-    Write,
+    ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
+    BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow, EventRow,
+    FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow, ReconLineRow,
+    ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
+    SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
 };

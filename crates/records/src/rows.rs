@@ -332,6 +332,48 @@ pub struct ApplicationRow {
     pub updated_at: String,
 }
 
+/// A stored document: its bytes (base64) under their SHA-256.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DocumentRow {
+    /// SHA-256 of the bytes, hex.
+    pub sha256: String,
+    /// `application/pdf`, `image/png` or `image/jpeg` (from the content).
+    pub content_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// The bytes, base64.
+    pub data: String,
+    /// When first stored.
+    pub created_at: String,
+}
+
+impl std::fmt::Debug for DocumentRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DocumentRow({} {} bytes {})",
+            self.sha256, self.size, self.content_type
+        )
+    }
+}
+
+/// A document an application carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationDocumentRow {
+    /// The application.
+    pub app_id: i64,
+    /// What it is (`business_licence`, `id_front`, …).
+    pub doc_type: String,
+    /// The document.
+    pub sha256: String,
+    /// Until when it is valid (licences, IDs).
+    pub expires_on: Option<String>,
+    /// Who uploaded it.
+    pub uploaded_by: String,
+    /// When.
+    pub uploaded_at: String,
+}
+
 /// One step of an application's review.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplicationEventRow {
@@ -679,6 +721,10 @@ pub enum Write {
     Application(ApplicationRow),
     /// Append a step of an application's review.
     ApplicationEvent(ApplicationEventRow),
+    /// Store a document (a second copy of the same bytes is ignored).
+    Document(DocumentRow),
+    /// Attach a document to an application.
+    ApplicationDocument(ApplicationDocumentRow),
     /// Insert a merchant settlement.
     Settlement(SettlementRow),
     /// Insert a transaction's settlement (a transaction settles at most once).

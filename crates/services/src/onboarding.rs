@@ -286,8 +286,31 @@ pub fn step(
     }
     moved(&mut row, &mut writes, action, who, note)?;
     if matches!(action, Action::Submit | Action::Resubmit) {
-        // The checks: the form's own, then duplicates among the other applications.
+        // The checks: the form's own, the documents, then duplicates among the other
+        // applications.
         let mut problems: Vec<Problem> = serde_json::from_str(&row.problems).unwrap_or_default();
+        // A resubmission's form was checked just now; the stored problems of an earlier
+        // submission (documents, duplicates) are found again below.
+        problems.retain(|p| p.code != "duplicate" && !p.code.starts_with("document."));
+        let kind = if row.kind == "individual" {
+            application::ApplicantKind::Individual
+        } else {
+            application::ApplicantKind::Company
+        };
+        let given: Vec<(merchants::documents::DocType, Option<NaiveDate>)> = db
+            .application_documents(app_id)
+            .ctx("read documents")?
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    merchants::documents::DocType::parse(&d.doc_type)?,
+                    d.expires_on
+                        .as_deref()
+                        .and_then(|e| NaiveDate::parse_from_str(e, "%Y-%m-%d").ok()),
+                ))
+            })
+            .collect();
+        problems.extend(merchants::documents::check(kind, &row.mcc, &given, today));
         for other in db.applications(None).ctx("read applications")? {
             if other.app_id == app_id || other.status == AppState::Withdrawn.name() {
                 continue;
@@ -322,6 +345,109 @@ pub fn step(
     writes.insert(0, Write::Application(row.clone()));
     db.apply(&writes).ctx("write application")?;
     Ok(row)
+}
+
+/// Attaches a document to an application the applicant may still change (a draft,
+/// one whose checks failed, one asked for more information): a PDF, PNG or JPEG of at
+/// most 10 MiB, recognised from its bytes, stored once under its SHA-256. Audited
+/// (the type, hash and size; never the content). Returns the hash.
+#[allow(clippy::too_many_arguments)]
+pub fn attach_document(
+    db: &mut dyn Backend,
+    app_id: i64,
+    doc_type: &str,
+    expires_on: Option<NaiveDate>,
+    bytes: &[u8],
+    actor: &Actor,
+    at: &str,
+) -> Result<String> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let kind = merchants::documents::DocType::parse(doc_type).ok_or_else(|| {
+        ServiceError::BadInput(format!(
+            "a document type is one of {}",
+            merchants::documents::DocType::ALL
+                .map(|d| d.name())
+                .join(", ")
+        ))
+    })?;
+    if bytes.len() > merchants::documents::MAX_DOCUMENT {
+        return Err(ServiceError::BadInput(format!(
+            "a document is at most {} bytes",
+            merchants::documents::MAX_DOCUMENT
+        )));
+    }
+    let content_type = merchants::documents::sniff(bytes)
+        .ok_or_else(|| ServiceError::BadInput("a document is a PDF, PNG or JPEG file".into()))?;
+    let row = db
+        .application(app_id)
+        .ctx("read application")?
+        .ok_or_else(|| ServiceError::NotFound(format!("no application {app_id}")))?;
+    let open = [
+        AppState::Draft.name(),
+        AppState::ChecksFailed.name(),
+        AppState::InfoRequested.name(),
+    ];
+    if !open.contains(&row.status.as_str()) {
+        return Err(ServiceError::Conflict(format!(
+            "application {app_id} is {}: documents are added to a draft, after failed checks or when asked",
+            row.status
+        )));
+    }
+    let sha = hex::encode(sha2::Sha256::digest(bytes));
+    let seq = db.application_events(app_id).ctx("read application")?.len() as i64 + 1;
+    let after = serde_json::json!({
+        "doc_type": kind.name(), "sha256": sha, "size": bytes.len(),
+        "content_type": content_type, "expires_on": expires_on.map(|d| d.to_string()),
+    });
+    db.apply(&[
+        Write::Document(store::DocumentRow {
+            sha256: sha.clone(),
+            content_type: content_type.into(),
+            size: bytes.len() as i64,
+            data: base64::engine::general_purpose::STANDARD.encode(bytes),
+            created_at: at.into(),
+        }),
+        Write::ApplicationDocument(store::ApplicationDocumentRow {
+            app_id,
+            doc_type: kind.name().into(),
+            sha256: sha.clone(),
+            expires_on: expires_on.map(|d| d.to_string()),
+            uploaded_by: actor.name.clone(),
+            uploaded_at: at.into(),
+        }),
+        Write::ApplicationEvent(ApplicationEventRow {
+            app_id,
+            seq,
+            at: at.into(),
+            action: "document".into(),
+            actor: actor.name.clone(),
+            status: row.status.clone(),
+            note: format!("{} {}", kind.name(), sha),
+        }),
+        actor.audit(
+            at,
+            "application.document",
+            &format!("application:{app_id}"),
+            serde_json::Value::Null,
+            after,
+        ),
+    ])
+    .ctx("write document")?;
+    Ok(sha)
+}
+
+/// A stored document's bytes and content type.
+pub fn document_bytes(db: &mut dyn Backend, sha256: &str) -> Result<(String, Vec<u8>)> {
+    use base64::Engine as _;
+    let d = db
+        .document(sha256)
+        .ctx("read document")?
+        .ok_or_else(|| ServiceError::NotFound(format!("no document {sha256}")))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&d.data)
+        .map_err(|e| ServiceError::Invalid(format!("stored document {sha256}: {e}")))?;
+    Ok((d.content_type, bytes))
 }
 
 /// Applications whose review is past its SLA on `today` (still in review or

@@ -34,3 +34,21 @@ CREATE TABLE application_events (
     note    TEXT NOT NULL,
     PRIMARY KEY (app_id, seq)
 );
+-- Documents, content-addressed (SHA-256 of the bytes, base64 in `data`): one copy
+-- however many applications carry it.
+CREATE TABLE documents (
+    sha256       TEXT PRIMARY KEY,
+    content_type TEXT NOT NULL,
+    size         BIGINT NOT NULL,
+    data         TEXT NOT NULL,
+    created_at   TEXT NOT NULL
+);
+CREATE TABLE application_documents (
+    app_id      BIGINT NOT NULL,
+    doc_type    TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    expires_on  TEXT,
+    uploaded_by TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    PRIMARY KEY (app_id, doc_type, sha256)
+);

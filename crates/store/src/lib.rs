@@ -22,11 +22,11 @@ pub use journal::{
 };
 pub use pg::PgBackend;
 pub use records::{
-    ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow,
-    CaseEntryRow, CaseRow, DecisionRow, EventRow, FindingRow, HoldRow, KeyRow, MerchantRow,
-    OperatorRow, PayoutRow, ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SafState,
-    SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow,
-    TxnKind, TxnRow, TxnState, Write,
+    ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
+    BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow, EventRow,
+    FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow, ReconLineRow,
+    ReconRunRow, RuleSetRow, SafRow, SafState, SessionRow, SettlementItemRow, SettlementRow,
+    SettlementRunRow, Stored, TerminalRow, TermsRow, TxnKind, TxnRow, TxnState, Write,
 };
 pub use redis_velocity::RedisVelocity;
 use sql::{all, one, select};
@@ -531,6 +531,19 @@ pub trait Backend: Send {
     /// One application.
     fn application(&mut self, app_id: i64) -> Result<Option<ApplicationRow>, StoreError> {
         run(self, |tx| money::application(tx, app_id))
+    }
+
+    /// A stored document.
+    fn document(&mut self, sha256: &str) -> Result<Option<DocumentRow>, StoreError> {
+        run(self, |tx| money::document(tx, sha256))
+    }
+
+    /// The documents an application carries.
+    fn application_documents(
+        &mut self,
+        app_id: i64,
+    ) -> Result<Vec<ApplicationDocumentRow>, StoreError> {
+        run(self, |tx| money::application_documents(tx, app_id))
     }
 
     /// An application's review steps, in order.

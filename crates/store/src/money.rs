@@ -15,9 +15,10 @@ use ledger::{Account, AccountKind, Applied, Flow, Ledger, Limit, Transfer};
 use crate::sql::{self, all, ids, one, select, Arg, TableRow, Tx, Val};
 use crate::StoreError;
 use records::{
-    ApplicationEventRow, ApplicationRow, BatchDiffRow, BatchSettlementRow, CaptureRow, FindingRow,
-    HoldRow, PayoutRow, ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SettlementItemRow,
-    SettlementRow, SettlementRunRow, TermsRow, TxnRow, Write,
+    ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, BatchDiffRow, BatchSettlementRow,
+    CaptureRow, DocumentRow, FindingRow, HoldRow, PayoutRow, ReconFileRow, ReconLineRow,
+    ReconRunRow, RuleSetRow, SettlementItemRow, SettlementRow, SettlementRunRow, TermsRow, TxnRow,
+    Write,
 };
 
 const ACCOUNT_COLUMNS: &str =
@@ -328,6 +329,29 @@ pub(crate) fn application(
     one(
         tx,
         &select::<ApplicationRow>("applications WHERE app_id = $1"),
+        &[app_id.into()],
+    )
+}
+
+/// A stored document.
+pub(crate) fn document(tx: &mut dyn Tx, sha256: &str) -> Result<Option<DocumentRow>, StoreError> {
+    one(
+        tx,
+        &select::<DocumentRow>("documents WHERE sha256 = $1"),
+        &[sha256.into()],
+    )
+}
+
+/// The documents an application carries.
+pub(crate) fn application_documents(
+    tx: &mut dyn Tx,
+    app_id: i64,
+) -> Result<Vec<ApplicationDocumentRow>, StoreError> {
+    all(
+        tx,
+        &select::<ApplicationDocumentRow>(
+            "application_documents WHERE app_id = $1 ORDER BY uploaded_at, doc_type, sha256",
+        ),
         &[app_id.into()],
     )
 }

@@ -8,11 +8,11 @@
 
 use crate::StoreError;
 use records::{
-    ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow, BatchSettlementRow, CaptureRow,
-    CaseEntryRow, CaseRow, DecisionRow, EventRow, FindingRow, HoldRow, KeyRow, MerchantRow,
-    OperatorRow, PayoutRow, ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SafRow,
-    SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow,
-    TxnRow, Write,
+    ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
+    BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow, EventRow,
+    FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow, ReconLineRow,
+    ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
+    SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow, Write,
 };
 
 /// A value bound to a statement (borrowed from the row being written).
@@ -361,6 +361,21 @@ table_row!(ApplicationEventRow {
     status: t,
     note: t,
 });
+table_row!(DocumentRow {
+    sha256: t,
+    content_type: t,
+    size: i,
+    data: t,
+    created_at: t,
+});
+table_row!(ApplicationDocumentRow {
+    app_id: i,
+    doc_type: t,
+    sha256: t,
+    expires_on: ot,
+    uploaded_by: t,
+    uploaded_at: t,
+});
 table_row!(RuleSetRow {
     version: t,
     rules: t,
@@ -589,6 +604,11 @@ const SQL_APPLICATION: &str = "INSERT INTO applications (app_id, status, legal_n
      updated_at = excluded.updated_at";
 const SQL_APPLICATION_EVENT: &str = "INSERT INTO application_events (app_id, seq, at, action, \
      actor, status, note) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const SQL_DOCUMENT: &str = "INSERT INTO documents (sha256, content_type, size, data, created_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING";
+const SQL_APPLICATION_DOCUMENT: &str = "INSERT INTO application_documents (app_id, doc_type, \
+     sha256, expires_on, uploaded_by, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (app_id, doc_type, sha256) DO UPDATE SET expires_on = excluded.expires_on";
 const SQL_SETTLEMENT: &str = "INSERT INTO settlements (settlement_id, merchant_id, business_date, \
      settlement_account, gross_minor, refunds_minor, fees_minor, held_minor, net_minor, txn_count, \
      created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -661,6 +681,8 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         Write::RuleSet(r) => (SQL_RULE_SET, r.args()),
         Write::Application(r) => (SQL_APPLICATION, r.args()),
         Write::ApplicationEvent(r) => (SQL_APPLICATION_EVENT, r.args()),
+        Write::Document(r) => (SQL_DOCUMENT, r.args()),
+        Write::ApplicationDocument(r) => (SQL_APPLICATION_DOCUMENT, r.args()),
         Write::Settlement(r) => (SQL_SETTLEMENT, r.args()),
         Write::SettlementItem(r) => (SQL_ITEM, r.args()),
         Write::Payout(r) => (SQL_PAYOUT, r.args()),
@@ -717,6 +739,8 @@ mod tests {
             (SQL_RULE_SET, RuleSetRow::COLUMNS),
             (SQL_APPLICATION, ApplicationRow::COLUMNS),
             (SQL_APPLICATION_EVENT, ApplicationEventRow::COLUMNS),
+            (SQL_DOCUMENT, DocumentRow::COLUMNS),
+            (SQL_APPLICATION_DOCUMENT, ApplicationDocumentRow::COLUMNS),
             (SQL_SETTLEMENT, SettlementRow::COLUMNS),
             (SQL_ITEM, SettlementItemRow::COLUMNS),
             (SQL_PAYOUT, PayoutRow::COLUMNS),

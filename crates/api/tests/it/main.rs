@@ -84,6 +84,37 @@ const SHOP_A: &str = "898310000000001";
 const TERMINAL: &str = "10000001";
 const PII_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
+/// A document's bytes (what a PDF starts with is all the checks look at).
+const PDF: &[u8] = b"%PDF-1.4 shop photo";
+
+/// SHA-256 of [`PDF`], hex.
+fn pdf_sha() -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(PDF))
+}
+
+/// Uploads every document a grocery company needs to application `id`.
+fn upload_all(server: &Server, token: &str, id: i64) {
+    for t in merchants::documents::required(merchants::application::ApplicantKind::Company, "5411")
+    {
+        let expires = if t.expires() {
+            "&expires_on=2030-01-01"
+        } else {
+            ""
+        };
+        let (status, body) = server.raw(
+            "POST",
+            &format!(
+                "/api/v1/applications/{id}/documents?type={}{expires}",
+                t.name()
+            ),
+            Some(token),
+            Some(("application/pdf", format!("%PDF-1.4 {}", t.name()))),
+        );
+        assert_eq!(status, 201, "{}: {body}", t.name());
+    }
+}
+
 /// A merchant application that passes every check.
 fn form() -> Value {
     json!({
@@ -201,6 +232,8 @@ fn seed(location: &str) {
     let f: merchants::application::Form = serde_json::from_value(form()).expect("form");
     let key = services::onboarding::PiiKey::from_hex(PII_KEY).expect("key");
     services::onboarding::create(db.as_mut(), &f, &key, day, &cli, NOW).expect("application");
+    services::onboarding::attach_document(db.as_mut(), 1, "shop_photo", None, PDF, &cli, NOW)
+        .expect("document");
     for r in Role::ALL {
         let shops = if r == Role::Merchant {
             vec![SHOP_A.to_owned()]
@@ -361,12 +394,25 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
         .replace("{case_id}", "1")
         .replace("{saf_id}", "2")
         .replace("{version}", "candidate-1")
-        .replace("{app_id}", "1");
+        .replace("{app_id}", "1")
+        .replace("{sha256}", &pdf_sha());
     let path = match template {
         "/api/v1/merchants/{merchant_id}/statement" => format!("{path}?date=2026-12-01"),
+        "/api/v1/applications/{app_id}/documents" if method == "POST" => {
+            format!("{path}?type=shop_photo")
+        }
         "/api/v1/clearing-files" => format!("{path}?business_date=2026-12-01"),
         _ => path,
     };
+    if (method, template) == ("POST", "/api/v1/applications/{app_id}/documents") {
+        return (
+            path,
+            Some((
+                "application/pdf".into(),
+                String::from_utf8_lossy(PDF).into_owned(),
+            )),
+        );
+    }
     let body = match (method, template) {
         ("POST", "/api/v1/holds") => {
             Some(json!({"subject": format!("merchant:{SHOP_A}"), "reason": "chargeback review"}))
@@ -1163,6 +1209,7 @@ fn an_application_goes_through_review_and_every_step_is_audited() {
             !app.to_string().contains("440304200101010022"),
             "no clear ID"
         );
+        upload_all(&server, &ops, id);
         let path = |step: &str| format!("/api/v1/applications/{id}/{step}");
         let note = |n: &str| json!({"note": n});
         // (who, step, body, status after, audit records, actions recorded)
@@ -1203,6 +1250,13 @@ fn an_application_goes_through_review_and_every_step_is_audited() {
             actions,
             [
                 "create",
+                "document",
+                "document",
+                "document",
+                "document",
+                "document",
+                "document",
+                "document",
                 "submit",
                 "checks_pass",
                 "assign",
@@ -1225,6 +1279,7 @@ fn an_application_goes_through_review_and_every_step_is_audited() {
         // A duplicate, then a failed check overridden by a reviewer.
         let (_, dup) = server.call("POST", "/api/v1/applications", Some(&ops), Some(&f));
         let dup_id = dup["app_id"].as_i64().expect("id");
+        upload_all(&server, &ops, dup_id);
         let (status, dup) = server.call(
             "POST",
             &format!("/api/v1/applications/{dup_id}/submit"),

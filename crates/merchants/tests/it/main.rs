@@ -5,4 +5,5 @@
 mod application;
 mod calendar;
 mod checks;
+mod documents;
 mod review;

@@ -82,6 +82,23 @@ async fn an_approved_application_becomes_a_merchant_whose_new_terminal_sells_and
             let at = "2026-12-01T02:00:00+00:00";
             let app =
                 onboarding::create(db.as_mut(), &form(), &key, today, &actor, at).expect("create");
+            let kind = merchants::application::ApplicantKind::Company;
+            for t in merchants::documents::required(kind, "5812") {
+                let expires = t
+                    .expires()
+                    .then(|| chrono::NaiveDate::from_ymd_opt(2030, 1, 1).expect("date"));
+                let pdf = format!("%PDF-1.4 {}", t.name());
+                onboarding::attach_document(
+                    db.as_mut(),
+                    app.app_id,
+                    t.name(),
+                    expires,
+                    pdf.as_bytes(),
+                    &actor,
+                    at,
+                )
+                .expect("document");
+            }
             for (step, who) in [
                 (Step::Submit, Who::Applicant),
                 (Step::Assign("zhao.lei".into()), Who::Reviewer),
