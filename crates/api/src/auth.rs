@@ -60,6 +60,10 @@ pub enum Permission {
     /// Review merchant applications: assign, ask for information, override a check,
     /// approve, reject.
     ApplicationReview,
+    /// Read the onboarding blocklist.
+    BlocklistRead,
+    /// Add to the onboarding blocklist.
+    BlocklistWrite,
     /// Read the audit trail.
     AuditRead,
     /// Read operator accounts.
@@ -104,6 +108,8 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             ApplicationApply,
             ApplicationReview,
             MerchantWrite,
+            BlocklistRead,
+            BlocklistWrite,
         ],
     ),
     (
@@ -145,6 +151,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             ApplicationRead,
             ApplicationReview,
             MerchantWrite,
+            BlocklistRead,
         ],
     ),
     (
@@ -196,6 +203,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             AuditRead,
             OperatorRead,
             ApplicationRead,
+            BlocklistRead,
         ],
     ),
     (

@@ -257,6 +257,12 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         "/api/v1/documents/{sha256}",
         Some(Permission::ApplicationRead),
     ),
+    ("GET", "/api/v1/blocklist", Some(Permission::BlocklistRead)),
+    (
+        "POST",
+        "/api/v1/blocklist",
+        Some(Permission::BlocklistWrite),
+    ),
     ("GET", "/api/v1/audit", Some(Permission::AuditRead)),
     ("GET", "/api/v1/operators", Some(Permission::OperatorRead)),
     ("POST", "/api/v1/operators", Some(Permission::OperatorWrite)),
@@ -522,6 +528,10 @@ impl Api {
             )
             .route("/documents/{sha256}", get(onboarding::document))
             .route("/applications/{app_id}/{step}", post(onboarding::review))
+            .route(
+                "/blocklist",
+                get(onboarding::blocklist).post(onboarding::block),
+            )
             .route("/audit", get(routes::audit))
             .route(
                 "/operators",

@@ -278,6 +278,68 @@ pub async fn document(
     Ok(([(axum::http::header::CONTENT_TYPE, ctype)], bytes).into_response())
 }
 
+/// A blocklist entry to add.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockBody {
+    /// `uscc`, `representative` (a resident ID number, kept only as its token) or
+    /// `account`.
+    #[schema(pattern = "^(uscc|representative|account)$")]
+    kind: String,
+    /// The code, ID number or account number.
+    #[schema(min_length = 1, max_length = 32)]
+    value: String,
+    /// Why.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    reason: String,
+}
+
+fn block_json(b: &store::BlockRow) -> Value {
+    json!({"kind": b.kind, "value": b.value, "reason": b.reason,
+           "added_by": b.added_by, "added_at": b.added_at})
+}
+
+/// The onboarding blocklist (representatives as tokens).
+pub async fn blocklist(
+    State(api): State<Api>,
+    p: Principal,
+    q: QueryResult<ListQuery>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::BlocklistRead)?;
+    let Query(q) = query(q)?;
+    let rows = api.db(|db| Ok(db.blocklist()?)).await?;
+    let items = rows.iter().map(block_json).collect();
+    answer(
+        items,
+        &q,
+        "blocklist",
+        &["kind", "value", "reason", "added_by", "added_at"],
+    )
+}
+
+/// Adds a blocklist entry.
+pub async fn block(
+    State(api): State<Api>,
+    p: Principal,
+    Body(b): Body<BlockBody>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::BlocklistWrite)?;
+    let key = key(&api)?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let row = api
+        .db(move |db| {
+            Ok(onboarding::block(
+                db, &b.kind, &b.value, &b.reason, &key, &actor, &at,
+            )?)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(block_json(&row))).into_response())
+}
+
 /// A status change: the new status and why.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -203,7 +203,7 @@ fn query(path: &str) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
             one_of(&store::SafState::ALL.map(store::SafState::name)),
             "the entry's state",
         )]),
-        "/api/v1/settlement-runs" | "/api/v1/risk/rule-sets" => list(vec![]),
+        "/api/v1/settlement-runs" | "/api/v1/risk/rule-sets" | "/api/v1/blocklist" => list(vec![]),
         "/api/v1/applications" => list(vec![
             ("status", string(), "where the review stands"),
             (
@@ -241,6 +241,7 @@ fn body_schema(m: &str, path: &str) -> Option<&'static str> {
         ("POST", "/api/v1/risk/cases/{case_id}/close") => Some("CloseBody"),
         ("POST", "/api/v1/risk/backtests") => Some("BacktestBody"),
         ("POST", "/api/v1/risk/rule-sets") => Some("RulesBody"),
+        ("POST", "/api/v1/blocklist") => Some("BlockBody"),
         (
             "POST",
             "/api/v1/merchants/{merchant_id}/status" | "/api/v1/terminals/{terminal_id}/status",
@@ -387,7 +388,9 @@ pub fn document() -> OpenApi {
                 "the application is not in a state this step applies to",
             ));
         }
-        if *m == "POST" && path.starts_with("/api/v1/applications") {
+        if *m == "POST"
+            && (path.starts_with("/api/v1/applications") || *path == "/api/v1/blocklist")
+        {
             errors.push(("503", "no PII key configured"));
         }
         if *m == "POST" && path.starts_with("/api/v1/saf/") {
@@ -447,6 +450,7 @@ pub fn document() -> OpenApi {
                 .schema_from::<merchants::application::ApplicantKind>()
                 .schema_from::<crate::onboarding::ReviewBody>()
                 .schema_from::<crate::onboarding::StatusChangeBody>()
+                .schema_from::<crate::onboarding::BlockBody>()
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

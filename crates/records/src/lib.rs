@@ -11,8 +11,8 @@ mod rows;
 pub use kind::{SafState, Stored, TxnKind, TxnState};
 pub use rows::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
-    BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow, EventRow,
-    FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow, ReconLineRow,
-    ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
+    BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
+    EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
+    ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
     SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
 };

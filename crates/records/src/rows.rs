@@ -374,6 +374,21 @@ pub struct ApplicationDocumentRow {
     pub uploaded_at: String,
 }
 
+/// An entry of the onboarding blocklist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRow {
+    /// `uscc`, `representative` (an ID number's keyed token) or `account`.
+    pub kind: String,
+    /// The code, token or account number.
+    pub value: String,
+    /// Why.
+    pub reason: String,
+    /// Who added it.
+    pub added_by: String,
+    /// When.
+    pub added_at: String,
+}
+
 /// One step of an application's review.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplicationEventRow {
@@ -725,6 +740,8 @@ pub enum Write {
     Document(DocumentRow),
     /// Attach a document to an application.
     ApplicationDocument(ApplicationDocumentRow),
+    /// Add (or re-reason) a blocklist entry.
+    Block(BlockRow),
     /// Insert a merchant settlement.
     Settlement(SettlementRow),
     /// Insert a transaction's settlement (a transaction settles at most once).

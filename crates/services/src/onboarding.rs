@@ -291,7 +291,11 @@ pub fn step(
         let mut problems: Vec<Problem> = serde_json::from_str(&row.problems).unwrap_or_default();
         // A resubmission's form was checked just now; the stored problems of an earlier
         // submission (documents, duplicates) are found again below.
-        problems.retain(|p| p.code != "duplicate" && !p.code.starts_with("document."));
+        problems.retain(|p| {
+            !p.code.starts_with("duplicate")
+                && !p.code.starts_with("document.")
+                && p.code != "blocklist"
+        });
         let kind = if row.kind == "individual" {
             application::ApplicantKind::Individual
         } else {
@@ -311,17 +315,54 @@ pub fn step(
             })
             .collect();
         problems.extend(merchants::documents::check(kind, &row.mcc, &given, today));
+        for b in db.blocklist().ctx("read the blocklist")? {
+            let hit = match b.kind.as_str() {
+                "uscc" => !row.uscc.is_empty() && b.value == row.uscc,
+                "representative" => b.value == row.rep_id_token,
+                "account" => b.value == row.account_number,
+                _ => false,
+            };
+            if hit {
+                problems.push(Problem {
+                    code: "blocklist".into(),
+                    field: block_field(&b.kind).into(),
+                    message: format!("on the blocklist: {}", b.reason),
+                });
+            }
+        }
+        let closed: std::collections::BTreeSet<String> = db
+            .merchants()
+            .ctx("read merchants")?
+            .into_iter()
+            .filter(|m| m.status == "closed")
+            .map(|m| m.merchant_id)
+            .collect();
         for other in db.applications(None).ctx("read applications")? {
             if other.app_id == app_id || other.status == AppState::Withdrawn.name() {
                 continue;
             }
+            let was_closed = other
+                .merchant_id
+                .as_ref()
+                .is_some_and(|m| closed.contains(m));
             let dup = |field: &str, what: &str| Problem {
-                code: "duplicate".into(),
+                code: if was_closed {
+                    "duplicate.closed_merchant".into()
+                } else {
+                    "duplicate".into()
+                },
                 field: field.into(),
-                message: format!(
-                    "the same {what} is on application {} ({})",
-                    other.app_id, other.status
-                ),
+                message: if was_closed {
+                    format!(
+                        "the same {what} was merchant {}'s, which is closed",
+                        other.merchant_id.clone().unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "the same {what} is on application {} ({})",
+                        other.app_id, other.status
+                    )
+                },
             };
             if !row.uscc.is_empty() && other.uscc == row.uscc {
                 problems.push(dup("uscc", "unified social credit code"));
@@ -344,6 +385,75 @@ pub fn step(
     }
     writes.insert(0, Write::Application(row.clone()));
     db.apply(&writes).ctx("write application")?;
+    Ok(row)
+}
+
+fn block_field(kind: &str) -> &'static str {
+    match kind {
+        "uscc" => "uscc",
+        "representative" => "representative.id_number",
+        _ => "settlement_account.number",
+    }
+}
+
+/// Adds an entry to the blocklist (audited): a unified social credit code, a
+/// representative's resident ID number (kept as its keyed token) or a settlement
+/// account. Applications submitted after it carrying it fail their checks.
+pub fn block(
+    db: &mut dyn Backend,
+    kind: &str,
+    value: &str,
+    reason: &str,
+    key: &PiiKey,
+    actor: &Actor,
+    at: &str,
+) -> Result<store::BlockRow> {
+    crate::text("a blocklist entry's reason", reason, 500)?;
+    let value = match kind {
+        "uscc" => {
+            merchants::checks::uscc(value).map_err(|e| ServiceError::BadInput(e.to_string()))?;
+            value.to_owned()
+        }
+        "representative" => key.token(value),
+        "account"
+            if (8..=32).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            value.to_owned()
+        }
+        "account" => {
+            return Err(ServiceError::BadInput(
+                "an account number is 8 to 32 digits".into(),
+            ))
+        }
+        _ => {
+            return Err(ServiceError::BadInput(
+                "a blocklist entry is a uscc, a representative or an account".into(),
+            ))
+        }
+    };
+    let row = store::BlockRow {
+        kind: kind.into(),
+        value,
+        reason: reason.into(),
+        added_by: actor.name.clone(),
+        added_at: at.into(),
+    };
+    let shown = if kind == "representative" {
+        "(a representative's token)".to_owned()
+    } else {
+        row.value.clone()
+    };
+    db.apply(&[
+        Write::Block(row.clone()),
+        actor.audit(
+            at,
+            "blocklist.add",
+            &format!("blocklist:{kind}"),
+            serde_json::Value::Null,
+            serde_json::json!({"kind": kind, "value": shown, "reason": reason}),
+        ),
+    ])
+    .ctx("write the blocklist")?;
     Ok(row)
 }
 

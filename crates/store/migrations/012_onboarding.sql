@@ -52,3 +52,13 @@ CREATE TABLE application_documents (
     uploaded_at TEXT NOT NULL,
     PRIMARY KEY (app_id, doc_type, sha256)
 );
+-- Who may not become a merchant: unified social credit codes, settlement accounts,
+-- and representatives by their ID number's keyed token (never the number).
+CREATE TABLE blocklist (
+    kind     TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    added_by TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (kind, value)
+);

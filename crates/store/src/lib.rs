@@ -23,10 +23,11 @@ pub use journal::{
 pub use pg::PgBackend;
 pub use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
-    BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow, EventRow,
-    FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow, ReconLineRow,
-    ReconRunRow, RuleSetRow, SafRow, SafState, SessionRow, SettlementItemRow, SettlementRow,
-    SettlementRunRow, Stored, TerminalRow, TermsRow, TxnKind, TxnRow, TxnState, Write,
+    BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
+    EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
+    ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SafState, SessionRow, SettlementItemRow,
+    SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnKind, TxnRow, TxnState,
+    Write,
 };
 pub use redis_velocity::RedisVelocity;
 use sql::{all, one, select};
@@ -531,6 +532,11 @@ pub trait Backend: Send {
     /// One application.
     fn application(&mut self, app_id: i64) -> Result<Option<ApplicationRow>, StoreError> {
         run(self, |tx| money::application(tx, app_id))
+    }
+
+    /// The onboarding blocklist.
+    fn blocklist(&mut self) -> Result<Vec<BlockRow>, StoreError> {
+        run(self, money::blocklist)
     }
 
     /// A stored document.

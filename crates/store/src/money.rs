@@ -16,7 +16,7 @@ use crate::sql::{self, all, ids, one, select, Arg, TableRow, Tx, Val};
 use crate::StoreError;
 use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, BatchDiffRow, BatchSettlementRow,
-    CaptureRow, DocumentRow, FindingRow, HoldRow, PayoutRow, ReconFileRow, ReconLineRow,
+    BlockRow, CaptureRow, DocumentRow, FindingRow, HoldRow, PayoutRow, ReconFileRow, ReconLineRow,
     ReconRunRow, RuleSetRow, SettlementItemRow, SettlementRow, SettlementRunRow, TermsRow, TxnRow,
     Write,
 };
@@ -330,6 +330,15 @@ pub(crate) fn application(
         tx,
         &select::<ApplicationRow>("applications WHERE app_id = $1"),
         &[app_id.into()],
+    )
+}
+
+/// The onboarding blocklist.
+pub(crate) fn blocklist(tx: &mut dyn Tx) -> Result<Vec<BlockRow>, StoreError> {
+    all(
+        tx,
+        &select::<BlockRow>("blocklist ORDER BY kind, value"),
+        &[],
     )
 }
 

@@ -9,9 +9,9 @@
 use crate::StoreError;
 use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
-    BatchSettlementRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow, EventRow,
-    FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow, ReconLineRow,
-    ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
+    BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
+    EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
+    ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
     SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow, Write,
 };
 
@@ -361,6 +361,13 @@ table_row!(ApplicationEventRow {
     status: t,
     note: t,
 });
+table_row!(BlockRow {
+    kind: t,
+    value: t,
+    reason: t,
+    added_by: t,
+    added_at: t,
+});
 table_row!(DocumentRow {
     sha256: t,
     content_type: t,
@@ -604,6 +611,8 @@ const SQL_APPLICATION: &str = "INSERT INTO applications (app_id, status, legal_n
      updated_at = excluded.updated_at";
 const SQL_APPLICATION_EVENT: &str = "INSERT INTO application_events (app_id, seq, at, action, \
      actor, status, note) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const SQL_BLOCK: &str = "INSERT INTO blocklist (kind, value, reason, added_by, added_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, value) DO UPDATE SET reason = excluded.reason";
 const SQL_DOCUMENT: &str = "INSERT INTO documents (sha256, content_type, size, data, created_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING";
 const SQL_APPLICATION_DOCUMENT: &str = "INSERT INTO application_documents (app_id, doc_type, \
@@ -682,6 +691,7 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         Write::Application(r) => (SQL_APPLICATION, r.args()),
         Write::ApplicationEvent(r) => (SQL_APPLICATION_EVENT, r.args()),
         Write::Document(r) => (SQL_DOCUMENT, r.args()),
+        Write::Block(r) => (SQL_BLOCK, r.args()),
         Write::ApplicationDocument(r) => (SQL_APPLICATION_DOCUMENT, r.args()),
         Write::Settlement(r) => (SQL_SETTLEMENT, r.args()),
         Write::SettlementItem(r) => (SQL_ITEM, r.args()),
@@ -740,6 +750,7 @@ mod tests {
             (SQL_APPLICATION, ApplicationRow::COLUMNS),
             (SQL_APPLICATION_EVENT, ApplicationEventRow::COLUMNS),
             (SQL_DOCUMENT, DocumentRow::COLUMNS),
+            (SQL_BLOCK, BlockRow::COLUMNS),
             (SQL_APPLICATION_DOCUMENT, ApplicationDocumentRow::COLUMNS),
             (SQL_SETTLEMENT, SettlementRow::COLUMNS),
             (SQL_ITEM, SettlementItemRow::COLUMNS),

@@ -425,6 +425,9 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
             Some(json!({"business_date": "2026-12-01"}))
         }
         ("POST", "/api/v1/payouts/confirm") => Some(json!({"value_date": "2026-12-31"})),
+        ("POST", "/api/v1/blocklist") => Some(json!({
+            "kind": "account", "value": "6222000011112222333", "reason": "fraud ring",
+        })),
         ("POST", "/api/v1/merchants/{merchant_id}/status") => {
             Some(json!({"status": "suspended", "reason": "chargeback ratio over 1%"}))
         }
@@ -583,6 +586,7 @@ fn the_openapi_document_has_every_route() {
         "StatusChangeBody",
         "Form",
         "ReviewBody",
+        "BlockBody",
     ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
@@ -1311,9 +1315,46 @@ fn an_application_goes_through_review_and_every_step_is_audited() {
         );
         assert_eq!(status, 200);
         assert_eq!(over["status"], "checks_passed");
+        // A blocklisted representative fails the checks of a new application.
+        let admin = server.login("admin");
+        let (status, b) = server.call(
+            "POST",
+            "/api/v1/blocklist",
+            Some(&admin),
+            Some(&json!({"kind": "representative", "value": "110105199003071239", "reason": "fraud ring"})),
+        );
+        assert_eq!(status, 201, "{b}");
+        assert!(
+            b["value"].as_str().is_some_and(|v| v.starts_with("pii1:")),
+            "{b}"
+        );
+        let mut g = form();
+        g["legal_name"] = json!("上海第三便利店有限公司");
+        g["settlement_account"]["name"] = json!("上海第三便利店有限公司");
+        g["settlement_account"]["number"] = json!("1001234509876541111");
+        g["uscc"] = json!("91110108123456788E");
+        let (_, third) = server.call("POST", "/api/v1/applications", Some(&ops), Some(&g));
+        let third_id = third["app_id"].as_i64().expect("id");
+        upload_all(&server, &ops, third_id);
+        let (_, third) = server.call(
+            "POST",
+            &format!("/api/v1/applications/{third_id}/submit"),
+            Some(&ops),
+            None,
+        );
+        assert_eq!(third["status"], "checks_failed");
+        assert!(
+            third["problems"]
+                .as_array()
+                .expect("problems")
+                .iter()
+                .any(|p| p["code"] == "blocklist" && p["field"] == "representative.id_number"),
+            "{third}"
+        );
         // The stored rows and the audit trail hold no clear ID number.
         let (_, trail) = server.call("GET", "/api/v1/audit?limit=500", Some(&auditor), None);
         assert!(!trail.to_string().contains("440304200101010022"));
+        assert!(!trail.to_string().contains("110105199003071239"));
         let (_, list) = server.call(
             "GET",
             "/api/v1/applications?status=checks_passed",
