@@ -257,6 +257,16 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         "/api/v1/documents/{sha256}",
         Some(Permission::ApplicationRead),
     ),
+    (
+        "GET",
+        "/api/v1/rereviews",
+        Some(Permission::ApplicationRead),
+    ),
+    (
+        "POST",
+        "/api/v1/merchants/{merchant_id}/rereview",
+        Some(Permission::ApplicationReview),
+    ),
     ("GET", "/api/v1/blocklist", Some(Permission::BlocklistRead)),
     (
         "POST",
@@ -528,6 +538,11 @@ impl Api {
             )
             .route("/documents/{sha256}", get(onboarding::document))
             .route("/applications/{app_id}/{step}", post(onboarding::review))
+            .route("/rereviews", get(onboarding::rereviews))
+            .route(
+                "/merchants/{merchant_id}/rereview",
+                post(onboarding::rereview),
+            )
             .route(
                 "/blocklist",
                 get(onboarding::blocklist).post(onboarding::block),

@@ -53,6 +53,7 @@ pub(crate) struct StoreGauges {
     pub in_flight: i64,
     pub recon_open: i64,
     pub reviews_overdue: i64,
+    pub rereviews_due: i64,
 }
 
 const REQUESTS: &str = "posguard_api_requests_total";
@@ -63,6 +64,7 @@ const SAF_EXCEPTIONS: &str = "posguard_saf_exceptions";
 const IN_FLIGHT: &str = "posguard_transactions_in_flight";
 const RECON_OPEN: &str = "posguard_recon_exceptions_open";
 const REVIEWS_OVERDUE: &str = "posguard_applications_overdue";
+const REREVIEWS_DUE: &str = "posguard_rereviews_due";
 
 /// Latency buckets, seconds: 0.5 ms to 4 s.
 const BUCKETS: [f64; 14] = [
@@ -109,6 +111,10 @@ impl Default for Metrics {
                 "Store-and-forward advices handed to operators"
             );
             metrics::describe_gauge!(
+                REREVIEWS_DUE,
+                "Merchants whose periodic re-review is due or overdue"
+            );
+            metrics::describe_gauge!(
                 REVIEWS_OVERDUE,
                 "Merchant applications whose review is past its SLA"
             );
@@ -148,6 +154,7 @@ impl Metrics {
             metrics::gauge!(IN_FLIGHT).set(store.in_flight as f64);
             metrics::gauge!(RECON_OPEN).set(store.recon_open as f64);
             metrics::gauge!(REVIEWS_OVERDUE).set(store.reviews_overdue as f64);
+            metrics::gauge!(REREVIEWS_DUE).set(store.rereviews_due as f64);
         });
         self.handle.render()
     }

@@ -340,6 +340,97 @@ pub async fn block(
     Ok((StatusCode::CREATED, Json(block_json(&row))).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RereviewQuery {
+    due: Option<bool>,
+    after: Option<i64>,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+/// Merchants' re-review schedules (`due=true`: those due today or before).
+pub async fn rereviews(
+    State(api): State<Api>,
+    p: Principal,
+    q: QueryResult<RereviewQuery>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::ApplicationRead)?;
+    let Query(q) = query(q)?;
+    let day = today(&api);
+    let due = q.due.unwrap_or(false);
+    let rows = api
+        .db(move |db| {
+            if due {
+                return Ok(onboarding::rereviews_due(db, day)?);
+            }
+            Ok(db.merchant_reviews()?)
+        })
+        .await?;
+    let items = rows
+        .iter()
+        .map(|r| {
+            json!({"merchant_id": r.merchant_id, "risk_level": r.risk_level,
+                   "due_on": r.due_on, "last_on": r.last_on})
+        })
+        .collect();
+    let list = ListQuery {
+        after: q.after,
+        limit: q.limit,
+        format: q.format,
+    };
+    answer(
+        items,
+        &list,
+        "rereviews",
+        &["merchant_id", "risk_level", "due_on", "last_on"],
+    )
+}
+
+/// A merchant's periodic re-review done.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RereviewBody {
+    /// The risk rating now.
+    #[schema(pattern = "^(low|medium|high)$")]
+    risk_rating: String,
+    /// What was found.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    note: String,
+}
+
+/// Records a merchant's re-review (the next is due by its rating).
+pub async fn rereview(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<RereviewBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ApplicationReview)?;
+    let (actor, at, day) = (p.actor(), api.now().to_rfc3339(), today(&api));
+    let r = api
+        .db(move |db| {
+            Ok(onboarding::complete_rereview(
+                db,
+                &id,
+                &b.risk_rating,
+                &b.note,
+                day,
+                &actor,
+                &at,
+            )?)
+        })
+        .await?;
+    Ok(Json(
+        json!({"merchant_id": r.merchant_id, "risk_level": r.risk_level,
+                   "due_on": r.due_on, "last_on": r.last_on}),
+    ))
+}
+
 /// A status change: the new status and why.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

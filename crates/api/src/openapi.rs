@@ -204,6 +204,11 @@ fn query(path: &str) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
             "the entry's state",
         )]),
         "/api/v1/settlement-runs" | "/api/v1/risk/rule-sets" | "/api/v1/blocklist" => list(vec![]),
+        "/api/v1/rereviews" => list(vec![(
+            "due",
+            ObjectBuilder::new().schema_type(Type::Boolean),
+            "only re-reviews due today or before",
+        )]),
         "/api/v1/applications" => list(vec![
             ("status", string(), "where the review stands"),
             (
@@ -242,6 +247,7 @@ fn body_schema(m: &str, path: &str) -> Option<&'static str> {
         ("POST", "/api/v1/risk/backtests") => Some("BacktestBody"),
         ("POST", "/api/v1/risk/rule-sets") => Some("RulesBody"),
         ("POST", "/api/v1/blocklist") => Some("BlockBody"),
+        ("POST", "/api/v1/merchants/{merchant_id}/rereview") => Some("RereviewBody"),
         (
             "POST",
             "/api/v1/merchants/{merchant_id}/status" | "/api/v1/terminals/{terminal_id}/status",
@@ -451,6 +457,7 @@ pub fn document() -> OpenApi {
                 .schema_from::<crate::onboarding::ReviewBody>()
                 .schema_from::<crate::onboarding::StatusChangeBody>()
                 .schema_from::<crate::onboarding::BlockBody>()
+                .schema_from::<crate::onboarding::RereviewBody>()
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

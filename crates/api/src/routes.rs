@@ -996,6 +996,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
                 in_flight: db.count_in_state(TxnState::Authorizing)? as i64,
                 recon_open: db.findings(Some("open"))?.len() as i64,
                 reviews_overdue: services::onboarding::overdue(db, today)?.len() as i64,
+                rereviews_due: services::onboarding::rereviews_due(db, today)?.len() as i64,
             })
         })
         .await

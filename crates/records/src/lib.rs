@@ -12,7 +12,7 @@ pub use kind::{SafState, Stored, TxnKind, TxnState};
 pub use rows::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
     BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
-    EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
-    ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
-    SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
+    EventRow, FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
+    ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow,
+    SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
 };

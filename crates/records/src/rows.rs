@@ -374,6 +374,19 @@ pub struct ApplicationDocumentRow {
     pub uploaded_at: String,
 }
 
+/// A merchant's periodic re-review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantReviewRow {
+    /// The merchant.
+    pub merchant_id: String,
+    /// Its risk rating (`low`, `medium`, `high`).
+    pub risk_level: String,
+    /// When the next re-review is due (YYYY-MM-DD).
+    pub due_on: String,
+    /// When it was last reviewed (approved or re-reviewed).
+    pub last_on: String,
+}
+
 /// An entry of the onboarding blocklist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockRow {
@@ -742,6 +755,8 @@ pub enum Write {
     ApplicationDocument(ApplicationDocumentRow),
     /// Add (or re-reason) a blocklist entry.
     Block(BlockRow),
+    /// Insert or replace a merchant's re-review schedule.
+    MerchantReview(MerchantReviewRow),
     /// Insert a merchant settlement.
     Settlement(SettlementRow),
     /// Insert a transaction's settlement (a transaction settles at most once).

@@ -318,6 +318,8 @@ pub fn settle_date(
             file,
         });
     }
+    // Merchants whose periodic re-review is overdue past its grace are held first.
+    crate::onboarding::enforce_rereviews(db, date, actor, at)?;
     let holds = Holds::load(db)?;
     // A merchant's own terms; without them, the plan of its MCC class.
     let mut terms = BTreeMap::new();

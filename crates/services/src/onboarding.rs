@@ -454,6 +454,29 @@ pub fn block(
         ),
     ])
     .ctx("write the blocklist")?;
+    // A merchant already carrying it is exited at once: suspended (its settlement
+    // held) and its terminals disabled.
+    let hit = |a: &ApplicationRow| match kind {
+        "uscc" => !a.uscc.is_empty() && a.uscc == row.value,
+        "representative" => a.rep_id_token == row.value,
+        _ => a.account_number == row.value,
+    };
+    let merchants: Vec<String> = db
+        .applications(None)
+        .ctx("read applications")?
+        .iter()
+        .filter(|a| hit(a))
+        .filter_map(|a| a.merchant_id.clone())
+        .collect();
+    for m in merchants {
+        let why = format!("blocklisted: {reason}");
+        set_merchant_status(db, &m, "suspended", &why, actor, at)?;
+        for t in db.terminals().ctx("read terminals")? {
+            if t.merchant_id == m && t.status != "disabled" {
+                set_terminal_status(db, &t.terminal_id, "disabled", &why, actor, at)?;
+            }
+        }
+    }
     Ok(row)
 }
 
@@ -739,6 +762,15 @@ pub fn provision(
         before,
         after,
     ));
+    let approved_on = chrono::DateTime::parse_from_rfc3339(at)
+        .map(|t| (t.to_utc() + chrono::Duration::hours(8)).date_naive())
+        .map_err(|_| ServiceError::BadInput(format!("{at:?} is not a time")))?;
+    writes.push(Write::MerchantReview(store::MerchantReviewRow {
+        merchant_id: merchant_id.clone(),
+        risk_level: row.risk_level.clone(),
+        due_on: months_after(approved_on, rereview_months(&row.risk_level)).to_string(),
+        last_on: approved_on.to_string(),
+    }));
     writes.insert(0, Write::Application(row));
     db.apply(&writes).ctx("write the new merchant")?;
     Ok(Provisioning {
@@ -871,4 +903,151 @@ pub fn set_terminal_status(
     ])
     .ctx("write terminal status")?;
     Ok(after)
+}
+
+/// Months until a merchant's next re-review, by risk rating.
+pub fn rereview_months(risk: &str) -> u32 {
+    match risk {
+        "high" => 6,
+        "medium" => 12,
+        _ => 24,
+    }
+}
+
+/// Days past its due date a re-review may run before the merchant's settlement is
+/// held.
+pub const REREVIEW_GRACE_DAYS: i64 = 30;
+
+fn months_after(d: NaiveDate, months: u32) -> NaiveDate {
+    d.checked_add_months(chrono::Months::new(months))
+        .unwrap_or(d)
+}
+
+/// The merchants whose re-review is due on or before `today`.
+pub fn rereviews_due(
+    db: &mut dyn Backend,
+    today: NaiveDate,
+) -> Result<Vec<store::MerchantReviewRow>> {
+    Ok(db
+        .merchant_reviews()
+        .ctx("read re-reviews")?
+        .into_iter()
+        .filter(|r| NaiveDate::parse_from_str(&r.due_on, "%Y-%m-%d").is_ok_and(|d| d <= today))
+        .collect())
+}
+
+/// Records a merchant's re-review with its (new) risk rating: the next one is due
+/// by the rating, a hold placed for the overdue re-review is released. Audited.
+pub fn complete_rereview(
+    db: &mut dyn Backend,
+    merchant_id: &str,
+    rating: &str,
+    note: &str,
+    today: NaiveDate,
+    actor: &Actor,
+    at: &str,
+) -> Result<store::MerchantReviewRow> {
+    if !["low", "medium", "high"].contains(&rating) {
+        return Err(ServiceError::BadInput(
+            "the risk rating is low, medium or high".into(),
+        ));
+    }
+    crate::text("a re-review's note", note, 2000)?;
+    let merchant = db
+        .merchant(merchant_id)
+        .ctx("read merchant")?
+        .ok_or_else(|| ServiceError::NotFound(format!("no merchant {merchant_id}")))?;
+    let before = db
+        .merchant_reviews()
+        .ctx("read re-reviews")?
+        .into_iter()
+        .find(|r| r.merchant_id == merchant_id);
+    let after = store::MerchantReviewRow {
+        merchant_id: merchant_id.into(),
+        risk_level: rating.into(),
+        due_on: months_after(today, rereview_months(rating)).to_string(),
+        last_on: today.to_string(),
+    };
+    let json = |r: &store::MerchantReviewRow| serde_json::json!({"risk_level": r.risk_level, "due_on": r.due_on, "last_on": r.last_on});
+    let mut writes = vec![
+        Write::MerchantReview(after.clone()),
+        Write::Merchant(store::MerchantRow {
+            risk_class: rating.into(),
+            ..merchant
+        }),
+    ];
+    let hold_id = format!("rereview:{merchant_id}");
+    if let Some(h) = db
+        .holds(true)
+        .ctx("read holds")?
+        .into_iter()
+        .find(|h| h.hold_id == hold_id)
+    {
+        writes.push(Write::Hold(store::HoldRow {
+            released_by: Some(actor.name.clone()),
+            released_at: Some(at.into()),
+            ..h
+        }));
+    }
+    let mut a = json(&after);
+    a["note"] = serde_json::json!(note);
+    writes.push(actor.audit(
+        at,
+        "merchant.rereview",
+        &format!("merchant:{merchant_id}"),
+        before.as_ref().map_or(serde_json::Value::Null, json),
+        a,
+    ));
+    db.apply(&writes).ctx("write re-review")?;
+    Ok(after)
+}
+
+/// Holds the settlement of every merchant whose re-review is overdue by more than
+/// [`REREVIEW_GRACE_DAYS`] on `today` (a hold `rereview:<merchant>`, audited; the
+/// re-review releases it). Returns the merchants newly held. Idempotent.
+pub fn enforce_rereviews(
+    db: &mut dyn Backend,
+    today: NaiveDate,
+    actor: &Actor,
+    at: &str,
+) -> Result<Vec<String>> {
+    let held: std::collections::BTreeSet<String> = db
+        .holds(true)
+        .ctx("read holds")?
+        .into_iter()
+        .map(|h| h.hold_id)
+        .collect();
+    let mut writes = Vec::new();
+    let mut newly = Vec::new();
+    for r in db.merchant_reviews().ctx("read re-reviews")? {
+        let Ok(due) = NaiveDate::parse_from_str(&r.due_on, "%Y-%m-%d") else {
+            continue;
+        };
+        let hold_id = format!("rereview:{}", r.merchant_id);
+        if (today - due).num_days() <= REREVIEW_GRACE_DAYS || held.contains(&hold_id) {
+            continue;
+        }
+        let row = store::HoldRow {
+            hold_id: hold_id.clone(),
+            subject: format!("merchant:{}", r.merchant_id),
+            reason: format!("periodic re-review overdue since {}", r.due_on),
+            placed_by: "posguard".into(),
+            placed_at: at.into(),
+            released_by: None,
+            released_at: None,
+        };
+        writes.push(actor.audit(
+            at,
+            "hold.place",
+            &format!("hold:{hold_id}"),
+            serde_json::Value::Null,
+            crate::money::hold_json(&row),
+        ));
+        writes.push(Write::Hold(row));
+        newly.push(r.merchant_id);
+    }
+    if !writes.is_empty() {
+        db.apply(&writes).ctx("write re-review holds")?;
+    }
+    Ok(newly)
 }

@@ -62,3 +62,10 @@ CREATE TABLE blocklist (
     added_at TEXT NOT NULL,
     PRIMARY KEY (kind, value)
 );
+-- Each merchant's periodic re-review: when it is due (months by risk rating).
+CREATE TABLE merchant_reviews (
+    merchant_id TEXT PRIMARY KEY,
+    risk_level  TEXT NOT NULL,
+    due_on      TEXT NOT NULL,
+    last_on     TEXT NOT NULL
+);

@@ -24,10 +24,10 @@ pub use pg::PgBackend;
 pub use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
     BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
-    EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
-    ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SafState, SessionRow, SettlementItemRow,
-    SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnKind, TxnRow, TxnState,
-    Write,
+    EventRow, FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
+    ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SafState, SessionRow,
+    SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnKind,
+    TxnRow, TxnState, Write,
 };
 pub use redis_velocity::RedisVelocity;
 use sql::{all, one, select};
@@ -532,6 +532,11 @@ pub trait Backend: Send {
     /// One application.
     fn application(&mut self, app_id: i64) -> Result<Option<ApplicationRow>, StoreError> {
         run(self, |tx| money::application(tx, app_id))
+    }
+
+    /// Every merchant's re-review schedule, the soonest due first.
+    fn merchant_reviews(&mut self) -> Result<Vec<MerchantReviewRow>, StoreError> {
+        run(self, money::merchant_reviews)
     }
 
     /// The onboarding blocklist.

@@ -16,9 +16,9 @@ use crate::sql::{self, all, ids, one, select, Arg, TableRow, Tx, Val};
 use crate::StoreError;
 use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, BatchDiffRow, BatchSettlementRow,
-    BlockRow, CaptureRow, DocumentRow, FindingRow, HoldRow, PayoutRow, ReconFileRow, ReconLineRow,
-    ReconRunRow, RuleSetRow, SettlementItemRow, SettlementRow, SettlementRunRow, TermsRow, TxnRow,
-    Write,
+    BlockRow, CaptureRow, DocumentRow, FindingRow, HoldRow, MerchantReviewRow, PayoutRow,
+    ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SettlementItemRow, SettlementRow,
+    SettlementRunRow, TermsRow, TxnRow, Write,
 };
 
 const ACCOUNT_COLUMNS: &str =
@@ -330,6 +330,15 @@ pub(crate) fn application(
         tx,
         &select::<ApplicationRow>("applications WHERE app_id = $1"),
         &[app_id.into()],
+    )
+}
+
+/// Every merchant's re-review schedule, the soonest due first.
+pub(crate) fn merchant_reviews(tx: &mut dyn Tx) -> Result<Vec<MerchantReviewRow>, StoreError> {
+    all(
+        tx,
+        &select::<MerchantReviewRow>("merchant_reviews ORDER BY due_on, merchant_id"),
+        &[],
     )
 }
 

@@ -10,9 +10,9 @@ use crate::StoreError;
 use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
     BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
-    EventRow, FindingRow, HoldRow, KeyRow, MerchantRow, OperatorRow, PayoutRow, ReconFileRow,
-    ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow, SettlementRow,
-    SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow, Write,
+    EventRow, FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
+    ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow,
+    SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow, Write,
 };
 
 /// A value bound to a statement (borrowed from the row being written).
@@ -361,6 +361,12 @@ table_row!(ApplicationEventRow {
     status: t,
     note: t,
 });
+table_row!(MerchantReviewRow {
+    merchant_id: t,
+    risk_level: t,
+    due_on: t,
+    last_on: t,
+});
 table_row!(BlockRow {
     kind: t,
     value: t,
@@ -611,6 +617,9 @@ const SQL_APPLICATION: &str = "INSERT INTO applications (app_id, status, legal_n
      updated_at = excluded.updated_at";
 const SQL_APPLICATION_EVENT: &str = "INSERT INTO application_events (app_id, seq, at, action, \
      actor, status, note) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const SQL_MERCHANT_REVIEW: &str = "INSERT INTO merchant_reviews (merchant_id, risk_level, \
+     due_on, last_on) VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id) DO UPDATE SET \
+     risk_level = excluded.risk_level, due_on = excluded.due_on, last_on = excluded.last_on";
 const SQL_BLOCK: &str = "INSERT INTO blocklist (kind, value, reason, added_by, added_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, value) DO UPDATE SET reason = excluded.reason";
 const SQL_DOCUMENT: &str = "INSERT INTO documents (sha256, content_type, size, data, created_at) \
@@ -692,6 +701,7 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         Write::ApplicationEvent(r) => (SQL_APPLICATION_EVENT, r.args()),
         Write::Document(r) => (SQL_DOCUMENT, r.args()),
         Write::Block(r) => (SQL_BLOCK, r.args()),
+        Write::MerchantReview(r) => (SQL_MERCHANT_REVIEW, r.args()),
         Write::ApplicationDocument(r) => (SQL_APPLICATION_DOCUMENT, r.args()),
         Write::Settlement(r) => (SQL_SETTLEMENT, r.args()),
         Write::SettlementItem(r) => (SQL_ITEM, r.args()),
@@ -751,6 +761,7 @@ mod tests {
             (SQL_APPLICATION_EVENT, ApplicationEventRow::COLUMNS),
             (SQL_DOCUMENT, DocumentRow::COLUMNS),
             (SQL_BLOCK, BlockRow::COLUMNS),
+            (SQL_MERCHANT_REVIEW, MerchantReviewRow::COLUMNS),
             (SQL_APPLICATION_DOCUMENT, ApplicationDocumentRow::COLUMNS),
             (SQL_SETTLEMENT, SettlementRow::COLUMNS),
             (SQL_ITEM, SettlementItemRow::COLUMNS),

@@ -425,6 +425,9 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
             Some(json!({"business_date": "2026-12-01"}))
         }
         ("POST", "/api/v1/payouts/confirm") => Some(json!({"value_date": "2026-12-31"})),
+        ("POST", "/api/v1/merchants/{merchant_id}/rereview") => {
+            Some(json!({"risk_rating": "low", "note": "site visit done"}))
+        }
         ("POST", "/api/v1/blocklist") => Some(json!({
             "kind": "account", "value": "6222000011112222333", "reason": "fraud ring",
         })),

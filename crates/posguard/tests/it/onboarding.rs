@@ -152,7 +152,9 @@ async fn an_approved_application_becomes_a_merchant_whose_new_terminal_sells_and
         let r = pos.term.sale(&card(&c), 8_800).expect("sale");
         assert_eq!(code(&pos.send(r).await), "00", "the test sale");
         let s = store.clone();
+        let merchant_id = merchant.clone();
         let (status, settlement) = tokio::task::spawn_blocking(move || {
+            let merchant = merchant_id;
             let mut db = posguard::node::open_store(&s).expect("open");
             let status = db
                 .terminals()
@@ -198,6 +200,74 @@ async fn an_approved_application_becomes_a_merchant_whose_new_terminal_sells_and
             settlement.net_minor > 0 && settlement.net_minor < 8_800,
             "{settlement:?}"
         );
+        // The periodic re-review: due in 24 months for a low-risk merchant; 30 days
+        // past due its settlement is held, the re-review releases it. Then the
+        // blocklist exits it: suspended, its terminal disabled.
+        let s = store.clone();
+        let m = merchant.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut db = posguard::node::open_store(&s).expect("open");
+            let actor = services::accounts::Actor::cli("test", 1);
+            let at = "2026-12-03T01:00:00+00:00";
+            let review = db
+                .merchant_reviews()
+                .expect("reviews")
+                .into_iter()
+                .find(|r| r.merchant_id == m)
+                .expect("a re-review schedule");
+            let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("date");
+            let due = day(&review.due_on);
+            assert_eq!(review.risk_level, "low");
+            let grace_end = due + chrono::Duration::days(30);
+            let sweep = |db: &mut dyn store::Backend, d| {
+                onboarding::enforce_rereviews(db, d, &actor, at).expect("sweep")
+            };
+            assert!(sweep(db.as_mut(), grace_end).is_empty(), "within the grace");
+            assert_eq!(
+                sweep(db.as_mut(), grace_end + chrono::Duration::days(1)),
+                [m.clone()]
+            );
+            let held = |db: &mut dyn store::Backend| {
+                db.holds(true)
+                    .expect("holds")
+                    .iter()
+                    .any(|h| h.hold_id == format!("rereview:{m}"))
+            };
+            assert!(held(db.as_mut()));
+            let next = onboarding::complete_rereview(
+                db.as_mut(),
+                &m,
+                "medium",
+                "site visit",
+                day("2029-01-02"),
+                &actor,
+                at,
+            )
+            .expect("re-review");
+            assert_eq!(next.due_on, "2030-01-02", "12 months for medium risk");
+            assert!(!held(db.as_mut()), "the re-review releases the hold");
+            let key = PiiKey::from_hex(PII_KEY).expect("key");
+            onboarding::block(
+                db.as_mut(),
+                "account",
+                "3300123456789012345678",
+                "fraud ring",
+                &key,
+                &actor,
+                at,
+            )
+            .expect("block");
+            let status = db.merchant(&m).expect("read").expect("merchant").status;
+            assert_eq!(status, "suspended", "the blocklist exits the merchant");
+            assert!(db
+                .terminals()
+                .expect("terminals")
+                .iter()
+                .filter(|t| t.merchant_id == m)
+                .all(|t| t.status == "disabled"));
+        })
+        .await
+        .expect("join");
         w.finish(&store).await;
     }
 }
