@@ -25,6 +25,8 @@ pub enum Permission {
     TerminalRead,
     /// Change a merchant's or a terminal's status (suspend, close, disable).
     MerchantWrite,
+    /// Provision an approved application: merchant, terms, terminals and their keys.
+    MerchantProvision,
     /// Read settlement holds.
     HoldRead,
     /// Place and release settlement holds.
@@ -110,6 +112,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             MerchantWrite,
             BlocklistRead,
             BlocklistWrite,
+            MerchantProvision,
         ],
     ),
     (
@@ -131,6 +134,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             ApplicationRead,
             ApplicationApply,
             MerchantWrite,
+            MerchantProvision,
         ],
     ),
     (

@@ -248,6 +248,11 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         Some(Permission::ApplicationApply),
     ),
     (
+        "POST",
+        "/api/v1/applications/{app_id}/provision",
+        Some(Permission::MerchantProvision),
+    ),
+    (
         "GET",
         "/api/v1/applications/{app_id}/documents",
         Some(Permission::ApplicationRead),
@@ -299,6 +304,7 @@ struct Inner {
     money: services::money::MoneyConfig,
     node: std::sync::OnceLock<metrics::NodeHooks>,
     pii: std::sync::OnceLock<Arc<services::onboarding::PiiKey>>,
+    hsm: std::sync::OnceLock<Arc<cardsec::SoftwareSecurityModule>>,
     cookie_secure: std::sync::atomic::AtomicBool,
 }
 
@@ -343,6 +349,7 @@ impl Api {
                 money,
                 node: std::sync::OnceLock::new(),
                 pii: std::sync::OnceLock::new(),
+                hsm: std::sync::OnceLock::new(),
                 cookie_secure: std::sync::atomic::AtomicBool::new(true),
             }),
         }
@@ -371,6 +378,16 @@ impl Api {
 
     fn pii_key(&self) -> Option<Arc<services::onboarding::PiiKey>> {
         self.inner.pii.get().cloned()
+    }
+
+    /// The security module provisioning generates terminal master keys in (the node's
+    /// LMK); without it the API does not provision.
+    pub fn set_security_module(&self, hsm: Arc<cardsec::SoftwareSecurityModule>) {
+        let _ = self.inner.hsm.set(hsm);
+    }
+
+    fn security_module(&self) -> Option<Arc<cardsec::SoftwareSecurityModule>> {
+        self.inner.hsm.get().cloned()
     }
 
     /// Serves a switching node's metrics too, and counts its issuer link in readiness.
@@ -537,6 +554,10 @@ impl Api {
                     )),
             )
             .route("/documents/{sha256}", get(onboarding::document))
+            .route(
+                "/applications/{app_id}/provision",
+                post(onboarding::provision),
+            )
             .route("/applications/{app_id}/{step}", post(onboarding::review))
             .route("/rereviews", get(onboarding::rereviews))
             .route(

@@ -431,6 +431,74 @@ pub async fn rereview(
     ))
 }
 
+/// Provisions an approved application. Through the API the terminals' master keys
+/// are delivered only under the key table's newest ZMK (the injection facility's
+/// KEK): clear components are for two custodians at `posguard merchant provision`.
+pub async fn provision(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::MerchantProvision)?;
+    let id = app_id(&id)?;
+    let hsm = api.security_module().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_security_module",
+            "this API has no LMK: provision from a node's API (acquirer --http) or with posguard merchant provision",
+        )
+    })?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let done = api
+        .db(move |db| {
+            let kek = db
+                .keys()?
+                .into_iter()
+                .filter(|k| k.kind == cardsec::KeyKind::Zmk.name())
+                .max_by_key(|k| k.version)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        "no_kek",
+                        "no ZMK in the key table to deliver the terminal keys under: posguard keys import --kind zmk, or provision with the CLI's components",
+                    )
+                })?;
+            let kek = cardsec::WrappedKey::parse(&kek.wrapped).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?;
+            Ok(onboarding::provision(db, id, &hsm, Some(&kek), &actor, &at)?)
+        })
+        .await?;
+    let terminals: Vec<Value> = done
+        .terminals
+        .iter()
+        .map(|t| {
+            let mut v = json!({"terminal_id": t.terminal_id, "install_address": t.install_address});
+            if let cardsec::KeyDelivery::UnderKek {
+                cryptogram,
+                kek_kcv,
+                kcv,
+            } = &t.delivery
+            {
+                v["tmk_under_kek"] = json!(cryptogram);
+                v["kek_kcv"] = json!(kek_kcv);
+                v["tmk_kcv"] = json!(kcv);
+            }
+            v
+        })
+        .collect();
+    let mut resp = (
+        StatusCode::OK,
+        Json(json!({"merchant_id": done.merchant_id, "terminals": terminals})),
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(resp)
+}
+
 /// A status change: the new status and why.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

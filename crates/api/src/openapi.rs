@@ -257,7 +257,8 @@ fn body_schema(m: &str, path: &str) -> Option<&'static str> {
             "POST",
             "/api/v1/applications/{app_id}/submit"
             | "/api/v1/applications/{app_id}/withdraw"
-            | "/api/v1/applications/{app_id}/documents",
+            | "/api/v1/applications/{app_id}/documents"
+            | "/api/v1/applications/{app_id}/provision",
         ) => None,
         ("POST", p) if p.starts_with("/api/v1/applications/") => Some("ReviewBody"),
         ("POST", "/api/v1/risk/rule-sets/{version}/status") => Some("StatusBody"),

@@ -23,6 +23,10 @@ pub struct ApiArgs {
     settlement_dir: std::path::PathBuf,
     #[command(flatten)]
     pii: PiiArgs,
+    /// The LMK, for provisioning through the API (terminal master keys are generated
+    /// under it); without one the API does not provision.
+    #[command(flatten)]
+    lmk: crate::keys_cli::LmkArgs,
 }
 
 /// The key personal ID numbers in merchant applications are tokenized with.
@@ -65,6 +69,7 @@ pub async fn serve(
     money: services::money::MoneyConfig,
     node: Option<api::NodeHooks>,
     pii: Option<services::onboarding::PiiKey>,
+    hsm: Option<Arc<cardsec::SoftwareSecurityModule>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let s = store.to_owned();
@@ -79,6 +84,9 @@ pub async fn serve(
     }
     if let Some(k) = pii {
         api.set_pii_key(k);
+    }
+    if let Some(h) = hsm {
+        api.set_security_module(h);
     }
     api::serve(listener, api, shutdown)
         .await
@@ -122,6 +130,11 @@ pub fn run(a: ApiArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("bind {}", a.http))?;
         let pii = a.pii.load()?;
+        let previous = a.lmk.previous()?;
+        let hsm = a
+            .lmk
+            .load()?
+            .map(|l| Arc::new(crate::node::module(&l, previous.as_ref())));
         let money = services::money::MoneyConfig {
             out_dir: a.settlement_dir,
             ..services::money::MoneyConfig::default()
@@ -133,6 +146,7 @@ pub fn run(a: ApiArgs) -> anyhow::Result<()> {
             money,
             None,
             pii,
+            hsm,
             async {
                 let _ = tokio::signal::ctrl_c().await;
             },

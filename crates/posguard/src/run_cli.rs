@@ -163,6 +163,15 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     }
     let http = a.http.or(file.listen.http);
     let pii = a.pii.load()?;
+    // Provisioning through the node's API generates terminal keys under its LMK.
+    let hsm = Some(std::sync::Arc::new(match &opts.keys {
+        crate::node::NodeKeys::Configured(lmk, previous) => {
+            crate::node::module(lmk, previous.as_deref())
+        }
+        crate::node::NodeKeys::Demo => {
+            crate::node::module(&cardsec::Lmk::from_hex(crate::demo_data::DEMO_LMK)?, None)
+        }
+    }));
     let money = services::money::MoneyConfig {
         out_dir: a.settlement_dir.clone(),
         ..services::money::MoneyConfig::default()
@@ -202,8 +211,16 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
                         let _ = tokio::signal::ctrl_c().await;
                     };
                     let clock = crate::api_cli::system_clock();
-                    let served =
-                        crate::api_cli::serve(&store, l, clock, money, Some(node), pii, shutdown);
+                    let served = crate::api_cli::serve(
+                        &store,
+                        l,
+                        clock,
+                        money,
+                        Some(node),
+                        pii,
+                        hsm,
+                        shutdown,
+                    );
                     if let Err(e) = served.await {
                         tracing::error!(error = %e, "the operators' API stopped");
                     }

@@ -84,6 +84,14 @@ const SHOP_A: &str = "898310000000001";
 const TERMINAL: &str = "10000001";
 const PII_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
+/// The API's security module (a test LMK) and the injection facility's KEK (a ZMK
+/// of the key table), clear.
+fn test_hsm() -> cardsec::SoftwareSecurityModule {
+    let lmk = cardsec::Lmk::from_hex("0123456789ABCDEFFEDCBA9876543210").expect("lmk");
+    cardsec::SoftwareSecurityModule::new(lmk, Box::new(rand_core::OsRng))
+}
+const KEK: &str = "3B9AC1E4F08A7D5C2D4E6F8091A2B3C4";
+
 /// A document's bytes (what a PDF starts with is all the checks look at).
 const PDF: &[u8] = b"%PDF-1.4 shop photo";
 
@@ -229,6 +237,23 @@ fn seed(location: &str) {
     let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
     services::money::settle_date(db.as_mut(), day, &cfg, &cli, NOW).expect("settle");
     services::rules::upload(db.as_mut(), RULES, &cli, NOW).expect("rule set");
+    use cardsec::SecurityModule as _;
+    let zmk = test_hsm()
+        .import_key(
+            cardsec::KeyKind::Zmk,
+            1,
+            &cardsec::Key::from_hex(KEK).expect("kek"),
+        )
+        .expect("zmk");
+    db.apply(&[Write::Key(store::KeyRow {
+        kind: "ZMK".into(),
+        version: 1,
+        wrapped: zmk.to_text(),
+        kcv: zmk.kcv_hex(),
+        created_at: NOW.into(),
+        created_by: "test".into(),
+    })])
+    .expect("kek");
     let f: merchants::application::Form = serde_json::from_value(form()).expect("form");
     let key = services::onboarding::PiiKey::from_hex(PII_KEY).expect("key");
     services::onboarding::create(db.as_mut(), &f, &key, day, &cli, NOW).expect("application");
@@ -279,6 +304,7 @@ impl Server {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
                 let api = api::Api::with_money(db, clock, money);
                 api.set_pii_key(services::onboarding::PiiKey::from_hex(PII_KEY).expect("key"));
+                api.set_security_module(Arc::new(test_hsm()));
                 api::serve(listener, api, async {
                     let _ = rx.await;
                 })
@@ -1277,6 +1303,34 @@ fn an_application_goes_through_review_and_every_step_is_audited() {
         assert_eq!(detail["risk_level"], "low");
         // The review's SLA: 3 working days from the checks (2026-12-01, a Tuesday).
         assert_eq!(detail["sla_due"], "2026-12-04", "{detail}");
+        // Provisioning: the merchant, and its terminal's master key under the KEK.
+        let (status, made) = server.call("POST", &path("provision"), Some(&ops), None);
+        assert_eq!(status, 200, "{made}");
+        let mid = made["merchant_id"].as_str().expect("mid").to_owned();
+        assert!(mid.starts_with("898310005411"), "{mid}");
+        let t = &made["terminals"][0];
+        let mut tmk = hex::decode(t["tmk_under_kek"].as_str().expect("cryptogram")).expect("hex");
+        cardsec::Key::from_hex(KEK)
+            .expect("kek")
+            .decrypt_ecb(&mut tmk)
+            .expect("decrypt");
+        let tmk = cardsec::Key::from_bytes(&tmk).expect("tmk");
+        assert_eq!(
+            hex::encode_upper(cardsec::check_value(&tmk, 3)),
+            t["tmk_kcv"].as_str().expect("kcv")
+        );
+        let (status, _) = server.call("POST", &path("provision"), Some(&ops), None);
+        assert_eq!(status, 409, "an application provisions once");
+        let (_, term) = server.call(
+            "GET",
+            &format!(
+                "/api/v1/terminals/{}",
+                t["terminal_id"].as_str().expect("tid")
+            ),
+            Some(&ops),
+            None,
+        );
+        assert_eq!(term["status"], "pending_install", "{term}");
         // A decided application takes no more steps.
         let (status, e) = server.call("POST", &path("reject"), Some(&risk), Some(&note("no")));
         assert_eq!(status, 409, "{e}");
