@@ -60,18 +60,35 @@ pub fn system_clock() -> api::Clock {
     Arc::new(chrono::Utc::now)
 }
 
+/// What an API serves with besides its store.
+pub struct ApiSetup {
+    /// The clock.
+    pub clock: api::Clock,
+    /// Settlement runs' configuration (where their files go).
+    pub money: services::money::MoneyConfig,
+    /// A switching node's metrics and readiness, inside a node.
+    pub node: Option<api::NodeHooks>,
+    /// The key personal ID numbers are tokenized with.
+    pub pii: Option<services::onboarding::PiiKey>,
+    /// The security module provisioning generates terminal keys in.
+    pub hsm: Option<Arc<cardsec::SoftwareSecurityModule>>,
+}
+
 /// Starts the API on `listener` over the store at `store`; returns when `shutdown`
 /// resolves.
 pub async fn serve(
     store: &str,
     listener: tokio::net::TcpListener,
-    clock: api::Clock,
-    money: services::money::MoneyConfig,
-    node: Option<api::NodeHooks>,
-    pii: Option<services::onboarding::PiiKey>,
-    hsm: Option<Arc<cardsec::SoftwareSecurityModule>>,
+    setup: ApiSetup,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let ApiSetup {
+        clock,
+        money,
+        node,
+        pii,
+        hsm,
+    } = setup;
     let s = store.to_owned();
     let db = tokio::task::spawn_blocking(move || crate::node::open_store(&s))
         .await
@@ -139,18 +156,16 @@ pub fn run(a: ApiArgs) -> anyhow::Result<()> {
             out_dir: a.settlement_dir,
             ..services::money::MoneyConfig::default()
         };
-        serve(
-            &a.store.location(),
-            listener,
-            system_clock(),
+        let setup = ApiSetup {
+            clock: system_clock(),
             money,
-            None,
+            node: None,
             pii,
             hsm,
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
-        )
+        };
+        serve(&a.store.location(), listener, setup, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
         .await
     })
 }

@@ -211,16 +211,14 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
                         let _ = tokio::signal::ctrl_c().await;
                     };
                     let clock = crate::api_cli::system_clock();
-                    let served = crate::api_cli::serve(
-                        &store,
-                        l,
+                    let setup = crate::api_cli::ApiSetup {
                         clock,
                         money,
-                        Some(node),
+                        node: Some(node),
                         pii,
                         hsm,
-                        shutdown,
-                    );
+                    };
+                    let served = crate::api_cli::serve(&store, l, setup, shutdown);
                     if let Err(e) = served.await {
                         tracing::error!(error = %e, "the operators' API stopped");
                     }
