@@ -5,11 +5,13 @@
 //! [`Currency`] and integer minor units.
 
 mod ids;
+mod luhn;
 pub mod mask;
 mod money;
 mod response;
 
 pub use ids::{MerchantId, Rrn, Stan, TerminalId};
+pub use luhn::luhn_valid;
 pub use mask::mask_pan;
 pub use money::{Amount, Currency};
 pub use response::ResponseCode;
