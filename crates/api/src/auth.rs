@@ -242,6 +242,8 @@ pub struct Principal {
     pub source: String,
     /// The console's CSRF token when the request came with the session cookie.
     pub csrf: Option<String>,
+    /// A merchant account's merchant ids, read once from the account; `None` for staff.
+    scope: Option<Vec<String>>,
 }
 
 impl Principal {
@@ -255,8 +257,8 @@ impl Principal {
     }
 
     /// For a merchant account, the merchant ids it sees; `None` for staff (all).
-    pub fn merchant_scope(&self) -> Option<Vec<String>> {
-        (self.role == Role::Merchant).then(|| accounts::merchant_ids(&self.operator))
+    pub fn merchant_scope(&self) -> Option<&[String]> {
+        self.scope.as_deref()
     }
 
     /// Whether the principal may see `merchant_id`'s objects.
@@ -357,6 +359,7 @@ impl FromRequestParts<Api> for Principal {
             tracing::error!(operator = %operator.name, role = %operator.role, "operator with an unknown role refused");
             return Err(ApiError::unauthenticated());
         };
+        let scope = (role == Role::Merchant).then(|| accounts::merchant_ids(&operator));
         Ok(Principal {
             operator,
             role,
@@ -364,6 +367,7 @@ impl FromRequestParts<Api> for Principal {
             request_id,
             source,
             csrf,
+            scope,
         })
     }
 }

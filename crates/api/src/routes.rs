@@ -338,8 +338,8 @@ pub async fn transactions(
     let merchant_ids = match (p.merchant_scope(), &q.merchant) {
         (None, None) => None,
         (None, Some(m)) => Some(vec![m.clone()]),
-        (Some(own), None) => Some(own),
-        (Some(own), Some(m)) => Some(own.into_iter().filter(|o| o == m).collect()),
+        (Some(own), None) => Some(own.to_vec()),
+        (Some(own), Some(m)) => Some(own.iter().filter(|o| *o == m).cloned().collect()),
     };
     let filter = TxnFilter {
         rrn: q.rrn.clone(),
