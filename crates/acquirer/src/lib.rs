@@ -156,7 +156,7 @@ pub struct NodeSecurity {
 fn status_watch(opts: &NodeOptions, from_seq: i64) -> gateway::StatusWatch {
     let store = opts.store.clone();
     let mut db = OffRuntime(None);
-    let mut last: Option<i64> = Some(from_seq);
+    let mut last = from_seq;
     Box::new(move || {
         if db.0.is_none() {
             db.0 = Some(open_store(&store).map_err(|e| e.to_string())?);
@@ -165,23 +165,11 @@ fn status_watch(opts: &NodeOptions, from_seq: i64) -> gateway::StatusWatch {
             return Ok(Vec::new());
         };
         let mut changes = Vec::new();
-        if last.is_none() {
-            // The first read only learns where the feed is: the node loaded today's
-            // statuses at start.
-            match conn.max_audit_seq() {
-                Ok(seq) => last = Some(seq),
-                Err(e) => {
-                    db.0 = None;
-                    return Err(e.to_string());
-                }
-            }
-            return Ok(changes);
-        }
         loop {
-            let from = last.unwrap_or(0);
-            let page = match conn.audit_after(from, 1_000) {
+            let page = match conn.audit_after(last, 1_000) {
                 Ok(p) => p,
                 Err(e) => {
+                    // Open the store afresh next time (the connection may be what failed).
                     db.0 = None;
                     return Err(e.to_string());
                 }
@@ -190,9 +178,8 @@ fn status_watch(opts: &NodeOptions, from_seq: i64) -> gateway::StatusWatch {
                 break;
             };
             changes.extend(page.iter().filter_map(status_change));
-            let full = page.len() == 1_000;
-            last = Some(end);
-            if !full {
+            last = end;
+            if page.len() < 1_000 {
                 break;
             }
         }

@@ -522,24 +522,7 @@ pub async fn merchant_status(
     Path(id): Path<String>,
     Body(b): Body<StatusChangeBody>,
 ) -> Result<Json<Value>, ApiError> {
-    p.require(Permission::MerchantWrite)?;
-    if !onboarding::MERCHANT_STATUSES.contains(&b.status.as_str()) {
-        return Err(ApiError::field(
-            "status",
-            "a merchant's status is active, suspended or closed",
-        ));
-    }
-    let (actor, at) = (p.actor(), api.now().to_rfc3339());
-    let m = api
-        .db(move |db| {
-            Ok(onboarding::set_merchant_status(
-                db, &id, &b.status, &b.reason, &actor, &at,
-            )?)
-        })
-        .await?;
-    Ok(Json(
-        json!({"merchant_id": m.merchant_id, "status": m.status}),
-    ))
+    change_status(&api, &p, Subject::Merchant, id, b).await
 }
 
 /// Disables or re-enables a terminal.
@@ -549,24 +532,50 @@ pub async fn terminal_status(
     Path(id): Path<String>,
     Body(b): Body<StatusChangeBody>,
 ) -> Result<Json<Value>, ApiError> {
+    change_status(&api, &p, Subject::Terminal, id, b).await
+}
+
+/// Whose status changes.
+#[derive(Clone, Copy)]
+enum Subject {
+    Merchant,
+    Terminal,
+}
+
+async fn change_status(
+    api: &Api,
+    p: &Principal,
+    subject: Subject,
+    id: String,
+    b: StatusChangeBody,
+) -> Result<Json<Value>, ApiError> {
     p.require(Permission::MerchantWrite)?;
-    if !onboarding::TERMINAL_STATUSES.contains(&b.status.as_str()) {
+    let (allowed, key): (&[&str], &str) = match subject {
+        Subject::Merchant => (&onboarding::MERCHANT_STATUSES, "merchant_id"),
+        Subject::Terminal => (&onboarding::TERMINAL_STATUSES, "terminal_id"),
+    };
+    if !allowed.contains(&b.status.as_str()) {
         return Err(ApiError::field(
             "status",
-            "a terminal's status is active or disabled",
+            format!("the status is one of {}", allowed.join(", ")),
         ));
     }
     let (actor, at) = (p.actor(), api.now().to_rfc3339());
-    let t = api
+    let status = api
         .db(move |db| {
-            Ok(onboarding::set_terminal_status(
-                db, &id, &b.status, &b.reason, &actor, &at,
-            )?)
+            Ok(match subject {
+                Subject::Merchant => {
+                    onboarding::set_merchant_status(db, &id, &b.status, &b.reason, &actor, &at)
+                        .map(|m| (m.merchant_id, m.status))?
+                }
+                Subject::Terminal => {
+                    onboarding::set_terminal_status(db, &id, &b.status, &b.reason, &actor, &at)
+                        .map(|t| (t.terminal_id, t.status))?
+                }
+            })
         })
         .await?;
-    Ok(Json(
-        json!({"terminal_id": t.terminal_id, "status": t.status}),
-    ))
+    Ok(Json(json!({key: status.0, "status": status.1})))
 }
 
 /// The reviewer's steps, by the route's last segment.

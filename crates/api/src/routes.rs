@@ -399,8 +399,8 @@ async fn export_csv(api: &Api, filter: TxnFilter, after: i64) -> Result<Response
             Ok(out)
         })
         .await?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let header = [
+    let items: Vec<Value> = rows.iter().map(txn_json).collect();
+    let columns = [
         "txn_id",
         "rrn",
         "kind",
@@ -418,50 +418,7 @@ async fn export_csv(api: &Api, filter: TxnFilter, after: i64) -> Result<Response
         "local_date",
         "created_at",
     ];
-    let internal = |e: csv::Error| {
-        tracing::error!(error = %e, "CSV export failed");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "CSV export failed",
-        )
-    };
-    w.write_record(header).map_err(internal)?;
-    for t in &rows {
-        w.write_record([
-            t.txn_id.to_string(),
-            t.rrn.clone(),
-            t.kind.name().into(),
-            t.state.name().into(),
-            t.terminal_id.clone(),
-            t.merchant_id.clone(),
-            t.batch.to_string(),
-            t.stan.to_string(),
-            t.amount_minor.to_string(),
-            t.currency.clone(),
-            t.masked_pan.clone(),
-            t.response_code.clone().unwrap_or_default(),
-            t.auth_code.clone().unwrap_or_default(),
-            t.original_rrn.clone().unwrap_or_default(),
-            t.local_date.clone(),
-            t.created_at.clone(),
-        ])
-        .map_err(internal)?;
-    }
-    let body = w
-        .into_inner()
-        .map_err(|e| internal(e.into_error().into()))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"transactions.csv\"",
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    crate::lists::csv(&items, "transactions", &columns)
 }
 
 async fn visible_txn(api: &Api, p: &Principal, rrn: String) -> Result<TxnRow, ApiError> {

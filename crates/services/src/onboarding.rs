@@ -201,22 +201,13 @@ pub fn step(
         Step::Resubmit(_) => (Action::Resubmit, String::new()),
         Step::Withdraw => (Action::Withdraw, String::new()),
         Step::Assign(w) => (Action::Assign, w.clone()),
-        Step::RequestInfo(n) | Step::Override(n) | Step::Reject(n) => (
-            match step {
-                Step::RequestInfo(_) => Action::RequestInfo,
-                Step::Override(_) => Action::Override,
-                _ => Action::Reject,
-            },
-            n.clone(),
-        ),
+        Step::RequestInfo(n) => (Action::RequestInfo, n.clone()),
+        Step::Override(n) => (Action::Override, n.clone()),
+        Step::Reject(n) => (Action::Reject, n.clone()),
         Step::Approve(r) => (Action::Approve, r.clone()),
     };
-    if !note.is_empty()
-        || matches!(
-            action,
-            Action::RequestInfo | Action::Override | Action::Reject
-        )
-    {
+    // Every reviewer's step carries its text (an assignee, a reason, a rating).
+    if !matches!(action, Action::Submit | Action::Resubmit | Action::Withdraw) {
         crate::text("a review note", &note, 2000)?;
     }
     let mut moved = |row: &mut ApplicationRow,
