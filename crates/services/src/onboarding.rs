@@ -35,10 +35,9 @@ impl PiiKey {
 
     /// The token of a personal ID number (upper-cased first: `x` and `X` are one).
     pub fn token(&self, id: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| {
-            // HMAC takes a key of any length: this does not happen.
-            <Hmac<Sha256> as Mac>::new_from_slice(&[0u8; 32]).expect("HMAC key")
-        });
+        // As cardsec's tokens: HMAC takes a key of any length.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(id.to_ascii_uppercase().as_bytes());
         format!("pii1:{}", hex::encode(mac.finalize().into_bytes()))
     }
