@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use cardsec::{DataKey, Key, KeyKind, Lmk, SecurityModule, SoftwareSecurityModule, WrappedKey};
 use gateway::{GatewayConfig, GatewayStats};
-use store::{Backend, Journal, JournalConfig, SafRow, Write};
+use store::{Backend, Journal, JournalConfig, SafRow};
 use switch::{Config, Engine, ZoneKeys};
 
-use sim::demo_data::DemoData;
+pub mod demo;
+
+pub use demo::{onboard_demo, read_injected, with_injected, InjectedKey};
 
 /// Why a node could not be assembled or run.
 #[derive(Debug, thiserror::Error)]
@@ -151,19 +153,26 @@ pub struct NodeSecurity {
 }
 
 /// Follows the audit trail — written in the same transaction as every change — for
-/// merchant and terminal status changes made since the node started (or last read):
-/// a change feed the nodes follow instead of reading whole tables.
+/// the changes of [`store::FEED_ACTIONS`] made since the node started (or last read):
+/// a change feed the nodes follow instead of reading whole tables. It waits for the
+/// store's announcement (PostgreSQL `LISTEN`, woken by the `NOTIFY` the change's
+/// transaction sends; SQLite is read every tenth of a second) and reads from where it
+/// stopped.
 fn status_watch(opts: &NodeOptions, from_seq: i64) -> gateway::StatusWatch {
     let store = opts.store.clone();
     let mut db = OffRuntime(None);
     let mut last = from_seq;
-    Box::new(move || {
+    Box::new(move |wait| {
         if db.0.is_none() {
             db.0 = Some(open_store(&store).map_err(|e| e.to_string())?);
         }
         let Some(conn) = db.0.as_mut() else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), last));
         };
+        if let Err(e) = conn.wait_for_changes(wait) {
+            db.0 = None;
+            return Err(e.to_string());
+        }
         let mut changes = Vec::new();
         loop {
             let page = match conn.audit_after(last, 1_000) {
@@ -177,13 +186,13 @@ fn status_watch(opts: &NodeOptions, from_seq: i64) -> gateway::StatusWatch {
             let Some(end) = page.last().map(|a| a.seq) else {
                 break;
             };
-            changes.extend(page.iter().filter_map(status_change));
+            changes.extend(page.iter().filter_map(feed_change));
             last = end;
             if page.len() < 1_000 {
                 break;
             }
         }
-        Ok(changes)
+        Ok((changes, last))
     })
 }
 
@@ -201,6 +210,27 @@ fn status_change(a: &store::AuditRow) -> Option<switch::StatusChange> {
             status,
         }),
         _ => None,
+    }
+}
+
+/// A change of the switch's view of a merchant or terminal, from an audit record
+/// (status, limits, install location), if it is one.
+fn feed_change(a: &store::AuditRow) -> Option<switch::StatusChange> {
+    if !store::FEED_ACTIONS.contains(&a.action.as_str()) {
+        return None;
+    }
+    let after: serde_json::Value = serde_json::from_str(&a.after).ok()?;
+    match a.action.as_str() {
+        "merchant.limits" | "terms.set" => Some(switch::StatusChange::Limits {
+            merchant_id: after["merchant_id"].as_str()?.to_owned(),
+            per_txn_minor: after["txn_limit_minor"].as_i64()?,
+            per_day_minor: after["day_limit_minor"].as_i64()?,
+        }),
+        "terminal.location" => Some(switch::StatusChange::Location {
+            terminal_id: a.object.strip_prefix("terminal:")?.to_owned(),
+            install_location: after["install_location"].as_str()?.to_owned(),
+        }),
+        _ => status_change(a),
     }
 }
 
@@ -383,29 +413,6 @@ pub fn key_watch(opts: &NodeOptions) -> Option<gateway::KeyWatch> {
     }))
 }
 
-/// Writes the demo merchants and terminals (TMKs wrapped under the LMK) if the store
-/// has none yet.
-pub fn seed_demo(
-    db: &mut dyn Backend,
-    hsm: &dyn SecurityModule,
-    data: &DemoData,
-    now_rfc3339: &str,
-) -> Result<bool> {
-    if !db.terminals().ctx("read terminals")?.is_empty() {
-        return Ok(false);
-    }
-    let (merchants, terminals) =
-        sim::acquirer_rows(hsm, data, now_rfc3339).ctx("wrap demo terminal keys")?;
-    let writes: Vec<Write> = merchants
-        .into_iter()
-        .map(Write::Merchant)
-        .chain(terminals.into_iter().map(Write::Terminal))
-        .collect();
-    db.apply(&writes)
-        .ctx("write demo merchants and terminals")?;
-    Ok(true)
-}
-
 /// Loads the node's state and builds its engine and journal (blocking: call it before
 /// the runtime or on a blocking thread).
 pub fn prepare(opts: &NodeOptions) -> Result<(Engine, Journal, Vec<SafRow>)> {
@@ -422,6 +429,12 @@ pub fn load_engine(opts: &NodeOptions) -> Result<(Engine, Vec<SafRow>)> {
     let NodeSecurity { hsm, zone } = security(&opts.keys, db.as_mut())?;
     let merchants = db.merchants().ctx("load merchants")?;
     let terminals = db.terminals().ctx("load terminals")?;
+    let limits: Vec<(String, i64, i64)> = db
+        .terms()
+        .ctx("load merchant terms")?
+        .into_iter()
+        .map(|t| (t.merchant_id, t.txn_limit_minor, t.day_limit_minor))
+        .collect();
     let recent = db
         .recent_transactions(opts.switch.max_remembered)
         .ctx("load transactions")?;
@@ -502,7 +515,8 @@ pub fn load_engine(opts: &NodeOptions) -> Result<(Engine, Vec<SafRow>)> {
             max_txn_id: max_id,
         },
     )
-    .with_risk(risk, monotonic(), open_cases, case_ids);
+    .with_risk(risk, monotonic(), open_cases, case_ids)
+    .with_limits(limits);
     Ok((engine, pending_saf))
 }
 

@@ -163,6 +163,9 @@ pub struct GatewayStats {
     pub saf_depth: AtomicU64,
     /// Age of the oldest waiting entry in ms (updated every second).
     pub saf_oldest_ms: AtomicU64,
+    /// The change feed's position (the audit record) up to which the engine has
+    /// applied merchant and terminal changes.
+    pub feed_position: std::sync::atomic::AtomicI64,
 }
 
 /// What reaches the driver task.
@@ -193,32 +196,43 @@ pub struct Core {
     /// Reads the risk rule-set version in force from the store, on the same schedule:
     /// `Some` when it changed since the last read, and the engine reloads it.
     pub rules: Option<RulesWatch>,
-    /// Reads merchant and terminal status changes made since the last read, every
-    /// second; the engine checks the next request against them.
+    /// Follows the store's change feed (merchant and terminal status, limits, install
+    /// locations) on a thread of its own; the engine checks the next request against
+    /// each change as soon as it arrives.
     pub status: Option<StatusWatch>,
 }
 
-/// Reads the status changes since the last read (blocking; run off the runtime).
-pub type StatusWatch = Box<dyn FnMut() -> Result<Vec<switch::StatusChange>, String> + Send>;
+/// Waits up to the given time for the store to announce a change, then reads the
+/// changes since the last read, with the feed position after them (blocking).
+pub type StatusWatch =
+    Box<dyn FnMut(std::time::Duration) -> Result<(Vec<switch::StatusChange>, i64), String> + Send>;
 
-/// Reads the status changes on a blocking thread and hands them back.
-fn spawn_status_check(
-    watch: Arc<std::sync::Mutex<StatusWatch>>,
-    back: mpsc::Sender<Vec<switch::StatusChange>>,
-) {
-    tokio::task::spawn_blocking(move || {
-        // One read at a time: a slow store does not pile reads up.
-        let Ok(mut watch) = watch.try_lock() else {
-            return;
-        };
-        match (watch)() {
-            Ok(changes) if !changes.is_empty() => {
-                let _ = back.blocking_send(changes);
+/// Follows the change feed on a thread of its own until the driver is gone, handing
+/// every change (and the position after it) to the driver.
+fn follow_feed(mut watch: StatusWatch, back: mpsc::Sender<(Vec<switch::StatusChange>, i64)>) {
+    let spawned = std::thread::Builder::new()
+        .name("posguard-feed".into())
+        .spawn(move || {
+            let mut position = i64::MIN;
+            while !back.is_closed() {
+                match watch(Duration::from_secs(1)) {
+                    Ok((changes, at)) if !changes.is_empty() || at != position => {
+                        position = at;
+                        if back.blocking_send((changes, at)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change feed not read; will retry");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "status changes not read; will retry"),
-        }
-    });
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "change feed thread not started: status changes wait for a restart");
+    }
 }
 
 /// Reads the rule set in force when it changed (blocking; run off the runtime).
@@ -387,8 +401,10 @@ pub async fn run(
         rules,
         status,
     } = core;
-    let status_watch = status.map(|s| Arc::new(std::sync::Mutex::new(s)));
-    let (status_tx, mut status_rx) = mpsc::channel::<Vec<switch::StatusChange>>(4);
+    let (status_tx, mut status_rx) = mpsc::channel::<(Vec<switch::StatusChange>, i64)>(4);
+    if let Some(s) = status {
+        follow_feed(s, status_tx);
+    }
     let key_watch = keys.map(|k| Arc::new(std::sync::Mutex::new(k)));
     let (keys_tx, mut keys_rx) = mpsc::channel(2);
     let rules_watch = rules.map(|r| Arc::new(std::sync::Mutex::new(r)));
@@ -486,9 +502,6 @@ pub async fn run(
                 if let (Some(w), true) = (&rules_watch, sweep_ticks % config.key_check_secs.max(1) == 0) {
                     spawn_rules_check(w.clone(), rules_tx.clone());
                 }
-                if let Some(w) = &status_watch {
-                    spawn_status_check(w.clone(), status_tx.clone());
-                }
             }
             Some((zone, token)) = keys_rx.recv() => {
                 d.engine.update_keys(zone, token.as_ref());
@@ -496,10 +509,11 @@ pub async fn run(
             Some(rules) = rules_rx.recv() => {
                 d.engine.reload_rules(rules);
             }
-            Some(changes) = status_rx.recv() => {
+            Some((changes, at)) = status_rx.recv() => {
                 for c in &changes {
                     d.engine.update_status(c);
                 }
+                d.stats.feed_position.store(at, Ordering::Relaxed);
             }
             Some(rows) = adopt_rx.recv() => {
                 for entry in rows {

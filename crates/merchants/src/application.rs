@@ -58,6 +58,10 @@ pub struct TerminalRequest {
     pub latitude: f64,
     /// Longitude, degrees.
     pub longitude: f64,
+    /// A terminal model that encrypts track 2 under a track key of its own (key profile
+    /// `004`); else it is provisioned for the PIN and MAC keys alone (`003`).
+    #[serde(default)]
+    pub encrypts_track: bool,
 }
 
 /// The application's content.

@@ -268,7 +268,7 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<Vec<Measured>> {
     opts.gateway.max_connections_per_ip = a.terminals.max(64);
     opts.gateway.max_sign_ons_per_ip_per_minute = (a.terminals * 4).max(120);
     let (o, d) = (opts.clone(), data.clone());
-    tokio::task::spawn_blocking(move || seed_store(&o, &d))
+    let data = tokio::task::spawn_blocking(move || seed_store(&o, &d))
         .await
         .context("join seeding")??;
     let listener = TcpListener::bind("127.0.0.1:0")

@@ -327,11 +327,11 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         .max(a.demo.terminals * 4);
     let o = opts.clone();
     let d2 = data.clone();
-    tokio::task::spawn_blocking(move || seed_store(&o, &d2))
+    let data = tokio::task::spawn_blocking(move || seed_store(&o, &d2))
         .await
         .context("join seeding")??;
-    let s = data_dir.clone();
-    tokio::task::spawn_blocking(move || seed_money(&s))
+    let (s, d) = (data_dir.clone(), data.clone());
+    tokio::task::spawn_blocking(move || seed_money(&s, &d))
         .await
         .context("join")??;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -508,39 +508,42 @@ async fn drain_saf(store: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo merchants' pricing and settlement terms: the first merchant is paid the
-/// same day (D+0, up to 5,000.00), the others T+1; the newest merchant's settlement is
-/// held until its qualification documents are complete.
-fn seed_money(store: &str) -> anyhow::Result<()> {
+/// The demo's money settings, made with the services an operator uses (audited):
+/// the first merchant is paid the same day (D+0, up to 5,000.00), the others T+1 as
+/// provisioned; the merchant that joined ten days ago (the data set's second) is still
+/// missing a document, so its settlement waits until onboarding releases the hold.
+fn seed_money(store: &str, data: &crate::demo_data::DemoData) -> anyhow::Result<()> {
     let mut db = crate::node::open_store(store)?;
-    let merchants = db.merchants()?;
-    let mut writes = Vec::new();
-    for (i, m) in merchants.iter().enumerate() {
-        writes.push(store::Write::Terms(store::TermsRow {
-            merchant_id: m.merchant_id.clone(),
-            settlement_account: format!("6222 0210 {:04} {:04}", 1000 + i, 7 * i + 11),
-            cycle: if i == 0 { "D+0:500000" } else { "T+1" }.into(),
-            debit_bps: 50,
-            credit_bps: 60,
-            debit_cap_minor: 2_000,
-            min_fee_minor: 1,
-            updated_at: m.created_at.clone(),
-        }));
+    let ops = services::accounts::Actor {
+        name: "demo:operations".into(),
+        role: "operations".into(),
+        request_id: "demo".into(),
+        source: "demo".into(),
+    };
+    let at = crate::args::now_rfc3339();
+    let terms = db.terms()?;
+    if let Some(t) = data
+        .merchants
+        .first()
+        .and_then(|m| terms.iter().find(|t| t.merchant_id == m.merchant_id))
+    {
+        let same_day = store::TermsRow {
+            cycle: "D+0:500000".into(),
+            updated_at: at.clone(),
+            ..t.clone()
+        };
+        services::money::set_terms(db.as_mut(), same_day, &ops, &at)?;
     }
-    // The merchant onboarded ten days ago (demo data's second) is still missing a
-    // document: its settlement waits until onboarding releases the hold.
-    if let Some(m) = merchants.get(1) {
-        writes.push(store::Write::Hold(store::HoldRow {
-            hold_id: "manual:1".into(),
-            subject: format!("merchant:{}", m.merchant_id),
-            reason: "incomplete qualification (business licence pending)".into(),
-            placed_by: "onboarding".into(),
-            placed_at: m.created_at.clone(),
-            released_by: None,
-            released_at: None,
-        }));
+    if let Some(m) = data.merchants.get(1) {
+        services::money::place_hold(
+            db.as_mut(),
+            &format!("merchant:{}", m.merchant_id),
+            "incomplete qualification (business licence pending)",
+            "onboarding",
+            &ops,
+            &at,
+        )?;
     }
-    db.apply(&writes)?;
     Ok(())
 }
 

@@ -225,6 +225,12 @@ pub enum MerchantCommand {
         /// Minimum fee per transaction (minor units).
         #[arg(long, default_value_t = 1)]
         min_fee: i64,
+        /// Largest sale (minor units, 0 = none); the terms' current one when absent.
+        #[arg(long)]
+        txn_limit: Option<i64>,
+        /// Most sales a day (minor units, 0 = none); the terms' current one when absent.
+        #[arg(long)]
+        day_limit: Option<i64>,
     },
 }
 
@@ -259,8 +265,12 @@ pub fn merchant(cmd: MerchantCommand) -> anyhow::Result<()> {
             credit_bps,
             debit_cap,
             min_fee,
+            txn_limit,
+            day_limit,
         } => {
             let mut db = open_store(&store.location())?;
+            let now = db.terms_of(&merchant_id)?;
+            let current = |f: fn(&TermsRow) -> i64| now.as_ref().map_or(0, f);
             money::set_terms(
                 db.as_mut(),
                 TermsRow {
@@ -272,6 +282,8 @@ pub fn merchant(cmd: MerchantCommand) -> anyhow::Result<()> {
                     debit_cap_minor: debit_cap,
                     min_fee_minor: min_fee,
                     updated_at: String::new(),
+                    txn_limit_minor: txn_limit.unwrap_or_else(|| current(|t| t.txn_limit_minor)),
+                    day_limit_minor: day_limit.unwrap_or_else(|| current(|t| t.day_limit_minor)),
                 },
                 &cli_actor(),
                 &now_rfc3339(),

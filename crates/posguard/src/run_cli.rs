@@ -12,7 +12,7 @@ use terminal::{Card, EntryKind, FleetConfig, Mix, TerminalSetup};
 
 use crate::args::{now_rfc3339, StoreArgs};
 use crate::demo_data::{demo_data, CardFate, DemoData};
-use crate::node::{open_store, run_node, seed_demo, NodeKeys, NodeOptions};
+use crate::node::{open_store, run_node, NodeKeys, NodeOptions};
 
 /// The demo data set's shape.
 #[derive(Debug, Clone, Args)]
@@ -76,10 +76,15 @@ pub struct AcquirerArgs {
     issuer_timeout_ms: Option<u64>,
     #[command(flatten)]
     lmk: crate::keys_cli::LmkArgs,
-    /// Create the demo merchants and terminals in an empty store; without an LMK, run
-    /// on the public demo keys (logged as such).
+    /// Onboard the demo merchants (application, review, provisioning) into an empty
+    /// store and write their terminals' key-injection output to `--terminal-keys`;
+    /// without an LMK, run on the public demo keys (logged as such).
     #[arg(long)]
     demo_data: bool,
+    /// Where `--demo-data` writes the demo terminals' master keys under the demo KEK,
+    /// for `posguard terminals` to load.
+    #[arg(long, default_value = TERMINAL_KEYS)]
+    terminal_keys: std::path::PathBuf,
     /// Risk rules (TOML), watched and reloaded when they change; the default rule set
     /// when absent.
     #[arg(long)]
@@ -134,17 +139,75 @@ pub fn node_options(store: String, issuer: SocketAddr, issuer_timeout_ms: u64) -
     }
 }
 
-/// Seeds the demo data set into an empty store.
-pub fn seed_store(opts: &NodeOptions, data: &DemoData) -> anyhow::Result<bool> {
+/// Onboards the demo data set's merchants into an empty store — through the
+/// application, review and provisioning path every merchant takes — and returns the
+/// key-injection output for its terminals; `None` if the store has terminals already.
+pub fn onboard_store(
+    opts: &NodeOptions,
+    data: &DemoData,
+) -> anyhow::Result<Option<Vec<crate::node::InjectedKey>>> {
     let mut db = open_store(&opts.store)?;
     let hsm = match &opts.keys {
-        // Terminal master keys need only the LMK: wrap them before the key table is filled.
+        // Terminal master keys need only the LMK: made before the key table is filled.
         crate::node::NodeKeys::Configured(lmk, previous) => {
             Arc::new(crate::node::module(lmk, previous.as_deref()))
         }
         crate::node::NodeKeys::Demo => crate::node::security(&opts.keys, db.as_mut())?.hsm,
     };
-    Ok(seed_demo(db.as_mut(), hsm.as_ref(), data, &now_rfc3339())?)
+    Ok(crate::node::onboard_demo(
+        db.as_mut(),
+        hsm.as_ref(),
+        data,
+        &now_rfc3339(),
+    )?)
+}
+
+/// [`onboard_store`], then the data set with its terminals' identities and master
+/// keys from the key-injection output (as given if the store was onboarded before).
+pub fn seed_store(opts: &NodeOptions, data: &DemoData) -> anyhow::Result<DemoData> {
+    Ok(match onboard_store(opts, data)? {
+        Some(keys) => crate::node::with_injected(data.clone(), &keys)?,
+        None => data.clone(),
+    })
+}
+
+/// Where the demo terminals' key-injection output is kept by default.
+pub const TERMINAL_KEYS: &str = "posguard-terminals.keys";
+
+/// Writes the key-injection output (owner-only: the keys are under the public demo
+/// KEK).
+pub fn write_injected(
+    path: &std::path::Path,
+    keys: &[crate::node::InjectedKey],
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut text =
+        String::from("# posguard demo terminals: TID MID TMK-under-the-demo-KEK KCV key-profile\n");
+    for k in keys {
+        text.push_str(&k.line());
+        text.push('\n');
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("write {}", path.display()))
+}
+
+/// The demo data set with the terminals of a key-injection file.
+pub fn injected_data(data: DemoData, path: &std::path::Path) -> anyhow::Result<DemoData> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "read {} (`posguard acquirer --demo-data` writes it when it onboards the demo merchants)",
+            path.display()
+        )
+    })?;
+    Ok(crate::node::with_injected(
+        data,
+        &crate::node::read_injected(&text)?,
+    )?)
 }
 
 /// Runs `posguard acquirer`.
@@ -158,8 +221,11 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     let terminal_tls = a.tls.load()?;
     let mut opts = opts;
     opts.gateway.issuer_tls = a.issuer_tls.load(opts.gateway.issuer)?;
-    if a.demo_data && seed_store(&opts, &a.demo.data())? {
-        tracing::info!("demo merchants and terminals created");
+    if a.demo_data {
+        if let Some(keys) = onboard_store(&opts, &a.demo.data())? {
+            write_injected(&a.terminal_keys, &keys)?;
+            tracing::info!(terminals = keys.len(), keys = %a.terminal_keys.display(), "demo merchants onboarded; their terminals' keys written for key injection");
+        }
     }
     let http = a.http.or(file.listen.http);
     let pii = a.pii.load()?;
@@ -447,6 +513,10 @@ pub struct TerminalsArgs {
     /// Seed of the customers' choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The demo terminals' key-injection output `posguard acquirer --demo-data`
+    /// wrote: their ids and master keys.
+    #[arg(long, default_value = TERMINAL_KEYS)]
+    terminal_keys: std::path::PathBuf,
     /// Only sales with good cards.
     #[arg(long)]
     sales_only: bool,
@@ -454,9 +524,10 @@ pub struct TerminalsArgs {
     /// them across power-offs): read at start if present, written at the end.
     #[arg(long, default_value = "posguard-terminals.state")]
     state: std::path::PathBuf,
-    /// Print the demo terminals' identities and master keys (TID, MID, TMK, its check
-    /// value, key profile) and exit: what a terminal written elsewhere needs to talk to
-    /// a demo acquirer. These keys are public, like all demo data.
+    /// Print the demo terminals' identities and clear master keys (TID, MID, TMK, its
+    /// check value, key profile) from `--terminal-keys` and exit: what a terminal
+    /// written elsewhere needs to talk to a demo acquirer (they are under the public
+    /// demo KEK: demo keys only).
     #[arg(long)]
     print_keys: bool,
 }
@@ -578,7 +649,11 @@ pub fn fleet_config(
 /// Runs `posguard terminals`.
 pub fn terminals(a: TerminalsArgs) -> anyhow::Result<()> {
     crate::init_logging("warn");
-    let data = a.demo.data();
+    let tls = (!a.print_keys)
+        .then(|| a.tls.load(a.acquirer))
+        .transpose()?
+        .flatten();
+    let data = injected_data(a.demo.data(), &a.terminal_keys)?;
     if a.print_keys {
         println!("# demo terminals (public demo keys: never use them with real cards)");
         println!("# terminal_id merchant_id tmk kcv key_profile");
@@ -604,7 +679,7 @@ pub fn terminals(a: TerminalsArgs) -> anyhow::Result<()> {
         a.seed,
     );
     cfg.max_transactions = a.transactions;
-    cfg.tls = a.tls.load(a.acquirer)?;
+    cfg.tls = tls;
     cfg.progress = true;
     cfg.resume = read_terminal_state(&a.state)?;
     if a.sales_only {

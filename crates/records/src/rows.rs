@@ -258,6 +258,10 @@ pub struct TermsRow {
     pub min_fee_minor: i64,
     /// Last change (RFC 3339).
     pub updated_at: String,
+    /// Largest sale or pre-authorization, minor units (0: none beyond the switch's).
+    pub txn_limit_minor: i64,
+    /// Most sales and pre-authorizations a day, minor units (0: none).
+    pub day_limit_minor: i64,
 }
 
 /// A settlement hold on a merchant or a transaction.

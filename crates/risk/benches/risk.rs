@@ -25,6 +25,7 @@ fn facts(i: usize) -> Facts {
         merchant_age_days: 400,
         merchant_risk: "low".into(),
         terminal_distance_km: 0,
+        merchant_day_limit: 0,
         counters: Vec::new(),
     }
 }

@@ -268,6 +268,9 @@ pub struct Facts {
     pub merchant_risk: String,
     /// Distance between reported and registered terminal location, km.
     pub terminal_distance_km: i64,
+    /// The merchant's daily limit (minor units) when this transaction counts toward
+    /// it, else 0: the engine enforces it before any rule.
+    pub merchant_day_limit: i64,
     /// Counter values the rule set reads (filled by the engine).
     pub counters: Vec<(Counter, i64)>,
 }
@@ -276,7 +279,7 @@ impl Facts {
     /// A one-line record of the facts (counters excluded: a replay recomputes them).
     pub fn to_record(&self) -> String {
         format!(
-            "amount={};currency={};kind={};mcc={};entry={};chip={};pin={};hour={};brand={};bin={};class={};status={};age={};risk={};km={}",
+            "amount={};currency={};kind={};mcc={};entry={};chip={};pin={};hour={};brand={};bin={};class={};status={};age={};risk={};km={};day_limit={}",
             self.amount,
             self.currency,
             self.kind,
@@ -291,7 +294,8 @@ impl Facts {
             self.merchant_status,
             self.merchant_age_days,
             self.merchant_risk,
-            self.terminal_distance_km
+            self.terminal_distance_km,
+            self.merchant_day_limit
         )
     }
 
@@ -317,6 +321,7 @@ impl Facts {
                 "age" => f.merchant_age_days = int()?,
                 "risk" => f.merchant_risk = v.into(),
                 "km" => f.terminal_distance_km = int()?,
+                "day_limit" => f.merchant_day_limit = int()?,
                 _ => return None,
             }
         }

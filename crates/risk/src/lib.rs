@@ -19,6 +19,10 @@ pub use facts::{Attr, Counter, Facts, Metric, Subject, Window};
 pub use rules::{Mode, Rule, RuleAction, RuleError, RuleSet};
 pub use velocity::{Keys, MemoryVelocity, Velocity};
 
+/// The rule id a decline for the merchant's daily limit names (the limit is the
+/// merchant's terms, not a rule of the set).
+pub const DAY_LIMIT_RULE: &str = "terms.day_limit";
+
 /// What the transaction may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -200,6 +204,9 @@ impl Engine {
             let v = self.velocity.query(keys, facts.amount, *c, now_secs);
             facts.counters.push((*c, v));
         }
+        if let Some(d) = self.over_day_limit(facts, keys, now_secs) {
+            return d;
+        }
         let mut matched = Vec::new();
         for rule in &self.rules.rules {
             if rule.mode == Mode::Disabled {
@@ -255,6 +262,50 @@ impl Engine {
             policy: None,
             facts: String::new(),
         }
+    }
+
+    /// The merchant's daily limit from its terms, checked before any rule and
+    /// whatever the rule set or its mode: a sale that would take the merchant's day
+    /// (every terminal, every node sharing the counters) over it is declined with 61.
+    fn over_day_limit(
+        &mut self,
+        facts: &Facts,
+        keys: &Keys<'_>,
+        now_secs: i64,
+    ) -> Option<Decision> {
+        if facts.merchant_day_limit <= 0 {
+            return None;
+        }
+        let counter = Counter {
+            subject: Subject::Merchant,
+            metric: Metric::Sum,
+            window: Window::D1,
+        };
+        let sum = match facts.counters.iter().find(|(c, _)| *c == counter) {
+            Some((_, v)) => *v,
+            None => self.velocity.query(keys, facts.amount, counter, now_secs),
+        };
+        (sum + facts.amount > facts.merchant_day_limit).then(|| Decision {
+            verdict: Verdict::Decline("61".into()),
+            hold: false,
+            alert: false,
+            score: 0,
+            version: self.rules.version.clone(),
+            matched: vec![Matched {
+                rule: DAY_LIMIT_RULE.into(),
+                action: RuleAction::Decline("61".into()),
+                shadow: false,
+                values: vec![
+                    ("merchant.sum_1d".into(), sum.to_string()),
+                    (
+                        "merchant.day_limit".into(),
+                        facts.merchant_day_limit.to_string(),
+                    ),
+                ],
+            }],
+            policy: None,
+            facts: String::new(),
+        })
     }
 
     fn timed_out(&self, matched: Vec<Matched>) -> Decision {

@@ -1064,6 +1064,8 @@ pub fn terms_json(t: &TermsRow) -> serde_json::Value {
         "credit_bps": t.credit_bps,
         "debit_cap_minor": t.debit_cap_minor,
         "min_fee_minor": t.min_fee_minor,
+        "txn_limit_minor": t.txn_limit_minor,
+        "day_limit_minor": t.day_limit_minor,
     })
 }
 
@@ -1081,6 +1083,11 @@ pub fn set_terms(db: &mut dyn Backend, terms: TermsRow, actor: &Actor, at: &str)
         ));
     }
     crate::text("a settlement account", &terms.settlement_account, 64)?;
+    if terms.txn_limit_minor < 0 || terms.day_limit_minor < 0 {
+        return Err(ServiceError::BadInput(
+            "limits are 0 (none) or more minor units".into(),
+        ));
+    }
     if db.merchant(&terms.merchant_id)?.is_none() {
         return Err(ServiceError::NotFound(format!(
             "no merchant {}",

@@ -629,6 +629,16 @@ fn next_merchant_id(db: &mut dyn Backend, mcc: &str) -> Result<String> {
     Ok(format!("{prefix}{next:03}"))
 }
 
+/// The city of a business address: up to its first `市` (`杭州市西湖区…` → `杭州市`),
+/// else the text before its first comma (`SHANGHAI, 1 …` → `SHANGHAI`).
+fn city_of(address: &str) -> String {
+    let city = match address.find('市') {
+        Some(i) => &address[..i + '市'.len_utf8()],
+        None => address.split(',').next().unwrap_or_default(),
+    };
+    city.trim().chars().take(20).collect()
+}
+
 /// Provisions an approved application: the merchant (its class and risk from the
 /// review), its terms (the MCC class's plan, the application's settlement account,
 /// T+1), and its terminals (`pending_install`, each with a master key generated in
@@ -668,19 +678,21 @@ pub fn provision(
         .filter(|t| *t >= 30_000_000)
         .max()
         .map_or(30_000_001, |t| t + 1);
+    // Individual merchants have the small merchants' limits (R10).
+    let class = if row.kind == "individual" {
+        "small"
+    } else {
+        "standard"
+    };
+    let limits = merchants::limits::for_merchant(class, &row.risk_level);
     let mut writes = vec![Write::Merchant(store::MerchantRow {
         merchant_id: merchant_id.clone(),
         name: row.legal_name.clone(),
-        city: form.business_address.chars().take(3).collect(),
+        city: city_of(&form.business_address),
         mcc: row.mcc.clone(),
         status: "active".into(),
         created_at: at.into(),
-        // Individual merchants have the small merchants' limits (R10).
-        merchant_class: if row.kind == "individual" {
-            "small".into()
-        } else {
-            "standard".into()
-        },
+        merchant_class: class.into(),
         risk_class: row.risk_level.clone(),
     })];
     let plan = settlement::MccClass::of(&row.mcc).plan();
@@ -693,6 +705,8 @@ pub fn provision(
         debit_cap_minor: plan.debit_cap_minor,
         min_fee_minor: plan.min_fee_minor,
         updated_at: at.into(),
+        txn_limit_minor: limits.per_txn_minor,
+        day_limit_minor: limits.per_day_minor,
     }));
     let mut terminals = Vec::new();
     for (t, tid) in form.terminals.iter().zip(first_tid..) {
@@ -713,9 +727,11 @@ pub fn provision(
             key_version: 1,
             batch: 1,
             signed_on: false,
-            install_location: t.install_address.clone(),
+            // The coordinates, which the switch compares with where the terminal
+            // reports it is (the address is the application's).
+            install_location: format!("{:.4},{:.4}", t.latitude, t.longitude),
             updated_at: at.into(),
-            key_profile: "003".into(),
+            key_profile: if t.encrypts_track { "004" } else { "003" }.into(),
             pending_pik: None,
             pending_mak: None,
             tdk: None,
@@ -844,6 +860,52 @@ pub fn set_merchant_status(
         }
     }
     db.apply(&writes).ctx("write merchant status")?;
+    Ok(after)
+}
+
+/// Sets a merchant's transaction limits (minor units; 0 = none beyond the switch's)
+/// with the reason, in its terms (audited as `merchant.limits`): every node enforces
+/// them from its next transaction.
+pub fn set_limits(
+    db: &mut dyn Backend,
+    merchant_id: &str,
+    txn_limit_minor: i64,
+    day_limit_minor: i64,
+    reason: &str,
+    actor: &Actor,
+    at: &str,
+) -> Result<store::TermsRow> {
+    const MAX: i64 = 100_000_000_000;
+    if !(0..=MAX).contains(&txn_limit_minor) || !(0..=MAX).contains(&day_limit_minor) {
+        return Err(ServiceError::BadInput(format!(
+            "limits are 0 (none) to {MAX} minor units"
+        )));
+    }
+    crate::text("a limit change's reason", reason, 500)?;
+    let before = db
+        .terms_of(merchant_id)
+        .ctx("read terms")?
+        .ok_or_else(|| ServiceError::NotFound(format!("no terms for merchant {merchant_id}")))?;
+    let after = store::TermsRow {
+        txn_limit_minor,
+        day_limit_minor,
+        updated_at: at.into(),
+        ..before.clone()
+    };
+    let json = |t: &store::TermsRow| serde_json::json!({"merchant_id": t.merchant_id, "txn_limit_minor": t.txn_limit_minor, "day_limit_minor": t.day_limit_minor});
+    let mut a = json(&after);
+    a["reason"] = serde_json::json!(reason);
+    db.apply(&[
+        Write::Terms(after.clone()),
+        actor.audit(
+            at,
+            "merchant.limits",
+            &format!("merchant:{merchant_id}"),
+            json(&before),
+            a,
+        ),
+    ])
+    .ctx("write limits")?;
     Ok(after)
 }
 

@@ -10,6 +10,15 @@ use rand::{Rng, SeedableRng};
 /// The demo's local master key (acquirer) — never use it outside a demo.
 pub const DEMO_LMK: &str = "0123456789ABCDEFFEDCBA9876543210";
 
+/// The demo's key-encryption key: onboarding hands each demo terminal's master key out
+/// under it, and the demo's key-loading step (the terminal simulators) recovers it —
+/// never use it outside a demo.
+pub const DEMO_KEK: &str = "89ABCDEF01234567FEDCBA9876543210";
+
+/// The demo's key for personal ID number tokens (HMAC-SHA256) — never use it outside
+/// a demo.
+pub const DEMO_PII_KEY: &str = "de70de70de70de70de70de70de70de70de70de70de70de70de70de70de70de70";
+
 /// A demo merchant.
 #[derive(Debug, Clone)]
 pub struct DemoMerchant {

@@ -60,6 +60,18 @@ pub struct TxnFilter {
     pub amount_minor: Option<i64>,
 }
 
+/// The audit actions that are also the change feed every acquirer node follows (the
+/// audit record is written in the same transaction as the change): merchant and
+/// terminal status, a merchant's limits (alone or with its terms), a terminal's
+/// install location.
+pub const FEED_ACTIONS: &[&str] = &[
+    "merchant.status",
+    "terminal.status",
+    "merchant.limits",
+    "terms.set",
+    "terminal.location",
+];
+
 /// Versioned migrations, applied in order; the version is the index + 1.
 pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001_initial.sql"),
@@ -74,6 +86,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/010_operators.sql"),
     include_str!("../migrations/011_api.sql"),
     include_str!("../migrations/012_onboarding.sql"),
+    include_str!("../migrations/013_limits.sql"),
 ];
 
 /// The server's message behind a PostgreSQL error ("db error" alone says nothing).
@@ -141,6 +154,15 @@ pub trait Backend: Send {
         &mut self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+
+    /// Waits up to `timeout` for a change on the feed ([`FEED_ACTIONS`]) — on
+    /// PostgreSQL until a `NOTIFY` arrives, so a change reaches the nodes within
+    /// milliseconds; elsewhere (SQLite) it sleeps a tenth of a second at most and the
+    /// caller reads the feed again.
+    fn wait_for_changes(&mut self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        std::thread::sleep(timeout.min(std::time::Duration::from_millis(100)));
+        Ok(())
+    }
 
     /// Applies the writes in one durable transaction: all or nothing.
     fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {

@@ -16,6 +16,8 @@ use records::SafRow;
 pub struct PgBackend {
     client: Client,
     cache: HashMap<String, postgres::Statement>,
+    /// Whether this connection has `LISTEN`ed for the change feed.
+    listening: bool,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -30,6 +32,7 @@ impl PgBackend {
         Ok(PgBackend {
             client: Client::connect(url, NoTls)?,
             cache: HashMap::new(),
+            listening: false,
         })
     }
 
@@ -52,6 +55,7 @@ impl PgBackend {
         Ok(PgBackend {
             client,
             cache: HashMap::new(),
+            listening: false,
         })
     }
 
@@ -121,6 +125,13 @@ impl PgTx<'_, '_> {
 }
 
 impl Tx for PgTx<'_, '_> {
+    fn notify_changes(&mut self) -> Result<(), StoreError> {
+        // Delivered to the listeners when (and only if) the transaction commits.
+        self.tx
+            .batch_execute(concat!("NOTIFY ", "posguard_changes"))
+            .map_err(pg_err)
+    }
+
     fn exec(&mut self, sql: &str, p: &[Arg<'_>]) -> Result<usize, StoreError> {
         let st = self.statement(sql)?;
         let n = self.tx.execute(&st, &bind(&st, p)).map_err(pg_err)?;
@@ -149,6 +160,20 @@ impl Tx for PgTx<'_, '_> {
 }
 
 impl Backend for PgBackend {
+    fn wait_for_changes(&mut self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        if !self.listening {
+            self.client.batch_execute("LISTEN posguard_changes")?;
+            self.listening = true;
+        }
+        use postgres::fallible_iterator::FallibleIterator as _;
+        let mut n = self.client.notifications();
+        if n.timeout_iter(timeout).next()?.is_some() {
+            // Several changes committed together wake the reader once.
+            while n.iter().next()?.is_some() {}
+        }
+        Ok(())
+    }
+
     fn migrate(&mut self) -> Result<u32, StoreError> {
         let mut tx = self.client.transaction()?;
         // Several nodes may start at once: one migrates, the others wait.

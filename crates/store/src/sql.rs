@@ -111,6 +111,12 @@ pub trait Tx {
     fn exec(&mut self, sql: &str, params: &[Arg<'_>]) -> Result<usize, StoreError>;
     /// Runs a query; returns every row.
     fn query(&mut self, sql: &str, params: &[Arg<'_>]) -> Result<Vec<Vec<Val>>, StoreError>;
+    /// Tells the nodes following the change feed, when this transaction commits, that
+    /// it holds a change for them ([`crate::FEED_ACTIONS`]): PostgreSQL `NOTIFY`;
+    /// SQLite's readers poll instead.
+    fn notify_changes(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A struct stored as one table row.
@@ -309,6 +315,8 @@ table_row!(TermsRow {
     debit_cap_minor: i,
     min_fee_minor: i,
     updated_at: t,
+    txn_limit_minor: i,
+    day_limit_minor: i,
 });
 table_row!(HoldRow {
     hold_id: t,
@@ -582,12 +590,15 @@ const SQL_CASE: &str =
 const SQL_CASE_ENTRY: &str =
     "INSERT INTO case_entries (case_id, seq, at, kind, txn_id, author, text) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
-const SQL_TERMS: &str = "INSERT INTO merchant_terms (merchant_id, settlement_account, cycle, debit_bps, \
-     credit_bps, debit_cap_minor, min_fee_minor, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+const SQL_TERMS: &str =
+    "INSERT INTO merchant_terms (merchant_id, settlement_account, cycle, debit_bps, \
+     credit_bps, debit_cap_minor, min_fee_minor, updated_at, txn_limit_minor, day_limit_minor) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
      ON CONFLICT (merchant_id) DO UPDATE SET settlement_account = excluded.settlement_account, \
      cycle = excluded.cycle, debit_bps = excluded.debit_bps, credit_bps = excluded.credit_bps, \
      debit_cap_minor = excluded.debit_cap_minor, min_fee_minor = excluded.min_fee_minor, \
-     updated_at = excluded.updated_at";
+     updated_at = excluded.updated_at, txn_limit_minor = excluded.txn_limit_minor, \
+     day_limit_minor = excluded.day_limit_minor";
 const SQL_HOLD: &str =
     "INSERT INTO holds (hold_id, subject, reason, placed_by, placed_at, released_by, \
      released_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hold_id) DO UPDATE SET \
@@ -687,7 +698,12 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         Write::Saf(r) => (SQL_SAF, r.args()),
         Write::Operator(r) => (SQL_OPERATOR, r.args()),
         Write::Session(r) => (SQL_SESSION, r.args()),
-        Write::Audit(r) => (SQL_AUDIT, r.args()[1..].to_vec()),
+        Write::Audit(r) => {
+            if crate::FEED_ACTIONS.contains(&r.action.as_str()) {
+                tx.notify_changes()?;
+            }
+            (SQL_AUDIT, r.args()[1..].to_vec())
+        }
         Write::Decision(r) => (SQL_DECISION, r.args()),
         Write::Case(r) => (SQL_CASE, r.args()),
         Write::CaseEntry(r) => (SQL_CASE_ENTRY, r.args()),

@@ -219,6 +219,22 @@ pub enum StatusChange {
         /// Its status now.
         status: String,
     },
+    /// A merchant's transaction limits (minor units; 0 = none).
+    Limits {
+        /// Which.
+        merchant_id: String,
+        /// Largest sale or pre-authorization.
+        per_txn_minor: i64,
+        /// Most sales and pre-authorizations a day.
+        per_day_minor: i64,
+    },
+    /// A terminal moved: its registered install location (`lat,lon`) now.
+    Location {
+        /// Which.
+        terminal_id: String,
+        /// Where it is registered now.
+        install_location: String,
+    },
 }
 
 /// One thing for the driver to do.
@@ -327,6 +343,8 @@ pub struct Engine {
     older_zaks: Vec<WrappedKey>,
     terminals: HashMap<String, TerminalState>,
     merchants: HashMap<String, MerchantRow>,
+    /// Each merchant's limits from its terms: (per transaction, per day), minor units.
+    limits: HashMap<String, (i64, i64)>,
     txns: HashMap<i64, Txn>,
     by_request: HashMap<String, i64>,
     by_link: HashMap<(u8, String, u32), i64>,
@@ -406,6 +424,7 @@ impl Engine {
                 .into_iter()
                 .map(|m| (m.merchant_id.clone(), m))
                 .collect(),
+            limits: HashMap::new(),
             txns: HashMap::new(),
             by_request: HashMap::new(),
             by_link: HashMap::new(),
@@ -1002,6 +1021,14 @@ impl Engine {
             }
             amount.minor
         };
+        let (per_txn, _) = self.limits_of(&term.row.merchant_id);
+        if matches!(kind, TxnKind::Sale | TxnKind::PreAuth) && per_txn > 0 && amount_minor > per_txn
+        {
+            return Err(Reject(
+                ResponseCode::OVER_AMOUNT_LIMIT,
+                "over the merchant's per-transaction limit",
+            ));
+        }
         let original = if kind.needs_original() {
             Some(self.original(req, kind, amount_minor, card.as_ref())?)
         } else {
@@ -1119,6 +1146,11 @@ impl Engine {
             merchant_status: merchant.map(|m| m.status.clone()).unwrap_or_default(),
             merchant_age_days: age_days,
             merchant_risk: merchant.map(|m| m.risk_class.clone()).unwrap_or_default(),
+            merchant_day_limit: if matches!(kind, TxnKind::Sale | TxnKind::PreAuth) {
+                self.limits_of(mid).1
+            } else {
+                0
+            },
             terminal_distance_km: self.distance_km(tid, req.get_str(59)),
             counters: Vec::new(),
         };
@@ -1133,6 +1165,11 @@ impl Engine {
         let record = facts.to_record();
         let mut d = self.risk.decide(&mut facts, &keys, secs, &*mono);
         d.facts = record;
+        // A sale refused for the merchant's daily limit does not count toward it (it
+        // would shut the merchant's day for every smaller sale after it).
+        if d.matched.iter().any(|m| m.rule == risk::DAY_LIMIT_RULE) {
+            return Some(d);
+        }
         self.risk.record(&keys, c.amount_minor, secs);
         if matches!(d.verdict, risk::Verdict::Decline(_)) {
             self.risk.record_decline(&keys, c.amount_minor, secs);
@@ -1353,7 +1390,37 @@ impl Engine {
                     t.row.status = status.clone();
                 }
             }
+            StatusChange::Limits {
+                merchant_id,
+                per_txn_minor,
+                per_day_minor,
+            } => {
+                tracing::info!(merchant = %merchant_id, per_txn_minor, per_day_minor, "merchant limits changed");
+                self.limits
+                    .insert(merchant_id.clone(), (*per_txn_minor, *per_day_minor));
+            }
+            StatusChange::Location {
+                terminal_id,
+                install_location,
+            } => {
+                if let Some(t) = self.terminals.get_mut(terminal_id) {
+                    tracing::info!(terminal = %terminal_id, %install_location, "terminal relocated");
+                    t.row.install_location.clone_from(install_location);
+                }
+            }
         }
+    }
+
+    /// Sets every merchant's limits (per transaction, per day; minor units, 0 =
+    /// none), from their terms.
+    pub fn with_limits(mut self, limits: impl IntoIterator<Item = (String, i64, i64)>) -> Engine {
+        self.limits = limits.into_iter().map(|(m, t, d)| (m, (t, d))).collect();
+        self
+    }
+
+    /// A merchant's limits (per transaction, per day); none known: (0, 0).
+    fn limits_of(&self, merchant_id: &str) -> (i64, i64) {
+        self.limits.get(merchant_id).copied().unwrap_or((0, 0))
     }
 
     /// Replaces the risk rule set while running; the next decision names the new version.

@@ -31,6 +31,7 @@ fn good() -> Form {
             install_address: "收银台1".into(),
             latitude: 31.24,
             longitude: 121.49,
+            encrypts_track: false,
         }],
     }
 }

@@ -13,11 +13,13 @@ use posguard::demo_data::{demo_data, CardFate};
 use posguard::run_cli::{fleet_config, open_demo_accounts, shanghai_now};
 use terminal::Mix;
 
-fn spawn_acquirer(dir: &str, listen: SocketAddr, issuer: SocketAddr) -> Child {
+fn spawn_acquirer(dir: &str, listen: SocketAddr, issuer: SocketAddr, keys: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_posguard"))
         .args([
             "acquirer",
             "--demo-data",
+            "--terminal-keys",
+            keys,
             "--data",
             dir,
             "--listen",
@@ -76,12 +78,21 @@ async fn killed_mid_load(store: &str) {
         .sum();
 
     let dir = store.to_owned();
+    let keys = std::env::temp_dir()
+        .join(format!("posguard-crash-keys-{}", std::process::id()))
+        .display()
+        .to_string();
     let listen = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         l.local_addr().expect("addr")
     };
-    let mut acquirer = spawn_acquirer(&dir, listen, issuer.iso_addr());
+    let mut acquirer = spawn_acquirer(&dir, listen, issuer.iso_addr(), &keys);
     wait_listening(listen).await;
+    // The terminals load their keys from the key-injection output the acquirer wrote
+    // when it onboarded the demo merchants.
+    let data = posguard::run_cli::injected_data(data, std::path::Path::new(&keys))
+        .expect("key-injection output");
+    let _ = std::fs::remove_file(&keys);
 
     let mut fleet = fleet_config(&data, listen, 150.0, Duration::from_secs(5), 11);
     fleet.mix = Mix::sales_only();
@@ -92,7 +103,7 @@ async fn killed_mid_load(store: &str) {
     acquirer.kill().expect("kill -9");
     let _ = acquirer.wait();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut acquirer = spawn_acquirer(&dir, listen, issuer.iso_addr());
+    let mut acquirer = spawn_acquirer(&dir, listen, issuer.iso_addr(), &keys);
     wait_listening(listen).await;
 
     let report = run.await.expect("fleet");

@@ -236,7 +236,7 @@ async fn another_node_takes_over_an_orphaned_reversal() {
     let (a_opts, b_opts) = (node(1, 0), node(2, 5_000));
     let o = a_opts.clone();
     let d = data.clone();
-    tokio::task::spawn_blocking(move || seed_store(&o, &d))
+    let data = tokio::task::spawn_blocking(move || seed_store(&o, &d))
         .await
         .expect("join")
         .expect("seed");

@@ -94,6 +94,7 @@ fn an_acquirer_node_serves_the_api_health_and_metrics() {
         .build();
     // Up to three tries: a port taken by another test between probe and bind makes a
     // process exit at once with a bind error, and the next try takes other ports.
+    let keys = dir.join("terminals.keys").display().to_string();
     for attempt in 0..3 {
         let (issuer, issuer_http, http, terminals) =
             (free_port(), free_port(), free_port(), free_port());
@@ -117,6 +118,7 @@ fn an_acquirer_node_serves_the_api_health_and_metrics() {
         let mut node = Node(
             Command::new(env!("CARGO_BIN_EXE_posguard"))
                 .args(["acquirer", "--demo-data", "--data", &data])
+                .args(["--terminal-keys", &keys])
                 .args(["--listen", &format!("127.0.0.1:{terminals}")])
                 .args(["--http", &format!("127.0.0.1:{http}")])
                 .args(["--issuer", &format!("127.0.0.1:{issuer}")])
@@ -151,6 +153,7 @@ fn an_acquirer_node_serves_the_api_health_and_metrics() {
         // Five good sales from the demo fleet.
         let out = Command::new(env!("CARGO_BIN_EXE_posguard"))
             .args(["terminals", "--acquirer", &format!("127.0.0.1:{terminals}")])
+            .args(["--terminal-keys", &keys])
             .args([
                 "--transactions",
                 "5",

@@ -197,7 +197,7 @@ fn load_keys(store: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_load_nothing_stored_opens_under_the_demo_keys() {
     for store in stores("keys") {
-        let data = demo_data(5, 4, 60);
+        let mut data = demo_data(5, 4, 60);
         let issuer = demo_issuer(&data, issuer_keys()).await;
         let s = store.clone();
         tokio::task::spawn_blocking(move || load_keys(&s))
@@ -205,7 +205,7 @@ async fn after_a_load_nothing_stored_opens_under_the_demo_keys() {
             .expect("join");
         let mut opts = node_options(store.clone(), issuer.iso_addr(), 5_000);
         opts.keys = NodeKeys::Configured(Arc::new(Lmk::from_hex(LMK).expect("lmk")), None);
-        let node = Node::start(opts, &data).await;
+        let node = Node::start(opts, &mut data).await;
         let addr = node.addr;
         let mut fleet = fleet_config(&data, addr, 200.0, Duration::from_secs(20), 9);
         fleet.max_transactions = Some(150);
@@ -301,7 +301,7 @@ async fn the_lmk_is_rotated_while_terminals_keep_selling() {
     let store = dir.join("db").display().to_string();
     let new_file = dir.join("new.lmk");
     std::fs::write(&new_file, NEW_LMK).expect("new lmk file");
-    let data = demo_data(8, 2, 40);
+    let mut data = demo_data(8, 2, 40);
     let issuer = demo_issuer(&data, issuer_keys()).await;
     let s = store.clone();
     tokio::task::spawn_blocking(move || load_keys(&s))
@@ -323,7 +323,7 @@ async fn the_lmk_is_rotated_while_terminals_keep_selling() {
     };
     let sell = |pos: &mut Pos, amount: i64| pos.term.sale(&card, amount).expect("sale");
     // On the old LMK: the first terminal signs on and sells.
-    let node = Node::start(node_on(NodeKeys::Configured(lmk(LMK), None)), &data).await;
+    let node = Node::start(node_on(NodeKeys::Configured(lmk(LMK), None)), &mut data).await;
     let mut first = Pos::signed_on(node.addr, &data.terminals[0]).await;
     let r = sell(&mut first, 1_001);
     assert_eq!(code(&first.send(r).await), "00");
@@ -332,7 +332,7 @@ async fn the_lmk_is_rotated_while_terminals_keep_selling() {
     // is wrapped under the new LMK, and the key table is re-wrapped while it runs.
     let node = Node::start(
         node_on(NodeKeys::Configured(lmk(NEW_LMK), Some(lmk(LMK)))),
-        &data,
+        &mut data,
     )
     .await;
     let mut first = first.reconnect(node.addr).await;
@@ -376,7 +376,7 @@ async fn the_lmk_is_rotated_while_terminals_keep_selling() {
     assert_eq!(code(&first.send(r).await), "00");
     node.stop().await;
     // On the new LMK alone: everything at rest is under it.
-    let node = Node::start(node_on(NodeKeys::Configured(lmk(NEW_LMK), None)), &data).await;
+    let node = Node::start(node_on(NodeKeys::Configured(lmk(NEW_LMK), None)), &mut data).await;
     for (pos, amount) in [(first, 1_005), (second, 1_006)] {
         let mut pos = pos.reconnect(node.addr).await;
         let r = sell(&mut pos, amount);
@@ -440,7 +440,7 @@ async fn zone_and_token_keys_rotate_while_terminals_keep_selling() {
     let dir = temp("zone-rotate");
     std::fs::create_dir_all(&dir).expect("dir");
     let store = dir.join("db").display().to_string();
-    let data = demo_data(9, 2, 40);
+    let mut data = demo_data(9, 2, 40);
     let issuer = demo_issuer(&data, issuer_keys()).await;
     let s = store.clone();
     tokio::task::spawn_blocking(move || load_keys(&s))
@@ -449,7 +449,7 @@ async fn zone_and_token_keys_rotate_while_terminals_keep_selling() {
     let mut o = node_options(store.clone(), issuer.iso_addr(), 5_000);
     o.keys = NodeKeys::Configured(Arc::new(Lmk::from_hex(LMK).expect("lmk")), None);
     o.gateway.key_check_secs = 1;
-    let node = Node::start(o, &data).await;
+    let node = Node::start(o, &mut data).await;
     let c = data
         .cards
         .iter()
@@ -598,34 +598,60 @@ async fn recon_fetches_the_clearing_file_with_the_issuers_api_token() {
 }
 
 /// An outside terminal learns a demo terminal's TMK from `posguard terminals
-/// --print-keys`: the same key, check value and profile the demo acquirer holds.
+/// --print-keys`, which reads the key-injection output onboarding wrote: the same
+/// terminal, merchant, key (by its check value) and profile the acquirer holds.
 #[test]
 fn the_demo_terminals_keys_are_printed_for_outside_terminals() {
-    let (code, out, err) = crate::run(&["terminals", "--print-keys", "--terminals", "4"], b"");
+    let dir = std::env::temp_dir().join(format!("posguard-print-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let store = dir.join("db").display().to_string();
+    let opts =
+        posguard::run_cli::node_options(store.clone(), "127.0.0.1:9".parse().expect("addr"), 1_000);
+    let keys = posguard::run_cli::onboard_store(&opts, &demo_data(8583, 4, 2_000))
+        .expect("onboard")
+        .expect("a fresh store");
+    let file = dir.join("terminals.keys");
+    posguard::run_cli::write_injected(&file, &keys).expect("write");
+    let file_arg = file.display().to_string();
+    let (code, out, err) = crate::run(
+        &[
+            "terminals",
+            "--print-keys",
+            "--terminals",
+            "4",
+            "--terminal-keys",
+            &file_arg,
+        ],
+        b"",
+    );
     assert_eq!(code, 0, "{err}");
     let text = String::from_utf8(out).expect("utf8");
-    let data = demo_data(8583, 4, 2_000);
     let rows: Vec<Vec<&str>> = text
         .lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| l.split(' ').collect())
         .collect();
     assert_eq!(rows.len(), 4, "{text}");
-    for (row, t) in rows.iter().zip(&data.terminals) {
-        let key = cardsec::Key::from_hex(&t.tmk_hex).expect("tmk");
+    let held = posguard::node::open_store(&store)
+        .expect("open")
+        .terminals()
+        .expect("terminals");
+    for row in &rows {
+        let t = held
+            .iter()
+            .find(|t| t.terminal_id == row[0])
+            .expect("a provisioned terminal");
+        let key = cardsec::Key::from_hex(row[2]).expect("tmk");
         let kcv = hex::encode_upper(cardsec::check_value(&key, 3));
-        assert_eq!(
-            row,
-            &vec![
-                t.terminal_id.as_str(),
-                t.merchant_id.as_str(),
-                t.tmk_hex.as_str(),
-                kcv.as_str(),
-                t.key_layout.net_code()
-            ]
-        );
+        let wrapped = cardsec::WrappedKey::parse(&t.tmk).expect("wrapped");
+        assert_eq!(row[1], t.merchant_id);
+        assert_eq!(row[3], kcv);
+        assert_eq!(wrapped.kcv_hex(), kcv, "the key the acquirer holds");
+        assert_eq!(row[4], t.key_profile);
     }
     assert_eq!(rows[3][4], "004", "every fourth terminal has a track key");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--key-check-secs` is bounded: 0 is no interval at all, and beyond an hour a new

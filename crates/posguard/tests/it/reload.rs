@@ -26,7 +26,7 @@ async fn hot_reload_under_load_loses_nothing() {
     opts.rules = Some(rules_path.clone());
     opts.gateway.rules_path = Some(rules_path.clone());
     let (o, d) = (opts.clone(), data.clone());
-    tokio::task::spawn_blocking(move || seed_store(&o, &d))
+    let data = tokio::task::spawn_blocking(move || seed_store(&o, &d))
         .await
         .expect("join")
         .expect("seed");
@@ -155,7 +155,7 @@ async fn nodes_share_risk_counters_in_redis() {
     };
     let o = node(1);
     let d = data.clone();
-    tokio::task::spawn_blocking(move || seed_store(&o, &d))
+    let data = tokio::task::spawn_blocking(move || seed_store(&o, &d))
         .await
         .expect("join")
         .expect("seed");

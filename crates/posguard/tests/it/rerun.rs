@@ -13,10 +13,10 @@ use crate::scenarios::{demo_issuer, Node};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_fleet_run_resumes_its_stans_and_collides_with_nothing() {
     let dir = std::env::temp_dir().join(format!("posguard-rerun-{}", std::process::id()));
-    let data = demo_data(31, 3, 200);
+    let mut data = demo_data(31, 3, 200);
     let issuer = demo_issuer(&data, issuer::ClearKeys::demo()).await;
     let store = dir.join("db").display().to_string();
-    let node = Node::start(node_options(store, issuer.iso_addr(), 5_000), &data).await;
+    let node = Node::start(node_options(store, issuer.iso_addr(), 5_000), &mut data).await;
     let addr = node.addr;
     let state = dir.join("terminals.state");
     let mut reports = Vec::new();

@@ -88,9 +88,11 @@ pub struct Node {
 }
 
 impl Node {
-    pub async fn start(opts: posguard::node::NodeOptions, data: &DemoData) -> Node {
+    /// Onboards `data`'s merchants into an empty store first: `data` then has the
+    /// terminals' ids and master keys provisioning made.
+    pub async fn start(opts: posguard::node::NodeOptions, data: &mut DemoData) -> Node {
         let (o, d) = (opts.clone(), data.clone());
-        tokio::task::spawn_blocking(move || seed_store(&o, &d))
+        *data = tokio::task::spawn_blocking(move || seed_store(&o, &d))
             .await
             .expect("join")
             .expect("seed");
@@ -228,7 +230,7 @@ impl World {
             opts.gateway.saf_adopt_after_ms = 0;
         }
         let (o, d) = (opts.clone(), data.clone());
-        tokio::task::spawn_blocking(move || seed_store(&o, &d))
+        let data = tokio::task::spawn_blocking(move || seed_store(&o, &d))
             .await
             .expect("join")
             .expect("seed");

@@ -38,6 +38,8 @@ fn terms(id: &str, cycle: &str) -> Write {
         debit_cap_minor: 2_000,
         min_fee_minor: 1,
         updated_at: "2026-01-01T00:00:00+00:00".into(),
+        txn_limit_minor: 0,
+        day_limit_minor: 0,
     })
 }
 

@@ -73,7 +73,7 @@ impl TlsWorld {
         opts.gateway.issuer_tls =
             Some(ClientTls::from_files(&pki.client_files("localhost", true)).expect("link TLS"));
         let (o, d) = (opts.clone(), data.clone());
-        tokio::task::spawn_blocking(move || seed_store(&o, &d))
+        let data = tokio::task::spawn_blocking(move || seed_store(&o, &d))
             .await
             .expect("join")
             .expect("seed");

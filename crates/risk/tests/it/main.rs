@@ -23,6 +23,7 @@ fn facts(tx: &str) -> Facts {
         merchant_age_days: 365,
         merchant_risk: "low".into(),
         terminal_distance_km: 0,
+        merchant_day_limit: 0,
         counters: Vec::new(),
     };
     for word in tx.split_whitespace() {
