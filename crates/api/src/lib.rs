@@ -71,6 +71,16 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         "/api/v1/merchants/{merchant_id}/status",
         Some(Permission::MerchantWrite),
     ),
+    (
+        "POST",
+        "/api/v1/merchants/{merchant_id}/limits",
+        Some(Permission::MerchantWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/terminals/{terminal_id}/location",
+        Some(Permission::MerchantWrite),
+    ),
     ("GET", "/api/v1/terminals", Some(Permission::TerminalRead)),
     (
         "POST",
@@ -473,6 +483,14 @@ impl Api {
             .route(
                 "/merchants/{merchant_id}/status",
                 post(onboarding::merchant_status),
+            )
+            .route(
+                "/merchants/{merchant_id}/limits",
+                post(onboarding::merchant_limits),
+            )
+            .route(
+                "/terminals/{terminal_id}/location",
+                post(onboarding::terminal_location),
             )
             .route(
                 "/merchants/{merchant_id}/statement",

@@ -535,6 +535,100 @@ pub async fn terminal_status(
     change_status(&api, &p, Subject::Terminal, id, b).await
 }
 
+/// A merchant's new limits and why.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsBody {
+    /// Largest sale or pre-authorization, minor units (0: none beyond the switch's).
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64)]
+    txn_limit_minor: i64,
+    /// Most sales and pre-authorizations a day, minor units (0: none).
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64)]
+    day_limit_minor: i64,
+    /// Why (shown in the audit trail).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    reason: String,
+}
+
+/// Sets a merchant's limits: every node enforces them from its next transaction.
+pub async fn merchant_limits(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<LimitsBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::MerchantWrite)?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let t = api
+        .db(move |db| {
+            Ok(onboarding::set_limits(
+                db,
+                &id,
+                b.txn_limit_minor,
+                b.day_limit_minor,
+                &b.reason,
+                &actor,
+                &at,
+            )?)
+        })
+        .await?;
+    Ok(Json(json!({
+        "merchant_id": t.merchant_id,
+        "txn_limit_minor": t.txn_limit_minor,
+        "day_limit_minor": t.day_limit_minor,
+    })))
+}
+
+/// A terminal's new install location and why.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationBody {
+    /// Latitude, degrees.
+    #[schema(minimum = 3.0, maximum = 54.0)]
+    latitude: f64,
+    /// Longitude, degrees.
+    #[schema(minimum = 73.0, maximum = 136.0)]
+    longitude: f64,
+    /// Why it moved (shown in the audit trail).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    reason: String,
+}
+
+/// Registers a terminal's new install location.
+pub async fn terminal_location(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<LocationBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::MerchantWrite)?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let t = api
+        .db(move |db| {
+            Ok(onboarding::set_terminal_location(
+                db,
+                &id,
+                b.latitude,
+                b.longitude,
+                &b.reason,
+                &actor,
+                &at,
+            )?)
+        })
+        .await?;
+    Ok(Json(
+        json!({"terminal_id": t.terminal_id, "install_location": t.install_location}),
+    ))
+}
+
 /// Whose status changes.
 #[derive(Clone, Copy)]
 enum Subject {

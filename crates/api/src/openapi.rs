@@ -252,6 +252,8 @@ fn body_schema(m: &str, path: &str) -> Option<&'static str> {
             "POST",
             "/api/v1/merchants/{merchant_id}/status" | "/api/v1/terminals/{terminal_id}/status",
         ) => Some("StatusChangeBody"),
+        ("POST", "/api/v1/merchants/{merchant_id}/limits") => Some("LimitsBody"),
+        ("POST", "/api/v1/terminals/{terminal_id}/location") => Some("LocationBody"),
         ("POST", "/api/v1/applications" | "/api/v1/applications/{app_id}/resubmit") => Some("Form"),
         (
             "POST",
@@ -457,6 +459,8 @@ pub fn document() -> OpenApi {
                 .schema_from::<merchants::application::ApplicantKind>()
                 .schema_from::<crate::onboarding::ReviewBody>()
                 .schema_from::<crate::onboarding::StatusChangeBody>()
+                .schema_from::<crate::onboarding::LimitsBody>()
+                .schema_from::<crate::onboarding::LocationBody>()
                 .schema_from::<crate::onboarding::BlockBody>()
                 .schema_from::<crate::onboarding::RereviewBody>()
                 .security_scheme(

@@ -601,13 +601,11 @@ pub fn fleet_config(
             merchant_id: t.merchant_id.clone(),
             tmk_hex: t.tmk_hex.clone(),
             key_layout: t.key_layout,
-            // Every terminal reports where it is; the last one has been carried off to
-            // another city (a relocated terminal: a fraud signal).
-            location: Some(if i == last && i > 0 {
-                "34.2600,108.9400".to_owned()
-            } else {
-                t.location.clone()
-            }),
+            // Every terminal reports where it is; the last one, once installed (its
+            // first approved sale), is carried off to another city (a relocated
+            // terminal: a fraud signal).
+            location: Some(t.location.clone()),
+            moves_to: (i == last && i > 0).then(|| "34.2600,108.9400".to_owned()),
         })
         .collect();
     let card = |c: &crate::demo_data::DemoCard, i: usize| {

@@ -909,6 +909,49 @@ pub fn set_limits(
     Ok(after)
 }
 
+/// Registers a terminal's new install location (it was moved, with the reason;
+/// audited as `terminal.location`): every node compares where the terminal reports it
+/// is with this from its next transaction.
+pub fn set_terminal_location(
+    db: &mut dyn Backend,
+    terminal_id: &str,
+    latitude: f64,
+    longitude: f64,
+    reason: &str,
+    actor: &Actor,
+    at: &str,
+) -> Result<store::TerminalRow> {
+    if !((3.0..=54.0).contains(&latitude) && (73.0..=136.0).contains(&longitude)) {
+        return Err(ServiceError::BadInput(
+            "the install location's coordinates are not in China".into(),
+        ));
+    }
+    crate::text("a relocation's reason", reason, 500)?;
+    let before = db
+        .terminals()
+        .ctx("read terminals")?
+        .into_iter()
+        .find(|t| t.terminal_id == terminal_id)
+        .ok_or_else(|| ServiceError::NotFound(format!("no terminal {terminal_id}")))?;
+    let after = store::TerminalRow {
+        install_location: format!("{latitude:.4},{longitude:.4}"),
+        updated_at: at.into(),
+        ..before.clone()
+    };
+    db.apply(&[
+        Write::Terminal(after.clone()),
+        actor.audit(
+            at,
+            "terminal.location",
+            &format!("terminal:{terminal_id}"),
+            serde_json::json!({"terminal_id": terminal_id, "install_location": before.install_location}),
+            serde_json::json!({"terminal_id": terminal_id, "install_location": after.install_location, "reason": reason}),
+        ),
+    ])
+    .ctx("write terminal location")?;
+    Ok(after)
+}
+
 /// Enables or disables a terminal with the reason (audited).
 pub fn set_terminal_status(
     db: &mut dyn Backend,

@@ -981,12 +981,19 @@ impl Engine {
                 "merchant is not active",
             ));
         }
-        // A terminal provisioned and not yet installed may sell: its first approved
-        // sale (the installer's test transaction) makes it active.
+        // A terminal provisioned and not yet installed may sell from its install
+        // location: its first approved sale there (the installer's test transaction)
+        // makes it active.
         if term.row.status != "active" && term.row.status != "pending_install" {
             return Err(Reject(
                 ResponseCode::NOT_PERMITTED_TERMINAL,
                 "terminal is not active",
+            ));
+        }
+        if term.row.status == "pending_install" && !self.at_install_location(tid, req.get_str(59)) {
+            return Err(Reject(
+                ResponseCode::NOT_PERMITTED_TERMINAL,
+                "terminal not installed: its test transaction must come from its install location",
             ));
         }
         // Shed load before the card is tokenized and the PIN translated: an overloaded
@@ -1180,27 +1187,30 @@ impl Engine {
     /// Kilometres between where a terminal reports it is (field 59, `lat,lon`) and its
     /// registered install location; 0 when either is unknown.
     fn distance_km(&self, tid: &str, reported: Option<&str>) -> i64 {
-        let parse = |s: &str| -> Option<(f64, f64)> {
-            let (a, b) = s.split_once(',')?;
-            let (lat, lon) = (a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
-            ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then_some((lat, lon))
+        let home = self
+            .terminals
+            .get(tid)
+            .and_then(|t| lat_lon(&t.row.install_location));
+        match (reported.and_then(lat_lon), home) {
+            (Some(here), Some(home)) => (metres_between(here, home) / 1_000.0).round() as i64,
+            _ => 0,
+        }
+    }
+
+    /// Whether a terminal waiting for installation reports itself near its install
+    /// location (within [`INSTALL_RADIUS_M`]); one whose install location is not
+    /// coordinates cannot be checked and passes.
+    fn at_install_location(&self, tid: &str, reported: Option<&str>) -> bool {
+        let Some(home) = self
+            .terminals
+            .get(tid)
+            .and_then(|t| lat_lon(&t.row.install_location))
+        else {
+            return true;
         };
-        let (Some(here), Some(home)) = (
-            reported.and_then(parse),
-            self.terminals
-                .get(tid)
-                .and_then(|t| parse(&t.row.install_location)),
-        ) else {
-            return 0;
-        };
-        // Haversine on a 6,371 km sphere: plenty for "far from home".
-        let (p1, p2) = (here.0.to_radians(), home.0.to_radians());
-        let (dp, dl) = (
-            (home.0 - here.0).to_radians(),
-            (home.1 - here.1).to_radians(),
-        );
-        let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-        (2.0 * 6_371.0 * h.sqrt().asin()).round() as i64
+        reported
+            .and_then(lat_lon)
+            .is_some_and(|here| metres_between(here, home) <= INSTALL_RADIUS_M)
     }
 
     /// The decision row, and an alert in a case when the decision raises one.
@@ -3126,4 +3136,27 @@ fn ascii(s: &str) -> String {
     s.chars()
         .map(|c| if (' '..='~').contains(&c) { c } else { ' ' })
         .collect()
+}
+
+/// How near its install location a terminal waiting for installation must report
+/// itself for its test transaction (GPS indoors is rough).
+pub const INSTALL_RADIUS_M: f64 = 1_000.0;
+
+/// `lat,lon` in degrees, if it is that.
+fn lat_lon(s: &str) -> Option<(f64, f64)> {
+    let (a, b) = s.split_once(',')?;
+    let (lat, lon) = (a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
+    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then_some((lat, lon))
+}
+
+/// Metres between two points (haversine on a 6,371 km sphere: plenty for "near" and
+/// "far from home").
+fn metres_between(here: (f64, f64), home: (f64, f64)) -> f64 {
+    let (p1, p2) = (here.0.to_radians(), home.0.to_radians());
+    let (dp, dl) = (
+        (home.0 - here.0).to_radians(),
+        (home.1 - here.1).to_radians(),
+    );
+    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6_371_000.0 * h.sqrt().asin()
 }

@@ -63,6 +63,9 @@ pub struct TerminalSetup {
     pub tmk_hex: String,
     /// The location the terminal reports (`lat,lon`), if any.
     pub location: Option<String>,
+    /// Where it is carried off to after its first approved sale (its installation
+    /// test), and reports from then on: a relocated terminal.
+    pub moves_to: Option<String>,
     /// The working keys it signs on for (its provisioned key profile).
     pub key_layout: KeyLayout,
 }
@@ -483,6 +486,7 @@ async fn run_terminal(
         flushed: Vec::new(),
         config: Arc::clone(&config),
         shared,
+        moves_to: setup.moves_to.clone(),
     };
     report.error = driver.drive(index, start).await.err();
     driver.settle_reversal().await;
@@ -625,6 +629,8 @@ struct Driver {
     flushed: Vec<BatchEntry>,
     config: Arc<FleetConfig>,
     shared: Arc<Shared>,
+    /// Where the terminal goes after its first approved sale.
+    moves_to: Option<String>,
 }
 
 impl Driver {
@@ -1017,7 +1023,14 @@ impl Driver {
         let result = self.exchange_inner(&req).await;
         match &result {
             Exchange::Reply(o, _) => match o.verdict {
-                Verdict::Approved => self.stats.count(kind, "00"),
+                Verdict::Approved => {
+                    self.stats.count(kind, "00");
+                    if kind == TxKind::Sale {
+                        if let Some(far) = self.moves_to.take() {
+                            self.terminal.set_location(Some(far));
+                        }
+                    }
+                }
                 Verdict::Declined => {
                     let code = o
                         .response_code

@@ -337,6 +337,11 @@ impl Terminal {
         self.next_stan
     }
 
+    /// Where the terminal reports it stands from now on (field 59, `lat,lon`).
+    pub fn set_location(&mut self, location: Option<String>) {
+        self.config.location = location;
+    }
+
     /// Whether the terminal holds working keys and may send financial requests.
     pub fn is_signed_on(&self) -> bool {
         self.signed_on

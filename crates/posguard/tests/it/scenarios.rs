@@ -83,6 +83,8 @@ async fn links_up<T>(stats: &gateway::GatewayStats, links: u64, task: &tokio::ta
 pub struct Node {
     /// The terminal listener.
     pub addr: SocketAddr,
+    /// Its gateway's counters (and its change-feed position).
+    pub stats: Arc<gateway::GatewayStats>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), posguard::node::NodeError>>>,
 }
@@ -117,6 +119,7 @@ impl Node {
         links_up(&stats, links, &task).await;
         Node {
             addr,
+            stats,
             stop: Some(stop),
             task: Some(task),
         }
@@ -339,6 +342,8 @@ impl Pos {
             key,
         );
         cfg.key_layout = t.key_layout;
+        // Where it is installed: a terminal waiting for installation sells only there.
+        cfg.location = Some(t.location.clone());
         let stream = TcpStream::connect(addr).await.expect("connect");
         Pos {
             term: Terminal::new(cfg),

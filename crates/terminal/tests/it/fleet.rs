@@ -78,6 +78,7 @@ async fn fleet_runs_a_bounded_mix_against_an_approving_acquirer() {
             merchant_id: "123456789012345".into(),
             tmk_hex: TMK.into(),
             location: None,
+            moves_to: None,
             key_layout: cardsec::KeyLayout::Double,
         })
         .collect();
@@ -175,6 +176,7 @@ async fn fleet_reports_a_badly_provisioned_terminal_without_connecting() {
         merchant_id: "123456789012345".into(),
         tmk_hex: TMK.into(),
         location: None,
+        moves_to: None,
         key_layout: cardsec::KeyLayout::Double,
     };
     let mut config = FleetConfig::new(addr, vec![bad], cards());
@@ -209,6 +211,7 @@ async fn fleet_settles_every_batch_and_uploads_when_not_balanced() {
             merchant_id: "123456789012345".into(),
             tmk_hex: TMK.into(),
             location: None,
+            moves_to: None,
             key_layout: cardsec::KeyLayout::Double,
         })
         .collect();
