@@ -882,10 +882,30 @@ pub fn set_limits(
         )));
     }
     crate::text("a limit change's reason", reason, 500)?;
-    let before = db
-        .terms_of(merchant_id)
-        .ctx("read terms")?
-        .ok_or_else(|| ServiceError::NotFound(format!("no terms for merchant {merchant_id}")))?;
+    let merchant = db
+        .merchant(merchant_id)
+        .ctx("read merchant")?
+        .ok_or_else(|| ServiceError::NotFound(format!("no merchant {merchant_id}")))?;
+    // A merchant without terms of its own is priced by its MCC's plan (as settlement
+    // does): its limits are written into those terms.
+    let before = match db.terms_of(merchant_id).ctx("read terms")? {
+        Some(t) => t,
+        None => {
+            let plan = settlement::MccClass::of(&merchant.mcc).plan();
+            store::TermsRow {
+                merchant_id: merchant_id.into(),
+                settlement_account: plan.settlement_account.clone(),
+                cycle: plan.cycle.name(),
+                debit_bps: plan.debit_bps,
+                credit_bps: plan.credit_bps,
+                debit_cap_minor: plan.debit_cap_minor,
+                min_fee_minor: plan.min_fee_minor,
+                updated_at: at.into(),
+                txn_limit_minor: 0,
+                day_limit_minor: 0,
+            }
+        }
+    };
     let after = store::TermsRow {
         txn_limit_minor,
         day_limit_minor,

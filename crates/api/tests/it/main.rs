@@ -460,6 +460,12 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
         ("POST", "/api/v1/merchants/{merchant_id}/status") => {
             Some(json!({"status": "suspended", "reason": "chargeback ratio over 1%"}))
         }
+        ("POST", "/api/v1/merchants/{merchant_id}/limits") => Some(
+            json!({"txn_limit_minor": 500_000, "day_limit_minor": 5_000_000, "reason": "risk rating raised"}),
+        ),
+        ("POST", "/api/v1/terminals/{terminal_id}/location") => Some(
+            json!({"latitude": 31.2304, "longitude": 121.4737, "reason": "moved to the new shop"}),
+        ),
         ("POST", "/api/v1/terminals/{terminal_id}/status") => {
             Some(json!({"status": "disabled", "reason": "reported stolen"}))
         }
