@@ -345,8 +345,9 @@ pub struct DocumentRow {
     pub content_type: String,
     /// Bytes.
     pub size: i64,
-    /// The bytes, base64.
-    pub data: String,
+    /// The bytes (kept in the data directory beside an SQLite database, in a `bytea`
+    /// column on PostgreSQL).
+    pub bytes: Vec<u8>,
     /// When first stored.
     pub created_at: String,
 }

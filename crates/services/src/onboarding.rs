@@ -484,7 +484,6 @@ pub fn attach_document(
     actor: &Actor,
     at: &str,
 ) -> Result<String> {
-    use base64::Engine as _;
     use sha2::Digest as _;
     let kind = merchants::documents::DocType::parse(doc_type).ok_or_else(|| {
         ServiceError::BadInput(format!(
@@ -528,7 +527,7 @@ pub fn attach_document(
             sha256: sha.clone(),
             content_type: content_type.into(),
             size: bytes.len() as i64,
-            data: base64::engine::general_purpose::STANDARD.encode(bytes),
+            bytes: bytes.to_vec(),
             created_at: at.into(),
         }),
         Write::ApplicationDocument(store::ApplicationDocumentRow {
@@ -562,15 +561,11 @@ pub fn attach_document(
 
 /// A stored document's bytes and content type.
 pub fn document_bytes(db: &mut dyn Backend, sha256: &str) -> Result<(String, Vec<u8>)> {
-    use base64::Engine as _;
     let d = db
         .document(sha256)
         .ctx("read document")?
         .ok_or_else(|| ServiceError::NotFound(format!("no document {sha256}")))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(&d.data)
-        .map_err(|e| ServiceError::Invalid(format!("stored document {sha256}: {e}")))?;
-    Ok((d.content_type, bytes))
+    Ok((d.content_type, d.bytes))
 }
 
 /// Applications whose review is past its SLA on `today` (still in review or

@@ -353,11 +353,10 @@ pub(crate) fn blocklist(tx: &mut dyn Tx) -> Result<Vec<BlockRow>, StoreError> {
 
 /// A stored document.
 pub(crate) fn document(tx: &mut dyn Tx, sha256: &str) -> Result<Option<DocumentRow>, StoreError> {
-    one(
-        tx,
-        &select::<DocumentRow>("documents WHERE sha256 = $1"),
-        &[sha256.into()],
-    )
+    if !crate::sql::is_sha256(sha256) {
+        return Ok(None);
+    }
+    tx.get_document(sha256)
 }
 
 /// The documents an application carries.

@@ -10,7 +10,7 @@ use postgres::{Client, NoTls};
 
 use crate::sql::{all, Arg, TableRow, Tx, Val};
 use crate::{Backend, StoreError, MIGRATIONS};
-use records::SafRow;
+use records::{DocumentRow, SafRow};
 
 /// A PostgreSQL connection, optionally confined to one schema.
 pub struct PgBackend {
@@ -125,6 +125,42 @@ impl PgTx<'_, '_> {
 }
 
 impl Tx for PgTx<'_, '_> {
+    fn put_document(&mut self, d: &DocumentRow) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO documents (sha256, content_type, size, data, content, created_at) \
+                 VALUES ($1, $2, $3, '', $4, $5) ON CONFLICT (sha256) DO NOTHING",
+                &[&d.sha256, &d.content_type, &d.size, &d.bytes, &d.created_at],
+            )
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    fn get_document(&mut self, sha256: &str) -> Result<Option<DocumentRow>, StoreError> {
+        let Some(r) = self
+            .tx
+            .query_opt(
+                "SELECT content_type, size, data, content, created_at FROM documents WHERE sha256 = $1",
+                &[&sha256],
+            )
+            .map_err(pg_err)?
+        else {
+            return Ok(None);
+        };
+        let data: String = r.get(2);
+        let bytes = match r.get::<_, Option<Vec<u8>>>(3) {
+            Some(b) => b,
+            None => crate::sql::legacy_bytes(sha256, &data)?,
+        };
+        Ok(Some(DocumentRow {
+            sha256: sha256.into(),
+            content_type: r.get(0),
+            size: r.get(1),
+            bytes,
+            created_at: r.get(4),
+        }))
+    }
+
     fn notify_changes(&mut self) -> Result<(), StoreError> {
         // Delivered to the listeners when (and only if) the transaction commits.
         self.tx

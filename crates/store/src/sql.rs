@@ -117,6 +117,28 @@ pub trait Tx {
     fn notify_changes(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Stores a document once under its SHA-256 (a second time changes nothing): its
+    /// bytes in the data directory beside an SQLite database, in a `bytea` column on
+    /// PostgreSQL; the row holds what it is.
+    fn put_document(&mut self, d: &DocumentRow) -> Result<(), StoreError>;
+    /// A stored document with its bytes.
+    fn get_document(&mut self, sha256: &str) -> Result<Option<DocumentRow>, StoreError>;
+}
+
+/// Whether `s` is a SHA-256 in lowercase hex (a document's name: nothing else reaches a
+/// path or a query).
+pub(crate) fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The bytes of a document row written before schema 13 (base64 in `data`).
+pub(crate) fn legacy_bytes(sha256: &str, data: &str) -> Result<Vec<u8>, StoreError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| StoreError::Invalid(format!("stored document {sha256}: {e}")))
 }
 
 /// A struct stored as one table row.
@@ -382,13 +404,6 @@ table_row!(BlockRow {
     added_by: t,
     added_at: t,
 });
-table_row!(DocumentRow {
-    sha256: t,
-    content_type: t,
-    size: i,
-    data: t,
-    created_at: t,
-});
 table_row!(ApplicationDocumentRow {
     app_id: i,
     doc_type: t,
@@ -633,8 +648,6 @@ const SQL_MERCHANT_REVIEW: &str = "INSERT INTO merchant_reviews (merchant_id, ri
      risk_level = excluded.risk_level, due_on = excluded.due_on, last_on = excluded.last_on";
 const SQL_BLOCK: &str = "INSERT INTO blocklist (kind, value, reason, added_by, added_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, value) DO UPDATE SET reason = excluded.reason";
-const SQL_DOCUMENT: &str = "INSERT INTO documents (sha256, content_type, size, data, created_at) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING";
 const SQL_APPLICATION_DOCUMENT: &str = "INSERT INTO application_documents (app_id, doc_type, \
      sha256, expires_on, uploaded_by, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (app_id, doc_type, sha256) DO UPDATE SET expires_on = excluded.expires_on";
@@ -715,7 +728,7 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         Write::RuleSet(r) => (SQL_RULE_SET, r.args()),
         Write::Application(r) => (SQL_APPLICATION, r.args()),
         Write::ApplicationEvent(r) => (SQL_APPLICATION_EVENT, r.args()),
-        Write::Document(r) => (SQL_DOCUMENT, r.args()),
+        Write::Document(r) => return tx.put_document(r),
         Write::Block(r) => (SQL_BLOCK, r.args()),
         Write::MerchantReview(r) => (SQL_MERCHANT_REVIEW, r.args()),
         Write::ApplicationDocument(r) => (SQL_APPLICATION_DOCUMENT, r.args()),
@@ -775,7 +788,6 @@ mod tests {
             (SQL_RULE_SET, RuleSetRow::COLUMNS),
             (SQL_APPLICATION, ApplicationRow::COLUMNS),
             (SQL_APPLICATION_EVENT, ApplicationEventRow::COLUMNS),
-            (SQL_DOCUMENT, DocumentRow::COLUMNS),
             (SQL_BLOCK, BlockRow::COLUMNS),
             (SQL_MERCHANT_REVIEW, MerchantReviewRow::COLUMNS),
             (SQL_APPLICATION_DOCUMENT, ApplicationDocumentRow::COLUMNS),

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, ErrorCode};
 
 use crate::sql::{all, select, Arg, Tx, Val};
 use crate::{Backend, StoreError, MIGRATIONS};
-use records::SafRow;
+use records::{DocumentRow, SafRow};
 
 /// SQLite in a data directory (`posguard.db`).
 pub struct SqliteBackend {
@@ -95,7 +95,95 @@ fn sqlite_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Where a document's bytes are kept beside the database file:
+/// `<data directory>/documents/<first two hex digits>/<sha256>`.
+fn document_path(
+    db: &rusqlite::Connection,
+    sha256: &str,
+) -> Result<std::path::PathBuf, StoreError> {
+    let file = db.path().filter(|p| !p.is_empty()).ok_or_else(|| {
+        StoreError::Invalid("documents are kept beside a database file, not in memory".into())
+    })?;
+    let dir = std::path::Path::new(file)
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
+    Ok(dir.join("documents").join(&sha256[..2]).join(sha256))
+}
+
 impl Tx for rusqlite::Transaction<'_> {
+    fn put_document(&mut self, d: &DocumentRow) -> Result<(), StoreError> {
+        use std::io::Write as _;
+        if !crate::sql::is_sha256(&d.sha256) {
+            return Err(StoreError::Invalid(format!(
+                "{:?} is not a SHA-256",
+                d.sha256
+            )));
+        }
+        let path = document_path(self, &d.sha256)?;
+        if !path.exists() {
+            // Written whole under a temporary name, made durable, then renamed: a file
+            // under a document's name is always that document. A transaction that then
+            // fails leaves at most an unreferenced file, which a retry reuses.
+            let io = |e: std::io::Error| {
+                StoreError::Invalid(format!("document {}: {e}", path.display()))
+            };
+            let dir = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let tmp = dir.join(format!(".{}.{}", d.sha256, std::process::id()));
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(&d.bytes)
+                .and_then(|()| f.sync_all())
+                .map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(io)?;
+        }
+        self.prepare_cached(
+            "INSERT INTO documents (sha256, content_type, size, data, created_at) \
+             VALUES (?1, ?2, ?3, '', ?4) ON CONFLICT (sha256) DO NOTHING",
+        )?
+        .execute(rusqlite::params![
+            d.sha256,
+            d.content_type,
+            d.size,
+            d.created_at
+        ])
+        .map_err(sqlite_err)?;
+        Ok(())
+    }
+
+    fn get_document(&mut self, sha256: &str) -> Result<Option<DocumentRow>, StoreError> {
+        let row = self
+            .prepare_cached(
+                "SELECT content_type, size, data, created_at FROM documents WHERE sha256 = ?1",
+            )?
+            .query_row([sha256], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            });
+        let (content_type, size, data, created_at) = match row {
+            Ok(r) => r,
+            Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let bytes = if data.is_empty() {
+            let path = document_path(self, sha256)?;
+            std::fs::read(&path)
+                .map_err(|e| StoreError::Invalid(format!("document {}: {e}", path.display())))?
+        } else {
+            crate::sql::legacy_bytes(sha256, &data)?
+        };
+        Ok(Some(DocumentRow {
+            sha256: sha256.into(),
+            content_type,
+            size,
+            bytes,
+            created_at,
+        }))
+    }
+
     fn exec(&mut self, sql: &str, p: &[Arg<'_>]) -> Result<usize, StoreError> {
         self.prepare_cached(&q(sql))?
             .execute(rusqlite::params_from_iter(p))

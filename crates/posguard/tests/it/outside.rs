@@ -90,6 +90,7 @@ async fn outside_terminal(w: &World, terminal: usize, cards: &[&DemoCard]) -> se
         .arg(&t.tmk_hex)
         .arg(t.key_layout.net_code())
         .arg(cards_json(cards))
+        .arg(&t.location)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);

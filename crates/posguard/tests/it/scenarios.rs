@@ -729,7 +729,8 @@ async fn iso87_ascii_terminal_signs_on_and_sells() {
             .set(25, "00")
             .set(41, t.terminal_id.as_str())
             .set(42, t.merchant_id.as_str())
-            .set(49, "156");
+            .set(49, "156")
+            .set(59, t.location.as_str());
         sale.set(52, block.0)
             .set(60, format!("22{batch}000"))
             .set(64, [0u8; 8]);

@@ -205,6 +205,7 @@ impl TlsPos {
             key,
         );
         cfg.key_layout = t.key_layout;
+        cfg.location = Some(t.location.clone());
         let mut pos = TlsPos {
             term: Terminal::new(cfg),
             stream,

@@ -159,6 +159,7 @@ class Terminal:
     def __init__(self, host, port, tid, mid, tmk, profile):
         self.sock = socket.create_connection((host, port), timeout=20)
         self.tid, self.mid, self.tmk, self.profile = tid, mid, tmk, profile
+        self.location = None
         self.stan = 0
         self.batch = "000001"
         self.pik = self.mak = self.tdk = None
@@ -271,6 +272,8 @@ class Terminal:
         doc = {"t": "0200", "3": "000000", "4": format(amount, "012d"), "11": self.next_stan(),
                "25": "00", "41": self.tid, "42": self.mid, "49": "156",
                "60": self.field60("22")}
+        if self.location:
+            doc["59"] = self.location
         doc.update(self.card_fields(card))
         return doc
 
@@ -352,6 +355,9 @@ def main():
     host, port, tid, mid, tmk, profile, cards = sys.argv[1:8]
     cards = json.loads(cards)
     t = Terminal(host, int(port), tid, mid, bytes.fromhex(tmk), profile)
+    # Where it stands (field 59, "lat,lon"): a newly provisioned terminal sells only
+    # from its install location.
+    t.location = sys.argv[8] if len(sys.argv) > 8 else None
     result = {"ok": True}
     try:
         t.sign_on()

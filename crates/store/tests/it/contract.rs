@@ -360,3 +360,41 @@ fn concurrent_claims_on_postgres_never_overlap() {
     );
     db.drop_schema(&schema).unwrap();
 }
+
+/// A document is stored once under its SHA-256 and read back whole: beside an SQLite
+/// database as a file in the data directory (its row holds what it is, not the bytes),
+/// on PostgreSQL in a `bytea` column. A name that is not a SHA-256 reaches no file
+/// and no query.
+#[test]
+fn documents_are_content_addressed_files_or_bytea() {
+    use sha2::Digest as _;
+    for b in backends() {
+        let mut db = (b.open)();
+        db.migrate().unwrap();
+        let bytes: Vec<u8> = b"%PDF-1.4\n"
+            .iter()
+            .copied()
+            .chain((0..=255u8).cycle().take(70_000))
+            .collect();
+        let sha = hex::encode(sha2::Sha256::digest(&bytes));
+        let row = store::DocumentRow {
+            sha256: sha.clone(),
+            content_type: "application/pdf".into(),
+            size: bytes.len() as i64,
+            bytes: bytes.clone(),
+            created_at: "2026-12-01T00:00:00+00:00".into(),
+        };
+        db.apply(&[Write::Document(row.clone())]).unwrap();
+        db.apply(&[Write::Document(row.clone())]).unwrap();
+        let got = db.document(&sha).unwrap().expect("stored");
+        assert_eq!(got.bytes, bytes, "{}", b.name);
+        assert_eq!(got.content_type, "application/pdf");
+        for name in ["../../etc/passwd", &sha.to_uppercase(), "00"] {
+            assert!(db.document(name).unwrap().is_none(), "{} {name}", b.name);
+        }
+        if b.name == "sqlite" {
+            let file = b.dir.join("documents").join(&sha[..2]).join(&sha);
+            assert_eq!(std::fs::read(&file).expect("the file"), bytes);
+        }
+    }
+}

@@ -17,6 +17,8 @@ pub struct TestBackend {
     pub name: &'static str,
     /// Opens another connection to the same database (for the writer thread).
     pub open: Box<dyn Fn() -> Box<dyn Backend>>,
+    /// The data directory (SQLite's; empty for PostgreSQL).
+    pub dir: std::path::PathBuf,
     cleanup: Box<dyn Fn()>,
 }
 
@@ -34,6 +36,7 @@ pub fn backends() -> Vec<TestBackend> {
     let mut out = vec![TestBackend {
         name: "sqlite",
         open: Box::new(move || Box::new(SqliteBackend::open_dir(&d1).expect("open sqlite"))),
+        dir: dir.clone(),
         cleanup: Box::new(move || {
             let _ = std::fs::remove_dir_all(&dir);
         }),
@@ -44,6 +47,7 @@ pub fn backends() -> Vec<TestBackend> {
             let (u1, s1, u2, s2) = (url.clone(), schema.clone(), url, schema);
             out.push(TestBackend {
                 name: "postgres",
+                dir: std::path::PathBuf::new(),
                 open: Box::new(move || {
                     Box::new(PgBackend::connect_in_schema(&u1, &s1).expect("connect postgres"))
                 }),
