@@ -112,6 +112,13 @@ fn problem(code: &str, field: &str, message: impl Into<String>) -> Problem {
     }
 }
 
+/// The problems a reviewer may override, with a recorded reason: a duplicate (a branch
+/// of the same company, the same owner's second shop) and the check character of an
+/// early pilot-region unified social credit code (issued with one that does not
+/// verify, `shared/spec/people.md` §1.1). Everything else — the blocklist, a closed
+/// merchant's details, documents, the account's name, an ID number — must be fixed.
+pub const OVERRIDABLE: [&str; 3] = ["duplicate", "uscc.check", "uscc.org_check"];
+
 /// Terminals one application may ask for at most.
 pub const MAX_TERMINALS: usize = 50;
 

@@ -263,6 +263,32 @@ pub fn step(
             ));
         }
     }
+    let note = if let Step::Override(reason) = &step {
+        let problems: Vec<Problem> = serde_json::from_str(&row.problems).unwrap_or_default();
+        let (may, may_not): (Vec<&Problem>, Vec<&Problem>) = problems
+            .iter()
+            .partition(|p| application::OVERRIDABLE.contains(&p.code.as_str()));
+        if !may_not.is_empty() {
+            let codes: Vec<String> = may_not
+                .iter()
+                .map(|p| format!("{} ({})", p.code, p.field))
+                .collect();
+            return Err(ServiceError::Conflict(format!(
+                "a reviewer overrides only a duplicate or a pilot-region code's check character; {} must be fixed (ask for information)",
+                codes.join(", ")
+            )));
+        }
+        let mut codes: Vec<&str> = may.iter().map(|p| p.code.as_str()).collect();
+        codes.dedup();
+        let what = if codes.iter().any(|c| c.starts_with("uscc.")) {
+            "pilot-region code"
+        } else {
+            "duplicate"
+        };
+        format!("overrides {} ({what}): {reason}", codes.join(", "))
+    } else {
+        note
+    };
     if let Step::Resubmit(f) = &step {
         let (form, token, problems) = from_form(f, key, today)?;
         row.form = form;

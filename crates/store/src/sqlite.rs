@@ -127,10 +127,19 @@ impl Tx for rusqlite::Transaction<'_> {
             let io = |e: std::io::Error| {
                 StoreError::Invalid(format!("document {}: {e}", path.display()))
             };
+            // Owner-only, like the database: the documents are ID cards and licences.
             let dir = path.parent().unwrap_or_else(|| std::path::Path::new("."));
-            std::fs::create_dir_all(dir).map_err(io)?;
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(dir).map_err(io)?;
             let tmp = dir.join(format!(".{}.{}", d.sha256, std::process::id()));
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            let mut f = o.open(&tmp).map_err(io)?;
             f.write_all(&d.bytes)
                 .and_then(|()| f.sync_all())
                 .map_err(io)?;

@@ -1414,6 +1414,65 @@ fn an_application_goes_through_review_and_every_step_is_audited() {
                 .any(|p| p["code"] == "blocklist" && p["field"] == "representative.id_number"),
             "{third}"
         );
+        // A blocklist hit is not a reviewer's to override.
+        let (status, e) = server.call(
+            "POST",
+            &format!("/api/v1/applications/{third_id}/override"),
+            Some(&risk),
+            Some(&note("known customer")),
+        );
+        assert_eq!(status, 409, "{e}");
+        assert!(e.to_string().contains("blocklist"), "{e}");
+        // An early pilot-region code whose check character does not verify: refused by
+        // the checks, then overridden by a reviewer as exactly that, with the reason.
+        let mut p = form();
+        p["legal_name"] = json!("福州试点商贸有限公司");
+        p["settlement_account"]["name"] = json!("福州试点商贸有限公司");
+        p["settlement_account"]["number"] = json!("1001234509876542222");
+        p["representative"]["id_number"] = json!("310104198808081238");
+        p["uscc"] = json!("91350100M0001TGQXM");
+        let (_, pilot) = server.call("POST", "/api/v1/applications", Some(&ops), Some(&p));
+        let pilot_id = pilot["app_id"].as_i64().expect("id");
+        upload_all(&server, &ops, pilot_id);
+        let (_, pilot) = server.call(
+            "POST",
+            &format!("/api/v1/applications/{pilot_id}/submit"),
+            Some(&ops),
+            None,
+        );
+        assert_eq!(pilot["status"], "checks_failed", "{pilot}");
+        let codes: Vec<&str> = pilot["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .filter_map(|p| p["code"].as_str())
+            .collect();
+        assert!(codes.iter().all(|c| c.starts_with("uscc.")), "{pilot}");
+        let (status, over) = server.call(
+            "POST",
+            &format!("/api/v1/applications/{pilot_id}/override"),
+            Some(&risk),
+            Some(&note("pilot-region code confirmed on the SAMR register")),
+        );
+        assert_eq!(status, 200, "{over}");
+        assert_eq!(over["status"], "checks_passed");
+        let (_, detail) = server.call(
+            "GET",
+            &format!("/api/v1/applications/{pilot_id}"),
+            Some(&risk),
+            None,
+        );
+        assert!(
+            detail["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .any(|e| e["action"] == "override"
+                    && e["note"].as_str().is_some_and(
+                        |n| n.contains("pilot-region code") && n.contains("SAMR register")
+                    )),
+            "{detail}"
+        );
         // The stored rows and the audit trail hold no clear ID number.
         let (_, trail) = server.call("GET", "/api/v1/audit?limit=500", Some(&auditor), None);
         assert!(!trail.to_string().contains("440304200101010022"));
@@ -1424,7 +1483,7 @@ fn an_application_goes_through_review_and_every_step_is_audited() {
             Some(&risk),
             None,
         );
-        assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list}");
         drop(server);
         cleanup(&location);
     }

@@ -147,17 +147,26 @@ fn dump(store: &str) -> String {
         );
         return String::from_utf8_lossy(&out.stdout).into_owned();
     }
+    // Every file of the data directory, the documents' directory too.
     let mut text = String::new();
-    for entry in std::fs::read_dir(store).expect("data directory") {
-        // SQLite's -wal and -shm files go when the last connection closes, which a
-        // stopped node's watches do on their own threads: one may vanish meanwhile.
-        let bytes = match std::fs::read(entry.expect("entry").path()) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => panic!("read: {e}"),
-        };
-        text.push_str(&String::from_utf8_lossy(&bytes));
-        text.push('\n');
+    let mut dirs = vec![std::path::PathBuf::from(store)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("data directory") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            // SQLite's -wal and -shm files go when the last connection closes, which a
+            // stopped node's watches do on their own threads: one may vanish meanwhile.
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => panic!("read: {e}"),
+            };
+            text.push_str(&String::from_utf8_lossy(&bytes));
+            text.push('\n');
+        }
     }
     text
 }
@@ -269,10 +278,18 @@ async fn after_a_load_nothing_stored_opens_under_the_demo_keys() {
             let mode = |p: &std::path::Path| {
                 std::fs::metadata(p).expect("meta").permissions().mode() & 0o777
             };
-            assert_eq!(mode(std::path::Path::new(&store)), 0o700, "data directory");
-            for entry in std::fs::read_dir(&store).expect("dir") {
-                let p = entry.expect("entry").path();
-                assert_eq!(mode(&p), 0o600, "{}", p.display());
+            // Owner-only all the way down (the documents' directory too).
+            let mut dirs = vec![std::path::PathBuf::from(&store)];
+            while let Some(dir) = dirs.pop() {
+                assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+                for entry in std::fs::read_dir(&dir).expect("dir") {
+                    let p = entry.expect("entry").path();
+                    if p.is_dir() {
+                        dirs.push(p);
+                    } else {
+                        assert_eq!(mode(&p), 0o600, "{}", p.display());
+                    }
+                }
             }
         }
         println!(
