@@ -233,6 +233,7 @@ pub fn onboard_demo(
     let pii = PiiKey::from_hex(DEMO_PII_KEY)?;
     let kek = hsm.import_key(KeyKind::Zmk, 1, &Key::from_hex(DEMO_KEK)?)?;
     let analyst = actor("demo:risk.analyst", "risk_analyst");
+    let mccs = services::reference::mcc_table(db)?;
     let operations = actor("demo:operations", "operations");
     let mut injected = vec![None; data.terminals.len()];
     for (i, m) in data.merchants.iter().enumerate() {
@@ -242,7 +243,7 @@ pub fn onboard_demo(
         let f = form(data, i, today);
         let applicant = actor(&format!("demo:applicant.{i}"), "merchant");
         let app = onboarding::create(db, &f, &pii, today, &applicant, &at)?;
-        for doc in merchants::documents::required(f.kind, &f.mcc) {
+        for doc in merchants::documents::required(f.kind, &f.mcc, &mccs) {
             let expires = doc.expires().then(|| today + Duration::days(3 * 365));
             let pdf = format!("%PDF-1.4\n% {} {} (demo)\n%%EOF\n", m.name, doc.name());
             onboarding::attach_document(
@@ -255,7 +256,7 @@ pub fn onboard_demo(
                 &at,
             )?;
         }
-        let rating = merchants::application::risk_level(&f).to_owned();
+        let rating = merchants::application::risk_level(&f, &mccs).to_owned();
         for (step, who, by) in [
             (Step::Submit, Who::Applicant, &applicant),
             (Step::Assign(analyst.name.clone()), Who::Reviewer, &analyst),
@@ -289,7 +290,7 @@ pub fn onboard_demo(
             onboarding::complete_rereview(
                 db,
                 &made.merchant_id,
-                merchants::application::risk_level(&f),
+                merchants::application::risk_level(&f, &mccs),
                 "periodic re-review: documents current, site visited",
                 due,
                 &analyst,

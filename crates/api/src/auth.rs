@@ -72,6 +72,8 @@ pub enum Permission {
     OperatorRead,
     /// Create operator accounts.
     OperatorWrite,
+    /// Load the reference tables: working-day calendar years, the MCC table.
+    ReferenceWrite,
 }
 
 use Permission::*;
@@ -113,6 +115,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             BlocklistRead,
             BlocklistWrite,
             MerchantProvision,
+            ReferenceWrite,
         ],
     ),
     (

@@ -15,6 +15,7 @@ mod lists;
 pub mod metrics;
 mod onboarding;
 pub mod openapi;
+mod reference;
 mod routes;
 
 use std::net::SocketAddr;
@@ -283,6 +284,18 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         Some(Permission::ApplicationReview),
     ),
     ("GET", "/api/v1/blocklist", Some(Permission::BlocklistRead)),
+    (
+        "GET",
+        "/api/v1/calendars/{year}",
+        Some(Permission::LoggedIn),
+    ),
+    (
+        "PUT",
+        "/api/v1/calendars/{year}",
+        Some(Permission::ReferenceWrite),
+    ),
+    ("GET", "/api/v1/mcc-table", Some(Permission::LoggedIn)),
+    ("PUT", "/api/v1/mcc-table", Some(Permission::ReferenceWrite)),
     (
         "POST",
         "/api/v1/blocklist",
@@ -585,6 +598,14 @@ impl Api {
             .route(
                 "/blocklist",
                 get(onboarding::blocklist).post(onboarding::block),
+            )
+            .route(
+                "/calendars/{year}",
+                get(reference::get_calendar).put(reference::put_calendar),
+            )
+            .route(
+                "/mcc-table",
+                get(reference::get_mcc_table).put(reference::put_mcc_table),
             )
             .route("/audit", get(routes::audit))
             .route(

@@ -357,6 +357,14 @@ pub fn document() -> OpenApi {
                 .content("image/png", Content::new(Some(string())))
                 .content("image/jpeg", Content::new(Some(string())));
         }
+        if *m == "PUT" && (path.starts_with("/api/v1/calendars/") || *path == "/api/v1/mcc-table") {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("text/plain", Content::new(Some(string())))
+                    .build(),
+            ));
+        }
         if *path == "/api/v1/clearing-files" {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
@@ -387,6 +395,13 @@ pub fn document() -> OpenApi {
         }
         if *path == "/api/v1/clearing-files" {
             errors.extend([("413", "file over 64 MiB"), ("415", "not text/csv")]);
+        }
+        if *m == "PUT" && (path.starts_with("/api/v1/calendars/") || *path == "/api/v1/mcc-table") {
+            errors.extend([
+                ("409", "the table leaves out an MCC in use"),
+                ("413", "body too large"),
+                ("415", "not text/plain"),
+            ]);
         }
         if *m == "POST" && *path == "/api/v1/risk/rule-sets" {
             errors.push(("409", "the version exists with other rules"));

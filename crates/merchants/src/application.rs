@@ -125,7 +125,7 @@ pub const MAX_TERMINALS: usize = 50;
 /// The checks that need nothing but the form (and today, for birth dates): check
 /// digits, the account's name against the legal or the owner's name, the MCC, the
 /// shape of every field. An empty list: the form passes.
-pub fn automatic_checks(f: &Form, today: NaiveDate) -> Vec<Problem> {
+pub fn automatic_checks(f: &Form, today: NaiveDate, mccs: &mcc::Table) -> Vec<Problem> {
     let mut out = Vec::new();
     let text = |out: &mut Vec<Problem>, field: &str, v: &str, max: usize| {
         if v.trim().is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
@@ -204,7 +204,7 @@ pub fn automatic_checks(f: &Form, today: NaiveDate) -> Vec<Problem> {
             out.push(problem(e.code, "settlement_account.number", e.message));
         }
     }
-    if mcc::lookup(&f.mcc).is_none() {
+    if mccs.lookup(&f.mcc).is_none() {
         out.push(problem(
             "mcc.unknown",
             "mcc",
@@ -249,8 +249,8 @@ pub fn automatic_checks(f: &Form, today: NaiveDate) -> Vec<Problem> {
 }
 
 /// The review's risk level: high for a high-risk MCC or a large expected volume.
-pub fn risk_level(f: &Form) -> &'static str {
-    let high_mcc = mcc::lookup(&f.mcc).is_some_and(|m| m.high_risk);
+pub fn risk_level(f: &Form, mccs: &mcc::Table) -> &'static str {
+    let high_mcc = mccs.lookup(&f.mcc).is_some_and(|m| m.high_risk);
     if high_mcc || f.monthly_volume_minor > 500_000_000 {
         "high"
     } else if f.kind == ApplicantKind::Individual || f.monthly_volume_minor > 50_000_000 {

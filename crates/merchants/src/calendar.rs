@@ -115,6 +115,20 @@ impl WorkCalendar {
         Ok(c)
     }
 
+    /// Puts another calendar's years in place of this one's same years (an
+    /// administrator's corrected or new year).
+    pub fn replace_years(&mut self, other: WorkCalendar) {
+        let theirs = |d: &NaiveDate| other.years.contains(&d.year());
+        self.holidays.retain(|d| !theirs(d));
+        self.workdays.retain(|d| !theirs(d));
+        self.merge(other);
+    }
+
+    /// The years loaded.
+    pub fn years(&self) -> impl Iterator<Item = i32> + '_ {
+        self.years.iter().copied()
+    }
+
     /// Adds another calendar's years (a later year replaces nothing: years are disjoint
     /// in practice; a day in both keeps both marks, holiday winning).
     pub fn merge(&mut self, other: WorkCalendar) {

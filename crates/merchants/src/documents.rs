@@ -82,7 +82,7 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
 }
 
 /// The documents a merchant must give.
-pub fn required(kind: ApplicantKind, mcc: &str) -> Vec<DocType> {
+pub fn required(kind: ApplicantKind, mcc: &str, mccs: &crate::mcc::Table) -> Vec<DocType> {
     let mut out = match kind {
         ApplicantKind::Company => vec![
             DocType::BusinessLicence,
@@ -99,7 +99,7 @@ pub fn required(kind: ApplicantKind, mcc: &str) -> Vec<DocType> {
             DocType::ShopPhoto,
         ],
     };
-    if crate::mcc::lookup(mcc).is_some_and(|m| m.licence.is_some()) {
+    if mccs.lookup(mcc).is_some_and(|m| m.licence.is_some()) {
         out.push(DocType::IndustryLicence);
     }
     out
@@ -113,6 +113,7 @@ pub const MIN_VALID_MONTHS: u32 = 6;
 pub fn check(
     kind: ApplicantKind,
     mcc: &str,
+    mccs: &crate::mcc::Table,
     given: &[(DocType, Option<NaiveDate>)],
     today: NaiveDate,
 ) -> Vec<Problem> {
@@ -120,7 +121,7 @@ pub fn check(
     let limit = today
         .checked_add_months(Months::new(MIN_VALID_MONTHS))
         .unwrap_or(today);
-    for need in required(kind, mcc) {
+    for need in required(kind, mcc, mccs) {
         let docs: Vec<&Option<NaiveDate>> = given
             .iter()
             .filter(|(t, _)| *t == need)

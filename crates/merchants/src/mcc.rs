@@ -49,35 +49,113 @@ pub struct Mcc {
     pub name: String,
 }
 
-/// The shipped table.
-pub fn table() -> &'static [Mcc] {
-    static TABLE: std::sync::OnceLock<Vec<Mcc>> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| parse(include_str!("../calendars/mcc.txt")))
+/// A table of the MCCs accepted: the shipped one, or one an administrator loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table(Vec<Mcc>);
+
+/// Why a table was refused: the line (from 1) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct TableError {
+    /// The line, from 1.
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
 }
 
-/// An MCC of the table.
-pub fn lookup(code: &str) -> Option<&'static Mcc> {
-    table().iter().find(|m| m.code == code)
-}
+/// MCCs a table holds at most.
+pub const MAX_MCCS: usize = 2_000;
 
-fn parse(text: &str) -> Vec<Mcc> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
+impl Table {
+    /// The shipped table (`calendars/mcc.txt`).
+    pub fn builtin() -> &'static Table {
+        static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+        TABLE.get_or_init(|| {
+            Table::parse(include_str!("../calendars/mcc.txt"))
+                .unwrap_or_else(|e| unreachable!("the shipped MCC table reads: {e}"))
+        })
+    }
+
+    /// Reads a table: `code | fee class | risk | licence | name` a line, `#` comments.
+    /// Every line must read (a four-digit code once, a fee class `standard`,
+    /// `preferential` or `exempt`, risk `normal` or `high`, a licence or `-`, a name).
+    pub fn parse(text: &str) -> Result<Table, TableError> {
+        let mut out: Vec<Mcc> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let err = |reason: String| TableError {
+                line: i + 1,
+                reason,
+            };
+            let l = raw.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
             let f: Vec<&str> = l.split('|').map(str::trim).collect();
             let [code, class, risk, licence, name] = f.as_slice() else {
-                return None;
+                return Err(err(
+                    "expected code | fee class | risk | licence | name".into()
+                ));
             };
-            Some(Mcc {
+            if code.len() != 4 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err(format!("{code:?} is not a four-digit MCC")));
+            }
+            if out.iter().any(|m| m.code == *code) {
+                return Err(err(format!("MCC {code} is listed twice")));
+            }
+            let class = FeeClass::parse(class).ok_or_else(|| {
+                err(format!(
+                    "{class:?}: the fee class is standard, preferential or exempt"
+                ))
+            })?;
+            let high_risk = match *risk {
+                "high" => true,
+                "normal" => false,
+                r => return Err(err(format!("{r:?}: the risk is normal or high"))),
+            };
+            if licence.is_empty() || name.is_empty() || name.chars().count() > 100 {
+                return Err(err(
+                    "the licence (or -) and a name of at most 100 characters are needed".into(),
+                ));
+            }
+            out.push(Mcc {
                 code: (*code).to_owned(),
-                class: FeeClass::parse(class)?,
-                high_risk: *risk == "high",
+                class,
+                high_risk,
                 licence: (*licence != "-").then(|| (*licence).to_owned()),
                 name: (*name).to_owned(),
-            })
-        })
-        .collect()
+            });
+            if out.len() > MAX_MCCS {
+                return Err(err(format!("a table holds at most {MAX_MCCS} MCCs")));
+            }
+        }
+        if out.is_empty() {
+            return Err(TableError {
+                line: 0,
+                reason: "the table lists no MCC".into(),
+            });
+        }
+        Ok(Table(out))
+    }
+
+    /// An MCC of the table.
+    pub fn lookup(&self, code: &str) -> Option<&Mcc> {
+        self.0.iter().find(|m| m.code == code)
+    }
+
+    /// Every MCC, in the table's order.
+    pub fn entries(&self) -> &[Mcc] {
+        &self.0
+    }
+}
+
+/// The shipped table's MCCs.
+pub fn table() -> &'static [Mcc] {
+    Table::builtin().entries()
+}
+
+/// An MCC of the shipped table.
+pub fn lookup(code: &str) -> Option<&'static Mcc> {
+    Table::builtin().lookup(code)
 }
 
 #[cfg(test)]

@@ -171,6 +171,26 @@ fn provision(
 /// `posguard merchant …`.
 #[derive(Debug, Subcommand)]
 pub enum MerchantCommand {
+    /// Load a year of the working-day calendar (public holidays and make-up working
+    /// days, the file format of `crates/merchants/calendars/cn-2026.txt`) from
+    /// standard input, in place of the shipped year: review SLAs and settlement dates
+    /// count on it.
+    Calendar {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The year the file declares.
+        #[arg(long)]
+        year: i32,
+    },
+    /// Load the MCC table (`code | fee class | risk | licence | name` a line, the format
+    /// of `crates/merchants/calendars/mcc.txt`) from standard input, in place of the
+    /// shipped one.
+    MccTable {
+        /// Where the journal is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// A merchant's settlement statement for a business date.
     Statement {
         /// Where the journal is.
@@ -234,6 +254,20 @@ pub enum MerchantCommand {
     },
 }
 
+/// Standard input as UTF-8 text of at most `max` bytes.
+fn stdin_text(max: usize) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .context("read standard input")?;
+    if bytes.len() > max {
+        return Err(crate::BadInput(format!("the input is over {max} bytes")).into());
+    }
+    String::from_utf8(bytes).map_err(|_| crate::BadInput("the input is not UTF-8".into()).into())
+}
+
 /// Runs `posguard merchant …`.
 pub fn merchant(cmd: MerchantCommand) -> anyhow::Result<()> {
     match cmd {
@@ -256,6 +290,26 @@ pub fn merchant(cmd: MerchantCommand) -> anyhow::Result<()> {
             application,
             under_kek,
         } => provision(&store, &lmk, application, under_kek),
+        MerchantCommand::Calendar { store, year } => {
+            let text = stdin_text(services::reference::MAX_CALENDAR)?;
+            let mut db = open_store(&store.location())?;
+            services::reference::load_calendar(
+                db.as_mut(),
+                year,
+                &text,
+                &cli_actor(),
+                &now_rfc3339(),
+            )?;
+            println!("calendar {year} loaded");
+            Ok(())
+        }
+        MerchantCommand::MccTable { store } => {
+            let text = stdin_text(services::reference::MAX_MCC_TABLE)?;
+            let mut db = open_store(&store.location())?;
+            services::reference::load_mcc_table(db.as_mut(), &text, &cli_actor(), &now_rfc3339())?;
+            println!("MCC table loaded");
+            Ok(())
+        }
         MerchantCommand::Terms {
             store,
             merchant_id,

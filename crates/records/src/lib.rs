@@ -13,6 +13,6 @@ pub use rows::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
     BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
     EventRow, FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
-    ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow,
-    SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
+    ReconFileRow, ReconLineRow, ReconRunRow, ReferenceRow, RuleSetRow, SafRow, SessionRow,
+    SettlementItemRow, SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
 };

@@ -392,6 +392,20 @@ pub struct MerchantReviewRow {
     pub last_on: String,
 }
 
+/// A reference table an administrator loaded: a year of the working-day calendar
+/// (`calendar:YYYY`) or the MCC table (`mcc`), in its file format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceRow {
+    /// `calendar:YYYY` or `mcc`.
+    pub name: String,
+    /// The text, as loaded (validated before it is written).
+    pub body: String,
+    /// Who loaded it.
+    pub loaded_by: String,
+    /// When (RFC 3339).
+    pub loaded_at: String,
+}
+
 /// An entry of the onboarding blocklist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockRow {
@@ -762,6 +776,8 @@ pub enum Write {
     Block(BlockRow),
     /// Insert or replace a merchant's re-review schedule.
     MerchantReview(MerchantReviewRow),
+    /// Insert or replace a reference table.
+    Reference(ReferenceRow),
     /// Insert a merchant settlement.
     Settlement(SettlementRow),
     /// Insert a transaction's settlement (a transaction settles at most once).

@@ -23,6 +23,7 @@ pub mod check;
 pub mod money;
 pub mod onboarding;
 pub mod reconcile;
+pub mod reference;
 pub mod risk;
 pub mod rules;
 pub mod saf;

@@ -373,7 +373,9 @@ pub fn settle_date(
         .iter()
         .map(|(m, why)| (m.clone(), why.to_string()))
         .collect();
-    let run = settlement::settle_carrying(date, &items, &terms, &held_merchants, &opening);
+    let calendar = crate::reference::calendar(db)?;
+    let run =
+        settlement::settle_carrying(date, &items, &terms, &held_merchants, &opening, &calendar);
 
     let mut writes = Vec::new();
     let mut captured_at_cutoff = 0;
@@ -783,10 +785,14 @@ impl fmt::Display for TxnMoney {
     }
 }
 
-fn expected_payout(cycle: Cycle, bd: NaiveDate) -> NaiveDate {
+fn expected_payout(
+    cycle: Cycle,
+    bd: NaiveDate,
+    calendar: &merchants::calendar::WorkCalendar,
+) -> NaiveDate {
     match cycle {
         Cycle::D0 { .. } => bd,
-        Cycle::T1 => settlement::next_working_day(bd),
+        Cycle::T1 => calendar.add_working_days(bd, 1),
     }
 }
 
@@ -952,7 +958,7 @@ fn money_after_approval(
         };
         lines.push(format!(
             "expected: settled in the run for {bd}, paid out on {}",
-            expected_payout(cycle, bd)
+            expected_payout(cycle, bd, &crate::reference::calendar(db)?)
         ));
     }
     Ok(match capture {

@@ -78,8 +78,13 @@ fn audit_json(a: &ApplicationRow) -> serde_json::Value {
 }
 
 /// The form's row fields: the masked form, the token, the checks' problems.
-fn from_form(f: &Form, key: &PiiKey, today: NaiveDate) -> Result<(String, String, Vec<Problem>)> {
-    let problems = application::automatic_checks(f, today);
+fn from_form(
+    f: &Form,
+    key: &PiiKey,
+    today: NaiveDate,
+    mccs: &merchants::mcc::Table,
+) -> Result<(String, String, Vec<Problem>)> {
+    let problems = application::automatic_checks(f, today, mccs);
     let token = key.token(&f.representative.id_number);
     let mut masked = f.clone();
     masked.representative.id_number = application::mask_id(&f.representative.id_number);
@@ -102,7 +107,8 @@ pub fn create(
     actor: &Actor,
     at: &str,
 ) -> Result<ApplicationRow> {
-    let (form, token, problems) = from_form(f, key, today)?;
+    let mccs = crate::reference::mcc_table(db)?;
+    let (form, token, problems) = from_form(f, key, today, &mccs)?;
     let app_id = db
         .applications(None)
         .ctx("read applications")?
@@ -117,7 +123,7 @@ pub fn create(
             application::ApplicantKind::Individual => "individual".into(),
         },
         mcc: f.mcc.clone(),
-        risk_level: application::risk_level(f).into(),
+        risk_level: application::risk_level(f, &mccs).into(),
         form,
         problems: problems_text(&problems),
         uscc: f.uscc.clone().unwrap_or_default(),
@@ -194,6 +200,10 @@ pub fn step(
         .ok_or_else(|| ServiceError::NotFound(format!("no application {app_id}")))?;
     let mut seq = db.application_events(app_id).ctx("read application")?.len() as i64;
     let mut writes = Vec::new();
+    let (mccs, calendar) = (
+        crate::reference::mcc_table(db)?,
+        crate::reference::calendar(db)?,
+    );
     let state = |r: &ApplicationRow| AppState::parse(&r.status).unwrap_or(AppState::Draft);
     let (action, note) = match &step {
         Step::Submit => (Action::Submit, String::new()),
@@ -225,11 +235,7 @@ pub fn step(
             Action::Approve => row.risk_level = note.clone(),
             Action::ChecksPass | Action::Override => {
                 let days = application::sla_working_days(&row.risk_level);
-                row.sla_due = Some(
-                    settlement::calendar()
-                        .add_working_days(today, days)
-                        .to_string(),
-                );
+                row.sla_due = Some(calendar.add_working_days(today, days).to_string());
             }
             _ => {}
         }
@@ -290,13 +296,13 @@ pub fn step(
         note
     };
     if let Step::Resubmit(f) = &step {
-        let (form, token, problems) = from_form(f, key, today)?;
+        let (form, token, problems) = from_form(f, key, today, &mccs)?;
         row.form = form;
         row.rep_id_token = token;
         row.problems = problems_text(&problems);
         row.legal_name = f.legal_name.trim().into();
         row.mcc = f.mcc.clone();
-        row.risk_level = application::risk_level(f).into();
+        row.risk_level = application::risk_level(f, &mccs).into();
         row.uscc = f.uscc.clone().unwrap_or_default();
         row.account_number = f.settlement_account.number.clone();
     }
@@ -330,7 +336,9 @@ pub fn step(
                 ))
             })
             .collect();
-        problems.extend(merchants::documents::check(kind, &row.mcc, &given, today));
+        problems.extend(merchants::documents::check(
+            kind, &row.mcc, &mccs, &given, today,
+        ));
         for b in db.blocklist().ctx("read the blocklist")? {
             let hit = match b.kind.as_str() {
                 "uscc" => !row.uscc.is_empty() && b.value == row.uscc,

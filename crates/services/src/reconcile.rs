@@ -243,6 +243,7 @@ pub fn reconcile_date(
 ) -> Result<ReconReport> {
     let prev = date - Duration::days(1);
     let next = date + Duration::days(1);
+    let calendar = crate::reference::calendar(db)?;
     let next_seen = db.recon_file_seen(&next.to_string())?;
     let mut dates = vec![prev.to_string(), date.to_string()];
     if next_seen {
@@ -391,7 +392,7 @@ pub fn reconcile_date(
             action,
             status: status.into(),
             owner,
-            deadline: Some(settlement::next_working_day(date).to_string()),
+            deadline: Some(calendar.add_working_days(date, 1).to_string()),
             notes: String::new(),
             created_at: at.into(),
             updated_at: at.into(),

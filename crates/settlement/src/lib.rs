@@ -26,13 +26,15 @@ pub fn business_date(local: NaiveDateTime, cutoff: NaiveTime) -> NaiveDate {
     }
 }
 
-/// The next working day on China's calendar (public holidays off, make-up working
-/// days on: `merchants::calendar`, loaded per year; a year not loaded skips weekends).
+/// The next working day on China's calendar as shipped (public holidays off, make-up
+/// working days on: `merchants::calendar`, loaded per year; a year not loaded skips
+/// weekends). The services count on the store's calendar, which an administrator's
+/// loaded years complete ([`settle_carrying`] takes it).
 pub fn next_working_day(d: NaiveDate) -> NaiveDate {
     calendar().add_working_days(d, 1)
 }
 
-/// The working-day calendar settlement counts on.
+/// The working-day calendar as shipped.
 pub fn calendar() -> &'static merchants::calendar::WorkCalendar {
     static CALENDAR: std::sync::OnceLock<merchants::calendar::WorkCalendar> =
         std::sync::OnceLock::new();
@@ -316,7 +318,14 @@ pub fn settle(
     terms: &BTreeMap<String, Terms>,
     merchant_holds: &BTreeMap<String, String>,
 ) -> Run {
-    settle_carrying(date, items, terms, merchant_holds, &BTreeMap::new())
+    settle_carrying(
+        date,
+        items,
+        terms,
+        merchant_holds,
+        &BTreeMap::new(),
+        calendar(),
+    )
 }
 
 /// [`settle`], with each merchant's payable balance before the run (`opening`): a
@@ -328,7 +337,9 @@ pub fn settle_carrying(
     terms: &BTreeMap<String, Terms>,
     merchant_holds: &BTreeMap<String, String>,
     opening: &BTreeMap<String, i64>,
+    calendar: &merchants::calendar::WorkCalendar,
 ) -> Run {
+    let next_working_day = |d: NaiveDate| calendar.add_working_days(d, 1);
     let mut run = Run::default();
     let mut by_merchant: BTreeMap<&str, Vec<&Item>> = BTreeMap::new();
     for it in items.iter().filter(|i| i.business_date <= date) {

@@ -25,9 +25,9 @@ pub use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
     BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
     EventRow, FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
-    ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SafState, SessionRow,
-    SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnKind,
-    TxnRow, TxnState, Write,
+    ReconFileRow, ReconLineRow, ReconRunRow, ReferenceRow, RuleSetRow, SafRow, SafState,
+    SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow,
+    TxnKind, TxnRow, TxnState, Write,
 };
 pub use redis_velocity::RedisVelocity;
 use sql::{all, one, select};
@@ -554,6 +554,12 @@ pub trait Backend: Send {
     /// One application.
     fn application(&mut self, app_id: i64) -> Result<Option<ApplicationRow>, StoreError> {
         run(self, |tx| money::application(tx, app_id))
+    }
+
+    /// Every reference table an administrator loaded (calendar years, the MCC
+    /// table), by name.
+    fn references(&mut self) -> Result<Vec<ReferenceRow>, StoreError> {
+        run(self, money::references)
     }
 
     /// Every merchant's re-review schedule, the soonest due first.

@@ -17,8 +17,8 @@ use crate::StoreError;
 use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, BatchDiffRow, BatchSettlementRow,
     BlockRow, CaptureRow, DocumentRow, FindingRow, HoldRow, MerchantReviewRow, PayoutRow,
-    ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SettlementItemRow, SettlementRow,
-    SettlementRunRow, TermsRow, TxnRow, Write,
+    ReconFileRow, ReconLineRow, ReconRunRow, ReferenceRow, RuleSetRow, SettlementItemRow,
+    SettlementRow, SettlementRunRow, TermsRow, TxnRow, Write,
 };
 
 const ACCOUNT_COLUMNS: &str =
@@ -330,6 +330,15 @@ pub(crate) fn application(
         tx,
         &select::<ApplicationRow>("applications WHERE app_id = $1"),
         &[app_id.into()],
+    )
+}
+
+/// Every reference table loaded, by name.
+pub(crate) fn references(tx: &mut dyn Tx) -> Result<Vec<ReferenceRow>, StoreError> {
+    all(
+        tx,
+        &select::<ReferenceRow>("reference_tables ORDER BY name"),
+        &[],
     )
 }
 

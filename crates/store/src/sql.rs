@@ -11,8 +11,9 @@ use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
     BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
     EventRow, FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
-    ReconFileRow, ReconLineRow, ReconRunRow, RuleSetRow, SafRow, SessionRow, SettlementItemRow,
-    SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow, Write,
+    ReconFileRow, ReconLineRow, ReconRunRow, ReferenceRow, RuleSetRow, SafRow, SessionRow,
+    SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow,
+    Write,
 };
 
 /// A value bound to a statement (borrowed from the row being written).
@@ -397,6 +398,12 @@ table_row!(MerchantReviewRow {
     due_on: t,
     last_on: t,
 });
+table_row!(ReferenceRow {
+    name: t,
+    body: t,
+    loaded_by: t,
+    loaded_at: t,
+});
 table_row!(BlockRow {
     kind: t,
     value: t,
@@ -646,6 +653,9 @@ const SQL_APPLICATION_EVENT: &str = "INSERT INTO application_events (app_id, seq
 const SQL_MERCHANT_REVIEW: &str = "INSERT INTO merchant_reviews (merchant_id, risk_level, \
      due_on, last_on) VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id) DO UPDATE SET \
      risk_level = excluded.risk_level, due_on = excluded.due_on, last_on = excluded.last_on";
+const SQL_REFERENCE: &str = "INSERT INTO reference_tables (name, body, loaded_by, loaded_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET body = excluded.body, \
+     loaded_by = excluded.loaded_by, loaded_at = excluded.loaded_at";
 const SQL_BLOCK: &str = "INSERT INTO blocklist (kind, value, reason, added_by, added_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, value) DO UPDATE SET reason = excluded.reason";
 const SQL_APPLICATION_DOCUMENT: &str = "INSERT INTO application_documents (app_id, doc_type, \
@@ -731,6 +741,7 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         Write::Document(r) => return tx.put_document(r),
         Write::Block(r) => (SQL_BLOCK, r.args()),
         Write::MerchantReview(r) => (SQL_MERCHANT_REVIEW, r.args()),
+        Write::Reference(r) => (SQL_REFERENCE, r.args()),
         Write::ApplicationDocument(r) => (SQL_APPLICATION_DOCUMENT, r.args()),
         Write::Settlement(r) => (SQL_SETTLEMENT, r.args()),
         Write::SettlementItem(r) => (SQL_ITEM, r.args()),
@@ -790,6 +801,7 @@ mod tests {
             (SQL_APPLICATION_EVENT, ApplicationEventRow::COLUMNS),
             (SQL_BLOCK, BlockRow::COLUMNS),
             (SQL_MERCHANT_REVIEW, MerchantReviewRow::COLUMNS),
+            (SQL_REFERENCE, ReferenceRow::COLUMNS),
             (SQL_APPLICATION_DOCUMENT, ApplicationDocumentRow::COLUMNS),
             (SQL_SETTLEMENT, SettlementRow::COLUMNS),
             (SQL_ITEM, SettlementItemRow::COLUMNS),

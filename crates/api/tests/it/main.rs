@@ -92,6 +92,10 @@ fn test_hsm() -> cardsec::SoftwareSecurityModule {
 }
 const KEK: &str = "3B9AC1E4F08A7D5C2D4E6F8091A2B3C4";
 
+/// A year of the calendar an administrator loads (2027 is not shipped).
+const CALENDAR_2027: &str = "year 2027\nholiday 2027-01-01 元旦 New Year's Day\n\
+holiday 2027-02-05..2027-02-11 春节 Spring Festival\nworkday 2027-02-13 春节调休\n";
+
 /// A document's bytes (what a PDF starts with is all the checks look at).
 const PDF: &[u8] = b"%PDF-1.4 shop photo";
 
@@ -103,8 +107,11 @@ fn pdf_sha() -> String {
 
 /// Uploads every document a grocery company needs to application `id`.
 fn upload_all(server: &Server, token: &str, id: i64) {
-    for t in merchants::documents::required(merchants::application::ApplicantKind::Company, "5411")
-    {
+    for t in merchants::documents::required(
+        merchants::application::ApplicantKind::Company,
+        "5411",
+        merchants::mcc::Table::builtin(),
+    ) {
         let expires = if t.expires() {
             "&expires_on=2030-01-01"
         } else {
@@ -421,6 +428,7 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
         .replace("{saf_id}", "2")
         .replace("{version}", "candidate-1")
         .replace("{app_id}", "1")
+        .replace("{year}", "2027")
         .replace("{sha256}", &pdf_sha());
     let path = match template {
         "/api/v1/merchants/{merchant_id}/statement" => format!("{path}?date=2026-12-01"),
@@ -430,6 +438,21 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
         "/api/v1/clearing-files" => format!("{path}?business_date=2026-12-01"),
         _ => path,
     };
+    match (method, template) {
+        ("PUT", "/api/v1/calendars/{year}") => {
+            return (path, Some(("text/plain".into(), CALENDAR_2027.into())))
+        }
+        ("PUT", "/api/v1/mcc-table") => {
+            return (
+                path,
+                Some((
+                    "text/plain".into(),
+                    include_str!("../../../merchants/calendars/mcc.txt").into(),
+                )),
+            )
+        }
+        _ => {}
+    }
     if (method, template) == ("POST", "/api/v1/applications/{app_id}/documents") {
         return (
             path,
@@ -1786,4 +1809,127 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     assert!(text.contains("Tested:"), "{text}");
     drop(server);
     cleanup(&location);
+}
+
+/// An administrator loads a year of the working-day calendar (2027 is not shipped) and
+/// the MCC table through the API; what is refused changes nothing; review SLAs and
+/// settlement's T+1 count on the loaded year across its Spring Festival with a make-up
+/// working day, and the application checks on the loaded table.
+#[test]
+fn loaded_calendars_and_mcc_tables_are_what_dates_and_checks_count_on() {
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+    for location in locations("reference") {
+        cleanup(&location);
+        seed(&location);
+        let server = Server::start(&location);
+        let admin = server.login("admin");
+        let put = |path: &str, ctype: &str, body: &str| {
+            server.raw("PUT", path, Some(&admin), Some((ctype, body.to_owned())))
+        };
+        let (status, e) = put("/api/v1/calendars/2027", "text/plain", "year 2028\n");
+        assert_eq!(status, 400, "a year declares itself: {e}");
+        let (status, e) = put("/api/v1/calendars/2027", "application/json", CALENDAR_2027);
+        assert_eq!(status, 415, "{e}");
+        let (status, e) = put(
+            "/api/v1/calendars/2027",
+            "text/plain",
+            "year 2027\nholiday 2027-13-01 x\n",
+        );
+        assert_eq!(status, 400, "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        let (_, before) = server.call("GET", "/api/v1/calendars/2027", Some(&admin), None);
+        assert_eq!(before["source"], "weekends only", "{before}");
+        let (status, e) = put("/api/v1/calendars/2027", "text/plain", CALENDAR_2027);
+        assert_eq!(status, 200, "{e}");
+        let (_, cal) = server.call("GET", "/api/v1/calendars/2027", Some(&admin), None);
+        assert_eq!(cal["source"], "loaded", "{cal}");
+        assert_eq!(cal["workdays"], json!(["2027-02-13"]), "{cal}");
+        assert!(
+            cal["holidays"]
+                .as_array()
+                .expect("holidays")
+                .contains(&json!("2027-02-08")),
+            "{cal}"
+        );
+        let (_, shipped) = server.call("GET", "/api/v1/calendars/2026", Some(&admin), None);
+        assert_eq!(shipped["source"], "shipped", "{shipped}");
+        // The MCC table: leaving out an MCC a merchant has is refused; one that adds a
+        // code is loaded, and an application with it passes the form's checks.
+        let shipped_mccs = include_str!("../../../merchants/calendars/mcc.txt");
+        let without: String = shipped_mccs
+            .lines()
+            .filter(|l| !l.starts_with("5411"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (status, e) = put("/api/v1/mcc-table", "text/plain", &without);
+        assert_eq!(status, 409, "{e}");
+        assert!(e.contains("5411"), "{e}");
+        let (_, table) = server.call("GET", "/api/v1/mcc-table", Some(&admin), None);
+        assert!(!table["items"].to_string().contains("\"0742\""), "{table}");
+        let more =
+            format!("{shipped_mccs}0742 | standard | normal | vet-licence | Veterinary services\n");
+        let (status, e) = put("/api/v1/mcc-table", "text/plain", &more);
+        assert_eq!(status, 200, "{e}");
+        let (_, table) = server.call("GET", "/api/v1/mcc-table", Some(&admin), None);
+        assert!(table["items"].to_string().contains("\"0742\""), "{table}");
+        let ops = server.login("operations");
+        let mut f = form();
+        f["mcc"] = json!("0742");
+        let (status, app) = server.call("POST", "/api/v1/applications", Some(&ops), Some(&f));
+        assert_eq!(status, 201, "{app}");
+        assert!(
+            !app["problems"].to_string().contains("mcc.unknown"),
+            "{app}"
+        );
+        // Every change left its audit record.
+        let (_, trail) = server.call("GET", "/api/v1/audit?limit=500", Some(&admin), None);
+        let actions: Vec<&str> = trail["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|a| a["action"].as_str())
+            .filter(|a| a.starts_with("reference."))
+            .collect();
+        assert_eq!(actions, ["reference.calendar", "reference.mcc"]);
+        drop(server);
+        // The services count on the loaded year: 2027-02-05..11 off, Saturday 13th
+        // worked. A sale of business date 2027-02-04 is paid on the 12th (T+1), and a
+        // review whose checks pass on the 4th is due three working days on: the 15th.
+        let mut db = store::open(&location).expect("open");
+        let cal = services::reference::calendar(db.as_mut()).expect("calendar");
+        assert_eq!(cal.add_working_days(d("2027-02-04"), 1), d("2027-02-12"));
+        assert_eq!(cal.add_working_days(d("2027-02-04"), 3), d("2027-02-15"));
+        let mut later = match sale(9, SHOP_A) {
+            Write::NewTxn(t) => t,
+            _ => unreachable!("a sale is a new transaction"),
+        };
+        later.local_date = "2027-02-04".into();
+        later.created_at = "2027-02-04T02:00:00+00:00".into();
+        later.updated_at = later.created_at.clone();
+        db.apply(&[
+            Write::NewTxn(later),
+            Write::Capture(CaptureRow {
+                txn_id: 9,
+                how: "batch".into(),
+                business_date: "2027-02-04".into(),
+                at: NOW.into(),
+            }),
+        ])
+        .expect("a sale of 2027-02-04");
+        let money = services::money::txn_money(
+            db.as_mut(),
+            "R00000000009",
+            &services::money::MoneyConfig::default(),
+        )
+        .expect("money");
+        assert!(
+            money
+                .lines
+                .iter()
+                .any(|l| l.contains("paid out on 2027-02-12")),
+            "{money}"
+        );
+        drop(db);
+        cleanup(&location);
+    }
 }

@@ -6,6 +6,7 @@ use merchants::application::{
     automatic_checks, mask_id, risk_level, sla_working_days, Account, ApplicantKind, Form, Person,
     TerminalRequest,
 };
+use merchants::mcc::Table;
 
 fn good() -> Form {
     Form {
@@ -39,7 +40,7 @@ fn good() -> Form {
 #[test]
 fn each_fault_is_found_with_its_code_and_field() {
     let today = NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
-    assert_eq!(automatic_checks(&good(), today), vec![]);
+    assert_eq!(automatic_checks(&good(), today, Table::builtin()), vec![]);
     // (what is changed, the code, the field)
     type Change = fn(&mut Form);
     let cases: Vec<(Change, &str, &str)> = vec![
@@ -91,7 +92,7 @@ fn each_fault_is_found_with_its_code_and_field() {
     for (change, code, field) in cases {
         let mut f = good();
         change(&mut f);
-        let found = automatic_checks(&f, today);
+        let found = automatic_checks(&f, today, Table::builtin());
         assert!(
             found.iter().any(|p| p.code == code && p.field == field),
             "{code} on {field} not found in {found:?}"
@@ -102,12 +103,12 @@ fn each_fault_is_found_with_its_code_and_field() {
     f.kind = ApplicantKind::Individual;
     f.uscc = None;
     f.settlement_account.name = "张伟".into();
-    assert_eq!(automatic_checks(&f, today), vec![]);
-    assert_eq!(risk_level(&f), "medium");
-    assert_eq!(risk_level(&good()), "low");
+    assert_eq!(automatic_checks(&f, today, Table::builtin()), vec![]);
+    assert_eq!(risk_level(&f, Table::builtin()), "medium");
+    assert_eq!(risk_level(&good(), Table::builtin()), "low");
     let mut high = good();
     high.mcc = "7995".into();
-    assert_eq!(risk_level(&high), "high");
+    assert_eq!(risk_level(&high, Table::builtin()), "high");
     assert_eq!(
         [
             sla_working_days("low"),

@@ -3,6 +3,7 @@
 use chrono::NaiveDate;
 use merchants::application::ApplicantKind;
 use merchants::documents::{check, required, sniff, DocType};
+use merchants::mcc::Table;
 
 fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
@@ -11,18 +12,31 @@ fn d(s: &str) -> NaiveDate {
 #[test]
 fn completeness_expiry_and_file_types() {
     let today = d("2026-12-01");
-    let company = required(ApplicantKind::Company, "5411");
+    let company = required(ApplicantKind::Company, "5411", Table::builtin());
     assert!(
         company.contains(&DocType::IndustryLicence),
         "a grocery needs a food licence"
     );
-    assert!(!required(ApplicantKind::Company, "5311").contains(&DocType::IndustryLicence));
-    assert!(!required(ApplicantKind::Individual, "5311").contains(&DocType::BusinessLicence));
+    assert!(!required(ApplicantKind::Company, "5311", Table::builtin())
+        .contains(&DocType::IndustryLicence));
+    assert!(
+        !required(ApplicantKind::Individual, "5311", Table::builtin())
+            .contains(&DocType::BusinessLicence)
+    );
     let all: Vec<(DocType, Option<NaiveDate>)> = company
         .iter()
         .map(|t| (*t, t.expires().then(|| d("2030-01-01"))))
         .collect();
-    assert_eq!(check(ApplicantKind::Company, "5411", &all, today), vec![]);
+    assert_eq!(
+        check(
+            ApplicantKind::Company,
+            "5411",
+            Table::builtin(),
+            &all,
+            today
+        ),
+        vec![]
+    );
     // (what changes, the problem's code and field)
     type Given = Vec<(DocType, Option<NaiveDate>)>;
     let cases: Vec<(Given, &str, &str)> = vec![
@@ -59,7 +73,13 @@ fn completeness_expiry_and_file_types() {
         ),
     ];
     for (given, code, field) in cases {
-        let p = check(ApplicantKind::Company, "5411", &given, today);
+        let p = check(
+            ApplicantKind::Company,
+            "5411",
+            Table::builtin(),
+            &given,
+            today,
+        );
         assert!(
             p.iter().any(|p| p.code == code && p.field == field),
             "{code} {field}: {p:?}"
@@ -70,7 +90,16 @@ fn completeness_expiry_and_file_types() {
         .iter()
         .map(|(t, e)| (*t, e.map(|_| d("2027-06-01"))))
         .collect();
-    assert_eq!(check(ApplicantKind::Company, "5411", &edge, today), vec![]);
+    assert_eq!(
+        check(
+            ApplicantKind::Company,
+            "5411",
+            Table::builtin(),
+            &edge,
+            today
+        ),
+        vec![]
+    );
     assert_eq!(sniff(b"%PDF-1.7 ..."), Some("application/pdf"));
     assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
     assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("image/jpeg"));

@@ -83,7 +83,8 @@ async fn an_approved_application_becomes_a_merchant_whose_new_terminal_sells_and
             let app =
                 onboarding::create(db.as_mut(), &form(), &key, today, &actor, at).expect("create");
             let kind = merchants::application::ApplicantKind::Company;
-            for t in merchants::documents::required(kind, "5812") {
+            for t in merchants::documents::required(kind, "5812", merchants::mcc::Table::builtin())
+            {
                 let expires = t
                     .expires()
                     .then(|| chrono::NaiveDate::from_ymd_opt(2030, 1, 1).expect("date"));
@@ -392,7 +393,7 @@ async fn two_nodes_obey_changes_made_through_the_api_at_once() {
         let reached = |seq: i64| {
             let stats = node2.stats.clone();
             async move {
-                let t0 = std::time::Instant::now();
+                let t0 = tokio::time::Instant::now();
                 while stats.feed_position.load(Ordering::Relaxed) < seq {
                     assert!(
                         t0.elapsed() < std::time::Duration::from_secs(20),
