@@ -338,6 +338,9 @@ pub fn merchant(cmd: MerchantCommand) -> anyhow::Result<()> {
                     updated_at: String::new(),
                     txn_limit_minor: txn_limit.unwrap_or_else(|| current(|t| t.txn_limit_minor)),
                     day_limit_minor: day_limit.unwrap_or_else(|| current(|t| t.day_limit_minor)),
+                    // The reserve is the risk rating's (provisioning, re-review).
+                    reserve_bps: current(|t| t.reserve_bps),
+                    reserve_days: current(|t| t.reserve_days),
                 },
                 &cli_actor(),
                 &now_rfc3339(),

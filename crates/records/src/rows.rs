@@ -262,6 +262,10 @@ pub struct TermsRow {
     pub txn_limit_minor: i64,
     /// Most sales and pre-authorizations a day, minor units (0: none).
     pub day_limit_minor: i64,
+    /// Rolling reserve: the share of each payable run paid later, basis points.
+    pub reserve_bps: i64,
+    /// Days the reserve is kept.
+    pub reserve_days: i64,
 }
 
 /// A settlement hold on a merchant or a transaction.

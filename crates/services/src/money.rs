@@ -231,6 +231,8 @@ pub fn terms_from(row: &TermsRow) -> Result<Terms> {
         credit_bps: row.credit_bps,
         debit_cap_minor: row.debit_cap_minor,
         min_fee_minor: row.min_fee_minor,
+        reserve_bps: row.reserve_bps,
+        reserve_days: row.reserve_days,
     })
 }
 
@@ -1072,6 +1074,8 @@ pub fn terms_json(t: &TermsRow) -> serde_json::Value {
         "min_fee_minor": t.min_fee_minor,
         "txn_limit_minor": t.txn_limit_minor,
         "day_limit_minor": t.day_limit_minor,
+        "reserve_bps": t.reserve_bps,
+        "reserve_days": t.reserve_days,
     })
 }
 
@@ -1094,9 +1098,21 @@ pub fn set_terms(db: &mut dyn Backend, terms: TermsRow, actor: &Actor, at: &str)
             "limits are 0 (none) or more minor units".into(),
         ));
     }
-    if db.merchant(&terms.merchant_id)?.is_none() {
+    if !(0..=10_000).contains(&terms.reserve_bps) || !(0..=366).contains(&terms.reserve_days) {
+        return Err(ServiceError::BadInput(
+            "a reserve is 0..=10000 basis points kept 0..=366 days".into(),
+        ));
+    }
+    let Some(merchant) = db.merchant(&terms.merchant_id)? else {
         return Err(ServiceError::NotFound(format!(
             "no merchant {}",
+            terms.merchant_id
+        )));
+    };
+    // Same-day settlement is credit the acquirer extends: not to a high-risk merchant.
+    if merchant.risk_class == "high" && terms.cycle.starts_with("D+0") {
+        return Err(ServiceError::BadInput(format!(
+            "merchant {} is rated high risk: it settles T+1 (D+0 needs a low or medium rating)",
             terms.merchant_id
         )));
     }

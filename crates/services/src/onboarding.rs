@@ -736,6 +736,8 @@ pub fn provision(
         updated_at: at.into(),
         txn_limit_minor: limits.per_txn_minor,
         day_limit_minor: limits.per_day_minor,
+        reserve_bps: limits.reserve_bps,
+        reserve_days: limits.reserve_days,
     }));
     let mut terminals = Vec::new();
     for (t, tid) in form.terminals.iter().zip(first_tid..) {
@@ -932,6 +934,8 @@ pub fn set_limits(
                 updated_at: at.into(),
                 txn_limit_minor: 0,
                 day_limit_minor: 0,
+                reserve_bps: plan.reserve_bps,
+                reserve_days: plan.reserve_days,
             }
         }
     };
@@ -1117,9 +1121,45 @@ pub fn complete_rereview(
         Write::MerchantReview(after.clone()),
         Write::Merchant(store::MerchantRow {
             risk_class: rating.into(),
-            ..merchant
+            ..merchant.clone()
         }),
     ];
+    // The new rating's limits and reserve go into the terms (and, as a limits change,
+    // onto the change feed every node follows).
+    if let Some(t) = db.terms_of(merchant_id).ctx("read terms")? {
+        let l = merchants::limits::for_merchant(&merchant.merchant_class, rating);
+        let new = store::TermsRow {
+            txn_limit_minor: l.per_txn_minor,
+            day_limit_minor: l.per_day_minor,
+            reserve_bps: l.reserve_bps,
+            reserve_days: l.reserve_days,
+            updated_at: at.into(),
+            ..t.clone()
+        };
+        if (
+            new.txn_limit_minor,
+            new.day_limit_minor,
+            new.reserve_bps,
+            new.reserve_days,
+        ) != (
+            t.txn_limit_minor,
+            t.day_limit_minor,
+            t.reserve_bps,
+            t.reserve_days,
+        ) {
+            let json = |t: &store::TermsRow| serde_json::json!({"merchant_id": t.merchant_id, "txn_limit_minor": t.txn_limit_minor, "day_limit_minor": t.day_limit_minor, "reserve_bps": t.reserve_bps, "reserve_days": t.reserve_days});
+            let mut a = json(&new);
+            a["reason"] = serde_json::json!(format!("re-review: rated {rating}"));
+            writes.push(actor.audit(
+                at,
+                "merchant.limits",
+                &format!("merchant:{merchant_id}"),
+                json(&t),
+                a,
+            ));
+            writes.push(Write::Terms(new));
+        }
+    }
     let hold_id = format!("rereview:{merchant_id}");
     if let Some(h) = db
         .holds(true)

@@ -89,6 +89,11 @@ pub struct Terms {
     pub debit_cap_minor: i64,
     /// Minimum fee per transaction (minor units).
     pub min_fee_minor: i64,
+    /// A rolling reserve: this share of each payable run (basis points) is paid
+    /// `reserve_days` later instead (0: none). High-risk merchants carry one.
+    pub reserve_bps: i64,
+    /// Days a reserve is kept before it is paid (the next working day after).
+    pub reserve_days: i64,
 }
 
 impl Default for Terms {
@@ -101,6 +106,8 @@ impl Default for Terms {
             credit_bps: 60,
             debit_cap_minor: 2_000,
             min_fee_minor: 1,
+            reserve_bps: 0,
+            reserve_days: 0,
         }
     }
 }
@@ -457,6 +464,23 @@ pub fn settle_carrying(
                     p
                 }
             };
+            // The reserve comes out of the latest payouts and is paid when it ends.
+            let reserve = if t.reserve_bps > 0 && t.reserve_days > 0 {
+                payable_after * t.reserve_bps.min(10_000) / 10_000
+            } else {
+                0
+            };
+            if reserve > 0 {
+                let mut left = reserve;
+                for p in s.payouts.iter_mut().rev() {
+                    let take = left.min(p.1);
+                    p.1 -= take;
+                    left -= take;
+                }
+                s.payouts.retain(|p| p.1 > 0);
+                let ends = date + Duration::days(t.reserve_days.clamp(1, 366) - 1);
+                s.payouts.push((next_working_day(ends), reserve));
+            }
             for (i, (_, amount)) in s.payouts.iter().enumerate() {
                 run.transfers.push(Transfer {
                     id: format!("payout:{settlement_id}:{i}"),

@@ -3,6 +3,9 @@
 -- documents' bytes leave the base64 column, and reference tables can be loaded.
 ALTER TABLE merchant_terms ADD COLUMN txn_limit_minor BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE merchant_terms ADD COLUMN day_limit_minor BIGINT NOT NULL DEFAULT 0;
+-- A rolling reserve (high-risk merchants): a share of each payout paid days later.
+ALTER TABLE merchant_terms ADD COLUMN reserve_bps BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE merchant_terms ADD COLUMN reserve_days BIGINT NOT NULL DEFAULT 0;
 -- Documents' bytes: on PostgreSQL in this column; beside an SQLite database they are
 -- files in the data directory (documents/<first two hex digits>/<sha256>) and the
 -- column stays empty. `data` keeps the base64 of the rows written before.

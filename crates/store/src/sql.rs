@@ -340,6 +340,8 @@ table_row!(TermsRow {
     updated_at: t,
     txn_limit_minor: i,
     day_limit_minor: i,
+    reserve_bps: i,
+    reserve_days: i,
 });
 table_row!(HoldRow {
     hold_id: t,
@@ -614,13 +616,14 @@ const SQL_CASE_ENTRY: &str =
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const SQL_TERMS: &str =
     "INSERT INTO merchant_terms (merchant_id, settlement_account, cycle, debit_bps, \
-     credit_bps, debit_cap_minor, min_fee_minor, updated_at, txn_limit_minor, day_limit_minor) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     credit_bps, debit_cap_minor, min_fee_minor, updated_at, txn_limit_minor, day_limit_minor, \
+     reserve_bps, reserve_days) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
      ON CONFLICT (merchant_id) DO UPDATE SET settlement_account = excluded.settlement_account, \
      cycle = excluded.cycle, debit_bps = excluded.debit_bps, credit_bps = excluded.credit_bps, \
      debit_cap_minor = excluded.debit_cap_minor, min_fee_minor = excluded.min_fee_minor, \
      updated_at = excluded.updated_at, txn_limit_minor = excluded.txn_limit_minor, \
-     day_limit_minor = excluded.day_limit_minor";
+     day_limit_minor = excluded.day_limit_minor, reserve_bps = excluded.reserve_bps, \
+     reserve_days = excluded.reserve_days";
 const SQL_HOLD: &str =
     "INSERT INTO holds (hold_id, subject, reason, placed_by, placed_at, released_by, \
      released_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hold_id) DO UPDATE SET \

@@ -244,6 +244,43 @@ async fn an_approved_application_becomes_a_merchant_whose_new_terminal_sells_and
             )
             .expect("re-review");
             assert_eq!(next.due_on, "2030-01-02", "12 months for medium risk");
+            // The new rating's limits are the merchant's terms now.
+            let terms = db.terms_of(&m).expect("read").expect("terms");
+            assert_eq!(
+                (
+                    terms.txn_limit_minor,
+                    terms.day_limit_minor,
+                    terms.reserve_bps
+                ),
+                (2_000_000, 20_000_000, 0),
+                "a standard merchant rated medium"
+            );
+            // Rated high: lower limits, a 10% reserve kept 90 days, and no same-day
+            // settlement.
+            onboarding::complete_rereview(
+                db.as_mut(),
+                &m,
+                "high",
+                "chargebacks rising",
+                day("2029-02-01"),
+                &actor,
+                at,
+            )
+            .expect("re-review");
+            let terms = db.terms_of(&m).expect("read").expect("terms");
+            assert_eq!(
+                (terms.txn_limit_minor, terms.reserve_bps, terms.reserve_days),
+                (1_000_000, 1_000, 90)
+            );
+            let same_day = store::TermsRow {
+                cycle: "D+0:100000".into(),
+                ..terms
+            };
+            let refused = services::money::set_terms(db.as_mut(), same_day, &actor, at);
+            assert!(
+                matches!(refused, Err(services::ServiceError::BadInput(_))),
+                "{refused:?}"
+            );
             assert!(!held(db.as_mut()), "the re-review releases the hold");
             let key = PiiKey::from_hex(PII_KEY).expect("key");
             onboarding::block(

@@ -40,6 +40,8 @@ fn terms(id: &str, cycle: &str) -> Write {
         updated_at: "2026-01-01T00:00:00+00:00".into(),
         txn_limit_minor: 0,
         day_limit_minor: 0,
+        reserve_bps: 0,
+        reserve_days: 0,
     })
 }
 

@@ -344,3 +344,49 @@ fn merchants_without_terms_are_priced_by_their_mcc_class() {
         assert_eq!(f(100_000, t.credit_bps, 0), credit, "{mcc}");
     }
 }
+
+/// A high-risk merchant's rolling reserve: 10% of the run's payable is paid 90 days
+/// on (the next working day after), the rest on its cycle; the ledger still balances
+/// and the merchant is paid everything it is owed.
+#[test]
+fn a_reserve_is_paid_when_it_ends() {
+    let mut terms = BTreeMap::new();
+    terms.insert(
+        "MR".to_owned(),
+        Terms {
+            settlement_account: "6222-0009".into(),
+            reserve_bps: 1_000,
+            reserve_days: 90,
+            ..Terms::default()
+        },
+    );
+    let items = vec![item(
+        1,
+        "MR",
+        ItemKind::Sale,
+        100_000,
+        CardType::Credit,
+        "2026-11-20",
+        None,
+    )];
+    let run = settle(d("2026-11-20"), &items, &terms, &BTreeMap::new());
+    let s = &run.settlements[0];
+    let net = s.net_minor;
+    assert_eq!(net, 100_000 - 600, "0.6% on a credit card");
+    // 2026-11-20 is a Friday: T+1 is Monday the 23rd. 90 days from the 20th end on
+    // 2027-02-17 (a year the shipped calendar does not hold: weekdays only).
+    assert_eq!(
+        s.payouts,
+        vec![
+            (d("2026-11-23"), net - net / 10),
+            (d("2027-02-18"), net / 10)
+        ]
+    );
+    let paid: i64 = run
+        .transfers
+        .iter()
+        .filter(|t| t.code == "payout")
+        .map(|t| t.amount)
+        .sum();
+    assert_eq!(paid, net, "everything owed is paid, a tenth later");
+}
