@@ -16,6 +16,7 @@ pub mod iso_cli;
 pub mod keys_cli;
 pub mod money_bench;
 pub mod money_cli;
+pub mod onboarding_cli;
 pub use acquirer as node;
 pub mod risk_cli;
 pub mod run_cli;

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use posguard::{
-    api_bench, api_cli, bench, check, demo, iso_cli, keys_cli, money_bench, money_cli, risk_cli,
-    run_cli, simulate, user_cli, BadInput,
+    api_bench, api_cli, bench, check, demo, iso_cli, keys_cli, money_bench, money_cli,
+    onboarding_cli, risk_cli, run_cli, simulate, user_cli, BadInput,
 };
 
 /// posguard: a risk-controlled POS acquiring platform.
@@ -52,9 +52,13 @@ enum Command {
     /// Transactions: where is my money.
     #[command(subcommand)]
     Txn(money_cli::TxnCommand),
-    /// Merchants: statement, pricing and settlement terms.
+    /// Merchants: statement, terms and limits, provisioning, status, relocation,
+    /// re-reviews, the blocklist, the calendar and the MCC table.
     #[command(subcommand)]
     Merchant(money_cli::MerchantCommand),
+    /// Merchant applications: enter, attach documents, review, list, show.
+    #[command(subcommand)]
+    Application(onboarding_cli::ApplicationCommand),
     /// Settlement holds: place, release, list.
     #[command(subcommand)]
     Hold(money_cli::HoldCommand),
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Payout(c) => money_cli::payout(c),
         Command::Txn(c) => money_cli::txn(c),
         Command::Merchant(c) => money_cli::merchant(c),
+        Command::Application(c) => onboarding_cli::application(c),
         Command::Hold(c) => money_cli::hold(c),
         Command::MoneyBench(a) => money_bench::run(a),
         Command::Recon(a) => money_cli::recon(a),

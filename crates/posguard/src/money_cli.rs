@@ -191,6 +191,9 @@ pub enum MerchantCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Status, relocation, limits, re-reviews and the blocklist.
+    #[command(flatten)]
+    Onboarded(crate::onboarding_cli::OnboardedCommand),
     /// A merchant's settlement statement for a business date.
     Statement {
         /// Where the journal is.
@@ -290,6 +293,7 @@ pub fn merchant(cmd: MerchantCommand) -> anyhow::Result<()> {
             application,
             under_kek,
         } => provision(&store, &lmk, application, under_kek),
+        MerchantCommand::Onboarded(c) => crate::onboarding_cli::onboarded(c),
         MerchantCommand::Calendar { store, year } => {
             let text = stdin_text(services::reference::MAX_CALENDAR)?;
             let mut db = open_store(&store.location())?;

@@ -4,9 +4,8 @@
 //! components are loaded into a terminal, which signs on, makes its test sale (the
 //! terminal becomes active) and the sale settles to the new merchant's own account.
 
-use merchants::review::Who;
 use posguard::demo_data::{CardFate, DemoTerminal};
-use services::onboarding::{self, PiiKey, Step};
+use services::onboarding::{self, PiiKey};
 
 use crate::scenarios::{card, code, stores, Pos, World};
 
@@ -75,41 +74,82 @@ async fn an_approved_application_becomes_a_merchant_whose_new_terminal_sells_and
         std::fs::write(&lmk_file, posguard::demo_data::DEMO_LMK).expect("lmk file");
         let lmk_arg = lmk_file.display().to_string();
         let out = tokio::task::spawn_blocking(move || {
-            let mut db = posguard::node::open_store(&s).expect("open");
-            let key = PiiKey::from_hex(PII_KEY).expect("key");
-            let actor = services::accounts::Actor::cli("test", 1);
-            let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
-            let at = "2026-12-01T02:00:00+00:00";
-            let app =
-                onboarding::create(db.as_mut(), &form(), &key, today, &actor, at).expect("create");
+            // The applicant's and the reviewer's steps on the command line: the form
+            // and its documents as files, the PII key from its file.
+            let dir =
+                std::env::temp_dir().join(format!("posguard-onboard-cli-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("dir");
+            let file = |name: &str, bytes: &[u8]| {
+                let p = dir.join(name);
+                std::fs::write(&p, bytes).expect("write");
+                p.display().to_string()
+            };
+            let key_file = file("pii.key", PII_KEY.as_bytes());
+            let form_file = file(
+                "form.json",
+                serde_json::to_string(&form()).expect("json").as_bytes(),
+            );
+            let at_flag = if s.starts_with("postgres") {
+                "--database-url"
+            } else {
+                "--data"
+            };
+            let cli = |args: &[&str]| {
+                let mut argv = args.to_vec();
+                argv.extend([at_flag, s.as_str()]);
+                let (code, out, err) = crate::run(&argv, b"");
+                assert_eq!(code, 0, "{argv:?}: {err}");
+                String::from_utf8(out).expect("utf-8")
+            };
+            let out = cli(&[
+                "application",
+                "create",
+                "--form",
+                &form_file,
+                "--pii-key-file",
+                &key_file,
+            ]);
+            assert!(out.starts_with("application 1 draft"), "{out}");
             let kind = merchants::application::ApplicantKind::Company;
             for t in merchants::documents::required(kind, "5812", merchants::mcc::Table::builtin())
             {
-                let expires = t
-                    .expires()
-                    .then(|| chrono::NaiveDate::from_ymd_opt(2030, 1, 1).expect("date"));
-                let pdf = format!("%PDF-1.4 {}", t.name());
-                onboarding::attach_document(
-                    db.as_mut(),
-                    app.app_id,
+                let pdf = file(
+                    &format!("{}.pdf", t.name()),
+                    format!("%PDF-1.4 {}", t.name()).as_bytes(),
+                );
+                let mut args = vec![
+                    "application",
+                    "document",
+                    "1",
+                    "--type",
                     t.name(),
-                    expires,
-                    pdf.as_bytes(),
-                    &actor,
-                    at,
-                )
-                .expect("document");
+                    "--file",
+                    &pdf,
+                ];
+                if t.expires() {
+                    args.extend(["--expires-on", "2030-01-01"]);
+                }
+                cli(&args);
             }
-            for (step, who) in [
-                (Step::Submit, Who::Applicant),
-                (Step::Assign("zhao.lei".into()), Who::Reviewer),
-                (Step::Approve("low".into()), Who::Reviewer),
-            ] {
-                let row =
-                    onboarding::step(db.as_mut(), app.app_id, step, who, &key, today, &actor, at)
-                        .expect("step");
-                assert_ne!(row.status, "checks_failed", "{}", row.problems);
+            for (step, note) in [("submit", ""), ("assign", "zhao.lei"), ("approve", "low")] {
+                let out = cli(&[
+                    "application",
+                    "step",
+                    "1",
+                    step,
+                    "--note",
+                    note,
+                    "--pii-key-file",
+                    &key_file,
+                ]);
+                assert!(!out.contains("checks_failed"), "{step}: {out}");
             }
+            let shown = cli(&["application", "show", "1"]);
+            assert!(shown.contains("application 1 approved"), "{shown}");
+            assert!(shown.contains("approve by os:"), "{shown}");
+            // No clear resident ID number in what the command printed.
+            assert!(!shown.contains("32010220000201000X"), "{shown}");
+            let _ = std::fs::remove_dir_all(&dir);
             let at = if s.starts_with("postgres") {
                 "--database-url"
             } else {
