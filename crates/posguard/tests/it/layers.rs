@@ -40,6 +40,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("settlement", IO),
     ("recon", IO),
     ("merchants", IO),
+    ("complaints", IO),
     ("sim", DATABASES),
 ];
 

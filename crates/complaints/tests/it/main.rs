@@ -1,0 +1,228 @@
+//! Complaints' rules: the SMS templates read back, candidates ranked, deadlines on
+//! the working-day calendar across the 2026 Spring Festival.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use complaints::deadline::{standing, Policy, Standing};
+use complaints::kinds::{Category, Source};
+use complaints::rank::{rank, Candidate, Clue};
+use complaints::sms::{parse, SmsKind, SmsTime};
+use merchants::calendar::WorkCalendar;
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
+}
+
+fn t(s: &str) -> NaiveDateTime {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("time")
+}
+
+#[test]
+fn names_round_trip() {
+    for s in Source::ALL {
+        assert_eq!(Source::parse(s.name()), Some(s));
+    }
+    for c in Category::ALL {
+        assert_eq!(Category::parse(c.name()), Some(c));
+    }
+    assert_eq!(Category::parse("lost_my_wallet"), None);
+    assert!(Category::MerchantCreditedShort.is_merchants());
+    assert_eq!(Category::DebitedTwice.transactions(), 2);
+}
+
+/// (text, masked card, merchant, kind, debit, amount, time) — or `None` for a text
+/// neither template reads.
+#[test]
+fn the_issuers_sms_are_read_back() {
+    type Want = Option<(&'static str, &'static str, SmsKind, bool, i64, SmsTime)>;
+    let month_day = |m, d, hm: &str| SmsTime::MonthDay {
+        month: m,
+        day: d,
+        time: chrono::NaiveTime::parse_from_str(hm, "%H:%M").expect("time"),
+    };
+    let cases: Vec<(&str, Want)> = vec![
+        (
+            "【posguard模拟银行】您的卡622848******1234于11月20日10:02在HAPPY MART消费，支出123.45 CNY，可用余额9876.55 CNY。",
+            Some(("622848******1234", "HAPPY MART", SmsKind::Sale, true, 12_345, month_day(11, 20, "10:02"))),
+        ),
+        (
+            "【posguard模拟银行】您的卡622848******1234于11月20日10:02在JADE TEA HOUSE冲正，存入88.00 CNY，可用余额9964.55 CNY。",
+            Some(("622848******1234", "JADE TEA HOUSE", SmsKind::Reversal, false, 8_800, month_day(11, 20, "10:02"))),
+        ),
+        (
+            "【posguard模拟银行】您的卡622848******9876于12月01日09:15在未知商户差错退款，存入5.00 CNY，可用余额1.00 CNY。",
+            Some(("622848******9876", "未知商户", SmsKind::Adjustment, false, 500, month_day(12, 1, "09:15"))),
+        ),
+        (
+            "[posguard SimBank] Card 431000******0042: sale at EAST WIND ELECTRONICS on 2026-11-21 18:40, debit 1999.00 CNY. Available balance 3000.00 CNY.",
+            Some(("431000******0042", "EAST WIND ELECTRONICS", SmsKind::Sale, true, 199_900, SmsTime::Full(t("2026-11-21 18:40")))),
+        ),
+        (
+            "[posguard SimBank] Card 431000******0042: refund of an erroneous debit at SHOP ON MAIN on 2026-11-22 08:00, credit 12.30 CNY. Available balance 3012.30 CNY.",
+            Some(("431000******0042", "SHOP ON MAIN", SmsKind::Adjustment, false, 1_230, SmsTime::Full(t("2026-11-22 08:00")))),
+        ),
+        // A full card number is no masked one: not read.
+        ("[posguard SimBank] Card 4310001234560042: sale at X on 2026-11-21 18:40, debit 1.00 CNY. Available balance 3.00 CNY.", None),
+        ("【posguard模拟银行】您的卡622848******1234于13月40日10:02在HAPPY MART消费，支出123.45 CNY，可用余额1 CNY。", None),
+        ("【某银行】您尾号1234的卡消费100元", None),
+        ("", None),
+    ];
+    for (text, want) in cases {
+        let got = parse(text).map(|f| {
+            (
+                f.masked_pan,
+                f.merchant,
+                f.kind,
+                f.debit,
+                f.amount_minor,
+                f.time,
+            )
+        });
+        let want = want.map(|(m, n, k, deb, a, tm)| (m.to_owned(), n.to_owned(), k, deb, a, tm));
+        assert_eq!(got, want, "{text}");
+    }
+    let f = parse("【posguard模拟银行】您的卡622848******1234于12月31日23:59在A消费，支出1.00 CNY，可用余额1.00 CNY。")
+        .expect("read");
+    assert_eq!(f.last4, "1234");
+    // A December SMS read in January is last year's.
+    assert_eq!(f.time.resolve(d("2027-01-03")), Some(t("2026-12-31 23:59")));
+    assert_eq!(f.time.resolve(d("2027-12-31")), Some(t("2027-12-31 23:59")));
+}
+
+fn candidate(
+    id: i64,
+    at: &str,
+    amount: i64,
+    card: &str,
+    merchant: &str,
+    terminal: &str,
+) -> Candidate {
+    Candidate {
+        txn_id: id,
+        rrn: format!("R{id:011}"),
+        at: t(at),
+        amount_minor: amount,
+        masked_pan: card.into(),
+        merchant_id: format!("89831000541100{id}"),
+        merchant_name: merchant.into(),
+        terminal_id: terminal.into(),
+    }
+}
+
+#[test]
+fn the_right_transaction_ranks_first_and_contradictions_are_left_out() {
+    let a = "622848******1234";
+    let b = "622848******5678";
+    let all = vec![
+        candidate(1, "2026-11-20 10:02", 12_345, a, "HAPPY MART", "30000001"),
+        candidate(2, "2026-11-20 10:03", 12_345, b, "HAPPY MART", "30000001"),
+        candidate(
+            3,
+            "2026-11-20 10:40",
+            12_300,
+            a,
+            "JADE TEA HOUSE",
+            "30000002",
+        ),
+        candidate(4, "2026-11-20 10:05", 12_345, a, "HAPPY MART", "30000001"),
+        candidate(5, "2026-11-19 10:02", 12_345, a, "HAPPY MART", "30000001"),
+    ];
+    let window = |from: &str, to: &str| (Some(t(from)), Some(t(to)));
+    let (from, to) = window("2026-11-20 10:00", "2026-11-20 10:10");
+    // Amount, time and last four: card B and yesterday are out; 1 and 4 both match
+    // (a double debit), 4 first: nearer the window's middle (10:05).
+    let clue = Clue {
+        amount_minor: Some(12_345),
+        from,
+        to,
+        last4: Some("1234".into()),
+        ..Clue::default()
+    };
+    let ids: Vec<i64> = rank(&clue, &all, 10).iter().map(|r| r.txn_id).collect();
+    assert_eq!(ids, [4, 1]);
+    // A tolerance lets a rounded amount in; the merchant's name breaks the tie.
+    let clue = Clue {
+        amount_minor: Some(12_300),
+        tolerance_minor: 100,
+        from,
+        to: Some(t("2026-11-20 11:00")),
+        masked_pan: Some(a.into()),
+        merchant: Some("jade".into()),
+        ..Clue::default()
+    };
+    let r = rank(&clue, &all, 10);
+    assert_eq!(r[0].txn_id, 3, "{r:?}");
+    assert_eq!(r[0].matched, ["amount", "time", "card", "merchant"]);
+    assert!(r[1..].iter().all(|x| x.matched.contains(&"amount_near")));
+    // The RRN alone finds one; a wrong one finds none.
+    let by_rrn = |rrn: &str| {
+        rank(
+            &Clue {
+                rrn: Some(rrn.into()),
+                ..Clue::default()
+            },
+            &all,
+            10,
+        )
+    };
+    assert_eq!(by_rrn("R00000000002").len(), 1);
+    assert!(by_rrn("R99999999999").is_empty());
+    assert!(Clue::default().is_empty());
+    // The limit holds.
+    let any = Clue {
+        last4: Some("1234".into()),
+        ..Clue::default()
+    };
+    assert_eq!(rank(&any, &all, 2).len(), 2);
+}
+
+/// The 2026 Spring Festival: 15–23 February off, Saturday the 14th and Saturday the
+/// 28th working days.
+#[test]
+fn deadlines_count_working_days_across_the_spring_festival() {
+    let cal = WorkCalendar::china();
+    let card = Policy::default_for(Source::CardholderPhone);
+    let hotline = Policy::default_for(Source::RegulatorHotline);
+    card.validate().expect("valid");
+    hotline.validate().expect("valid");
+    let opened = d("2026-02-13"); // a Friday
+                                  // Acknowledged the next working day: the make-up Saturday.
+    assert_eq!(card.acknowledge_by(&cal, opened), d("2026-02-14"));
+    // 15 calendar days for a cardholder; 10 working days for the hotline's.
+    assert_eq!(
+        card.resolve_by(&cal, opened, card.resolve_days),
+        d("2026-02-28")
+    );
+    assert_eq!(
+        hotline.resolve_by(&cal, opened, hotline.resolve_days),
+        d("2026-03-05")
+    );
+    // Near a deadline it is due, past it breached — counted in working days, so ten
+    // calendar days before a deadline behind the holiday it is due already.
+    let due = d("2026-02-24");
+    for (today, want) in [
+        ("2026-02-13", Standing::OnTime),
+        ("2026-02-14", Standing::Due),
+        ("2026-02-20", Standing::Due),
+        ("2026-02-24", Standing::Due),
+        ("2026-02-25", Standing::Breached),
+    ] {
+        assert_eq!(standing(&cal, due, d(today)), want, "{today}");
+    }
+    // Extensions: with a reason, to 30; beyond, up to 60 only when approved.
+    assert_eq!(
+        card.extend(15, 30, "waiting for the issuer's records", false),
+        Ok(30)
+    );
+    assert!(card.extend(15, 45, "complex", false).is_err());
+    assert_eq!(card.extend(30, 45, "complex", true), Ok(45));
+    assert!(card.extend(30, 61, "complex", true).is_err());
+    assert!(card.extend(15, 30, "  ", false).is_err());
+    assert!(card.extend(30, 30, "same", false).is_err());
+    assert!(hotline.extend(10, 21, "long", true).is_err());
+    // A policy from configuration is checked.
+    let bad = Policy {
+        resolve_days: 40,
+        ..card
+    };
+    assert!(bad.validate().is_err());
+}
