@@ -2,9 +2,12 @@
 //! issuers' SMS read back into facts ([`sms`]), the candidate transactions ranked
 //! against what the complainant remembers ([`rank`]), and the deadlines — to
 //! acknowledge, to resolve, how far they extend — in working days per source on the
-//! working-day calendar ([`deadline`]). The services join them to the store.
+//! working-day calendar ([`deadline`]), and what happened to the money, said for the
+//! complainant in Chinese and English and for staff, with its evidence
+//! ([`diagnose`]). The services join them to the store.
 
 pub mod deadline;
+pub mod diagnose;
 pub mod kinds;
 pub mod rank;
 pub mod sms;

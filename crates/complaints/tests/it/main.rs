@@ -226,3 +226,147 @@ fn deadlines_count_working_days_across_the_spring_festival() {
     };
     assert!(bad.validate().is_err());
 }
+
+mod diagnosis {
+    use complaints::diagnose::{diagnose, Advice, Evidence, Finding, Hold, Next, Settled, Txn};
+    use complaints::kinds::Category;
+    use records::{SafState, TxnKind, TxnState};
+
+    use super::d;
+
+    fn sec(s: &str) -> chrono::NaiveDateTime {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("time")
+    }
+
+    fn txn(state: TxnState, code: &str) -> Evidence {
+        Evidence {
+            txn: Txn {
+                txn_id: 1,
+                rrn: "R00000000001".into(),
+                kind: TxnKind::Sale,
+                state,
+                response_code: Some(code.into()),
+                amount_minor: 12_345,
+                at: sec("2026-11-20 10:02:00"),
+            },
+            advices: vec![],
+            findings: vec![],
+            settled: None,
+            hold: None,
+        }
+    }
+
+    fn advice(kind: &str, state: SafState, attempts: i64) -> Advice {
+        Advice {
+            saf_id: 7,
+            kind: kind.into(),
+            state,
+            attempts,
+            at: sec("2026-11-20 10:02:03"),
+        }
+    }
+
+    /// (what, category, evidence, code, words the English answer holds, a standing
+    /// debit, what is next, the evidence named)
+    type Case = (
+        &'static str,
+        Category,
+        Evidence,
+        &'static str,
+        &'static str,
+        bool,
+        Next,
+        Vec<&'static str>,
+    );
+
+    #[test]
+    fn each_money_situation_is_explained_with_its_evidence() {
+        let reversed = |state, attempts| Evidence {
+            advices: vec![advice("reversal", state, attempts)],
+            ..txn(TxnState::Reversed, "00")
+        };
+        let adjusted = Evidence {
+            advices: vec![advice("adjustment", SafState::Done, 1)],
+            findings: vec![Finding {
+                finding_id: "F20261120-0001".into(),
+                class: "phantom_debit".into(),
+                status: "auto_resolved".into(),
+                business_date: d("2026-11-20"),
+            }],
+            ..txn(TxnState::Approved, "00")
+        };
+        let hold = Hold {
+            hold_id: "risk:1".into(),
+            reason: "risk review: merchant.new_volume".into(),
+            since: sec("2026-11-20 10:02:00"),
+            released: None,
+        };
+        let settled = Settled {
+            settlement_id: "S20261120-898310005411001".into(),
+            business_date: d("2026-11-20"),
+            net_minor: 12_302,
+            payouts: vec![(d("2026-11-23"), 12_302, true)],
+        };
+        let cases: Vec<Case> = vec![
+            ("declined", Category::DebitedButFailed, txn(TxnState::Declined, "51"), "declined",
+             "declined by your bank (51): no money moved", false, Next::Explain, vec!["txn:1"]),
+            ("refused by the acquirer", Category::DebitedButFailed, txn(TxnState::Rejected, "03"), "declined",
+             "declined by the acquirer (03)", false, Next::Explain, vec!["txn:1"]),
+            ("timed out", Category::DebitedButFailed, txn(TxnState::TimedOut, "98"), "not_completed",
+             "did not complete: no money moved", false, Next::Explain, vec!["txn:1"]),
+            ("reversed", Category::DebitedButFailed, reversed(SafState::Done, 1), "reversed",
+             "reversed automatically at 2026-11-20 10:02:03, acknowledged by your bank", false, Next::Explain, vec!["txn:1", "saf:7"]),
+            ("reversal retried", Category::DebitedButFailed, reversed(SafState::Pending, 4), "reversal_in_progress",
+             "still being sent to your bank (attempt 4)", true, Next::ExpediteReversal, vec!["txn:1", "saf:7"]),
+            ("reversal refused", Category::DebitedButFailed, reversed(SafState::Exception, 9), "reversal_exception",
+             "needs an operator", true, Next::OperatorException, vec!["txn:1", "saf:7"]),
+            ("adjusted", Category::DebitedTwice, adjusted, "adjusted",
+             "credit adjustment was sent to your bank and accepted at 2026-11-20 10:02:03", false, Next::Explain,
+             vec!["txn:1", "saf:7", "finding:F20261120-0001"]),
+            ("voided", Category::RefundNotReceived, txn(TxnState::Voided, "00"), "voided",
+             "was voided", false, Next::Explain, vec!["txn:1"]),
+            ("a real sale", Category::Unrecognised, txn(TxnState::Approved, "00"), "approved_stands",
+             "approved by your bank (00)", true, Next::Explain, vec!["txn:1"]),
+            ("a real sale said failed", Category::DebitedButFailed, txn(TxnState::Approved, "00"), "approved_stands",
+             "the sale stands", true, Next::Investigate, vec!["txn:1"]),
+            ("held", Category::MerchantNotCredited, Evidence { hold: Some(hold.clone()), ..txn(TxnState::Approved, "00") }, "held",
+             "held: risk review: merchant.new_volume (since 2026-11-20 10:02:00)", true, Next::ReviewHold, vec!["txn:1", "hold:risk:1"]),
+            ("paid out after a release", Category::MerchantCreditedShort,
+             Evidence {
+                 hold: Some(Hold { released: Some(("risk.zhao".into(), sec("2026-11-21 09:00:00"))), ..hold }),
+                 settled: Some(settled.clone()),
+                 ..txn(TxnState::Approved, "00")
+             },
+             "paid_out", "settled for 2026-11-20 in S20261120-898310005411001, net 123.02; payouts: 2026-11-23 123.02", true, Next::Explain,
+             vec!["txn:1", "settlement:S20261120-898310005411001", "hold:risk:1"]),
+            ("scheduled", Category::MerchantNotCredited,
+             Evidence {
+                 settled: Some(Settled { payouts: vec![(d("2026-11-23"), 12_302, false)], ..settled }),
+                 ..txn(TxnState::Approved, "00")
+             },
+             "settled", "2026-11-23 123.02 (scheduled)", true, Next::AwaitSettlement,
+             vec!["txn:1", "settlement:S20261120-898310005411001"]),
+            ("not settled yet", Category::MerchantNotCredited, txn(TxnState::Approved, "00"), "not_settled_yet",
+             "settles in the next run", true, Next::AwaitSettlement, vec!["txn:1"]),
+        ];
+        for (what, category, e, code, words, stands, next, evidence) in cases {
+            let g = diagnose(category, &e);
+            assert_eq!(g.code, code, "{what}: {g:?}");
+            assert!(g.en.contains(words), "{what}: {}", g.en);
+            assert!(g.en.contains("123.45"), "{what}: the amount: {}", g.en);
+            assert!(
+                g.zh.contains("123.45"),
+                "{what}: the amount in Chinese: {}",
+                g.zh
+            );
+            assert!(
+                !g.staff.is_empty() && g.staff.contains("txn 1"),
+                "{what}: {}",
+                g.staff
+            );
+            assert_eq!(g.debit_stands, stands, "{what}");
+            assert_eq!(g.next, next, "{what}");
+            assert_eq!(g.evidence, evidence, "{what}");
+        }
+    }
+}
