@@ -66,6 +66,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::BadInput(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m),
             ServiceError::NotFound(m) => ApiError::not_found(m),
             ServiceError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            ServiceError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "four_eyes", m),
             other => {
                 tracing::error!(error = %other, "API request failed");
                 ApiError::new(

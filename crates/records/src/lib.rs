@@ -11,8 +11,9 @@ mod rows;
 pub use kind::{SafState, Stored, TxnKind, TxnState};
 pub use rows::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
-    BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
-    EventRow, FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
+    BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, ComplaintActionRow,
+    ComplaintEventRow, ComplaintRow, ComplaintTxnRow, DecisionRow, DocumentRow, EventRow,
+    FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
     ReconFileRow, ReconLineRow, ReconRunRow, ReferenceRow, RuleSetRow, SafRow, SessionRow,
     SettlementItemRow, SettlementRow, SettlementRunRow, TerminalRow, TermsRow, TxnRow, Write,
 };

@@ -410,6 +410,109 @@ pub struct ReferenceRow {
     pub loaded_at: String,
 }
 
+/// A complaint: who, through which channel, about what, what they remember, its
+/// deadlines, owner and outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplaintRow {
+    /// Its number.
+    pub complaint_id: i64,
+    /// `cardholder_phone`, `merchant`, `regulator_hotline`, …
+    pub source: String,
+    /// `debited_but_failed`, `debited_twice`, …
+    pub category: String,
+    /// `cardholder` or `merchant`.
+    pub complainant: String,
+    /// How to answer them (a phone number or an address).
+    pub contact: String,
+    /// `zh` or `en`: the answer's language.
+    pub language: String,
+    /// The merchant complaining, or the one named.
+    pub merchant_id: Option<String>,
+    /// What they remember (JSON: amount, window, masked card or last four, merchant,
+    /// terminal, RRN, the SMS text); never a clear card number.
+    pub clue: String,
+    /// `open`, `acknowledged`, `awaiting_approval`, `resolved`, `rejected`.
+    pub status: String,
+    /// Who works it.
+    pub owner: Option<String>,
+    /// To be acknowledged by (YYYY-MM-DD).
+    pub ack_due: String,
+    /// To be resolved by (YYYY-MM-DD).
+    pub resolve_due: String,
+    /// The resolution deadline in days (the policy's, or an extension's).
+    pub resolve_days: i64,
+    /// When acknowledged.
+    pub acknowledged_at: Option<String>,
+    /// When resolved or rejected.
+    pub resolved_at: Option<String>,
+    /// `explained`, `refunded`, `reversal_expedited`, `hold_released`, `escalated`,
+    /// `rejected`.
+    pub outcome: Option<String>,
+    /// The answer sent, in the complainant's language.
+    pub answer: Option<String>,
+    /// When filed.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// A transaction a complaint is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplaintTxnRow {
+    /// The complaint.
+    pub complaint_id: i64,
+    /// The transaction.
+    pub txn_id: i64,
+    /// Who linked it.
+    pub linked_by: String,
+    /// When.
+    pub linked_at: String,
+}
+
+/// One step of a complaint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplaintEventRow {
+    /// The complaint.
+    pub complaint_id: i64,
+    /// Order, from 1.
+    pub seq: i64,
+    /// When.
+    pub at: String,
+    /// `file`, `link`, `acknowledge`, `assign`, `extend`, `request_refund`, …
+    pub action: String,
+    /// Who.
+    pub actor: String,
+    /// What was said or decided.
+    pub note: String,
+}
+
+/// A money action of a complaint, waiting for or given a second person's approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplaintActionRow {
+    /// Its number.
+    pub action_id: i64,
+    /// The complaint.
+    pub complaint_id: i64,
+    /// `refund` (a credit adjustment through the store-and-forward queue).
+    pub kind: String,
+    /// The transaction given back.
+    pub txn_id: i64,
+    /// How much, minor units.
+    pub amount_minor: i64,
+    /// Why.
+    pub reason: String,
+    /// Who asked.
+    pub requested_by: String,
+    /// When.
+    pub requested_at: String,
+    /// Who decided (never the one who asked).
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at: Option<String>,
+    /// `pending`, `done`, `refused`.
+    pub status: String,
+}
+
 /// An entry of the onboarding blocklist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockRow {
@@ -782,6 +885,14 @@ pub enum Write {
     MerchantReview(MerchantReviewRow),
     /// Insert or replace a reference table.
     Reference(ReferenceRow),
+    /// Insert or update a complaint.
+    Complaint(ComplaintRow),
+    /// Link a transaction to a complaint.
+    ComplaintTxn(ComplaintTxnRow),
+    /// Append a step of a complaint.
+    ComplaintEvent(ComplaintEventRow),
+    /// Insert or update a complaint's money action.
+    ComplaintAction(ComplaintActionRow),
     /// Insert a merchant settlement.
     Settlement(SettlementRow),
     /// Insert a transaction's settlement (a transaction settles at most once).

@@ -20,6 +20,7 @@ use store::StoreError;
 
 pub mod accounts;
 pub mod check;
+pub mod complaints;
 pub mod money;
 pub mod onboarding;
 pub mod reconcile;
@@ -40,6 +41,10 @@ pub enum ServiceError {
     /// It exists already, or conflicts with what exists (the API answers 409).
     #[error("{0}")]
     Conflict(String),
+    /// This person may not do it, whatever their role (four-eyes: nobody approves
+    /// their own request; the API answers 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed.
     #[error("{what}: {source}")]
     Store {
@@ -68,7 +73,10 @@ impl ServiceError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            ServiceError::BadInput(_) | ServiceError::NotFound(_) | ServiceError::Conflict(_)
+            ServiceError::BadInput(_)
+                | ServiceError::NotFound(_)
+                | ServiceError::Conflict(_)
+                | ServiceError::Forbidden(_)
         )
     }
 }

@@ -23,8 +23,9 @@ pub use journal::{
 pub use pg::PgBackend;
 pub use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
-    BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
-    EventRow, FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
+    BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, ComplaintActionRow,
+    ComplaintEventRow, ComplaintRow, ComplaintTxnRow, DecisionRow, DocumentRow, EventRow,
+    FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
     ReconFileRow, ReconLineRow, ReconRunRow, ReferenceRow, RuleSetRow, SafRow, SafState,
     SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow,
     TxnKind, TxnRow, TxnState, Write,
@@ -87,6 +88,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/011_api.sql"),
     include_str!("../migrations/012_onboarding.sql"),
     include_str!("../migrations/013_limits.sql"),
+    include_str!("../migrations/014_complaints.sql"),
 ];
 
 /// The server's message behind a PostgreSQL error ("db error" alone says nothing).
@@ -237,7 +239,18 @@ pub trait Backend: Send {
         Ok(rows)
     }
 
-    /// The transaction with this RRN.
+    /// The transaction with this id.
+    fn transaction(&mut self, txn_id: i64) -> Result<Option<TxnRow>, StoreError> {
+        run(self, |tx| {
+            one(
+                tx,
+                &select::<TxnRow>("transactions WHERE txn_id = $1"),
+                &[txn_id.into()],
+            )
+        })
+    }
+
+    /// The transaction with an RRN.
     fn transaction_by_rrn(&mut self, rrn: &str) -> Result<Option<TxnRow>, StoreError> {
         run(self, |tx| {
             one(
@@ -554,6 +567,34 @@ pub trait Backend: Send {
     /// One application.
     fn application(&mut self, app_id: i64) -> Result<Option<ApplicationRow>, StoreError> {
         run(self, |tx| money::application(tx, app_id))
+    }
+
+    /// Complaints, oldest first: all, or those with `status`.
+    fn complaints(&mut self, status: Option<&str>) -> Result<Vec<ComplaintRow>, StoreError> {
+        run(self, |tx| money::complaints(tx, status))
+    }
+
+    /// One complaint.
+    fn complaint(&mut self, id: i64) -> Result<Option<ComplaintRow>, StoreError> {
+        run(self, |tx| money::complaint(tx, id))
+    }
+
+    /// The transactions a complaint is linked to.
+    fn complaint_txns(&mut self, id: i64) -> Result<Vec<ComplaintTxnRow>, StoreError> {
+        run(self, |tx| money::complaint_txns(tx, id))
+    }
+
+    /// A complaint's steps, in order.
+    fn complaint_events(&mut self, id: i64) -> Result<Vec<ComplaintEventRow>, StoreError> {
+        run(self, |tx| money::complaint_events(tx, id))
+    }
+
+    /// Money actions of complaints (one complaint's with `Some`), oldest first.
+    fn complaint_actions(
+        &mut self,
+        complaint: Option<i64>,
+    ) -> Result<Vec<ComplaintActionRow>, StoreError> {
+        run(self, |tx| money::complaint_actions(tx, complaint))
     }
 
     /// Every reference table an administrator loaded (calendar years, the MCC

@@ -16,9 +16,10 @@ use crate::sql::{self, all, ids, one, select, Arg, TableRow, Tx, Val};
 use crate::StoreError;
 use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, BatchDiffRow, BatchSettlementRow,
-    BlockRow, CaptureRow, DocumentRow, FindingRow, HoldRow, MerchantReviewRow, PayoutRow,
-    ReconFileRow, ReconLineRow, ReconRunRow, ReferenceRow, RuleSetRow, SettlementItemRow,
-    SettlementRow, SettlementRunRow, TermsRow, TxnRow, Write,
+    BlockRow, CaptureRow, ComplaintActionRow, ComplaintEventRow, ComplaintRow, ComplaintTxnRow,
+    DocumentRow, FindingRow, HoldRow, MerchantReviewRow, PayoutRow, ReconFileRow, ReconLineRow,
+    ReconRunRow, ReferenceRow, RuleSetRow, SettlementItemRow, SettlementRow, SettlementRunRow,
+    TermsRow, TxnRow, Write,
 };
 
 const ACCOUNT_COLUMNS: &str =
@@ -330,6 +331,64 @@ pub(crate) fn application(
         tx,
         &select::<ApplicationRow>("applications WHERE app_id = $1"),
         &[app_id.into()],
+    )
+}
+
+/// Complaints, oldest first, with a status or all.
+pub(crate) fn complaints(
+    tx: &mut dyn Tx,
+    status: Option<&str>,
+) -> Result<Vec<ComplaintRow>, StoreError> {
+    all(
+        tx,
+        &select::<ComplaintRow>(
+            "complaints WHERE (CAST($1 AS TEXT) IS NULL OR status = $1) ORDER BY complaint_id",
+        ),
+        &[status.map_or(Arg::Null, Arg::T)],
+    )
+}
+
+/// One complaint.
+pub(crate) fn complaint(tx: &mut dyn Tx, id: i64) -> Result<Option<ComplaintRow>, StoreError> {
+    one(
+        tx,
+        &select::<ComplaintRow>("complaints WHERE complaint_id = $1"),
+        &[id.into()],
+    )
+}
+
+/// The transactions a complaint is linked to.
+pub(crate) fn complaint_txns(tx: &mut dyn Tx, id: i64) -> Result<Vec<ComplaintTxnRow>, StoreError> {
+    all(
+        tx,
+        &select::<ComplaintTxnRow>("complaint_txns WHERE complaint_id = $1 ORDER BY txn_id"),
+        &[id.into()],
+    )
+}
+
+/// A complaint's steps, in order.
+pub(crate) fn complaint_events(
+    tx: &mut dyn Tx,
+    id: i64,
+) -> Result<Vec<ComplaintEventRow>, StoreError> {
+    all(
+        tx,
+        &select::<ComplaintEventRow>("complaint_events WHERE complaint_id = $1 ORDER BY seq"),
+        &[id.into()],
+    )
+}
+
+/// Every complaint's money actions (a complaint's with `Some`), oldest first.
+pub(crate) fn complaint_actions(
+    tx: &mut dyn Tx,
+    complaint: Option<i64>,
+) -> Result<Vec<ComplaintActionRow>, StoreError> {
+    all(
+        tx,
+        &select::<ComplaintActionRow>(
+            "complaint_actions WHERE (CAST($1 AS BIGINT) IS NULL OR complaint_id = $1) ORDER BY action_id",
+        ),
+        &[complaint.map_or(Arg::Null, Arg::I)],
     )
 }
 

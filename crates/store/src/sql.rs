@@ -9,8 +9,9 @@
 use crate::StoreError;
 use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
-    BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, DecisionRow, DocumentRow,
-    EventRow, FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
+    BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, ComplaintActionRow,
+    ComplaintEventRow, ComplaintRow, ComplaintTxnRow, DecisionRow, DocumentRow, EventRow,
+    FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
     ReconFileRow, ReconLineRow, ReconRunRow, ReferenceRow, RuleSetRow, SafRow, SessionRow,
     SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow,
     Write,
@@ -400,6 +401,54 @@ table_row!(MerchantReviewRow {
     due_on: t,
     last_on: t,
 });
+table_row!(ComplaintRow {
+    complaint_id: i,
+    source: t,
+    category: t,
+    complainant: t,
+    contact: t,
+    language: t,
+    merchant_id: ot,
+    clue: t,
+    status: t,
+    owner: ot,
+    ack_due: t,
+    resolve_due: t,
+    resolve_days: i,
+    acknowledged_at: ot,
+    resolved_at: ot,
+    outcome: ot,
+    answer: ot,
+    created_at: t,
+    updated_at: t,
+});
+table_row!(ComplaintTxnRow {
+    complaint_id: i,
+    txn_id: i,
+    linked_by: t,
+    linked_at: t,
+});
+table_row!(ComplaintEventRow {
+    complaint_id: i,
+    seq: i,
+    at: t,
+    action: t,
+    actor: t,
+    note: t,
+});
+table_row!(ComplaintActionRow {
+    action_id: i,
+    complaint_id: i,
+    kind: t,
+    txn_id: i,
+    amount_minor: i,
+    reason: t,
+    requested_by: t,
+    requested_at: t,
+    decided_by: ot,
+    decided_at: ot,
+    status: t,
+});
 table_row!(ReferenceRow {
     name: t,
     body: t,
@@ -656,6 +705,23 @@ const SQL_APPLICATION_EVENT: &str = "INSERT INTO application_events (app_id, seq
 const SQL_MERCHANT_REVIEW: &str = "INSERT INTO merchant_reviews (merchant_id, risk_level, \
      due_on, last_on) VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id) DO UPDATE SET \
      risk_level = excluded.risk_level, due_on = excluded.due_on, last_on = excluded.last_on";
+const SQL_COMPLAINT: &str = "INSERT INTO complaints (complaint_id, source, category, complainant, \
+     contact, language, merchant_id, clue, status, owner, ack_due, resolve_due, resolve_days, \
+     acknowledged_at, resolved_at, outcome, answer, created_at, updated_at) VALUES ($1, $2, $3, \
+     $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+     ON CONFLICT (complaint_id) DO UPDATE SET status = excluded.status, owner = excluded.owner, \
+     resolve_due = excluded.resolve_due, resolve_days = excluded.resolve_days, \
+     acknowledged_at = excluded.acknowledged_at, resolved_at = excluded.resolved_at, \
+     outcome = excluded.outcome, answer = excluded.answer, merchant_id = excluded.merchant_id, \
+     updated_at = excluded.updated_at";
+const SQL_COMPLAINT_TXN: &str = "INSERT INTO complaint_txns (complaint_id, txn_id, linked_by, \
+     linked_at) VALUES ($1, $2, $3, $4) ON CONFLICT (complaint_id, txn_id) DO NOTHING";
+const SQL_COMPLAINT_EVENT: &str = "INSERT INTO complaint_events (complaint_id, seq, at, action, \
+     actor, note) VALUES ($1, $2, $3, $4, $5, $6)";
+const SQL_COMPLAINT_ACTION: &str = "INSERT INTO complaint_actions (action_id, complaint_id, kind, \
+     txn_id, amount_minor, reason, requested_by, requested_at, decided_by, decided_at, status) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (action_id) DO UPDATE SET \
+     decided_by = excluded.decided_by, decided_at = excluded.decided_at, status = excluded.status";
 const SQL_REFERENCE: &str = "INSERT INTO reference_tables (name, body, loaded_by, loaded_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET body = excluded.body, \
      loaded_by = excluded.loaded_by, loaded_at = excluded.loaded_at";
@@ -745,6 +811,10 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         Write::Block(r) => (SQL_BLOCK, r.args()),
         Write::MerchantReview(r) => (SQL_MERCHANT_REVIEW, r.args()),
         Write::Reference(r) => (SQL_REFERENCE, r.args()),
+        Write::Complaint(r) => (SQL_COMPLAINT, r.args()),
+        Write::ComplaintTxn(r) => (SQL_COMPLAINT_TXN, r.args()),
+        Write::ComplaintEvent(r) => (SQL_COMPLAINT_EVENT, r.args()),
+        Write::ComplaintAction(r) => (SQL_COMPLAINT_ACTION, r.args()),
         Write::ApplicationDocument(r) => (SQL_APPLICATION_DOCUMENT, r.args()),
         Write::Settlement(r) => (SQL_SETTLEMENT, r.args()),
         Write::SettlementItem(r) => (SQL_ITEM, r.args()),
@@ -805,6 +875,10 @@ mod tests {
             (SQL_BLOCK, BlockRow::COLUMNS),
             (SQL_MERCHANT_REVIEW, MerchantReviewRow::COLUMNS),
             (SQL_REFERENCE, ReferenceRow::COLUMNS),
+            (SQL_COMPLAINT, ComplaintRow::COLUMNS),
+            (SQL_COMPLAINT_TXN, ComplaintTxnRow::COLUMNS),
+            (SQL_COMPLAINT_EVENT, ComplaintEventRow::COLUMNS),
+            (SQL_COMPLAINT_ACTION, ComplaintActionRow::COLUMNS),
             (SQL_APPLICATION_DOCUMENT, ApplicationDocumentRow::COLUMNS),
             (SQL_SETTLEMENT, SettlementRow::COLUMNS),
             (SQL_ITEM, SettlementItemRow::COLUMNS),

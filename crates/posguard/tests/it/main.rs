@@ -1,6 +1,7 @@
 //! End-to-end tests of the posguard binary.
 
 mod audit;
+mod complaints;
 mod crash;
 mod demo;
 mod faults;

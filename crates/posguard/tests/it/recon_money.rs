@@ -17,7 +17,7 @@ use store::{Backend, FindingRow, TxnRow, Write};
 use crate::scenarios::{card, code, stores, Setup, World};
 
 /// Runs `f` on a store connection off the async workers (the PostgreSQL client blocks).
-async fn db<T: Send + 'static>(
+pub(crate) async fn db<T: Send + 'static>(
     store: &str,
     f: impl FnOnce(&mut dyn Backend) -> T + Send + 'static,
 ) -> T {
@@ -54,23 +54,23 @@ fn csv(lines: &[ClearingRecord]) -> String {
 }
 
 /// One sale on a running world, and where reconciliation picks it up.
-struct Day {
-    w: World,
-    store: String,
-    card: DemoCard,
-    before: i64,
-    txn: TxnRow,
-    date: NaiveDate,
-    cfg: MoneyConfig,
+pub(crate) struct Day {
+    pub(crate) w: World,
+    pub(crate) store: String,
+    pub(crate) card: DemoCard,
+    pub(crate) before: i64,
+    pub(crate) txn: TxnRow,
+    pub(crate) date: NaiveDate,
+    pub(crate) cfg: MoneyConfig,
     /// Clearing lines already published in the day's file.
-    published: usize,
+    pub(crate) published: usize,
 }
 
-const AMOUNT: i64 = 8_800;
+pub(crate) const AMOUNT: i64 = 8_800;
 
 impl Day {
     /// Starts a world with `faults` and sells once; the terminal sees `want_code`.
-    async fn sell(store: &str, faults: Faults, want_code: &str) -> Day {
+    pub(crate) async fn sell(store: &str, faults: Faults, want_code: &str) -> Day {
         let setup = Setup {
             faults,
             issuer_timeout_ms: 300,
@@ -134,11 +134,11 @@ impl Day {
         b.clearing_records().to_vec()
     }
 
-    fn balance(&self) -> i64 {
+    pub(crate) fn balance(&self) -> i64 {
         self.w.account(&self.card).balance_minor
     }
 
-    fn sms(&self) -> Vec<SmsKind> {
+    pub(crate) fn sms(&self) -> Vec<SmsKind> {
         let id = self.w.account(&self.card).id;
         let bank = self.w.issuer.bank();
         let b = bank.lock().expect("bank");
@@ -194,7 +194,7 @@ impl Day {
 
     /// Waits (bounded) until the acquirer has sent the queued adjustment and the
     /// issuer answered it.
-    async fn adjustment_done(&self) {
+    pub(crate) async fn adjustment_done(&self) {
         let id = switch::adjustment_id(self.txn.txn_id, 1);
         for _ in 0..300 {
             let state = db(&self.store, move |db| {

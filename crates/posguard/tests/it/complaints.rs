@@ -1,0 +1,305 @@
+//! Complaints over real sockets, on SQLite and PostgreSQL: a constructed money
+//! situation (a double debit; an approval the terminal never heard of, reversed), the
+//! complaint filed with what the cardholder remembers (or their bank's SMS), the
+//! candidates found, the diagnosis and its evidence, the resolution — a refund above
+//! the threshold approved by a second person, never by the one who asked — and the
+//! money at the issuer after it.
+
+use complaints::deadline::Standing;
+use issuer::SmsKind;
+use services::accounts::Actor;
+use services::complaints::{self as cp, Filing, Outcome, Policies, Refund};
+use services::ServiceError;
+
+use crate::recon_money::{db, Day, AMOUNT};
+use crate::scenarios::stores;
+
+fn actor(name: &str) -> Actor {
+    Actor {
+        name: name.into(),
+        role: "support".into(),
+        request_id: "test".into(),
+        source: "test".into(),
+    }
+}
+
+/// The sale's local time, and a window around it as a cardholder remembers it.
+fn window(d: &Day) -> (String, String) {
+    let at = chrono::DateTime::parse_from_rfc3339(&d.txn.created_at).expect("time");
+    let local = at.to_utc().naive_utc() + chrono::Duration::hours(8);
+    let f = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M").to_string();
+    (
+        f(local - chrono::Duration::minutes(15)),
+        f(local + chrono::Duration::minutes(15)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_debit_is_found_diagnosed_and_refunded_with_four_eyes() {
+    for store in stores("cp_double") {
+        let faults = issuer::Faults {
+            double_debit_permille: 1000,
+            ..issuer::Faults::default()
+        };
+        let d = Day::sell(&store, faults, "00").await;
+        assert_eq!(
+            d.balance(),
+            d.before - 2 * AMOUNT,
+            "debited twice ({store})"
+        );
+        let (from, to) = window(&d);
+        let last4 = d.card.pan[d.card.pan.len() - 4..].to_owned();
+        let txn_id = d.txn.txn_id;
+        let at = d.txn.created_at.clone();
+        let (diagnosis, after) = db(&store, move |db| {
+            let f = Filing {
+                source: "cardholder_phone".into(),
+                category: "debited_twice".into(),
+                contact: "13800000000".into(),
+                language: "en".into(),
+                amount_minor: Some(AMOUNT),
+                from: Some(from),
+                to: Some(to),
+                last4: Some(last4),
+                ..Filing::default()
+            };
+            let (support, lead) = (actor("support.li"), actor("support.lead"));
+            let c = cp::file(db, &f, &Policies::default(), &support, &at).expect("file");
+            // A full card number is refused at intake.
+            let clear = Filing {
+                masked_pan: Some("6228480000000000123".into()),
+                ..f.clone()
+            };
+            assert!(matches!(
+                cp::file(db, &clear, &Policies::default(), &support, &at),
+                Err(ServiceError::BadInput(_))
+            ));
+            let found = cp::candidates(db, c.complaint_id, 5).expect("candidates");
+            assert_eq!(
+                found.first().map(|(_, t)| t.txn_id),
+                Some(txn_id),
+                "{found:?}"
+            );
+            assert!(found[0].0.matched.contains(&"amount"), "{found:?}");
+            cp::acknowledge(db, c.complaint_id, &support, &at).expect("acknowledge");
+            cp::link(db, c.complaint_id, &[txn_id], &support, &at).expect("link");
+            let diagnosis = cp::diagnoses(db, c.complaint_id).expect("diagnosis");
+            // Four-eyes: above the threshold the refund waits; the one who asked
+            // cannot approve it; another person does.
+            let a = match cp::request_refund(
+                db,
+                c.complaint_id,
+                txn_id,
+                AMOUNT,
+                "the issuer debited twice",
+                5_000,
+                &support,
+                &at,
+            )
+            .expect("request")
+            {
+                Refund::AwaitingApproval(a) => a,
+                other => panic!("above the threshold it waits: {other:?}"),
+            };
+            assert_eq!(
+                db.complaint(c.complaint_id)
+                    .expect("read")
+                    .expect("c")
+                    .status,
+                "awaiting_approval"
+            );
+            assert!(matches!(
+                cp::decide_refund(db, a, true, &support, &at),
+                Err(ServiceError::Forbidden(_))
+            ));
+            let after = cp::decide_refund(db, a, true, &lead, &at).expect("approve");
+            let steps: Vec<String> = db
+                .complaint_events(c.complaint_id)
+                .expect("events")
+                .into_iter()
+                .map(|e| e.action)
+                .collect();
+            assert_eq!(
+                steps,
+                [
+                    "file",
+                    "acknowledge",
+                    "link",
+                    "request_refund",
+                    "approve_refund"
+                ]
+            );
+            let audited: Vec<String> = db
+                .audit_after(0, 10_000)
+                .expect("audit")
+                .into_iter()
+                .filter(|r| r.object == format!("complaint:{}", c.complaint_id))
+                .map(|r| r.action)
+                .collect();
+            assert_eq!(audited.len(), 5, "{audited:?}");
+            // No clear card number or contact in the audit trail.
+            let trail = format!("{:?}", db.audit_after(0, 10_000).expect("audit"));
+            assert!(!trail.contains("13800000000"));
+            (diagnosis, after)
+        })
+        .await;
+        let (_, g) = &diagnosis[0];
+        assert_eq!(g.code, "approved_stands", "{g:?}");
+        assert_eq!(g.evidence, [format!("txn:{}", d.txn.txn_id)]);
+        assert!(g.en.contains("88.00"), "{}", g.en);
+        assert_eq!(after.status, "resolved");
+        assert_eq!(after.outcome.as_deref(), Some("refunded"));
+        assert!(after.answer.as_deref().is_some_and(|a| a.contains("88.00")));
+        // The refund went the way reconciliation's do: a credit adjustment through the
+        // queue, applied by the issuer, its SMS sent.
+        d.adjustment_done().await;
+        assert_eq!(d.balance(), d.before - AMOUNT, "debited once ({store})");
+        assert_eq!(d.sms(), [SmsKind::Sale, SmsKind::Sale, SmsKind::Adjustment]);
+        d.w.finish(&store).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sale_debited_per_the_sms_is_explained_by_its_reversal() {
+    for store in stores("cp_reversed") {
+        // The issuer debits and answers too late: the terminal is told 98, the
+        // acquirer reverses, the issuer applies the reversal.
+        let faults = issuer::Faults {
+            late_permille: 1000,
+            late_ms: 700,
+            ..issuer::Faults::default()
+        };
+        let d = Day::sell(&store, faults, "98").await;
+        assert_eq!(d.txn.state, store::TxnState::Reversed, "{store}");
+        assert_eq!(d.balance(), d.before, "the reversal gave it back");
+        // All the cardholder has is the sale's SMS.
+        let sms = {
+            let id = d.w.account(&d.card).id;
+            let bank = d.w.issuer.bank();
+            let b = bank.lock().expect("bank");
+            b.sms()
+                .iter()
+                .find(|s| s.account == id && s.kind == SmsKind::Sale)
+                .map(|s| s.text.clone())
+                .expect("the sale's SMS")
+        };
+        let (txn_id, at) = (d.txn.txn_id, d.txn.created_at.clone());
+        let c = db(&store, move |db| {
+            let f = Filing {
+                source: "cardholder_web".into(),
+                category: "debited_but_failed".into(),
+                contact: "someone@example.com".into(),
+                language: "zh".into(),
+                sms: Some(sms),
+                ..Filing::default()
+            };
+            let support = actor("support.wang");
+            let c = cp::file(db, &f, &Policies::default(), &support, &at).expect("file");
+            let found = cp::candidates(db, c.complaint_id, 5).expect("candidates");
+            assert_eq!(
+                found.first().map(|(_, t)| t.txn_id),
+                Some(txn_id),
+                "{found:?}"
+            );
+            cp::link(db, c.complaint_id, &[txn_id], &support, &at).expect("link");
+            let g = cp::diagnoses(db, c.complaint_id).expect("diagnosis");
+            assert_eq!(g[0].1.code, "reversed", "{:?}", g[0].1);
+            assert!(
+                g[0].1.evidence.iter().any(|e| e.starts_with("saf:")),
+                "{:?}",
+                g[0].1
+            );
+            assert!(!g[0].1.debit_stands);
+            cp::resolve(db, c.complaint_id, Outcome::Explained, &support, &at).expect("resolve")
+        })
+        .await;
+        assert_eq!(c.status, "resolved");
+        assert_eq!(c.outcome.as_deref(), Some("explained"));
+        // Answered in the complainant's language.
+        assert!(
+            c.answer.as_deref().is_some_and(|a| a.contains("冲正")),
+            "{c:?}"
+        );
+        d.w.finish(&store).await;
+    }
+}
+
+/// A complaint filed on Friday 13 February 2026, before the Spring Festival (15–23
+/// February off, Saturday the 14th worked): its acknowledgement is due on the make-up
+/// Saturday — due that day, breached after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaint_is_due_and_then_breached_across_the_holiday() {
+    for store in stores("cp_deadline") {
+        let s = store.clone();
+        db(&store, move |db| {
+            db.migrate().expect("migrate");
+            let f = Filing {
+                source: "regulator_hotline".into(),
+                category: "unrecognised".into(),
+                contact: "hotline ticket 12345".into(),
+                language: "zh".into(),
+                last4: Some("1234".into()),
+                from: Some("2026-02-12 09:00".into()),
+                to: Some("2026-02-12 18:00".into()),
+                ..Filing::default()
+            };
+            let at = "2026-02-13T02:00:00+00:00";
+            let c = cp::file(db, &f, &Policies::default(), &actor("support.li"), at).expect("file");
+            assert_eq!(c.ack_due, "2026-02-14");
+            assert_eq!(
+                c.resolve_due, "2026-03-05",
+                "10 working days for the hotline's"
+            );
+            let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+            assert_eq!(
+                cp::standing(db, &c, day("2026-02-13")).expect("standing"),
+                Some(Standing::Due)
+            );
+            assert_eq!(
+                cp::standing(db, &c, day("2026-02-16")).expect("standing"),
+                Some(Standing::Breached)
+            );
+            let c = cp::acknowledge(db, c.complaint_id, &actor("support.li"), at).expect("ack");
+            assert_eq!(
+                cp::standing(db, &c, day("2026-02-16")).expect("standing"),
+                Some(Standing::OnTime)
+            );
+            assert_eq!(
+                cp::standing(db, &c, day("2026-03-04")).expect("standing"),
+                Some(Standing::Due)
+            );
+            assert_eq!(
+                cp::standing(db, &c, day("2026-03-06")).expect("standing"),
+                Some(Standing::Breached)
+            );
+            // Extended with a reason within the hotline's cap; beyond, refused.
+            let c = cp::extend(
+                db,
+                c.complaint_id,
+                20,
+                "waiting for the issuer's records",
+                false,
+                &Policies::default(),
+                &actor("support.li"),
+                at,
+            )
+            .expect("extend");
+            assert_eq!(c.resolve_due, "2026-03-19");
+            assert!(cp::extend(
+                db,
+                c.complaint_id,
+                25,
+                "more",
+                true,
+                &Policies::default(),
+                &actor("support.li"),
+                at
+            )
+            .is_err());
+        })
+        .await;
+        tokio::task::spawn_blocking(move || crate::scenarios::cleanup(&s))
+            .await
+            .expect("cleanup");
+    }
+}
