@@ -74,6 +74,13 @@ pub enum Permission {
     OperatorWrite,
     /// Load the reference tables: working-day calendar years, the MCC table.
     ReferenceWrite,
+    /// Read complaints, their candidates and diagnoses.
+    ComplaintRead,
+    /// File, acknowledge, assign, link, extend, resolve complaints and ask for refunds.
+    ComplaintWrite,
+    /// Approve or refuse a complaint's refund above the threshold (never one's own),
+    /// extend a deadline beyond its first extension.
+    ComplaintApprove,
 }
 
 use Permission::*;
@@ -116,6 +123,9 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             BlocklistWrite,
             MerchantProvision,
             ReferenceWrite,
+            ComplaintRead,
+            ComplaintWrite,
+            ComplaintApprove,
         ],
     ),
     (
@@ -138,6 +148,9 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             ApplicationApply,
             MerchantWrite,
             MerchantProvision,
+            ComplaintRead,
+            ComplaintWrite,
+            ComplaintApprove,
         ],
     ),
     (
@@ -177,6 +190,8 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             ReconRun,
             ExceptionWrite,
             SafRead,
+            ComplaintRead,
+            ComplaintApprove,
         ],
     ),
     (
@@ -192,6 +207,8 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             RiskRead,
             SafRead,
             ApplicationRead,
+            ComplaintRead,
+            ComplaintWrite,
         ],
     ),
     (
@@ -211,6 +228,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             OperatorRead,
             ApplicationRead,
             BlocklistRead,
+            ComplaintRead,
         ],
     ),
     (
@@ -250,6 +268,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Whether the role has `p`.
+    pub fn may(&self, p: Permission) -> bool {
+        allowed(self.role, p)
+    }
+
     /// Refuses the request unless the role has `p`.
     pub fn require(&self, p: Permission) -> Result<(), ApiError> {
         if allowed(self.role, p) {

@@ -10,6 +10,7 @@
 
 pub mod auth;
 mod back_office;
+mod complaints;
 pub mod error;
 mod lists;
 pub mod metrics;
@@ -295,6 +296,62 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         Some(Permission::ReferenceWrite),
     ),
     ("GET", "/api/v1/mcc-table", Some(Permission::LoggedIn)),
+    ("GET", "/api/v1/complaints", Some(Permission::ComplaintRead)),
+    (
+        "POST",
+        "/api/v1/complaints",
+        Some(Permission::ComplaintWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/complaints/assign",
+        Some(Permission::ComplaintWrite),
+    ),
+    (
+        "GET",
+        "/api/v1/complaints/{complaint_id}",
+        Some(Permission::ComplaintRead),
+    ),
+    (
+        "GET",
+        "/api/v1/complaints/{complaint_id}/candidates",
+        Some(Permission::ComplaintRead),
+    ),
+    (
+        "POST",
+        "/api/v1/complaints/{complaint_id}/acknowledge",
+        Some(Permission::ComplaintWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/complaints/{complaint_id}/link",
+        Some(Permission::ComplaintWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/complaints/{complaint_id}/extend",
+        Some(Permission::ComplaintWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/complaints/{complaint_id}/resolve",
+        Some(Permission::ComplaintWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/complaints/{complaint_id}/refund",
+        Some(Permission::ComplaintWrite),
+    ),
+    (
+        "POST",
+        "/api/v1/complaint-actions/{action_id}/approve",
+        Some(Permission::ComplaintApprove),
+    ),
+    (
+        "POST",
+        "/api/v1/complaint-actions/{action_id}/refuse",
+        Some(Permission::ComplaintApprove),
+    ),
     ("PUT", "/api/v1/mcc-table", Some(Permission::ReferenceWrite)),
     (
         "POST",
@@ -606,6 +663,34 @@ impl Api {
             .route(
                 "/mcc-table",
                 get(reference::get_mcc_table).put(reference::put_mcc_table),
+            )
+            .route("/complaints", get(complaints::list).post(complaints::file))
+            .route("/complaints/assign", post(complaints::assign))
+            .route("/complaints/{complaint_id}", get(complaints::detail))
+            .route(
+                "/complaints/{complaint_id}/candidates",
+                get(complaints::candidates),
+            )
+            .route(
+                "/complaints/{complaint_id}/acknowledge",
+                post(complaints::acknowledge),
+            )
+            .route("/complaints/{complaint_id}/link", post(complaints::link))
+            .route(
+                "/complaints/{complaint_id}/extend",
+                post(complaints::extend),
+            )
+            .route(
+                "/complaints/{complaint_id}/resolve",
+                post(complaints::resolve),
+            )
+            .route(
+                "/complaints/{complaint_id}/refund",
+                post(complaints::refund),
+            )
+            .route(
+                "/complaint-actions/{action_id}/{decision}",
+                post(complaints::decide),
             )
             .route("/audit", get(routes::audit))
             .route(

@@ -253,6 +253,12 @@ fn body_schema(m: &str, path: &str) -> Option<&'static str> {
             "/api/v1/merchants/{merchant_id}/status" | "/api/v1/terminals/{terminal_id}/status",
         ) => Some("StatusChangeBody"),
         ("POST", "/api/v1/merchants/{merchant_id}/limits") => Some("LimitsBody"),
+        ("POST", "/api/v1/complaints") => Some("Filing"),
+        ("POST", "/api/v1/complaints/assign") => Some("AssignComplaintsBody"),
+        ("POST", "/api/v1/complaints/{complaint_id}/link") => Some("LinkBody"),
+        ("POST", "/api/v1/complaints/{complaint_id}/extend") => Some("ExtendBody"),
+        ("POST", "/api/v1/complaints/{complaint_id}/resolve") => Some("ResolveBody"),
+        ("POST", "/api/v1/complaints/{complaint_id}/refund") => Some("RefundBody"),
         ("POST", "/api/v1/terminals/{terminal_id}/location") => Some("LocationBody"),
         ("POST", "/api/v1/applications" | "/api/v1/applications/{app_id}/resubmit") => Some("Form"),
         (
@@ -475,6 +481,12 @@ pub fn document() -> OpenApi {
                 .schema_from::<crate::onboarding::ReviewBody>()
                 .schema_from::<crate::onboarding::StatusChangeBody>()
                 .schema_from::<crate::onboarding::LimitsBody>()
+                .schema_from::<services::complaints::Filing>()
+                .schema_from::<crate::complaints::AssignComplaintsBody>()
+                .schema_from::<crate::complaints::LinkBody>()
+                .schema_from::<crate::complaints::ExtendBody>()
+                .schema_from::<crate::complaints::ResolveBody>()
+                .schema_from::<crate::complaints::RefundBody>()
                 .schema_from::<crate::onboarding::LocationBody>()
                 .schema_from::<crate::onboarding::BlockBody>()
                 .schema_from::<crate::onboarding::RereviewBody>()

@@ -21,6 +21,7 @@ use crate::{Context, Result, ServiceError};
 /// What a complainant tells: who they are and what they remember. Never a full card
 /// number (a masked one, or the last four digits).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Filing {
     /// `cardholder_phone`, `cardholder_web`, `merchant`, `issuing_bank`,

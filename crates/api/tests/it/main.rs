@@ -266,6 +266,20 @@ fn seed(location: &str) {
     services::onboarding::create(db.as_mut(), &f, &key, day, &cli, NOW).expect("application");
     services::onboarding::attach_document(db.as_mut(), 1, "shop_photo", None, PDF, &cli, NOW)
         .expect("document");
+    // A complaint about the first sale, with a refund waiting for approval.
+    let filing = services::complaints::Filing {
+        source: "cardholder_phone".into(),
+        category: "debited_twice".into(),
+        contact: "13800000000".into(),
+        language: "zh".into(),
+        rrn: Some("R00000000001".into()),
+        ..Default::default()
+    };
+    let policies = services::complaints::Policies::default();
+    services::complaints::file(db.as_mut(), &filing, &policies, &cli, NOW).expect("complaint");
+    services::complaints::link(db.as_mut(), 1, &[1], &cli, NOW).expect("link");
+    services::complaints::request_refund(db.as_mut(), 1, 1, 5_000, "debited twice", 0, &cli, NOW)
+        .expect("refund waiting");
     for r in Role::ALL {
         let shops = if r == Role::Merchant {
             vec![SHOP_A.to_owned()]
@@ -429,6 +443,8 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
         .replace("{version}", "candidate-1")
         .replace("{app_id}", "1")
         .replace("{year}", "2027")
+        .replace("{complaint_id}", "1")
+        .replace("{action_id}", "1")
         .replace("{sha256}", &pdf_sha());
     let path = match template {
         "/api/v1/merchants/{merchant_id}/statement" => format!("{path}?date=2026-12-01"),
@@ -482,6 +498,23 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
         })),
         ("POST", "/api/v1/merchants/{merchant_id}/status") => {
             Some(json!({"status": "suspended", "reason": "chargeback ratio over 1%"}))
+        }
+        ("POST", "/api/v1/complaints") => Some(json!({
+            "source": "cardholder_phone", "category": "unrecognised", "contact": "13800000000",
+            "language": "zh", "rrn": "R00000000001",
+        })),
+        ("POST", "/api/v1/complaints/assign") => {
+            Some(json!({"complaint_ids": [1], "owner": "support.li"}))
+        }
+        ("POST", "/api/v1/complaints/{complaint_id}/link") => Some(json!({"txn_ids": [1]})),
+        ("POST", "/api/v1/complaints/{complaint_id}/extend") => {
+            Some(json!({"days": 30, "reason": "waiting for the issuer's records"}))
+        }
+        ("POST", "/api/v1/complaints/{complaint_id}/resolve") => {
+            Some(json!({"outcome": "explained"}))
+        }
+        ("POST", "/api/v1/complaints/{complaint_id}/refund") => {
+            Some(json!({"txn_id": 1, "amount_minor": 100, "reason": "goodwill"}))
         }
         ("POST", "/api/v1/merchants/{merchant_id}/limits") => Some(
             json!({"txn_limit_minor": 500_000, "day_limit_minor": 5_000_000, "reason": "risk rating raised"}),
@@ -572,7 +605,10 @@ fn every_route_allows_exactly_the_roles_the_grants_name() {
                 let (status, resp) = server.send(method, &path, Some(&token), body);
                 // An application's review steps depend on where it stands: an allowed
                 // role may be answered 409 (not now), never 401, 403 or 404.
-                let stateful = method == &"POST" && template.starts_with("/api/v1/applications/");
+                // So do a complaint's steps.
+                let stateful = method == &"POST"
+                    && (template.starts_with("/api/v1/applications/")
+                        || template.starts_with("/api/v1/complaint"));
                 if allowed(role, *p) && stateful {
                     assert!(
                         (200..300).contains(&status) || status == 409,

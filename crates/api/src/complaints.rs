@@ -1,0 +1,430 @@
+//! Complaints: filed, queued by deadline, acknowledged, assigned (in bulk), their
+//! candidate transactions, linked, diagnosed, extended, resolved, refunded with a
+//! second person's approval above the threshold (`services::complaints`).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use services::complaints::{self as cp, Filing, Outcome, Policies, Refund};
+use store::ComplaintRow;
+
+use crate::auth::{Permission, Principal};
+use crate::error::ApiError;
+use crate::lists::{answer, ListQuery};
+use crate::routes::{query, Body};
+use crate::Api;
+
+type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+fn today(api: &Api) -> chrono::NaiveDate {
+    (api.now() + chrono::Duration::hours(8)).date_naive()
+}
+
+fn id_of(s: &str, what: &str) -> Result<i64, ApiError> {
+    s.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::not_found(format!("no {what} {s}")))
+}
+
+fn complaint_json(c: &ComplaintRow, standing: Option<complaints::deadline::Standing>) -> Value {
+    json!({
+        "complaint_id": c.complaint_id, "source": c.source, "category": c.category,
+        "complainant": c.complainant, "contact": c.contact, "language": c.language,
+        "merchant_id": c.merchant_id,
+        "clue": serde_json::from_str::<Value>(&c.clue).unwrap_or(Value::Null),
+        "status": c.status, "owner": c.owner, "ack_due": c.ack_due,
+        "resolve_due": c.resolve_due, "resolve_days": c.resolve_days,
+        "standing": standing, "acknowledged_at": c.acknowledged_at,
+        "resolved_at": c.resolved_at, "outcome": c.outcome, "answer": c.answer,
+        "created_at": c.created_at, "updated_at": c.updated_at,
+    })
+}
+
+/// Files a complaint.
+pub async fn file(
+    State(api): State<Api>,
+    p: Principal,
+    Body(f): Body<Filing>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::ComplaintWrite)?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let c = api
+        .db(move |db| Ok(cp::file(db, &f, &Policies::default(), &actor, &at)?))
+        .await?;
+    Ok((StatusCode::CREATED, Json(complaint_json(&c, None))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintQuery {
+    status: Option<String>,
+    /// Only those due or breached.
+    due: Option<bool>,
+    after: Option<i64>,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+/// The queue: open complaints by their next deadline (or all with a status).
+pub async fn list(
+    State(api): State<Api>,
+    p: Principal,
+    q: QueryResult<ComplaintQuery>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::ComplaintRead)?;
+    let Query(q) = query(q)?;
+    let day = today(&api);
+    let (status, due_only) = (q.status.clone(), q.due.unwrap_or(false));
+    let rows = api
+        .db(move |db| {
+            let mut out = Vec::new();
+            for c in db.complaints(status.as_deref())? {
+                let s = cp::standing(db, &c, day)?;
+                if due_only
+                    && !matches!(
+                        s,
+                        Some(
+                            complaints::deadline::Standing::Due
+                                | complaints::deadline::Standing::Breached
+                        )
+                    )
+                {
+                    continue;
+                }
+                out.push((c, s));
+            }
+            // The queue by SLA: the nearest deadline first.
+            out.sort_by(|a, b| {
+                let due = |c: &ComplaintRow| {
+                    if c.status == "open" {
+                        c.ack_due.clone()
+                    } else {
+                        c.resolve_due.clone()
+                    }
+                };
+                due(&a.0)
+                    .cmp(&due(&b.0))
+                    .then(a.0.complaint_id.cmp(&b.0.complaint_id))
+            });
+            Ok(out)
+        })
+        .await?;
+    let items = rows.iter().map(|(c, s)| complaint_json(c, *s)).collect();
+    let list = ListQuery {
+        after: q.after,
+        limit: q.limit,
+        format: q.format,
+    };
+    answer(
+        items,
+        &list,
+        "complaints",
+        &[
+            "complaint_id",
+            "source",
+            "category",
+            "status",
+            "owner",
+            "ack_due",
+            "resolve_due",
+            "standing",
+            "outcome",
+            "created_at",
+        ],
+    )
+}
+
+/// One complaint: its steps, transactions with their diagnoses, money actions.
+pub async fn detail(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ComplaintRead)?;
+    let id = id_of(&id, "complaint")?;
+    let day = today(&api);
+    let (c, standing, events, diagnoses, actions) = api
+        .db(move |db| {
+            let c = db
+                .complaint(id)?
+                .ok_or_else(|| services::ServiceError::NotFound(format!("no complaint {id}")))?;
+            let s = cp::standing(db, &c, day)?;
+            Ok((
+                c,
+                s,
+                db.complaint_events(id)?,
+                cp::diagnoses(db, id)?,
+                db.complaint_actions(Some(id))?,
+            ))
+        })
+        .await?;
+    let mut out = complaint_json(&c, standing);
+    out["events"] = events
+        .iter()
+        .map(|e| json!({"seq": e.seq, "at": e.at, "action": e.action, "actor": e.actor, "note": e.note}))
+        .collect();
+    out["transactions"] = diagnoses
+        .iter()
+        .map(|(t, d)| {
+            json!({"txn_id": t.txn_id, "rrn": t.rrn, "masked_pan": t.masked_pan,
+                   "amount_minor": t.amount_minor, "state": t.state.name(), "diagnosis": d})
+        })
+        .collect();
+    out["actions"] = actions
+        .iter()
+        .map(|a| {
+            json!({"action_id": a.action_id, "kind": a.kind, "txn_id": a.txn_id,
+                   "amount_minor": a.amount_minor, "reason": a.reason,
+                   "requested_by": a.requested_by, "decided_by": a.decided_by, "status": a.status})
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+/// The candidate transactions, best first.
+pub async fn candidates(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ComplaintRead)?;
+    let id = id_of(&id, "complaint")?;
+    let found = api.db(move |db| Ok(cp::candidates(db, id, 20)?)).await?;
+    let items: Vec<Value> = found
+        .iter()
+        .map(|(r, t)| {
+            json!({"txn_id": t.txn_id, "rrn": t.rrn, "score": r.score, "matched": r.matched,
+                   "masked_pan": t.masked_pan, "amount_minor": t.amount_minor,
+                   "merchant_id": t.merchant_id, "terminal_id": t.terminal_id,
+                   "state": t.state.name(), "created_at": t.created_at})
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+/// Acknowledges a complaint.
+pub async fn acknowledge(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ComplaintWrite)?;
+    let id = id_of(&id, "complaint")?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let c = api
+        .db(move |db| Ok(cp::acknowledge(db, id, &actor, &at)?))
+        .await?;
+    Ok(Json(complaint_json(&c, None)))
+}
+
+/// Complaints to give an owner.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignComplaintsBody {
+    /// The complaints (1 to 500).
+    #[schema(min_items = 1, max_items = 500)]
+    complaint_ids: Vec<i64>,
+    /// Who works them.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    owner: String,
+}
+
+/// Gives complaints to an owner (bulk).
+pub async fn assign(
+    State(api): State<Api>,
+    p: Principal,
+    Body(b): Body<AssignComplaintsBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ComplaintWrite)?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let rows = api
+        .db(move |db| Ok(cp::assign(db, &b.complaint_ids, &b.owner, &actor, &at)?))
+        .await?;
+    Ok(Json(
+        json!({"items": rows.iter().map(|c| complaint_json(c, None)).collect::<Vec<_>>()}),
+    ))
+}
+
+/// Transactions to link.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    /// The transactions (1 to 20).
+    #[schema(min_items = 1, max_items = 20)]
+    txn_ids: Vec<i64>,
+}
+
+/// Links transactions to a complaint.
+pub async fn link(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<LinkBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ComplaintWrite)?;
+    let id = id_of(&id, "complaint")?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let c = api
+        .db(move |db| Ok(cp::link(db, id, &b.txn_ids, &actor, &at)?))
+        .await?;
+    Ok(Json(complaint_json(&c, None)))
+}
+
+/// An extension of the resolution deadline.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    /// The new deadline in days from filing.
+    #[schema(minimum = 1, maximum = 366)]
+    days: u32,
+    /// Why.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    reason: String,
+}
+
+/// Extends the resolution deadline (beyond the first extension: the complaints'
+/// approvers only).
+pub async fn extend(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<ExtendBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ComplaintWrite)?;
+    let id = id_of(&id, "complaint")?;
+    let approved = p.may(Permission::ComplaintApprove);
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let c = api
+        .db(move |db| {
+            Ok(cp::extend(
+                db,
+                id,
+                b.days,
+                &b.reason,
+                approved,
+                &Policies::default(),
+                &actor,
+                &at,
+            )?)
+        })
+        .await?;
+    Ok(Json(complaint_json(&c, None)))
+}
+
+/// How a complaint is closed.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    /// `explained` (the diagnoses answer it) or `rejected`.
+    #[schema(pattern = "^(explained|rejected)$")]
+    outcome: String,
+    /// A rejection's reason.
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    reason: Option<String>,
+}
+
+/// Closes a complaint.
+pub async fn resolve(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<ResolveBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ComplaintWrite)?;
+    let id = id_of(&id, "complaint")?;
+    let outcome = match (b.outcome.as_str(), b.reason) {
+        ("explained", _) => Outcome::Explained,
+        ("rejected", Some(r)) => Outcome::Rejected(r),
+        ("rejected", None) => {
+            return Err(ApiError::field("reason", "a rejection gives its reason"))
+        }
+        _ => return Err(ApiError::field("outcome", "explained or rejected")),
+    };
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let c = api
+        .db(move |db| Ok(cp::resolve(db, id, outcome, &actor, &at)?))
+        .await?;
+    Ok(Json(complaint_json(&c, None)))
+}
+
+/// A refund asked for.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    /// The linked transaction given back.
+    txn_id: i64,
+    /// How much, minor units.
+    #[schema(minimum = 1)]
+    amount_minor: i64,
+    /// Why.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    reason: String,
+}
+
+/// Asks for a refund: at most the threshold it is queued at once, above it waits for
+/// a second person.
+pub async fn refund(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<RefundBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ComplaintWrite)?;
+    let id = id_of(&id, "complaint")?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let r = api
+        .db(move |db| {
+            Ok(cp::request_refund(
+                db,
+                id,
+                b.txn_id,
+                b.amount_minor,
+                &b.reason,
+                cp::DEFAULT_FOUR_EYES_MINOR,
+                &actor,
+                &at,
+            )?)
+        })
+        .await?;
+    Ok(Json(match r {
+        Refund::Queued(saf) => json!({"status": "queued", "saf_id": saf}),
+        Refund::AwaitingApproval(a) => json!({"status": "awaiting_approval", "action_id": a}),
+    }))
+}
+
+/// A second person approves or refuses a waiting refund (`/approve`, `/refuse`).
+pub async fn decide(
+    State(api): State<Api>,
+    p: Principal,
+    Path((id, what)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ComplaintApprove)?;
+    let id = id_of(&id, "complaint action")?;
+    let approve = match what.as_str() {
+        "approve" => true,
+        "refuse" => false,
+        _ => return Err(ApiError::not_found("no such decision")),
+    };
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let c = api
+        .db(move |db| Ok(cp::decide_refund(db, id, approve, &actor, &at)?))
+        .await?;
+    Ok(Json(complaint_json(&c, None)))
+}
