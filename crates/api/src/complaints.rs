@@ -138,6 +138,62 @@ pub async fn list(
     )
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    from: String,
+    to: String,
+    format: Option<String>,
+}
+
+/// The disclosure report: complaints by category and source, per 10,000
+/// transactions, closed within 1 and within 1–3 working days, percentiles, breaches;
+/// `format=csv` gives it as `metric,value` lines.
+pub async fn report(
+    State(api): State<Api>,
+    p: Principal,
+    q: QueryResult<ReportQuery>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::ComplaintRead)?;
+    let Query(q) = query(q)?;
+    let date = |field: &str, s: &str| {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map_err(|_| ApiError::field(field, "a date YYYY-MM-DD"))
+    };
+    let (from, to, day) = (date("from", &q.from)?, date("to", &q.to)?, today(&api));
+    let r = api.db(move |db| Ok(cp::report(db, from, to, day)?)).await?;
+    let mut items = vec![
+        json!({"metric": "total", "value": r.total}),
+        json!({"metric": "transactions", "value": r.transactions}),
+        json!({"metric": "per_10k_transactions", "value": r.per_10k}),
+        json!({"metric": "closed", "value": r.closed}),
+        json!({"metric": "closed_within_1_working_day", "value": r.within_1}),
+        json!({"metric": "closed_within_1_3_working_days", "value": r.within_1_3}),
+        json!({"metric": "p50_hours", "value": r.p50_hours}),
+        json!({"metric": "p90_hours", "value": r.p90_hours}),
+        json!({"metric": "breaches", "value": r.breaches}),
+    ];
+    items.extend(
+        r.by_category
+            .iter()
+            .map(|(c, n)| json!({"metric": format!("category.{}", c.name()), "value": n})),
+    );
+    items.extend(
+        r.by_source
+            .iter()
+            .map(|(s, n)| json!({"metric": format!("source.{}", s.name()), "value": n})),
+    );
+    if q.format.as_deref() == Some("csv") {
+        let list = ListQuery {
+            after: None,
+            limit: None,
+            format: q.format,
+        };
+        return answer(items, &list, "complaints-report", &["metric", "value"]);
+    }
+    Ok(Json(json!({"from": q.from, "to": q.to, "report": r, "items": items})).into_response())
+}
+
 /// One complaint: its steps, transactions with their diagnoses, money actions.
 pub async fn detail(
     State(api): State<Api>,

@@ -298,6 +298,11 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
     ("GET", "/api/v1/mcc-table", Some(Permission::LoggedIn)),
     ("GET", "/api/v1/complaints", Some(Permission::ComplaintRead)),
     (
+        "GET",
+        "/api/v1/complaints/report",
+        Some(Permission::ComplaintRead),
+    ),
+    (
         "POST",
         "/api/v1/complaints",
         Some(Permission::ComplaintWrite),
@@ -666,6 +671,7 @@ impl Api {
             )
             .route("/complaints", get(complaints::list).post(complaints::file))
             .route("/complaints/assign", post(complaints::assign))
+            .route("/complaints/report", get(complaints::report))
             .route("/complaints/{complaint_id}", get(complaints::detail))
             .route(
                 "/complaints/{complaint_id}/candidates",

@@ -76,6 +76,7 @@ fn required(path: &str, name: &str) -> bool {
         ("/api/v1/merchants/{merchant_id}/statement", "date")
             | ("/api/v1/clearing-files", "business_date")
             | ("/api/v1/applications/{app_id}/documents", "type")
+            | ("/api/v1/complaints/report", "from" | "to")
     )
 }
 
@@ -198,12 +199,32 @@ fn query(path: &str) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
             ("date", date(), "business date"),
         ]),
         "/api/v1/risk/cases" => list(vec![("status", string(), "the case's status")]),
+        "/api/v1/complaints" => list(vec![
+            (
+                "status",
+                string(),
+                "open, acknowledged, awaiting_approval, resolved, rejected",
+            ),
+            (
+                "due",
+                ObjectBuilder::new().schema_type(Type::Boolean),
+                "only those due or breached",
+            ),
+        ]),
+        "/api/v1/complaints/report" => vec![
+            ("from", date(), "first local date of filing (required)"),
+            ("to", date(), "last local date of filing (required)"),
+            ("format", one_of(&["json", "csv"]), "json (default) or csv"),
+        ],
         "/api/v1/saf" => list(vec![(
             "state",
             one_of(&store::SafState::ALL.map(store::SafState::name)),
             "the entry's state",
         )]),
-        "/api/v1/settlement-runs" | "/api/v1/risk/rule-sets" | "/api/v1/blocklist" => list(vec![]),
+        "/api/v1/settlement-runs"
+        | "/api/v1/risk/rule-sets"
+        | "/api/v1/blocklist"
+        | "/api/v1/mcc-table" => list(vec![]),
         "/api/v1/rereviews" => list(vec![(
             "due",
             ObjectBuilder::new().schema_type(Type::Boolean),

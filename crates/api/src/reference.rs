@@ -125,9 +125,17 @@ pub async fn put_mcc_table(
     ))
 }
 
-/// The MCC table posguard checks applications on.
-pub async fn get_mcc_table(State(api): State<Api>, p: Principal) -> Result<Json<Value>, ApiError> {
+/// The MCC table posguard checks applications on (a list: pages and `format=csv`).
+pub async fn get_mcc_table(
+    State(api): State<Api>,
+    p: Principal,
+    q: Result<
+        axum::extract::Query<crate::lists::ListQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<axum::response::Response, ApiError> {
     p.require(Permission::LoggedIn)?;
+    let axum::extract::Query(q) = crate::routes::query(q)?;
     let table = api
         .db(move |db| Ok(services::reference::mcc_table(db)?))
         .await?;
@@ -139,5 +147,10 @@ pub async fn get_mcc_table(State(api): State<Api>, p: Principal) -> Result<Json<
                    "licence": m.licence, "name": m.name})
         })
         .collect();
-    Ok(Json(json!({"items": items})))
+    crate::lists::answer(
+        items,
+        &q,
+        "mcc-table",
+        &["mcc", "fee_class", "high_risk", "licence", "name"],
+    )
 }

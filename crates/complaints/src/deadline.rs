@@ -157,3 +157,127 @@ pub enum DeadlineError {
     #[error("{0}")]
     Extension(String),
 }
+
+/// One complaint as the disclosure report counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filed {
+    /// What about.
+    pub category: crate::kinds::Category,
+    /// From where.
+    pub source: Source,
+    /// When filed (local).
+    pub opened: chrono::NaiveDateTime,
+    /// When resolved or rejected (local), if it is.
+    pub closed: Option<chrono::NaiveDateTime>,
+    /// Its resolution deadline.
+    pub resolve_due: NaiveDate,
+}
+
+/// The figures large acquirers publish about their complaints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// Complaints filed.
+    pub total: usize,
+    /// By category.
+    pub by_category: std::collections::BTreeMap<crate::kinds::Category, usize>,
+    /// By source.
+    pub by_source: std::collections::BTreeMap<Source, usize>,
+    /// Transactions in the period.
+    pub transactions: u64,
+    /// Complaints per 10,000 transactions.
+    pub per_10k: f64,
+    /// Closed (resolved or rejected).
+    pub closed: usize,
+    /// Closed within 1 working day of filing.
+    pub within_1: usize,
+    /// Closed after 1 and within 3 working days.
+    pub within_1_3: usize,
+    /// Median hours from filing to closing.
+    pub p50_hours: f64,
+    /// 90th percentile hours from filing to closing.
+    pub p90_hours: f64,
+    /// Closed after their deadline, or still open past it on `today`.
+    pub breaches: usize,
+}
+
+/// The report over `filed` (with the period's transaction count), on `today`.
+pub fn report(cal: &WorkCalendar, filed: &[Filed], transactions: u64, today: NaiveDate) -> Report {
+    let mut r = Report {
+        total: filed.len(),
+        transactions,
+        ..Report::default()
+    };
+    let mut hours = Vec::new();
+    for f in filed {
+        *r.by_category.entry(f.category).or_default() += 1;
+        *r.by_source.entry(f.source).or_default() += 1;
+        match f.closed {
+            Some(c) => {
+                r.closed += 1;
+                let days = cal.working_days_between(f.opened.date(), c.date());
+                if days <= 1 {
+                    r.within_1 += 1;
+                } else if days <= 3 {
+                    r.within_1_3 += 1;
+                }
+                hours.push((c - f.opened).num_minutes().max(0) as f64 / 60.0);
+                if c.date() > f.resolve_due {
+                    r.breaches += 1;
+                }
+            }
+            None if today > f.resolve_due => r.breaches += 1,
+            None => {}
+        }
+    }
+    hours.sort_by(f64::total_cmp);
+    let pct = |q: f64| {
+        if hours.is_empty() {
+            0.0
+        } else {
+            hours[((hours.len() as f64 * q).ceil() as usize).clamp(1, hours.len()) - 1]
+        }
+    };
+    r.p50_hours = pct(0.5);
+    r.p90_hours = pct(0.9);
+    r.per_10k = if transactions == 0 {
+        0.0
+    } else {
+        r.total as f64 * 10_000.0 / transactions as f64
+    };
+    r
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let share = |n: usize| {
+            if self.total == 0 {
+                0.0
+            } else {
+                n as f64 * 100.0 / self.total as f64
+            }
+        };
+        writeln!(
+            f,
+            "complaints: {} ({:.2} per 10,000 transactions of {}); closed {} ({:.0}%), within 1 working day {} ({:.0}%), within 1-3 {} ({:.0}%); time to close p50 {:.1} h, p90 {:.1} h; breaches {}",
+            self.total,
+            self.per_10k,
+            self.transactions,
+            self.closed,
+            share(self.closed),
+            self.within_1,
+            share(self.within_1),
+            self.within_1_3,
+            share(self.within_1_3),
+            self.p50_hours,
+            self.p90_hours,
+            self.breaches
+        )?;
+        for (c, n) in &self.by_category {
+            writeln!(f, "    {:<26}{n:>6}", c.name())?;
+        }
+        for (s, n) in &self.by_source {
+            writeln!(f, "    via {:<22}{n:>6}", s.name())?;
+        }
+        Ok(())
+    }
+}

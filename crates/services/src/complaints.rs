@@ -1026,6 +1026,49 @@ pub fn decide_refund(
     Ok(after)
 }
 
+/// The disclosure report of the complaints filed on local dates `from..=to`, on
+/// `today` (transactions of the same days counted).
+pub fn report(
+    db: &mut dyn Backend,
+    from: NaiveDate,
+    to: NaiveDate,
+    today: NaiveDate,
+) -> Result<deadline::Report> {
+    if to < from || (to - from).num_days() > 366 {
+        return Err(ServiceError::BadInput(
+            "a report covers from..=to, at most a year".into(),
+        ));
+    }
+    let cal = crate::reference::calendar(db)?;
+    let mut filed = Vec::new();
+    for c in db.complaints(None).ctx("read complaints")? {
+        let Some(opened) = local(&c.created_at) else {
+            continue;
+        };
+        if opened.date() < from || opened.date() > to {
+            continue;
+        }
+        let (Some(category), Some(source), Ok(due)) = (
+            Category::parse(&c.category),
+            Source::parse(&c.source),
+            NaiveDate::parse_from_str(&c.resolve_due, "%Y-%m-%d"),
+        ) else {
+            continue;
+        };
+        filed.push(deadline::Filed {
+            category,
+            source,
+            opened,
+            closed: c.resolved_at.as_deref().and_then(local),
+            resolve_due: due,
+        });
+    }
+    let n = db
+        .count_transactions(&from.to_string(), &to.to_string())
+        .ctx("count transactions")?;
+    Ok(deadline::report(&cal, &filed, n, today))
+}
+
 /// Where an open complaint stands on `today` against its deadlines: the
 /// acknowledgement's while it is open, then the resolution's.
 pub fn standing(

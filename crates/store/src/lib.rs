@@ -239,6 +239,23 @@ pub trait Backend: Send {
         Ok(rows)
     }
 
+    /// How many transactions have a local date in `from..=to` (YYYY-MM-DD).
+    fn count_transactions(&mut self, from: &str, to: &str) -> Result<u64, StoreError> {
+        let mut n = 0;
+        run(self, |tx| {
+            let rows = tx.query(
+                "SELECT COUNT(*) FROM transactions WHERE local_date >= $1 AND local_date <= $2",
+                &[from.into(), to.into()],
+            )?;
+            n = match rows.first().and_then(|r| r.first()) {
+                Some(Val::I(v)) => u64::try_from(*v).unwrap_or(0),
+                _ => 0,
+            };
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
     /// The transaction with this id.
     fn transaction(&mut self, txn_id: i64) -> Result<Option<TxnRow>, StoreError> {
         run(self, |tx| {

@@ -452,6 +452,7 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
             format!("{path}?type=shop_photo")
         }
         "/api/v1/clearing-files" => format!("{path}?business_date=2026-12-01"),
+        "/api/v1/complaints/report" => format!("{path}?from=2026-11-01&to=2026-12-31"),
         _ => path,
     };
     match (method, template) {
@@ -1132,7 +1133,12 @@ fn every_list_exports_csv_honouring_its_filters() {
         .collect();
     assert!(lists.len() >= 12, "{lists:?}");
     for path in &lists {
-        let all = rows(&admin, path);
+        let path = if *path == "/api/v1/complaints/report" {
+            format!("{path}?from=2026-11-01&to=2026-12-31")
+        } else {
+            (*path).to_owned()
+        };
+        let all = rows(&admin, &path);
         assert!(!all.is_empty() && !all[0].is_empty(), "{path}: no header");
         assert!(!all.concat().contains("SECRET"), "{path} exports a secret");
     }

@@ -370,3 +370,70 @@ mod diagnosis {
         }
     }
 }
+
+/// The disclosure figures: by category and source, per 10,000 transactions, closed
+/// within 1 and within 1–3 working days (counted across the Spring Festival),
+/// percentiles, breaches.
+#[test]
+fn the_report_counts_what_acquirers_publish() {
+    use complaints::deadline::{report, Filed};
+    let cal = WorkCalendar::china();
+    let filed = |category, source, opened: &str, closed: Option<&str>, due: &str| Filed {
+        category,
+        source,
+        opened: t(opened),
+        closed: closed.map(t),
+        resolve_due: d(due),
+    };
+    let rows = [
+        // Closed the same day: within 1.
+        filed(
+            Category::DebitedButFailed,
+            Source::CardholderPhone,
+            "2026-02-10 09:00",
+            Some("2026-02-10 15:00"),
+            "2026-02-25",
+        ),
+        // Friday 13th to Tuesday 24th: the make-up Saturday and the first day back,
+        // 2 working days although 11 calendar days: within 1–3.
+        filed(
+            Category::DebitedTwice,
+            Source::CardholderWeb,
+            "2026-02-13 10:00",
+            Some("2026-02-24 10:00"),
+            "2026-02-28",
+        ),
+        // Closed after its deadline: a breach.
+        filed(
+            Category::MerchantNotCredited,
+            Source::Merchant,
+            "2026-02-02 10:00",
+            Some("2026-03-02 10:00"),
+            "2026-02-17",
+        ),
+        // Still open past its deadline: a breach.
+        filed(
+            Category::Unrecognised,
+            Source::RegulatorHotline,
+            "2026-02-02 10:00",
+            None,
+            "2026-02-14",
+        ),
+    ];
+    let r = report(&cal, &rows, 20_000, d("2026-03-10"));
+    assert_eq!(r.total, 4);
+    assert_eq!(r.per_10k, 2.0);
+    assert_eq!(
+        (r.closed, r.within_1, r.within_1_3, r.breaches),
+        (3, 1, 1, 2)
+    );
+    assert_eq!(r.by_category.get(&Category::DebitedTwice), Some(&1));
+    assert_eq!(r.by_source.get(&Source::Merchant), Some(&1));
+    assert_eq!(r.p50_hours, 264.0, "the middle of 6 h, 264 h and 672 h");
+    assert_eq!(r.p90_hours, 672.0);
+    let text = r.to_string();
+    assert!(
+        text.contains("complaints: 4 (2.00 per 10,000 transactions of 20000)"),
+        "{text}"
+    );
+}
