@@ -63,6 +63,8 @@ pub struct DemoOutcome {
     pub sms: SmsCheck,
     /// What risk control did.
     pub risk: RiskSummary,
+    /// The complaints filed about what the faults did, and how they were resolved.
+    pub complaints: ComplaintsSummary,
     /// The run's data directory.
     pub data_dir: String,
 }
@@ -472,6 +474,19 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
     let risk = tokio::task::spawn_blocking(move || RiskSummary::load(&s))
         .await
         .context("join")??;
+    let (s, j, d, at) = (
+        data_dir.clone(),
+        journal.clone(),
+        data.clone(),
+        clock.rfc3339(),
+    );
+    let first_date = days.first().map_or(last_date, |d| d.settlement.date);
+    let complaints = tokio::task::spawn_blocking(move || {
+        let mut db = crate::node::open_store(&s)?;
+        complain(db.as_mut(), &j, &d, (first_date, last_date), &at)
+    })
+    .await
+    .context("join complaints")??;
     let s = data_dir.clone();
     let cfg = money_cfg.clone();
     let settled = tokio::task::spawn_blocking(move || {
@@ -488,8 +503,157 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<DemoOutcome> {
         resolution,
         sms,
         risk,
+        complaints,
         data_dir,
     })
+}
+
+/// The demo's complaints, filed after the last day: cardholders whose sale the
+/// terminal showed as failed while their bank's SMS said debited (approvals lost and
+/// reversed), cardholders given a debit back by reconciliation, and the merchant whose
+/// settlement was held — each filed with what the complainant remembers, matched,
+/// diagnosed and, when the diagnosis answers it, resolved through the complaint path.
+#[derive(Debug, Default)]
+pub struct ComplaintsSummary {
+    /// Filed.
+    pub filed: usize,
+    /// Whose transaction ranked first among the candidates.
+    pub matched_first: usize,
+    /// Resolved as explained by their diagnosis, with nobody's action.
+    pub explained: usize,
+    /// Left open for staff (the diagnosis asks for an action).
+    pub open: usize,
+    /// Diagnoses by code.
+    pub by_code: std::collections::BTreeMap<String, usize>,
+    /// The disclosure report over the demo's days.
+    pub report: complaints::deadline::Report,
+}
+
+impl std::fmt::Display for ComplaintsSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "complaints: {} filed, {} matched to their transaction first, {} explained automatically from the evidence, {} left for staff",
+            self.filed, self.matched_first, self.explained, self.open
+        )?;
+        for (code, n) in &self.by_code {
+            writeln!(f, "    diagnosis {code:<24}{n:>6}")?;
+        }
+        write!(f, "  {}", self.report)
+    }
+}
+
+/// Files and works the demo's complaints (see [`ComplaintsSummary`]).
+fn complain(
+    db: &mut dyn store::Backend,
+    journal: &[TxnRow],
+    data: &crate::demo_data::DemoData,
+    (first, last): (chrono::NaiveDate, chrono::NaiveDate),
+    at: &str,
+) -> anyhow::Result<ComplaintsSummary> {
+    use services::complaints::{self as cp, Filing, Outcome, Policies};
+    let support = services::accounts::Actor {
+        name: "demo:support".into(),
+        role: "support".into(),
+        request_id: "demo".into(),
+        source: "demo".into(),
+    };
+    let local = |t: &TxnRow| {
+        chrono::DateTime::parse_from_rfc3339(&t.created_at)
+            .ok()
+            .map(|d| d.to_utc().naive_utc() + chrono::Duration::hours(8))
+    };
+    let window = |t: &TxnRow| {
+        local(t).map(|l| {
+            let f = |x: chrono::NaiveDateTime| x.format("%Y-%m-%d %H:%M").to_string();
+            (
+                f(l - chrono::Duration::minutes(15)),
+                f(l + chrono::Duration::minutes(15)),
+            )
+        })
+    };
+    // (the transaction, the category, the source)
+    let mut cases: Vec<(&TxnRow, &str, &str)> = journal
+        .iter()
+        .filter(|t| t.kind == store::TxnKind::Sale && t.state == store::TxnState::Reversed)
+        .take(8)
+        .map(|t| (t, "debited_but_failed", "cardholder_phone"))
+        .collect();
+    let adjusted: Vec<i64> = db
+        .saf_in_state(store::SafState::Done)?
+        .into_iter()
+        .filter(|e| e.kind == "adjustment")
+        .map(|e| e.txn_id)
+        .collect();
+    cases.extend(
+        journal
+            .iter()
+            .filter(|t| adjusted.contains(&t.txn_id))
+            .take(4)
+            .map(|t| (t, "debited_twice", "cardholder_web")),
+    );
+    let held = data.merchants.get(1).map(|m| m.merchant_id.clone());
+    if let Some(t) = journal.iter().find(|t| {
+        Some(&t.merchant_id) == held.as_ref()
+            && t.kind == store::TxnKind::Sale
+            && t.state == store::TxnState::Approved
+    }) {
+        cases.push((t, "merchant_not_credited", "merchant"));
+    }
+    let mut out = ComplaintsSummary::default();
+    for (i, (t, category, source)) in cases.into_iter().enumerate() {
+        let Some((from, to)) = window(t) else {
+            continue;
+        };
+        let merchant = category == "merchant_not_credited";
+        let f = Filing {
+            source: source.into(),
+            category: category.into(),
+            contact: if merchant {
+                format!("merchant {}", t.merchant_id)
+            } else {
+                format!("1390000{:04}", i)
+            },
+            language: if i % 2 == 0 { "zh" } else { "en" }.into(),
+            merchant_id: merchant.then(|| t.merchant_id.clone()),
+            amount_minor: Some(t.amount_minor),
+            from: Some(from),
+            to: Some(to),
+            last4: (!merchant)
+                .then(|| t.masked_pan[t.masked_pan.len().saturating_sub(4)..].to_owned()),
+            ..Filing::default()
+        };
+        let c = cp::file(db, &f, &Policies::default(), &support, at)?;
+        out.filed += 1;
+        let found = cp::candidates(db, c.complaint_id, 5)?;
+        let Some((_, first_txn)) = found.first() else {
+            out.open += 1;
+            continue;
+        };
+        if first_txn.txn_id == t.txn_id {
+            out.matched_first += 1;
+        }
+        cp::acknowledge(db, c.complaint_id, &support, at)?;
+        cp::link(db, c.complaint_id, &[first_txn.txn_id], &support, at)?;
+        let diagnoses = cp::diagnoses(db, c.complaint_id)?;
+        for (_, d) in &diagnoses {
+            *out.by_code.entry(d.code.to_owned()).or_default() += 1;
+        }
+        if diagnoses
+            .iter()
+            .all(|(_, d)| d.next == complaints::diagnose::Next::Explain)
+        {
+            cp::resolve(db, c.complaint_id, Outcome::Explained, &support, at)?;
+            out.explained += 1;
+        } else {
+            out.open += 1;
+        }
+    }
+    let today = chrono::DateTime::parse_from_rfc3339(at)
+        .map(|d| (d.to_utc() + chrono::Duration::hours(8)).date_naive())
+        .unwrap_or(last);
+    out.report = cp::report(db, first.min(today), last.max(today), today)?;
+    Ok(out)
 }
 
 /// Waits (bounded) until the store-and-forward queue is empty and nothing is in flight.
@@ -595,6 +759,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     print!("{}", out.sms);
     print!("{}", out.check);
     print!("{}", out.settled);
+    print!("{}", out.complaints);
     println!("journal: {}/posguard.db", out.data_dir);
     let unresolved = out.check.anomalies()
         + out.resolution.unresolved()

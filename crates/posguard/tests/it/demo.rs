@@ -26,6 +26,19 @@ async fn demo_with_faults_resolves_every_anomaly() {
     }
     println!("{}{}{}{}", out.resolution, out.sms, out.check, out.settled);
     assert!(out.transactions() > 100, "the fleet ran");
+    // The complaints the faults brought, worked through the complaint path: every one
+    // filed is matched, diagnosed, and explained or left for staff; the report counts
+    // them.
+    let c = &out.complaints;
+    println!("{c}");
+    assert!(c.filed >= 1, "{c}");
+    assert_eq!(c.explained + c.open, c.filed, "{c}");
+    assert_eq!(c.report.total, c.filed, "{c}");
+    assert!(
+        c.by_code.values().sum::<usize>() <= c.filed,
+        "one diagnosis a complaint: {c}"
+    );
+    assert!(c.matched_first >= 1, "{c}");
     // Two business days, each settled: terminals settled their batches, merchants
     // were paid, and every approved sale is settled exactly once or held with a reason.
     assert_eq!(out.days.len(), 2);
