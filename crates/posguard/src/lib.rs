@@ -9,6 +9,7 @@ pub mod api_cli;
 pub mod args;
 pub mod bench;
 pub mod check;
+pub mod complaint_cli;
 pub mod config;
 pub use sim::demo_data;
 pub mod demo;

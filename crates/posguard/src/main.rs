@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use posguard::{
-    api_bench, api_cli, bench, check, demo, iso_cli, keys_cli, money_bench, money_cli,
-    onboarding_cli, risk_cli, run_cli, simulate, user_cli, BadInput,
+    api_bench, api_cli, bench, check, complaint_cli, demo, iso_cli, keys_cli, money_bench,
+    money_cli, onboarding_cli, risk_cli, run_cli, simulate, user_cli, BadInput,
 };
 
 /// posguard: a risk-controlled POS acquiring platform.
@@ -59,6 +59,10 @@ enum Command {
     /// Merchant applications: enter, attach documents, review, list, show.
     #[command(subcommand)]
     Application(onboarding_cli::ApplicationCommand),
+    /// Complaints: file, queue, show, candidates, link, resolve, refund, approve,
+    /// report.
+    #[command(subcommand)]
+    Complaint(complaint_cli::ComplaintCommand),
     /// Settlement holds: place, release, list.
     #[command(subcommand)]
     Hold(money_cli::HoldCommand),
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Txn(c) => money_cli::txn(c),
         Command::Merchant(c) => money_cli::merchant(c),
         Command::Application(c) => onboarding_cli::application(c),
+        Command::Complaint(c) => complaint_cli::run(c),
         Command::Hold(c) => money_cli::hold(c),
         Command::MoneyBench(a) => money_bench::run(a),
         Command::Recon(a) => money_cli::recon(a),

@@ -92,8 +92,18 @@ fn every_command_line_change_leaves_one_audit_record() {
             "rrn,auth_code,stan,terminal,merchant,masked_pan,token,amount_minor,currency,type,time\n",
         )
         .expect("clearing file");
-        let (files_arg, clearing_arg) =
-            (files.display().to_string(), clearing.display().to_string());
+        let filing = files.join("filing.json");
+        std::fs::write(
+            &filing,
+            r#"{"source": "cardholder_phone", "category": "unrecognised", "contact": "13800000000",
+                "language": "en", "last4": "1234", "from": "2026-11-30 09:50", "to": "2026-11-30 10:10"}"#,
+        )
+        .expect("filing");
+        let (files_arg, clearing_arg, filing_arg) = (
+            files.display().to_string(),
+            clearing.display().to_string(),
+            filing.display().to_string(),
+        );
         let s = store_args(&store);
         let with = |args: &[&str]| -> Vec<String> {
             let mut v: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
@@ -210,6 +220,27 @@ fn every_command_line_change_leaves_one_audit_record() {
                 1,
             ),
             (
+                with(&["complaint", "file", "--filing", &filing_arg]),
+                b"",
+                "complaint.file",
+                "complaint:1",
+                1,
+            ),
+            (
+                with(&["complaint", "link", "1", "--txn", "9"]),
+                b"",
+                "complaint.link",
+                "complaint:1",
+                1,
+            ),
+            (
+                with(&["complaint", "resolve", "1"]),
+                b"",
+                "complaint.resolve",
+                "complaint:1",
+                1,
+            ),
+            (
                 with(&["merchant", "mcc-table"]),
                 include_bytes!("../../../merchants/calendars/mcc.txt"),
                 "reference.mcc",
@@ -247,7 +278,13 @@ fn every_command_line_change_leaves_one_audit_record() {
             assert_eq!(
                 before.is_null(),
                 action.ends_with(".add")
-                    || ["hold.place", "settlement.run", "recon.run"].contains(&action),
+                    || [
+                        "hold.place",
+                        "settlement.run",
+                        "recon.run",
+                        "complaint.file"
+                    ]
+                    .contains(&action),
                 "{argv:?}: {before}"
             );
             assert!(
