@@ -322,6 +322,17 @@ fn approved(
     code39: &str,
 ) -> Diagnosis {
     let t = &e.txn;
+    if t.kind == TxnKind::Refund {
+        return Diagnosis {
+            code: "refund_sent",
+            zh: format!("该笔{amount}元退货已于{}获发卡行受理（{code39}），款项由发卡行退回您的账户（一般需1至7个工作日）。", hm(&t.at)),
+            en: format!("The refund of {amount} was accepted by your bank at {} ({code39}); your bank credits it to your account (banks take 1 to 7 working days).", hm(&t.at)),
+            staff: format!("txn {} refund {} approved {code39}", t.txn_id, t.rrn),
+            debit_stands: false,
+            next: Next::Explain,
+            evidence,
+        };
+    }
     if !category.is_merchants() {
         let (code, next) = match category {
             Category::DebitedButFailed | Category::DebitedTwice | Category::AmountWrong => {

@@ -151,7 +151,7 @@ impl Day {
 
     /// Publishes the lines not yet published (plus `extra`) as the file of
     /// `date + offset` days, and reconciles `date + offset`.
-    async fn reconcile(&mut self, offset: i64, extra: &str) -> ReconReport {
+    pub(crate) async fn reconcile(&mut self, offset: i64, extra: &str) -> ReconReport {
         let lines = self.lines();
         let text = format!("{}{extra}", csv(&lines[self.published..]));
         self.published = lines.len();
@@ -210,7 +210,7 @@ impl Day {
     }
 
     /// Settles the sale's date: `Some(net)` when the sale was paid to the merchant.
-    async fn settled(&self) -> Option<i64> {
+    pub(crate) async fn settled(&self) -> Option<i64> {
         let (date, cfg, id) = (self.date, self.cfg.clone(), self.txn.txn_id);
         db(&self.store, move |db| {
             services::money::settle_date(
