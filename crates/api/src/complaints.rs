@@ -383,8 +383,10 @@ pub async fn extend(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveBody {
-    /// `explained` (the diagnoses answer it) or `rejected`.
-    #[schema(pattern = "^(explained|rejected)$")]
+    /// `explained` (the diagnoses answer it), `reversal_expedited` (waiting reversals
+    /// sent now), `hold_released` (the holds released: needs the approval permission)
+    /// or `rejected`.
+    #[schema(pattern = "^(explained|reversal_expedited|hold_released|rejected)$")]
     outcome: String,
     /// A rejection's reason.
     #[serde(default)]
@@ -403,11 +405,21 @@ pub async fn resolve(
     let id = id_of(&id, "complaint")?;
     let outcome = match (b.outcome.as_str(), b.reason) {
         ("explained", _) => Outcome::Explained,
+        ("reversal_expedited", _) => Outcome::ReversalExpedited,
+        ("hold_released", _) => {
+            p.require(Permission::ComplaintApprove)?;
+            Outcome::HoldReleased
+        }
         ("rejected", Some(r)) => Outcome::Rejected(r),
         ("rejected", None) => {
             return Err(ApiError::field("reason", "a rejection gives its reason"))
         }
-        _ => return Err(ApiError::field("outcome", "explained or rejected")),
+        _ => {
+            return Err(ApiError::field(
+                "outcome",
+                "explained, reversal_expedited, hold_released or rejected",
+            ))
+        }
     };
     let (actor, at) = (p.actor(), api.now().to_rfc3339());
     let c = api

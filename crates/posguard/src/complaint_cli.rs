@@ -65,8 +65,14 @@ pub enum ComplaintCommand {
         /// The complaint.
         complaint_id: i64,
         /// A rejection's reason (without it: explained).
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["expedite", "release_hold"])]
         reject: Option<String>,
+        /// Send the waiting reversals now.
+        #[arg(long, conflicts_with = "release_hold")]
+        expedite: bool,
+        /// Release the holds on the linked transactions and their merchant.
+        #[arg(long)]
+        release_hold: bool,
     },
     /// Ask for a refund of a linked transaction (above the threshold it waits for a
     /// second person).
@@ -236,10 +242,14 @@ pub fn run(cmd: ComplaintCommand) -> anyhow::Result<()> {
             store,
             complaint_id,
             reject,
+            expedite,
+            release_hold,
         } => {
-            let outcome = match reject {
-                Some(r) => Outcome::Rejected(r),
-                None => Outcome::Explained,
+            let outcome = match (reject, expedite, release_hold) {
+                (Some(r), _, _) => Outcome::Rejected(r),
+                (None, true, _) => Outcome::ReversalExpedited,
+                (None, _, true) => Outcome::HoldReleased,
+                (None, false, false) => Outcome::Explained,
             };
             let mut db = open_store(&store.location())?;
             let c = cp::resolve(db.as_mut(), complaint_id, outcome, &actor, &at)?;

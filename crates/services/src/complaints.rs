@@ -726,6 +726,12 @@ fn answer(c: &ComplaintRow, d: &[(TxnRow, Diagnosis)]) -> String {
 pub enum Outcome {
     /// The diagnosis answers it: no action needed.
     Explained,
+    /// The linked transactions' reversals still waiting are sent now (one the issuer
+    /// refused goes back in the queue).
+    ReversalExpedited,
+    /// The holds on the linked transactions and their merchant are released: they
+    /// settle in the next run.
+    HoldReleased,
     /// Refused, with the reason.
     Rejected(String),
 }
@@ -746,7 +752,80 @@ pub fn resolve(
             before.status
         )));
     }
+    let zh = before.language == "zh";
+    let mut extra = Vec::new();
     let (status, name, text) = match &outcome {
+        Outcome::ReversalExpedited => {
+            let now_ms = DateTime::parse_from_rfc3339(at)
+                .map(|t| t.timestamp_millis())
+                .map_err(|_| ServiceError::BadInput(format!("{at:?} is not a time")))?;
+            let mut sent = Vec::new();
+            for l in db.complaint_txns(id).ctx("read complaint")? {
+                for e in crate::check::saf_of(db, l.txn_id)? {
+                    if e.kind != "reversal" || e.state == store::SafState::Done {
+                        continue;
+                    }
+                    if e.state == store::SafState::Exception {
+                        crate::saf::retry(db, e.saf_id, now_ms, actor, at)?;
+                    } else {
+                        extra.push(Write::Saf(store::SafRow {
+                            next_at_ms: now_ms,
+                            updated_at: at.into(),
+                            ..e.clone()
+                        }));
+                    }
+                    sent.push(e.saf_id);
+                }
+            }
+            if sent.is_empty() {
+                return Err(ServiceError::Conflict(format!(
+                    "complaint {id}: no reversal of its transactions is waiting"
+                )));
+            }
+            let text = if zh {
+                "该笔交易的冲正已加急重新发送给发卡行，确认后扣款将退回，届时您会收到银行短信。"
+                    .to_owned()
+            } else {
+                "The reversal is being sent to your bank again now; once acknowledged the debit is undone and your bank's SMS tells you.".to_owned()
+            };
+            ("resolved", "reversal_expedited", text)
+        }
+        Outcome::HoldReleased => {
+            let mut subjects = Vec::new();
+            for l in db.complaint_txns(id).ctx("read complaint")? {
+                if let Some(t) = db.transaction(l.txn_id).ctx("read transaction")? {
+                    subjects.push(format!("txn:{}", t.txn_id));
+                    subjects.push(format!("merchant:{}", t.merchant_id));
+                }
+            }
+            let held: Vec<store::HoldRow> = db
+                .holds(true)
+                .ctx("read holds")?
+                .into_iter()
+                .filter(|h| subjects.contains(&h.subject))
+                .collect();
+            if held.is_empty() {
+                return Err(ServiceError::Conflict(format!(
+                    "complaint {id}: nothing of its transactions is held"
+                )));
+            }
+            for h in &held {
+                crate::money::release_hold(db, &h.hold_id, &actor.name, actor, at)?;
+            }
+            let reasons: Vec<&str> = held.iter().map(|h| h.reason.as_str()).collect();
+            let text = if zh {
+                format!(
+                    "结算暂缓（{}）已解除，款项将在下一次结算中支付。",
+                    reasons.join("；")
+                )
+            } else {
+                format!(
+                    "The hold on the settlement ({}) is released: it is paid in the next settlement run.",
+                    reasons.join("; ")
+                )
+            };
+            ("resolved", "hold_released", text)
+        }
         Outcome::Explained => {
             let d = diagnoses(db, id)?;
             if d.is_empty() {
@@ -776,7 +855,7 @@ pub fn resolve(
         &after,
         "resolve",
         format!("{name}: {text}"),
-        vec![],
+        extra,
         actor,
         at,
     )?;

@@ -210,6 +210,17 @@ async fn a_failed_sale_debited_per_the_sms_is_explained_by_its_reversal() {
                 g[0].1
             );
             assert!(!g[0].1.debit_stands);
+            // Nothing waits to be expedited: the reversal was acknowledged.
+            assert!(matches!(
+                cp::resolve(
+                    db,
+                    c.complaint_id,
+                    Outcome::ReversalExpedited,
+                    &support,
+                    &at
+                ),
+                Err(ServiceError::Conflict(_))
+            ));
             cp::resolve(db, c.complaint_id, Outcome::Explained, &support, &at).expect("resolve")
         })
         .await;
@@ -220,6 +231,71 @@ async fn a_failed_sale_debited_per_the_sms_is_explained_by_its_reversal() {
             c.answer.as_deref().is_some_and(|a| a.contains("冲正")),
             "{c:?}"
         );
+        // Had the reversal still been waiting (in its back-off, an hour off), the
+        // complaint would send it now: the node picks it up and the issuer answers.
+        let (txn_id, at) = (d.txn.txn_id, d.txn.created_at.clone());
+        let saf_id = db(&store, move |db| {
+            let e = services::check::saf_of(db, txn_id)
+                .expect("queue")
+                .into_iter()
+                .find(|e| e.kind == "reversal")
+                .expect("the reversal");
+            let now = posguard::args::now_rfc3339();
+            let later = chrono::DateTime::parse_from_rfc3339(&now)
+                .expect("time")
+                .timestamp_millis()
+                + 3_600_000;
+            db.apply(&[store::Write::Saf(store::SafRow {
+                state: store::SafState::Pending,
+                next_at_ms: later,
+                owner: None,
+                ..e.clone()
+            })])
+            .expect("waiting");
+            let support = actor("support.wang");
+            let f = Filing {
+                source: "cardholder_phone".into(),
+                category: "debited_but_failed".into(),
+                contact: "13800000001".into(),
+                language: "en".into(),
+                rrn: Some(db.transaction(txn_id).expect("read").expect("txn").rrn),
+                ..Filing::default()
+            };
+            let again = cp::file(db, &f, &Policies::default(), &support, &at).expect("file");
+            cp::link(db, again.complaint_id, &[txn_id], &support, &at).expect("link");
+            let g = cp::diagnoses(db, again.complaint_id).expect("diagnosis");
+            assert_eq!(g[0].1.code, "reversal_in_progress", "{:?}", g[0].1);
+            assert_eq!(g[0].1.next, complaints::diagnose::Next::ExpediteReversal);
+            let done = cp::resolve(
+                db,
+                again.complaint_id,
+                Outcome::ReversalExpedited,
+                &support,
+                &now,
+            )
+            .expect("expedite");
+            assert_eq!(done.outcome.as_deref(), Some("reversal_expedited"));
+            e.saf_id
+        })
+        .await;
+        // Bounded (20 s): the node's queue sweep runs every second.
+        let mut state = None;
+        for _ in 0..400 {
+            state = db(&store, move |db| {
+                db.saf_entry(saf_id).expect("saf").map(|e| e.state)
+            })
+            .await;
+            if state == Some(store::SafState::Done) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            state,
+            Some(store::SafState::Done),
+            "the expedited reversal was sent ({store})"
+        );
+        assert_eq!(d.balance(), d.before, "and nothing moved twice");
         d.w.finish(&store).await;
     }
 }
@@ -413,22 +489,28 @@ async fn a_merchant_is_told_where_its_money_is() {
         })
         .await;
         assert_eq!(d.settled().await, None, "held");
-        let (_, g) = diagnosed(&d, merchant(&d, "merchant_not_credited")).await;
+        let (first, g) = diagnosed(&d, merchant(&d, "merchant_not_credited")).await;
         assert_eq!(g.code, "held", "{g:?}");
         assert!(g.zh.contains("chargeback ratio under review"), "{}", g.zh);
         assert_eq!(g.next, complaints::diagnose::Next::ReviewHold);
         assert!(g.evidence.iter().any(|e| e.starts_with("hold:")), "{g:?}");
-        // Released and settled: the diagnosis names the settlement and its payouts.
-        let at = d.txn.created_at.clone();
-        let hold = db(&store, |db| {
-            db.holds(true).expect("holds").remove(0).hold_id
+        // The complaint's resolution releases the hold; settled, the next complaint's
+        // diagnosis names the settlement and its payouts.
+        let (at, id) = (d.txn.created_at.clone(), first.complaint_id);
+        let resolved = db(&store, move |db| {
+            cp::resolve(db, id, Outcome::HoldReleased, &actor("risk.zhao"), &at).expect("release");
+            assert!(db.holds(true).expect("holds").is_empty(), "released");
+            db.complaint(id).expect("read").expect("complaint")
         })
         .await;
-        db(&store, move |db| {
-            services::money::release_hold(db, &hold, "risk.zhao", &actor("risk.zhao"), &at)
-                .expect("release")
-        })
-        .await;
+        assert_eq!(resolved.outcome.as_deref(), Some("hold_released"));
+        assert!(
+            resolved
+                .answer
+                .as_deref()
+                .is_some_and(|a| a.contains("结算暂缓")),
+            "answered in Chinese: {resolved:?}"
+        );
         // The released sale settles in the next run (the held date's run is done).
         let (next, cfg, id) = (
             d.date + chrono::Duration::days(1),
