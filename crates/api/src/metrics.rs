@@ -54,6 +54,8 @@ pub(crate) struct StoreGauges {
     pub recon_open: i64,
     pub reviews_overdue: i64,
     pub rereviews_due: i64,
+    pub complaints_open: i64,
+    pub complaints_breached: i64,
 }
 
 const REQUESTS: &str = "posguard_api_requests_total";
@@ -65,6 +67,8 @@ const IN_FLIGHT: &str = "posguard_transactions_in_flight";
 const RECON_OPEN: &str = "posguard_recon_exceptions_open";
 const REVIEWS_OVERDUE: &str = "posguard_applications_overdue";
 const REREVIEWS_DUE: &str = "posguard_rereviews_due";
+const COMPLAINTS_OPEN: &str = "posguard_complaints_open";
+const COMPLAINTS_BREACHED: &str = "posguard_complaints_breached";
 
 /// Latency buckets, seconds: 0.5 ms to 4 s.
 const BUCKETS: [f64; 14] = [
@@ -109,6 +113,11 @@ impl Default for Metrics {
             metrics::describe_gauge!(
                 SAF_EXCEPTIONS,
                 "Store-and-forward advices handed to operators"
+            );
+            metrics::describe_gauge!(COMPLAINTS_OPEN, "Complaints not yet resolved or rejected");
+            metrics::describe_gauge!(
+                COMPLAINTS_BREACHED,
+                "Open complaints past their deadline (to acknowledge, or to resolve)"
             );
             metrics::describe_gauge!(
                 REREVIEWS_DUE,
@@ -155,6 +164,8 @@ impl Metrics {
             metrics::gauge!(RECON_OPEN).set(store.recon_open as f64);
             metrics::gauge!(REVIEWS_OVERDUE).set(store.reviews_overdue as f64);
             metrics::gauge!(REREVIEWS_DUE).set(store.rereviews_due as f64);
+            metrics::gauge!(COMPLAINTS_OPEN).set(store.complaints_open as f64);
+            metrics::gauge!(COMPLAINTS_BREACHED).set(store.complaints_breached as f64);
         });
         self.handle.render()
     }

@@ -946,6 +946,19 @@ pub async fn metrics(State(api): State<Api>) -> Response {
                 .map(|t| (now_ms - t.timestamp_millis()).max(0) / 1000)
                 .max()
                 .unwrap_or(0);
+            let open: Vec<store::ComplaintRow> = db
+                .complaints(None)?
+                .into_iter()
+                .filter(|c| !matches!(c.status.as_str(), "resolved" | "rejected"))
+                .collect();
+            let mut breached = 0;
+            for c in &open {
+                if services::complaints::standing(db, c, today)?
+                    == Some(complaints::deadline::Standing::Breached)
+                {
+                    breached += 1;
+                }
+            }
             Ok(StoreGauges {
                 saf_pending: pending.len() as i64,
                 saf_oldest_age_secs: oldest,
@@ -954,6 +967,8 @@ pub async fn metrics(State(api): State<Api>) -> Response {
                 recon_open: db.findings(Some("open"))?.len() as i64,
                 reviews_overdue: services::onboarding::overdue(db, today)?.len() as i64,
                 rereviews_due: services::onboarding::rereviews_due(db, today)?.len() as i64,
+                complaints_open: open.len() as i64,
+                complaints_breached: breached,
             })
         })
         .await

@@ -1691,6 +1691,9 @@ fn health_and_metrics_answer_without_credentials_and_show_no_customer_data() {
         "posguard_api_requests_total{method=\"POST\",route=\"/api/v1/session\",status=\"201\"} 1",
         "posguard_saf_pending 0",
         "posguard_transactions_in_flight 0",
+        // The seeded complaint waits for a refund's approval: open, within its deadline.
+        "posguard_complaints_open 1",
+        "posguard_complaints_breached 0",
         "posguard_api_request_duration_seconds_bucket",
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
