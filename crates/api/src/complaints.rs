@@ -496,3 +496,124 @@ pub async fn decide(
         .await?;
     Ok(Json(complaint_json(&c, None)))
 }
+
+/// A complaint escalated to the issuer.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateBody {
+    /// The linked transaction disputed.
+    txn_id: i64,
+    /// The evidence sent with it.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    evidence: Vec<cp::DisputeEvidence>,
+    /// Working days the issuer has to respond (default 10).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 60)]
+    respond_working_days: Option<u32>,
+}
+
+fn dispute_json(d: &store::DisputeRow) -> Value {
+    json!({
+        "dispute_id": d.dispute_id, "complaint_id": d.complaint_id, "txn_id": d.txn_id,
+        "stage": d.stage, "status": d.status,
+        "evidence": serde_json::from_str::<Value>(&d.evidence).unwrap_or(Value::Null),
+        "respond_by": d.respond_by, "created_at": d.created_at, "updated_at": d.updated_at,
+    })
+}
+
+/// Escalates a complaint: a dispute with the issuer about one of its transactions.
+pub async fn escalate(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<EscalateBody>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::ComplaintWrite)?;
+    let id = id_of(&id, "complaint")?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let d = api
+        .db(move |db| {
+            Ok(cp::escalate(
+                db,
+                id,
+                b.txn_id,
+                &b.evidence,
+                b.respond_working_days
+                    .unwrap_or(cp::DISPUTE_RESPOND_WORKING_DAYS),
+                &actor,
+                &at,
+            )?)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(dispute_json(&d))).into_response())
+}
+
+/// Disputes, oldest first.
+pub async fn disputes(
+    State(api): State<Api>,
+    p: Principal,
+    q: QueryResult<ListQuery>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::ComplaintRead)?;
+    let Query(q) = query(q)?;
+    let rows = api.db(|db| Ok(db.disputes(None)?)).await?;
+    answer(
+        rows.iter().map(dispute_json).collect(),
+        &q,
+        "disputes",
+        &[
+            "dispute_id",
+            "complaint_id",
+            "txn_id",
+            "stage",
+            "status",
+            "respond_by",
+            "updated_at",
+        ],
+    )
+}
+
+/// A dispute's move.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisputeBody {
+    /// The new status (`challenged`, `accepted`, `expired`, `cancelled`, `won`, `lost`).
+    #[serde(default)]
+    #[schema(pattern = "^(opened|challenged|accepted|expired|cancelled|won|lost)$")]
+    status: Option<String>,
+    /// The new stage (`dispute`, `pre_arbitration`: forward only).
+    #[serde(default)]
+    #[schema(pattern = "^(pre_dispute|dispute|pre_arbitration)$")]
+    stage: Option<String>,
+    /// Evidence to add.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    evidence: Vec<cp::DisputeEvidence>,
+}
+
+/// Moves a dispute on; a decided one resolves its complaint.
+pub async fn update_dispute(
+    State(api): State<Api>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<DisputeBody>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Permission::ComplaintWrite)?;
+    let id = id_of(&id, "dispute")?;
+    let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let d = api
+        .db(move |db| {
+            Ok(cp::update_dispute(
+                db,
+                id,
+                b.status.as_deref(),
+                b.stage.as_deref(),
+                &b.evidence,
+                &actor,
+                &at,
+            )?)
+        })
+        .await?;
+    Ok(Json(dispute_json(&d)))
+}

@@ -349,6 +349,17 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
     ),
     (
         "POST",
+        "/api/v1/complaints/{complaint_id}/escalate",
+        Some(Permission::ComplaintWrite),
+    ),
+    ("GET", "/api/v1/disputes", Some(Permission::ComplaintRead)),
+    (
+        "POST",
+        "/api/v1/disputes/{dispute_id}",
+        Some(Permission::ComplaintWrite),
+    ),
+    (
+        "POST",
         "/api/v1/complaint-actions/{action_id}/approve",
         Some(Permission::ComplaintApprove),
     ),
@@ -694,6 +705,12 @@ impl Api {
                 "/complaints/{complaint_id}/refund",
                 post(complaints::refund),
             )
+            .route(
+                "/complaints/{complaint_id}/escalate",
+                post(complaints::escalate),
+            )
+            .route("/disputes", get(complaints::disputes))
+            .route("/disputes/{dispute_id}", post(complaints::update_dispute))
             .route(
                 "/complaint-actions/{action_id}/{decision}",
                 post(complaints::decide),

@@ -224,7 +224,8 @@ fn query(path: &str) -> Vec<(&'static str, ObjectBuilder, &'static str)> {
         "/api/v1/settlement-runs"
         | "/api/v1/risk/rule-sets"
         | "/api/v1/blocklist"
-        | "/api/v1/mcc-table" => list(vec![]),
+        | "/api/v1/mcc-table"
+        | "/api/v1/disputes" => list(vec![]),
         "/api/v1/rereviews" => list(vec![(
             "due",
             ObjectBuilder::new().schema_type(Type::Boolean),
@@ -280,6 +281,8 @@ fn body_schema(m: &str, path: &str) -> Option<&'static str> {
         ("POST", "/api/v1/complaints/{complaint_id}/extend") => Some("ExtendBody"),
         ("POST", "/api/v1/complaints/{complaint_id}/resolve") => Some("ResolveBody"),
         ("POST", "/api/v1/complaints/{complaint_id}/refund") => Some("RefundBody"),
+        ("POST", "/api/v1/complaints/{complaint_id}/escalate") => Some("EscalateBody"),
+        ("POST", "/api/v1/disputes/{dispute_id}") => Some("DisputeBody"),
         ("POST", "/api/v1/terminals/{terminal_id}/location") => Some("LocationBody"),
         ("POST", "/api/v1/applications" | "/api/v1/applications/{app_id}/resubmit") => Some("Form"),
         (
@@ -508,6 +511,9 @@ pub fn document() -> OpenApi {
                 .schema_from::<crate::complaints::ExtendBody>()
                 .schema_from::<crate::complaints::ResolveBody>()
                 .schema_from::<crate::complaints::RefundBody>()
+                .schema_from::<crate::complaints::EscalateBody>()
+                .schema_from::<crate::complaints::DisputeBody>()
+                .schema_from::<services::complaints::DisputeEvidence>()
                 .schema_from::<crate::onboarding::LocationBody>()
                 .schema_from::<crate::onboarding::BlockBody>()
                 .schema_from::<crate::onboarding::RereviewBody>()

@@ -4,10 +4,12 @@
 //! acknowledge, to resolve, how far they extend — in working days per source on the
 //! working-day calendar ([`deadline`]), and what happened to the money, said for the
 //! complainant in Chinese and English and for staff, with its evidence
-//! ([`diagnose`]). The services join them to the store.
+//! ([`diagnose`]), and the disputes a complaint escalates to ([`dispute`]). The
+//! services join them to the store.
 
 pub mod deadline;
 pub mod diagnose;
+pub mod dispute;
 pub mod kinds;
 pub mod rank;
 pub mod sms;

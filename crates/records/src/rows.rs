@@ -486,6 +486,29 @@ pub struct ComplaintEventRow {
     pub note: String,
 }
 
+/// A dispute a complaint escalated to the issuer or the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeRow {
+    /// Its number.
+    pub dispute_id: i64,
+    /// The complaint.
+    pub complaint_id: i64,
+    /// The transaction disputed.
+    pub txn_id: i64,
+    /// `pre_dispute`, `dispute`, `pre_arbitration`.
+    pub stage: String,
+    /// `opened`, `challenged`, `accepted`, `expired`, `cancelled`, `won`, `lost`.
+    pub status: String,
+    /// The evidence (JSON list of `{kind, text}`).
+    pub evidence: String,
+    /// To be answered by (YYYY-MM-DD).
+    pub respond_by: String,
+    /// When opened.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
 /// A money action of a complaint, waiting for or given a second person's approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComplaintActionRow {
@@ -893,6 +916,8 @@ pub enum Write {
     ComplaintEvent(ComplaintEventRow),
     /// Insert or update a complaint's money action.
     ComplaintAction(ComplaintActionRow),
+    /// Insert or update a dispute.
+    Dispute(DisputeRow),
     /// Insert a merchant settlement.
     Settlement(SettlementRow),
     /// Insert a transaction's settlement (a transaction settles at most once).

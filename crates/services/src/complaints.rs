@@ -1169,3 +1169,229 @@ pub fn standing(
     })?;
     Ok(Some(deadline::standing(&cal, due, today)))
 }
+
+/// One piece of a dispute's evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DisputeEvidence {
+    /// `receipt`, `transaction_log`, `customer_communication`, `refund_policy`,
+    /// `issuer_statement`, `other`.
+    pub kind: String,
+    /// What it says (or where the file is).
+    pub text: String,
+}
+
+/// Working days the other side has to respond to a dispute, by default.
+pub const DISPUTE_RESPOND_WORKING_DAYS: u32 = 10;
+
+fn check_evidence(evidence: &[DisputeEvidence]) -> Result<()> {
+    if evidence.len() > 20 {
+        return Err(ServiceError::BadInput(
+            "at most 20 pieces of evidence".into(),
+        ));
+    }
+    for e in evidence {
+        if !complaints::dispute::EVIDENCE_KINDS.contains(&e.kind.as_str()) {
+            return Err(ServiceError::BadInput(format!(
+                "evidence kind: one of {}",
+                complaints::dispute::EVIDENCE_KINDS.join(", ")
+            )));
+        }
+        crate::text("evidence", &e.text, 2000)?;
+    }
+    Ok(())
+}
+
+/// Escalates a complaint to the card's issuer (or the network) about one of its
+/// transactions: a dispute opened at the pre-dispute stage with its evidence and a
+/// deadline to respond by (working days); the complaint waits for it (`escalated`).
+#[allow(clippy::too_many_arguments)]
+pub fn escalate(
+    db: &mut dyn Backend,
+    id: i64,
+    txn_id: i64,
+    evidence: &[DisputeEvidence],
+    respond_working_days: u32,
+    actor: &Actor,
+    at: &str,
+) -> Result<store::DisputeRow> {
+    check_evidence(evidence)?;
+    if !(1..=60).contains(&respond_working_days) {
+        return Err(ServiceError::BadInput(
+            "respond within 1 to 60 working days".into(),
+        ));
+    }
+    let before = find(db, id)?;
+    if is_closed(&before) {
+        return Err(ServiceError::Conflict(format!(
+            "complaint {id} is {}",
+            before.status
+        )));
+    }
+    if !db
+        .complaint_txns(id)
+        .ctx("read complaint")?
+        .iter()
+        .any(|l| l.txn_id == txn_id)
+    {
+        return Err(ServiceError::Conflict(format!(
+            "transaction {txn_id} is not linked to complaint {id}"
+        )));
+    }
+    let today = local(at)
+        .ok_or_else(|| ServiceError::BadInput(format!("{at:?} is not a time")))?
+        .date();
+    let cal = crate::reference::calendar(db)?;
+    let dispute_id = db
+        .disputes(None)
+        .ctx("read disputes")?
+        .last()
+        .map_or(1, |d| d.dispute_id + 1);
+    let row = store::DisputeRow {
+        dispute_id,
+        complaint_id: id,
+        txn_id,
+        stage: complaints::dispute::Stage::PreDispute.name().into(),
+        status: complaints::dispute::Status::Opened.name().into(),
+        evidence: serde_json::to_string(evidence).unwrap_or_else(|_| "[]".into()),
+        respond_by: cal
+            .add_working_days(today, respond_working_days)
+            .to_string(),
+        created_at: at.into(),
+        updated_at: at.into(),
+    };
+    let after = ComplaintRow {
+        status: "escalated".into(),
+        updated_at: at.into(),
+        ..before.clone()
+    };
+    change(
+        db,
+        &before,
+        &after,
+        "escalate",
+        format!(
+            "dispute {dispute_id} with the issuer about transaction {txn_id}, respond by {}",
+            row.respond_by
+        ),
+        vec![Write::Dispute(row.clone())],
+        actor,
+        at,
+    )?;
+    Ok(row)
+}
+
+/// Moves a dispute on — its status as the reference table allows, its stage forward
+/// only — adding evidence. A decided dispute resolves its complaint (`escalated`),
+/// answered in the complainant's language.
+pub fn update_dispute(
+    db: &mut dyn Backend,
+    dispute_id: i64,
+    status: Option<&str>,
+    stage: Option<&str>,
+    evidence: &[DisputeEvidence],
+    actor: &Actor,
+    at: &str,
+) -> Result<store::DisputeRow> {
+    use complaints::dispute::{move_stage, move_status, Stage, Status};
+    check_evidence(evidence)?;
+    let before = db
+        .disputes(None)
+        .ctx("read disputes")?
+        .into_iter()
+        .find(|d| d.dispute_id == dispute_id)
+        .ok_or_else(|| ServiceError::NotFound(format!("no dispute {dispute_id}")))?;
+    let (from_status, from_stage) = (
+        Status::parse(&before.status).ok_or_else(|| {
+            ServiceError::Invalid(format!("dispute {dispute_id}: {}", before.status))
+        })?,
+        Stage::parse(&before.stage).ok_or_else(|| {
+            ServiceError::Invalid(format!("dispute {dispute_id}: {}", before.stage))
+        })?,
+    );
+    let conflict = |e: complaints::dispute::DisputeError| ServiceError::Conflict(e.to_string());
+    let new_status = match status {
+        Some(s) => move_status(
+            from_status,
+            Status::parse(s).ok_or_else(|| {
+                ServiceError::BadInput(format!(
+                    "status: one of {}",
+                    Status::ALL.map(Status::name).join(", ")
+                ))
+            })?,
+        )
+        .map_err(conflict)?,
+        None => from_status,
+    };
+    let new_stage = match stage {
+        Some(s) => move_stage(
+            from_stage,
+            Stage::parse(s).ok_or_else(|| {
+                ServiceError::BadInput("stage: pre_dispute, dispute or pre_arbitration".into())
+            })?,
+            from_status,
+        )
+        .map_err(conflict)?,
+        None => from_stage,
+    };
+    if status.is_none() && stage.is_none() && evidence.is_empty() {
+        return Err(ServiceError::BadInput(
+            "give a status, a stage or evidence".into(),
+        ));
+    }
+    let mut all: Vec<DisputeEvidence> = serde_json::from_str(&before.evidence).unwrap_or_default();
+    all.extend(evidence.iter().cloned());
+    check_evidence(&all)?;
+    let row = store::DisputeRow {
+        stage: new_stage.name().into(),
+        status: new_status.name().into(),
+        evidence: serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()),
+        updated_at: at.into(),
+        ..before.clone()
+    };
+    let c = find(db, before.complaint_id)?;
+    let note = format!(
+        "dispute {dispute_id}: {} / {}{}",
+        row.stage,
+        row.status,
+        if evidence.is_empty() {
+            String::new()
+        } else {
+            format!(", {} piece(s) of evidence", evidence.len())
+        }
+    );
+    let after = if new_status.is_final() && c.status == "escalated" {
+        let zh = c.language == "zh";
+        let won = matches!(new_status, Status::Won | Status::Accepted);
+        ComplaintRow {
+            status: "resolved".into(),
+            outcome: Some("escalated".into()),
+            answer: Some(match (zh, won) {
+                (true, true) => "经与发卡行交涉，争议已按您的诉求处理，款项将由发卡行退回。".into(),
+                (true, false) => "经与发卡行交涉，该笔交易成立，争议未获支持。".into(),
+                (false, true) => "The dispute with your bank was decided in your favour: your bank returns the money.".into(),
+                (false, false) => "The dispute with your bank was decided: the transaction stands.".into(),
+            }),
+            resolved_at: Some(at.into()),
+            updated_at: at.into(),
+            ..c.clone()
+        }
+    } else {
+        ComplaintRow {
+            updated_at: at.into(),
+            ..c.clone()
+        }
+    };
+    change(
+        db,
+        &c,
+        &after,
+        "dispute",
+        note,
+        vec![Write::Dispute(row.clone())],
+        actor,
+        at,
+    )?;
+    Ok(row)
+}

@@ -1,7 +1,7 @@
 -- posguard schema version 14: complaints. A complaint (who, through which channel,
 -- about what, what they remember — never a clear card number — its deadlines, owner,
--- outcome and answer), the transactions it is linked to, every step, and the money
--- actions that wait for a second person's approval.
+-- outcome and answer), the transactions it is linked to, every step, the disputes it
+-- escalates to, and the money actions that wait for a second person's approval.
 CREATE TABLE complaints (
     complaint_id    BIGINT PRIMARY KEY,
     source          TEXT NOT NULL,
@@ -39,6 +39,17 @@ CREATE TABLE complaint_events (
     actor        TEXT NOT NULL,
     note         TEXT NOT NULL,
     PRIMARY KEY (complaint_id, seq)
+);
+CREATE TABLE disputes (
+    dispute_id   BIGINT PRIMARY KEY,
+    complaint_id BIGINT NOT NULL,
+    txn_id       BIGINT NOT NULL,
+    stage        TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    evidence     TEXT NOT NULL,
+    respond_by   TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
 );
 CREATE TABLE complaint_actions (
     action_id     BIGINT PRIMARY KEY,

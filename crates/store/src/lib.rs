@@ -24,8 +24,8 @@ pub use pg::PgBackend;
 pub use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
     BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, ComplaintActionRow,
-    ComplaintEventRow, ComplaintRow, ComplaintTxnRow, DecisionRow, DocumentRow, EventRow,
-    FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
+    ComplaintEventRow, ComplaintRow, ComplaintTxnRow, DecisionRow, DisputeRow, DocumentRow,
+    EventRow, FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
     ReconFileRow, ReconLineRow, ReconRunRow, ReferenceRow, RuleSetRow, SafRow, SafState,
     SessionRow, SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow,
     TxnKind, TxnRow, TxnState, Write,
@@ -604,6 +604,11 @@ pub trait Backend: Send {
     /// A complaint's steps, in order.
     fn complaint_events(&mut self, id: i64) -> Result<Vec<ComplaintEventRow>, StoreError> {
         run(self, |tx| money::complaint_events(tx, id))
+    }
+
+    /// Disputes (one complaint's with `Some`), oldest first.
+    fn disputes(&mut self, complaint: Option<i64>) -> Result<Vec<DisputeRow>, StoreError> {
+        run(self, |tx| money::disputes(tx, complaint))
     }
 
     /// Money actions of complaints (one complaint's with `Some`), oldest first.

@@ -17,9 +17,9 @@ use crate::StoreError;
 use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, BatchDiffRow, BatchSettlementRow,
     BlockRow, CaptureRow, ComplaintActionRow, ComplaintEventRow, ComplaintRow, ComplaintTxnRow,
-    DocumentRow, FindingRow, HoldRow, MerchantReviewRow, PayoutRow, ReconFileRow, ReconLineRow,
-    ReconRunRow, ReferenceRow, RuleSetRow, SettlementItemRow, SettlementRow, SettlementRunRow,
-    TermsRow, TxnRow, Write,
+    DisputeRow, DocumentRow, FindingRow, HoldRow, MerchantReviewRow, PayoutRow, ReconFileRow,
+    ReconLineRow, ReconRunRow, ReferenceRow, RuleSetRow, SettlementItemRow, SettlementRow,
+    SettlementRunRow, TermsRow, TxnRow, Write,
 };
 
 const ACCOUNT_COLUMNS: &str =
@@ -387,6 +387,20 @@ pub(crate) fn complaint_actions(
         tx,
         &select::<ComplaintActionRow>(
             "complaint_actions WHERE (CAST($1 AS BIGINT) IS NULL OR complaint_id = $1) ORDER BY action_id",
+        ),
+        &[complaint.map_or(Arg::Null, Arg::I)],
+    )
+}
+
+/// Disputes (one complaint's with `Some`), oldest first.
+pub(crate) fn disputes(
+    tx: &mut dyn Tx,
+    complaint: Option<i64>,
+) -> Result<Vec<DisputeRow>, StoreError> {
+    all(
+        tx,
+        &select::<DisputeRow>(
+            "disputes WHERE (CAST($1 AS BIGINT) IS NULL OR complaint_id = $1) ORDER BY dispute_id",
         ),
         &[complaint.map_or(Arg::Null, Arg::I)],
     )

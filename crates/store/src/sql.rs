@@ -10,8 +10,8 @@ use crate::StoreError;
 use records::{
     ApplicationDocumentRow, ApplicationEventRow, ApplicationRow, AuditRow, BatchDiffRow,
     BatchSettlementRow, BlockRow, CaptureRow, CaseEntryRow, CaseRow, ComplaintActionRow,
-    ComplaintEventRow, ComplaintRow, ComplaintTxnRow, DecisionRow, DocumentRow, EventRow,
-    FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
+    ComplaintEventRow, ComplaintRow, ComplaintTxnRow, DecisionRow, DisputeRow, DocumentRow,
+    EventRow, FindingRow, HoldRow, KeyRow, MerchantReviewRow, MerchantRow, OperatorRow, PayoutRow,
     ReconFileRow, ReconLineRow, ReconRunRow, ReferenceRow, RuleSetRow, SafRow, SessionRow,
     SettlementItemRow, SettlementRow, SettlementRunRow, Stored, TerminalRow, TermsRow, TxnRow,
     Write,
@@ -436,6 +436,17 @@ table_row!(ComplaintEventRow {
     actor: t,
     note: t,
 });
+table_row!(DisputeRow {
+    dispute_id: i,
+    complaint_id: i,
+    txn_id: i,
+    stage: t,
+    status: t,
+    evidence: t,
+    respond_by: t,
+    created_at: t,
+    updated_at: t,
+});
 table_row!(ComplaintActionRow {
     action_id: i,
     complaint_id: i,
@@ -718,6 +729,10 @@ const SQL_COMPLAINT_TXN: &str = "INSERT INTO complaint_txns (complaint_id, txn_i
      linked_at) VALUES ($1, $2, $3, $4) ON CONFLICT (complaint_id, txn_id) DO NOTHING";
 const SQL_COMPLAINT_EVENT: &str = "INSERT INTO complaint_events (complaint_id, seq, at, action, \
      actor, note) VALUES ($1, $2, $3, $4, $5, $6)";
+const SQL_DISPUTE: &str = "INSERT INTO disputes (dispute_id, complaint_id, txn_id, stage, status, \
+     evidence, respond_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (dispute_id) DO UPDATE SET stage = excluded.stage, status = excluded.status, \
+     evidence = excluded.evidence, respond_by = excluded.respond_by, updated_at = excluded.updated_at";
 const SQL_COMPLAINT_ACTION: &str = "INSERT INTO complaint_actions (action_id, complaint_id, kind, \
      txn_id, amount_minor, reason, requested_by, requested_at, decided_by, decided_at, status) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (action_id) DO UPDATE SET \
@@ -815,6 +830,7 @@ pub(crate) fn write(tx: &mut dyn Tx, w: &Write) -> Result<(), StoreError> {
         Write::ComplaintTxn(r) => (SQL_COMPLAINT_TXN, r.args()),
         Write::ComplaintEvent(r) => (SQL_COMPLAINT_EVENT, r.args()),
         Write::ComplaintAction(r) => (SQL_COMPLAINT_ACTION, r.args()),
+        Write::Dispute(r) => (SQL_DISPUTE, r.args()),
         Write::ApplicationDocument(r) => (SQL_APPLICATION_DOCUMENT, r.args()),
         Write::Settlement(r) => (SQL_SETTLEMENT, r.args()),
         Write::SettlementItem(r) => (SQL_ITEM, r.args()),
@@ -879,6 +895,7 @@ mod tests {
             (SQL_COMPLAINT_TXN, ComplaintTxnRow::COLUMNS),
             (SQL_COMPLAINT_EVENT, ComplaintEventRow::COLUMNS),
             (SQL_COMPLAINT_ACTION, ComplaintActionRow::COLUMNS),
+            (SQL_DISPUTE, DisputeRow::COLUMNS),
             (SQL_APPLICATION_DOCUMENT, ApplicationDocumentRow::COLUMNS),
             (SQL_SETTLEMENT, SettlementRow::COLUMNS),
             (SQL_ITEM, SettlementItemRow::COLUMNS),

@@ -280,6 +280,7 @@ fn seed(location: &str) {
     services::complaints::link(db.as_mut(), 1, &[1], &cli, NOW).expect("link");
     services::complaints::request_refund(db.as_mut(), 1, 1, 5_000, "debited twice", 0, &cli, NOW)
         .expect("refund waiting");
+    services::complaints::escalate(db.as_mut(), 1, 1, &[], 10, &cli, NOW).expect("dispute");
     for r in Role::ALL {
         let shops = if r == Role::Merchant {
             vec![SHOP_A.to_owned()]
@@ -445,6 +446,7 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
         .replace("{year}", "2027")
         .replace("{complaint_id}", "1")
         .replace("{action_id}", "1")
+        .replace("{dispute_id}", "1")
         .replace("{sha256}", &pdf_sha());
     let path = match template {
         "/api/v1/merchants/{merchant_id}/statement" => format!("{path}?date=2026-12-01"),
@@ -514,6 +516,12 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
         ("POST", "/api/v1/complaints/{complaint_id}/resolve") => {
             Some(json!({"outcome": "explained"}))
         }
+        ("POST", "/api/v1/complaints/{complaint_id}/escalate") => Some(json!({
+            "txn_id": 1, "evidence": [{"kind": "receipt", "text": "the terminal's slip"}],
+        })),
+        ("POST", "/api/v1/disputes/{dispute_id}") => Some(json!({
+            "evidence": [{"kind": "transaction_log", "text": "journal events of the sale"}],
+        })),
         ("POST", "/api/v1/complaints/{complaint_id}/refund") => {
             Some(json!({"txn_id": 1, "amount_minor": 100, "reason": "goodwill"}))
         }

@@ -440,3 +440,28 @@ fn the_report_counts_what_acquirers_publish() {
         "{text}"
     );
 }
+
+/// A dispute's status moves only as its table says; its stage only forward, and not
+/// once it is decided.
+#[test]
+fn a_dispute_moves_as_the_reference_model_does() {
+    use complaints::dispute::{move_stage, move_status, Stage, Status, MOVES};
+    for from in Status::ALL {
+        for to in Status::ALL {
+            assert_eq!(
+                move_status(from, to).is_ok(),
+                MOVES.contains(&(from, to)),
+                "{from:?} → {to:?}"
+            );
+        }
+    }
+    assert!(Status::Won.is_final() && !Status::Challenged.is_final());
+    assert_eq!(
+        move_stage(Stage::PreDispute, Stage::Dispute, Status::Opened),
+        Ok(Stage::Dispute)
+    );
+    assert!(move_stage(Stage::Dispute, Stage::PreDispute, Status::Opened).is_err());
+    assert!(move_stage(Stage::Dispute, Stage::Dispute, Status::Challenged).is_err());
+    assert!(move_stage(Stage::Dispute, Stage::PreArbitration, Status::Lost).is_err());
+    assert_eq!(Stage::parse("pre_arbitration"), Some(Stage::PreArbitration));
+}

@@ -456,12 +456,79 @@ async fn an_unrecognised_or_misremembered_sale_is_found_and_explained() {
                 .is_some_and(|a| a.contains("the sale stands")),
             "{c:?}"
         );
-        let (_, g) = diagnosed(&d, cardholder(&d, "amount_wrong", 8_000, 1_000)).await;
+        let (c, g) = diagnosed(&d, cardholder(&d, "amount_wrong", 8_000, 1_000)).await;
         assert_eq!(
             (g.code, g.next),
             ("approved_stands", complaints::diagnose::Next::Investigate)
         );
         assert_eq!(d.balance(), d.before - AMOUNT, "nothing moved ({store})");
+        // Staff escalate it to the issuer with the evidence; the dispute moves on as
+        // the reference model does and, decided, resolves the complaint.
+        let (id, txn_id, at) = (c.complaint_id, d.txn.txn_id, d.txn.created_at.clone());
+        let c = db(&store, move |db| {
+            let staff = actor("support.lead");
+            let ev = |kind: &str, text: &str| cp::DisputeEvidence {
+                kind: kind.into(),
+                text: text.into(),
+            };
+            let d = cp::escalate(
+                db,
+                id,
+                txn_id,
+                &[ev("receipt", "the slip says 88.00")],
+                10,
+                &staff,
+                &at,
+            )
+            .expect("escalate");
+            assert_eq!(
+                (d.stage.as_str(), d.status.as_str()),
+                ("pre_dispute", "opened")
+            );
+            assert_eq!(
+                db.complaint(id).expect("read").expect("c").status,
+                "escalated"
+            );
+            // Backwards or out of order is refused.
+            assert!(
+                cp::update_dispute(db, d.dispute_id, Some("won"), None, &[], &staff, &at).is_err()
+            );
+            cp::update_dispute(
+                db,
+                d.dispute_id,
+                Some("challenged"),
+                Some("dispute"),
+                &[ev("transaction_log", "journal: 88.00 approved")],
+                &staff,
+                &at,
+            )
+            .expect("challenged");
+            assert!(cp::update_dispute(
+                db,
+                d.dispute_id,
+                None,
+                Some("pre_dispute"),
+                &[],
+                &staff,
+                &at
+            )
+            .is_err());
+            let done = cp::update_dispute(db, d.dispute_id, Some("lost"), None, &[], &staff, &at)
+                .expect("decided");
+            assert_eq!(done.status, "lost");
+            db.complaint(id).expect("read").expect("c")
+        })
+        .await;
+        assert_eq!(
+            (c.status.as_str(), c.outcome.as_deref()),
+            ("resolved", Some("escalated"))
+        );
+        assert!(
+            c.answer
+                .as_deref()
+                .is_some_and(|a| a.contains("the transaction stands")),
+            "{c:?}"
+        );
         d.w.finish(&store).await;
     }
 }
