@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use services::complaints::{self as cp, Filing, Outcome, Policies, Refund};
+use services::complaints::{self as cp, Filing, Outcome, Refund};
 use store::ComplaintRow;
 
 use crate::auth::{Permission, Principal};
@@ -52,8 +52,9 @@ pub async fn file(
 ) -> Result<Response, ApiError> {
     p.require(Permission::ComplaintWrite)?;
     let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let policies = api.complaints().policies;
     let c = api
-        .db(move |db| Ok(cp::file(db, &f, &Policies::default(), &actor, &at)?))
+        .db(move |db| Ok(cp::file(db, &f, &policies, &actor, &at)?))
         .await?;
     Ok((StatusCode::CREATED, Json(complaint_json(&c, None))).into_response())
 }
@@ -361,18 +362,12 @@ pub async fn extend(
     p.require(Permission::ComplaintWrite)?;
     let id = id_of(&id, "complaint")?;
     let approved = p.may(Permission::ComplaintApprove);
+    let policies = api.complaints().policies;
     let (actor, at) = (p.actor(), api.now().to_rfc3339());
     let c = api
         .db(move |db| {
             Ok(cp::extend(
-                db,
-                id,
-                b.days,
-                &b.reason,
-                approved,
-                &Policies::default(),
-                &actor,
-                &at,
+                db, id, b.days, &b.reason, approved, &policies, &actor, &at,
             )?)
         })
         .await?;
@@ -457,6 +452,7 @@ pub async fn refund(
     p.require(Permission::ComplaintWrite)?;
     let id = id_of(&id, "complaint")?;
     let (actor, at) = (p.actor(), api.now().to_rfc3339());
+    let threshold = api.complaints().four_eyes_minor;
     let r = api
         .db(move |db| {
             Ok(cp::request_refund(
@@ -465,7 +461,7 @@ pub async fn refund(
                 b.txn_id,
                 b.amount_minor,
                 &b.reason,
-                cp::DEFAULT_FOUR_EYES_MINOR,
+                threshold,
                 &actor,
                 &at,
             )?)

@@ -401,6 +401,7 @@ struct Inner {
     node: std::sync::OnceLock<metrics::NodeHooks>,
     pii: std::sync::OnceLock<Arc<services::onboarding::PiiKey>>,
     hsm: std::sync::OnceLock<Arc<cardsec::SoftwareSecurityModule>>,
+    complaints: std::sync::OnceLock<services::complaints::ComplaintConfig>,
     cookie_secure: std::sync::atomic::AtomicBool,
 }
 
@@ -446,6 +447,7 @@ impl Api {
                 node: std::sync::OnceLock::new(),
                 pii: std::sync::OnceLock::new(),
                 hsm: std::sync::OnceLock::new(),
+                complaints: std::sync::OnceLock::new(),
                 cookie_secure: std::sync::atomic::AtomicBool::new(true),
             }),
         }
@@ -468,6 +470,16 @@ impl Api {
 
     /// The key personal ID numbers in merchant applications are tokenized with;
     /// without it the API refuses applications (503).
+    pub fn set_complaints(&self, c: services::complaints::ComplaintConfig) {
+        let _ = self.inner.complaints.set(c);
+    }
+
+    /// The complaint desk's configuration (the defaults unless one was set).
+    pub fn complaints(&self) -> services::complaints::ComplaintConfig {
+        self.inner.complaints.get().cloned().unwrap_or_default()
+    }
+
+    /// Sets the key personal ID numbers are tokenized with.
     pub fn set_pii_key(&self, key: services::onboarding::PiiKey) {
         let _ = self.inner.pii.set(Arc::new(key));
     }

@@ -23,6 +23,8 @@ pub struct ApiArgs {
     settlement_dir: std::path::PathBuf,
     #[command(flatten)]
     pii: PiiArgs,
+    #[command(flatten)]
+    complaints: ComplaintArgs,
     /// The LMK, for provisioning through the API (terminal master keys are generated
     /// under it); without one the API does not provision.
     #[command(flatten)]
@@ -72,6 +74,31 @@ pub struct ApiSetup {
     pub pii: Option<services::onboarding::PiiKey>,
     /// The security module provisioning generates terminal keys in.
     pub hsm: Option<Arc<cardsec::SoftwareSecurityModule>>,
+    /// The complaint desk's deadlines and four-eyes threshold.
+    pub complaints: Option<services::complaints::ComplaintConfig>,
+}
+
+/// Where the complaint desk's configuration comes from.
+#[derive(Debug, Clone, Args)]
+pub struct ComplaintArgs {
+    /// A TOML file of the complaint desk's deadlines per source and four-eyes
+    /// threshold (`docs/complaints.md`); the defaults without it.
+    #[arg(long)]
+    pub complaints_config: Option<std::path::PathBuf>,
+}
+
+impl ComplaintArgs {
+    /// The configuration, if a file is given.
+    pub fn load(&self) -> anyhow::Result<Option<services::complaints::ComplaintConfig>> {
+        self.complaints_config
+            .as_ref()
+            .map(|p| {
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+                Ok(services::complaints::ComplaintConfig::from_toml(&text)?)
+            })
+            .transpose()
+    }
 }
 
 /// Starts the API on `listener` over the store at `store`; returns when `shutdown`
@@ -88,6 +115,7 @@ pub async fn serve(
         node,
         pii,
         hsm,
+        complaints,
     } = setup;
     let s = store.to_owned();
     let db = tokio::task::spawn_blocking(move || crate::node::open_store(&s))
@@ -104,6 +132,9 @@ pub async fn serve(
     }
     if let Some(h) = hsm {
         api.set_security_module(h);
+    }
+    if let Some(c) = complaints {
+        api.set_complaints(c);
     }
     api::serve(listener, api, shutdown)
         .await
@@ -162,6 +193,7 @@ pub fn run(a: ApiArgs) -> anyhow::Result<()> {
             node: None,
             pii,
             hsm,
+            complaints: a.complaints.load()?,
         };
         serve(&a.store.location(), listener, setup, async {
             let _ = tokio::signal::ctrl_c().await;

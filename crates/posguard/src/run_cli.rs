@@ -65,6 +65,8 @@ pub struct AcquirerArgs {
     settlement_dir: std::path::PathBuf,
     #[command(flatten)]
     pii: crate::api_cli::PiiArgs,
+    #[command(flatten)]
+    complaints: crate::api_cli::ComplaintArgs,
     /// TLS on the terminal listeners (--listen and --ascii-listen alike).
     #[command(flatten)]
     tls: crate::tls_cli::ListenerTlsArgs,
@@ -229,6 +231,7 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
     }
     let http = a.http.or(file.listen.http);
     let pii = a.pii.load()?;
+    let complaints = a.complaints.load()?;
     // Provisioning through the node's API generates terminal keys under its LMK.
     let hsm = Some(std::sync::Arc::new(match &opts.keys {
         crate::node::NodeKeys::Configured(lmk, previous) => {
@@ -283,6 +286,7 @@ pub fn acquirer(a: AcquirerArgs) -> anyhow::Result<()> {
                         node: Some(node),
                         pii,
                         hsm,
+                        complaints,
                     };
                     let served = crate::api_cli::serve(&store, l, setup, shutdown);
                     if let Err(e) = served.await {

@@ -98,6 +98,74 @@ impl Policies {
 /// Money actions above this (minor units) wait for a second person.
 pub const DEFAULT_FOUR_EYES_MINOR: i64 = 50_000;
 
+/// The complaint desk's configuration: deadlines per source and the four-eyes
+/// threshold. A TOML file (`posguard api --complaints-config`):
+///
+/// ```toml
+/// four_eyes_minor = 50000
+/// [sources.regulator_hotline]
+/// acknowledge_working_days = 1
+/// resolve_days = 10
+/// resolve_in = "working"
+/// extend_to_days = 20
+/// max_days = 20
+/// ```
+///
+/// A source not named keeps its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplaintConfig {
+    /// Deadlines per source.
+    pub policies: Policies,
+    /// Refunds above this (minor units) wait for a second person.
+    pub four_eyes_minor: i64,
+}
+
+impl Default for ComplaintConfig {
+    fn default() -> ComplaintConfig {
+        ComplaintConfig {
+            policies: Policies::default(),
+            four_eyes_minor: DEFAULT_FOUR_EYES_MINOR,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    four_eyes_minor: Option<i64>,
+    #[serde(default)]
+    sources: std::collections::BTreeMap<String, Policy>,
+}
+
+impl ComplaintConfig {
+    /// Reads the TOML configuration; every policy is checked.
+    pub fn from_toml(text: &str) -> Result<ComplaintConfig> {
+        let f: ConfigFile = toml::from_str(text)
+            .map_err(|e| ServiceError::BadInput(format!("complaints configuration: {e}")))?;
+        let mut c = ComplaintConfig::default();
+        if let Some(t) = f.four_eyes_minor {
+            if !(0..=100_000_000_000).contains(&t) {
+                return Err(ServiceError::BadInput(
+                    "four_eyes_minor: 0 to 100000000000 minor units".into(),
+                ));
+            }
+            c.four_eyes_minor = t;
+        }
+        for (name, p) in f.sources {
+            let s = Source::parse(&name).ok_or_else(|| {
+                ServiceError::BadInput(format!(
+                    "complaints configuration: {name:?} is no source ({})",
+                    Source::ALL.map(Source::name).join(", ")
+                ))
+            })?;
+            p.validate()
+                .map_err(|e| ServiceError::BadInput(format!("source {name}: {e}")))?;
+            c.policies.0.insert(s, p);
+        }
+        Ok(c)
+    }
+}
+
 fn local(rfc3339: &str) -> Option<NaiveDateTime> {
     DateTime::parse_from_rfc3339(rfc3339)
         .ok()

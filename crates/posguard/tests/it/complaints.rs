@@ -372,6 +372,24 @@ async fn a_complaint_is_due_and_then_breached_across_the_holiday() {
                 at
             )
             .is_err());
+            // Deadlines are configuration: the hotline's with 5 working days to resolve
+            // (filed on the 13th: the make-up Saturday, then the 24th to the 27th).
+            let cfg = cp::ComplaintConfig::from_toml(
+                "four_eyes_minor = 10000\n[sources.regulator_hotline]\nacknowledge_working_days = 1\n\
+                 resolve_days = 5\nresolve_in = \"working\"\nextend_to_days = 10\nmax_days = 10\n",
+            )
+            .expect("config");
+            assert_eq!(cfg.four_eyes_minor, 10_000);
+            let c = cp::file(db, &f, &cfg.policies, &actor("support.li"), at).expect("file");
+            assert_eq!(c.resolve_due, "2026-02-27");
+            for bad in [
+                "[sources.nobody]\nacknowledge_working_days = 1\nresolve_days = 5\nresolve_in = \"working\"\nextend_to_days = 10\nmax_days = 10\n",
+                "[sources.merchant]\nacknowledge_working_days = 1\nresolve_days = 50\nresolve_in = \"working\"\nextend_to_days = 10\nmax_days = 10\n",
+                "four_eyes_minor = -1\n",
+                "surprise = 1\n",
+            ] {
+                assert!(cp::ComplaintConfig::from_toml(bad).is_err(), "{bad}");
+            }
         })
         .await;
         tokio::task::spawn_blocking(move || crate::scenarios::cleanup(&s))
