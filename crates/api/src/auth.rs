@@ -74,8 +74,12 @@ pub enum Permission {
     OperatorWrite,
     /// Load the reference tables: working-day calendar years, the MCC table.
     ReferenceWrite,
-    /// Read complaints, their candidates and diagnoses.
+    /// Read complaints, their candidates and diagnoses (a merchant: its own).
     ComplaintRead,
+    /// File a complaint (a merchant: its own, about its money).
+    ComplaintFile,
+    /// Read every complaint's report and the disputes (staff).
+    ComplaintReport,
     /// File, acknowledge, assign, link, extend, resolve complaints and ask for refunds.
     ComplaintWrite,
     /// Approve or refuse a complaint's refund above the threshold (never one's own),
@@ -126,6 +130,8 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             ComplaintRead,
             ComplaintWrite,
             ComplaintApprove,
+            ComplaintFile,
+            ComplaintReport,
         ],
     ),
     (
@@ -151,6 +157,8 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             ComplaintRead,
             ComplaintWrite,
             ComplaintApprove,
+            ComplaintFile,
+            ComplaintReport,
         ],
     ),
     (
@@ -192,6 +200,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             SafRead,
             ComplaintRead,
             ComplaintApprove,
+            ComplaintReport,
         ],
     ),
     (
@@ -209,6 +218,8 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             ApplicationRead,
             ComplaintRead,
             ComplaintWrite,
+            ComplaintFile,
+            ComplaintReport,
         ],
     ),
     (
@@ -229,6 +240,7 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             ApplicationRead,
             BlocklistRead,
             ComplaintRead,
+            ComplaintReport,
         ],
     ),
     (
@@ -239,6 +251,8 @@ pub const GRANTS: &[(Role, &[Permission])] = &[
             MerchantRead,
             TerminalRead,
             SettlementRead,
+            ComplaintRead,
+            ComplaintFile,
         ],
     ),
 ];

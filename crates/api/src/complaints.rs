@@ -30,6 +30,24 @@ fn id_of(s: &str, what: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no {what} {s}")))
 }
 
+/// Whether the principal sees the complaint: staff all of them; a merchant its own
+/// (filed by the merchant, about its money) — never a cardholder's, which carries the
+/// cardholder's contact.
+fn sees(p: &Principal, c: &ComplaintRow) -> bool {
+    p.merchant_scope().is_none()
+        || (c.complainant == "merchant"
+            && c.merchant_id.as_deref().is_some_and(|m| p.sees_merchant(m)))
+}
+
+async fn visible(api: &Api, p: &Principal, id: i64) -> Result<ComplaintRow, ApiError> {
+    let c = api
+        .db(move |db| Ok(db.complaint(id)?))
+        .await?
+        .filter(|c| sees(p, c))
+        .ok_or_else(|| ApiError::not_found(format!("no complaint {id}")))?;
+    Ok(c)
+}
+
 fn complaint_json(c: &ComplaintRow, standing: Option<complaints::deadline::Standing>) -> Value {
     json!({
         "complaint_id": c.complaint_id, "source": c.source, "category": c.category,
@@ -48,9 +66,25 @@ fn complaint_json(c: &ComplaintRow, standing: Option<complaints::deadline::Stand
 pub async fn file(
     State(api): State<Api>,
     p: Principal,
-    Body(f): Body<Filing>,
+    Body(mut f): Body<Filing>,
 ) -> Result<Response, ApiError> {
-    p.require(Permission::ComplaintWrite)?;
+    p.require(Permission::ComplaintFile)?;
+    // A merchant files about its own money, as itself.
+    if let Some(scope) = p.merchant_scope() {
+        let cat = complaints::kinds::Category::parse(&f.category);
+        if !cat.is_some_and(|c| c.is_merchants()) {
+            return Err(ApiError::field(
+                "category",
+                "a merchant files merchant_not_credited or merchant_credited_short",
+            ));
+        }
+        f.merchant_id = match (f.merchant_id.take(), scope) {
+            (Some(m), _) if p.sees_merchant(&m) => Some(m),
+            (None, [only]) => Some(only.clone()),
+            _ => return Err(ApiError::field("merchant_id", "one of your own merchants")),
+        };
+        f.source = complaints::kinds::Source::Merchant.name().into();
+    }
     let (actor, at) = (p.actor(), api.now().to_rfc3339());
     let policies = api.complaints().policies;
     let c = api
@@ -80,10 +114,14 @@ pub async fn list(
     let Query(q) = query(q)?;
     let day = today(&api);
     let (status, due_only) = (q.status.clone(), q.due.unwrap_or(false));
+    let who = p.clone();
     let rows = api
         .db(move |db| {
             let mut out = Vec::new();
             for c in db.complaints(status.as_deref())? {
+                if !sees(&who, &c) {
+                    continue;
+                }
                 let s = cp::standing(db, &c, day)?;
                 if due_only
                     && !matches!(
@@ -155,7 +193,7 @@ pub async fn report(
     p: Principal,
     q: QueryResult<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    p.require(Permission::ComplaintRead)?;
+    p.require(Permission::ComplaintReport)?;
     let Query(q) = query(q)?;
     let date = |field: &str, s: &str| {
         chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -203,6 +241,7 @@ pub async fn detail(
 ) -> Result<Json<Value>, ApiError> {
     p.require(Permission::ComplaintRead)?;
     let id = id_of(&id, "complaint")?;
+    visible(&api, &p, id).await?;
     let day = today(&api);
     let (c, standing, events, diagnoses, actions) = api
         .db(move |db| {
@@ -250,6 +289,7 @@ pub async fn candidates(
 ) -> Result<Json<Value>, ApiError> {
     p.require(Permission::ComplaintRead)?;
     let id = id_of(&id, "complaint")?;
+    visible(&api, &p, id).await?;
     let found = api.db(move |db| Ok(cp::candidates(db, id, 20)?)).await?;
     let items: Vec<Value> = found
         .iter()
@@ -551,7 +591,7 @@ pub async fn disputes(
     p: Principal,
     q: QueryResult<ListQuery>,
 ) -> Result<Response, ApiError> {
-    p.require(Permission::ComplaintRead)?;
+    p.require(Permission::ComplaintReport)?;
     let Query(q) = query(q)?;
     let rows = api.db(|db| Ok(db.disputes(None)?)).await?;
     answer(

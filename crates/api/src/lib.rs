@@ -300,12 +300,12 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
     (
         "GET",
         "/api/v1/complaints/report",
-        Some(Permission::ComplaintRead),
+        Some(Permission::ComplaintReport),
     ),
     (
         "POST",
         "/api/v1/complaints",
-        Some(Permission::ComplaintWrite),
+        Some(Permission::ComplaintFile),
     ),
     (
         "POST",
@@ -352,7 +352,7 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
         "/api/v1/complaints/{complaint_id}/escalate",
         Some(Permission::ComplaintWrite),
     ),
-    ("GET", "/api/v1/disputes", Some(Permission::ComplaintRead)),
+    ("GET", "/api/v1/disputes", Some(Permission::ComplaintReport)),
     (
         "POST",
         "/api/v1/disputes/{dispute_id}",

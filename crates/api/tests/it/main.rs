@@ -267,11 +267,13 @@ fn seed(location: &str) {
     services::onboarding::attach_document(db.as_mut(), 1, "shop_photo", None, PDF, &cli, NOW)
         .expect("document");
     // A complaint about the first sale, with a refund waiting for approval.
+    // (A merchant's, so the merchant account sees it too.)
     let filing = services::complaints::Filing {
-        source: "cardholder_phone".into(),
-        category: "debited_twice".into(),
-        contact: "13800000000".into(),
+        source: "merchant".into(),
+        category: "merchant_credited_short".into(),
+        contact: "the shop's manager".into(),
         language: "zh".into(),
+        merchant_id: Some(SHOP_A.into()),
         rrn: Some("R00000000001".into()),
         ..Default::default()
     };
@@ -502,6 +504,10 @@ fn request_for(method: &str, template: &str, role: Role) -> (String, Option<(Str
         ("POST", "/api/v1/merchants/{merchant_id}/status") => {
             Some(json!({"status": "suspended", "reason": "chargeback ratio over 1%"}))
         }
+        ("POST", "/api/v1/complaints") if role == Role::Merchant => Some(json!({
+            "source": "merchant", "category": "merchant_not_credited", "contact": "the manager",
+            "language": "zh", "rrn": "R00000000001",
+        })),
         ("POST", "/api/v1/complaints") => Some(json!({
             "source": "cardholder_phone", "category": "unrecognised", "contact": "13800000000",
             "language": "zh", "rrn": "R00000000001",
@@ -706,6 +712,62 @@ fn a_merchant_sees_only_its_own_and_others_do_not_exist_for_it() {
         seed(&location);
         let server = Server::start(&location);
         let shop = server.login("merchant");
+        // Complaints: the merchant files about its own money, as itself; it sees its
+        // own complaints, never a cardholder's (which carries the cardholder's contact);
+        // the acquirer-wide report is staff's.
+        let support = server.login("support");
+        let (status, theirs) = server.call(
+            "POST",
+            "/api/v1/complaints",
+            Some(&support),
+            Some(
+                &json!({"source": "cardholder_phone", "category": "unrecognised",
+                         "contact": "13912345678", "language": "en", "rrn": "R00000000001"}),
+            ),
+        );
+        assert_eq!(status, 201, "{theirs}");
+        let (status, own) = server.call(
+            "POST",
+            "/api/v1/complaints",
+            Some(&shop),
+            Some(
+                &json!({"source": "cardholder_web", "category": "merchant_not_credited",
+                         "contact": "the manager", "language": "zh", "rrn": "R00000000001"}),
+            ),
+        );
+        assert_eq!(status, 201, "{own}");
+        assert_eq!(
+            (own["source"].as_str(), own["merchant_id"].as_str()),
+            (Some("merchant"), Some(SHOP_A))
+        );
+        let (status, e) = server.call(
+            "POST",
+            "/api/v1/complaints",
+            Some(&shop),
+            Some(&json!({"source": "merchant", "category": "unrecognised",
+                         "contact": "x", "language": "zh", "rrn": "R00000000001"})),
+        );
+        assert_eq!(status, 400, "{e}");
+        let (_, mine) = server.call("GET", "/api/v1/complaints", Some(&shop), None);
+        let ids: Vec<i64> = mine["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|c| c["complaint_id"].as_i64())
+            .collect();
+        assert!(
+            ids.contains(&own["complaint_id"].as_i64().expect("id")),
+            "{mine}"
+        );
+        assert!(
+            !ids.contains(&theirs["complaint_id"].as_i64().expect("id")),
+            "{mine}"
+        );
+        assert!(!mine.to_string().contains("13912345678"));
+        let path = format!("/api/v1/complaints/{}", theirs["complaint_id"]);
+        assert_eq!(server.call("GET", &path, Some(&shop), None).0, 404);
+        let report = "/api/v1/complaints/report?from=2026-11-01&to=2026-12-31";
+        assert_eq!(server.call("GET", report, Some(&shop), None).0, 403);
         let (status, list) = server.call("GET", "/api/v1/transactions", Some(&shop), None);
         assert_eq!(status, 200);
         let rrns: Vec<&str> = list["items"]
