@@ -296,6 +296,7 @@ async fn a_failed_sale_debited_per_the_sms_is_explained_by_its_reversal() {
             "the expedited reversal was sent ({store})"
         );
         assert_eq!(d.balance(), d.before, "and nothing moved twice");
+        assert_eq!(d.sms(), [SmsKind::Sale, SmsKind::Reversal], "told of both");
         d.w.finish(&store).await;
     }
 }
@@ -474,6 +475,17 @@ async fn an_unrecognised_or_misremembered_sale_is_found_and_explained() {
                 .is_some_and(|a| a.contains("the sale stands")),
             "{c:?}"
         );
+        assert_eq!(d.sms(), [SmsKind::Sale]);
+        let id = c.complaint_id;
+        let steps = db(&store, move |db| {
+            db.complaint_events(id)
+                .expect("events")
+                .into_iter()
+                .map(|e| e.action)
+                .collect::<Vec<_>>()
+        })
+        .await;
+        assert_eq!(steps, ["file", "link", "resolve"]);
         let (c, g) = diagnosed(&d, cardholder(&d, "amount_wrong", 8_000, 1_000)).await;
         assert_eq!(
             (g.code, g.next),
@@ -616,6 +628,16 @@ async fn a_merchant_is_told_where_its_money_is() {
         .await
         .expect("settled after the release");
         assert!(net < AMOUNT, "net of the fee");
+        // The ledger holds the payout on its way to the merchant's bank.
+        let in_transit = db(&store, |db| {
+            db.ledger_accounts()
+                .expect("ledger")
+                .into_iter()
+                .find(|a| a.id == "settlement_in_transit")
+                .map(|a| a.balance().abs())
+        })
+        .await;
+        assert_eq!(in_transit, Some(net), "the payout in the ledger ({store})");
         let (_, g) = diagnosed(&d, merchant(&d, "merchant_credited_short")).await;
         assert!(matches!(g.code, "settled" | "paid_out"), "{g:?}");
         assert!(g.staff.contains(&format!("net {net}")), "{}", g.staff);
@@ -638,6 +660,10 @@ async fn a_refund_or_void_not_seen_is_found_and_explained() {
         let w = World::start_with(&store, crate::scenarios::Setup::default()).await;
         let mut pos = w.pos(0).await;
         let c = w.card(CardFate::Good, 0).clone();
+        let (before_c, before_o) = (
+            w.account(&c).balance_minor,
+            w.account(w.card(CardFate::Good, 1)).balance_minor,
+        );
         let sale = {
             let r = pos.term.sale(&card(&c), 50_000).expect("sale");
             pos.send(r).await
@@ -695,6 +721,19 @@ async fn a_refund_or_void_not_seen_is_found_and_explained() {
                 cp::link(db, cpl.complaint_id, &[first.txn_id], &support, &at).expect("link");
                 let g = cp::diagnoses(db, cpl.complaint_id).expect("diagnosis");
                 codes.push((first.kind, g[0].1.code));
+                let done = cp::resolve(db, cpl.complaint_id, Outcome::Explained, &support, &at)
+                    .expect("resolve");
+                assert_eq!(
+                    (done.status.as_str(), done.outcome.as_deref()),
+                    ("resolved", Some("explained"))
+                );
+                let steps: Vec<String> = db
+                    .complaint_events(cpl.complaint_id)
+                    .expect("events")
+                    .into_iter()
+                    .map(|e| e.action)
+                    .collect();
+                assert_eq!(steps, ["file", "link", "resolve"]);
             }
             codes
         })
@@ -706,6 +745,12 @@ async fn a_refund_or_void_not_seen_is_found_and_explained() {
                 (store::TxnKind::Sale, "voided")
             ]
         );
+        // The money as the answers say: 500.00 debited and 200.00 credited back; the
+        // voided sale undone; each told by SMS.
+        assert_eq!(w.account(&c).balance_minor, before_c - 30_000);
+        assert_eq!(w.account(&other).balance_minor, before_o);
+        assert_eq!(w.sms_count(&c), 2);
+        assert_eq!(w.sms_count(&other), 2);
         w.finish(&store).await;
     }
 }
