@@ -118,11 +118,12 @@ pub async fn list(
     let rows = api
         .db(move |db| {
             let mut out = Vec::new();
+            let cal = services::reference::calendar(db)?;
             for c in db.complaints(status.as_deref())? {
                 if !sees(&who, &c) {
                     continue;
                 }
-                let s = cp::standing(db, &c, day)?;
+                let s = cp::standing_on(&cal, &c, day)?;
                 if due_only
                     && !matches!(
                         s,

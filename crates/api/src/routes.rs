@@ -952,8 +952,9 @@ pub async fn metrics(State(api): State<Api>) -> Response {
                 .filter(|c| !matches!(c.status.as_str(), "resolved" | "rejected"))
                 .collect();
             let mut breached = 0;
+            let cal = services::reference::calendar(db)?;
             for c in &open {
-                if services::complaints::standing(db, c, today)?
+                if services::complaints::standing_on(&cal, c, today)?
                     == Some(complaints::deadline::Standing::Breached)
                 {
                     breached += 1;

@@ -162,8 +162,9 @@ pub fn run(cmd: ComplaintCommand) -> anyhow::Result<()> {
         ComplaintCommand::List { store, due } => {
             let mut db = open_store(&store.location())?;
             let day = today();
+            let cal = services::reference::calendar(db.as_mut())?;
             for c in db.complaints(None)? {
-                let s = cp::standing(db.as_mut(), &c, day)?;
+                let s = cp::standing_on(&cal, &c, day)?;
                 if due
                     && !matches!(
                         s,

@@ -1223,10 +1223,18 @@ pub fn standing(
     c: &ComplaintRow,
     today: NaiveDate,
 ) -> Result<Option<Standing>> {
+    standing_on(&crate::reference::calendar(db)?, c, today)
+}
+
+/// [`standing`] on a calendar already read (a queue reads it once for all).
+pub fn standing_on(
+    cal: &merchants::calendar::WorkCalendar,
+    c: &ComplaintRow,
+    today: NaiveDate,
+) -> Result<Option<Standing>> {
     if is_closed(c) {
         return Ok(None);
     }
-    let cal = crate::reference::calendar(db)?;
     let due = if c.status == "open" {
         &c.ack_due
     } else {
@@ -1235,7 +1243,7 @@ pub fn standing(
     let due = NaiveDate::parse_from_str(due, "%Y-%m-%d").map_err(|_| {
         ServiceError::Invalid(format!("complaint {}: deadline {due}", c.complaint_id))
     })?;
-    Ok(Some(deadline::standing(&cal, due, today)))
+    Ok(Some(deadline::standing(cal, due, today)))
 }
 
 /// One piece of a dispute's evidence.

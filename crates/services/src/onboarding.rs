@@ -828,8 +828,9 @@ fn merchant_status_json(m: &store::MerchantRow) -> serde_json::Value {
 }
 
 /// Sets a merchant's status with the reason (audited); closing one disables its
-/// terminals. Nodes apply it to the merchant's next transaction from their next start
-/// (settlement holds a merchant that is not active at once, with the status as reason).
+/// terminals. Every running node applies it to the merchant's next transaction (the
+/// audit record is the change feed they follow); settlement holds a merchant that is
+/// not active at once, with the status as reason.
 pub fn set_merchant_status(
     db: &mut dyn Backend,
     merchant_id: &str,
@@ -894,6 +895,16 @@ pub fn set_merchant_status(
     Ok(after)
 }
 
+/// A merchant's limits as the audit trail (and the change feed the nodes follow, which
+/// reads `txn_limit_minor` and `day_limit_minor`) shows them.
+fn limits_json(t: &store::TermsRow) -> serde_json::Value {
+    serde_json::json!({
+        "merchant_id": t.merchant_id, "txn_limit_minor": t.txn_limit_minor,
+        "day_limit_minor": t.day_limit_minor, "reserve_bps": t.reserve_bps,
+        "reserve_days": t.reserve_days,
+    })
+}
+
 /// Sets a merchant's transaction limits (minor units; 0 = none beyond the switch's)
 /// with the reason, in its terms (audited as `merchant.limits`): every node enforces
 /// them from its next transaction.
@@ -945,7 +956,7 @@ pub fn set_limits(
         updated_at: at.into(),
         ..before.clone()
     };
-    let json = |t: &store::TermsRow| serde_json::json!({"merchant_id": t.merchant_id, "txn_limit_minor": t.txn_limit_minor, "day_limit_minor": t.day_limit_minor});
+    let json = limits_json;
     let mut a = json(&after);
     a["reason"] = serde_json::json!(reason);
     db.apply(&[
@@ -1147,7 +1158,7 @@ pub fn complete_rereview(
             t.reserve_bps,
             t.reserve_days,
         ) {
-            let json = |t: &store::TermsRow| serde_json::json!({"merchant_id": t.merchant_id, "txn_limit_minor": t.txn_limit_minor, "day_limit_minor": t.day_limit_minor, "reserve_bps": t.reserve_bps, "reserve_days": t.reserve_days});
+            let json = limits_json;
             let mut a = json(&new);
             a["reason"] = serde_json::json!(format!("re-review: rated {rating}"));
             writes.push(actor.audit(
