@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use services::complaints::{self as cp, Filing, Outcome, Policies, Refund};
+use services::complaints::{self as cp, Filing, Outcome, Refund};
 
 use crate::args::{cli_actor, now_rfc3339, StoreArgs};
 use crate::node::open_store;
@@ -17,6 +17,9 @@ pub enum ComplaintCommand {
         /// Where the journal is.
         #[command(flatten)]
         store: StoreArgs,
+        /// The deadlines per source.
+        #[command(flatten)]
+        config: crate::api_cli::ComplaintArgs,
         /// The filing (JSON).
         #[arg(long)]
         filing: std::path::PathBuf,
@@ -80,6 +83,9 @@ pub enum ComplaintCommand {
         /// Where the journal is.
         #[command(flatten)]
         store: StoreArgs,
+        /// The four-eyes threshold.
+        #[command(flatten)]
+        config: crate::api_cli::ComplaintArgs,
         /// The complaint.
         complaint_id: i64,
         /// The transaction.
@@ -150,13 +156,18 @@ fn line(c: &store::ComplaintRow) -> String {
 pub fn run(cmd: ComplaintCommand) -> anyhow::Result<()> {
     let (actor, at) = (cli_actor(), now_rfc3339());
     match cmd {
-        ComplaintCommand::File { store, filing } => {
+        ComplaintCommand::File {
+            store,
+            config,
+            filing,
+        } => {
+            let cfg = config.load()?.unwrap_or_default();
             let text = std::fs::read_to_string(&filing)
                 .with_context(|| format!("read {}", filing.display()))?;
             let f: Filing = serde_json::from_str(&text)
                 .map_err(|e| BadInput(format!("{}: not a filing: {e}", filing.display())))?;
             let mut db = open_store(&store.location())?;
-            let c = cp::file(db.as_mut(), &f, &Policies::default(), &actor, &at)?;
+            let c = cp::file(db.as_mut(), &f, &cfg.policies, &actor, &at)?;
             println!("{}", line(&c));
         }
         ComplaintCommand::List { store, due } => {
@@ -261,11 +272,13 @@ pub fn run(cmd: ComplaintCommand) -> anyhow::Result<()> {
         }
         ComplaintCommand::Refund {
             store,
+            config,
             complaint_id,
             txn,
             amount,
             reason,
         } => {
+            let threshold = config.load()?.unwrap_or_default().four_eyes_minor;
             let mut db = open_store(&store.location())?;
             match cp::request_refund(
                 db.as_mut(),
@@ -273,7 +286,7 @@ pub fn run(cmd: ComplaintCommand) -> anyhow::Result<()> {
                 txn,
                 amount,
                 &reason,
-                cp::DEFAULT_FOUR_EYES_MINOR,
+                threshold,
                 &actor,
                 &at,
             )? {

@@ -99,10 +99,14 @@ fn every_command_line_change_leaves_one_audit_record() {
                 "language": "en", "last4": "1234", "from": "2026-11-30 09:50", "to": "2026-11-30 10:10"}"#,
         )
         .expect("filing");
-        let (files_arg, clearing_arg, filing_arg) = (
+        // A four-eyes threshold of 0.10: the command line honours the configuration.
+        let config = files.join("complaints.toml");
+        std::fs::write(&config, "four_eyes_minor = 10\n").expect("config");
+        let (files_arg, clearing_arg, filing_arg, config_arg) = (
             files.display().to_string(),
             clearing.display().to_string(),
             filing.display().to_string(),
+            config.display().to_string(),
         );
         let s = store_args(&store);
         let with = |args: &[&str]| -> Vec<String> {
@@ -238,6 +242,39 @@ fn every_command_line_change_leaves_one_audit_record() {
                 b"",
                 "complaint.resolve",
                 "complaint:1",
+                1,
+            ),
+            (
+                with(&["complaint", "file", "--filing", &filing_arg]),
+                b"",
+                "complaint.file",
+                "complaint:2",
+                1,
+            ),
+            (
+                with(&["complaint", "link", "2", "--txn", "9"]),
+                b"",
+                "complaint.link",
+                "complaint:2",
+                1,
+            ),
+            (
+                with(&[
+                    "complaint",
+                    "refund",
+                    "2",
+                    "--txn",
+                    "9",
+                    "--amount",
+                    "100",
+                    "--reason",
+                    "goodwill",
+                    "--complaints-config",
+                    &config_arg,
+                ]),
+                b"",
+                "complaint.request_refund",
+                "complaint:2",
                 1,
             ),
             (
