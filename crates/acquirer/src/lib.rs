@@ -196,41 +196,34 @@ fn status_watch(opts: &NodeOptions, from_seq: i64) -> gateway::StatusWatch {
     })
 }
 
-/// A status change from an audit record, if it is one.
-fn status_change(a: &store::AuditRow) -> Option<switch::StatusChange> {
-    let after: serde_json::Value = serde_json::from_str(&a.after).ok()?;
-    let status = after["status"].as_str()?.to_owned();
-    match a.action.as_str() {
-        "merchant.status" => Some(switch::StatusChange::Merchant {
-            merchant_id: a.object.strip_prefix("merchant:")?.to_owned(),
-            status,
-        }),
-        "terminal.status" => Some(switch::StatusChange::Terminal {
-            terminal_id: a.object.strip_prefix("terminal:")?.to_owned(),
-            status,
-        }),
-        _ => None,
-    }
-}
-
-/// A change of the switch's view of a merchant or terminal, from an audit record
-/// (status, limits, install location), if it is one.
+/// A change of the switch's view of a merchant or terminal, from an audit record of
+/// the change feed (status, limits, install location), if it is one: the record's
+/// `after` is read once.
 fn feed_change(a: &store::AuditRow) -> Option<switch::StatusChange> {
     if !store::FEED_ACTIONS.contains(&a.action.as_str()) {
         return None;
     }
     let after: serde_json::Value = serde_json::from_str(&a.after).ok()?;
+    let text = |k: &str| after[k].as_str().map(str::to_owned);
     match a.action.as_str() {
         "merchant.limits" | "terms.set" => Some(switch::StatusChange::Limits {
-            merchant_id: after["merchant_id"].as_str()?.to_owned(),
+            merchant_id: text("merchant_id")?,
             per_txn_minor: after["txn_limit_minor"].as_i64()?,
             per_day_minor: after["day_limit_minor"].as_i64()?,
         }),
         "terminal.location" => Some(switch::StatusChange::Location {
             terminal_id: a.object.strip_prefix("terminal:")?.to_owned(),
-            install_location: after["install_location"].as_str()?.to_owned(),
+            install_location: text("install_location")?,
         }),
-        _ => status_change(a),
+        "merchant.status" => Some(switch::StatusChange::Merchant {
+            merchant_id: a.object.strip_prefix("merchant:")?.to_owned(),
+            status: text("status")?,
+        }),
+        "terminal.status" => Some(switch::StatusChange::Terminal {
+            terminal_id: a.object.strip_prefix("terminal:")?.to_owned(),
+            status: text("status")?,
+        }),
+        _ => None,
     }
 }
 

@@ -132,8 +132,10 @@ fn money(s: &str) -> Option<(i64, String)> {
     Some((minor, cur.to_owned()))
 }
 
-/// A masked card number: 6 digits, asterisks, 4 digits (12 to 19 characters).
-fn masked(s: &str) -> Option<(String, String)> {
+/// A card number as masked (`622848******1234`: six digits, asterisks, four digits;
+/// 12 to 19 characters) with its last four digits; `None` for anything else — a full
+/// card number included.
+pub fn masked(s: &str) -> Option<(String, String)> {
     let b = s.as_bytes();
     let ok = (12..=19).contains(&b.len())
         && b[..6].iter().all(u8::is_ascii_digit)

@@ -204,11 +204,7 @@ fn clue_of(f: &Filing, today: NaiveDate) -> Result<(serde_json::Value, Clue)> {
         }
     }
     if let Some(m) = &clue.masked_pan {
-        let b = m.as_bytes();
-        let masked = (12..=19).contains(&b.len())
-            && b.iter().filter(|c| **c == b'*').count() >= 2
-            && b.iter().all(|c| c.is_ascii_digit() || *c == b'*');
-        if !masked {
+        if complaints::sms::masked(m.trim()).is_none() {
             return Err(ServiceError::BadInput(
                 "masked_pan: the card as masked (first six, asterisks, last four) — never the full number".into(),
             ));

@@ -973,6 +973,15 @@ pub fn set_limits(
     Ok(after)
 }
 
+/// A terminal by its id.
+fn find_terminal(db: &mut dyn Backend, terminal_id: &str) -> Result<store::TerminalRow> {
+    db.terminals()
+        .ctx("read terminals")?
+        .into_iter()
+        .find(|t| t.terminal_id == terminal_id)
+        .ok_or_else(|| ServiceError::NotFound(format!("no terminal {terminal_id}")))
+}
+
 /// Registers a terminal's new install location (it was moved, with the reason;
 /// audited as `terminal.location`): every node compares where the terminal reports it
 /// is with this from its next transaction.
@@ -991,12 +1000,7 @@ pub fn set_terminal_location(
         ));
     }
     crate::text("a relocation's reason", reason, 500)?;
-    let before = db
-        .terminals()
-        .ctx("read terminals")?
-        .into_iter()
-        .find(|t| t.terminal_id == terminal_id)
-        .ok_or_else(|| ServiceError::NotFound(format!("no terminal {terminal_id}")))?;
+    let before = find_terminal(db, terminal_id)?;
     let after = store::TerminalRow {
         install_location: format!("{latitude:.4},{longitude:.4}"),
         updated_at: at.into(),
@@ -1031,12 +1035,7 @@ pub fn set_terminal_status(
         )));
     }
     crate::text("a status change's reason", reason, 500)?;
-    let before = db
-        .terminals()
-        .ctx("read terminals")?
-        .into_iter()
-        .find(|t| t.terminal_id == terminal_id)
-        .ok_or_else(|| ServiceError::NotFound(format!("no terminal {terminal_id}")))?;
+    let before = find_terminal(db, terminal_id)?;
     if before.status == status {
         return Ok(before);
     }

@@ -435,43 +435,14 @@ async fn the_api_timeline_of_a_lost_sale_shows_every_step_in_order() {
         .expect("join");
         assert_eq!(report.open, 0, "nothing to chase: {report}");
         // An operator, and the API on the same store.
-        let s = store.clone();
-        let db = tokio::task::spawn_blocking(move || {
-            let mut db = posguard::node::open_store(&s).expect("open");
-            let actor = services::accounts::Actor::cli("test", 1);
-            services::accounts::add_operator(
-                db.as_mut(),
-                "support.chen",
-                services::accounts::Role::Support,
-                "a long enough password",
-                &[],
-                &actor,
-                "2026-12-01T00:00:00+00:00",
-            )
-            .expect("operator");
-            db
-        })
-        .await
-        .expect("join");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(api::serve(
-            listener,
-            api::Api::new(db, posguard::api_cli::system_clock()),
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let api = crate::scenarios::ApiServer::start(
+            &store,
+            "support.chen",
+            services::accounts::Role::Support,
+        )
+        .await;
+        let (addr, token) = (api.addr, api.token.clone());
         let timeline = tokio::task::spawn_blocking(move || {
-            let login: serde_json::Value = ureq::post(&format!("http://{addr}/api/v1/session"))
-                .send_json(serde_json::json!({"name": "support.chen", "password": "a long enough password"}))
-                .expect("login")
-                .into_json()
-                .expect("json");
-            let token = login["token"].as_str().expect("token").to_owned();
             ureq::get(&format!("http://{addr}/api/v1/transactions/{rrn}/timeline"))
                 .set("Authorization", &format!("Bearer {token}"))
                 .call()
@@ -481,8 +452,7 @@ async fn the_api_timeline_of_a_lost_sale_shows_every_step_in_order() {
         })
         .await
         .expect("join");
-        let _ = stop.send(());
-        let _ = server.await;
+        api.stop().await;
         let steps = timeline["timeline"].as_array().expect("steps");
         let kinds: Vec<&str> = steps.iter().filter_map(|s| s["kind"].as_str()).collect();
         let pos_of = |k: &str| {

@@ -366,47 +366,13 @@ async fn two_nodes_obey_changes_made_through_the_api_at_once() {
         let t = w.data.terminals[0].clone();
         let mid = t.merchant_id.clone();
         // An operator, and the API on the same store.
-        let s = store.clone();
-        let db = tokio::task::spawn_blocking(move || {
-            let mut db = posguard::node::open_store(&s).expect("open");
-            services::accounts::add_operator(
-                db.as_mut(),
-                "ops.wang",
-                services::accounts::Role::Operations,
-                "a long enough password",
-                &[],
-                &services::accounts::Actor::cli("test", 1),
-                "2026-12-01T00:00:00+00:00",
-            )
-            .expect("operator");
-            db
-        })
-        .await
-        .expect("join");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let api_addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(api::serve(
-            listener,
-            api::Api::new(db, posguard::api_cli::system_clock()),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        let token = tokio::task::spawn_blocking(move || {
-            let login: serde_json::Value = ureq::post(&format!("http://{api_addr}/api/v1/session"))
-                .send_json(
-                    serde_json::json!({"name": "ops.wang", "password": "a long enough password"}),
-                )
-                .expect("login")
-                .into_json()
-                .expect("json");
-            login["token"].as_str().expect("token").to_owned()
-        })
-        .await
-        .expect("join");
+        let api = crate::scenarios::ApiServer::start(
+            &store,
+            "ops.wang",
+            services::accounts::Role::Operations,
+        )
+        .await;
+        let (api_addr, token) = (api.addr, api.token.clone());
         // The second node serves the terminal: its installation sale activates it.
         let mut pos = crate::scenarios::Pos::signed_on(node2.addr, &t).await;
         let mut nth = 0;
@@ -498,8 +464,7 @@ async fn two_nodes_obey_changes_made_through_the_api_at_once() {
             let r = sell(&mut pos);
             assert_eq!(code(&pos.send(r).await), "00", "{what} undone ({store})");
         }
-        let _ = stop.send(());
-        let _ = server.await;
+        api.stop().await;
         node2.stop().await;
         w.finish(&store).await;
     }

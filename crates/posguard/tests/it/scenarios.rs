@@ -772,3 +772,69 @@ async fn iso87_ascii_terminal_signs_on_and_sells() {
         w.finish(&store).await;
     }
 }
+
+/// The operators' API on a loopback port over `store`, with one operator of `role`
+/// signed in: its address, its bearer token, and what stops it.
+pub struct ApiServer {
+    pub addr: SocketAddr,
+    pub token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ApiServer {
+    pub async fn start(store: &str, name: &str, role: services::accounts::Role) -> ApiServer {
+        const PASSWORD: &str = "a long enough password";
+        let (s, n) = (store.to_owned(), name.to_owned());
+        let db = tokio::task::spawn_blocking(move || {
+            let mut db = posguard::node::open_store(&s).expect("open");
+            services::accounts::add_operator(
+                db.as_mut(),
+                &n,
+                role,
+                PASSWORD,
+                &[],
+                &services::accounts::Actor::cli("test", 1),
+                "2026-12-01T00:00:00+00:00",
+            )
+            .expect("operator");
+            db
+        })
+        .await
+        .expect("join");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(api::serve(
+            listener,
+            api::Api::new(db, posguard::api_cli::system_clock()),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let n = name.to_owned();
+        let token = tokio::task::spawn_blocking(move || {
+            let login: serde_json::Value = ureq::post(&format!("http://{addr}/api/v1/session"))
+                .send_json(serde_json::json!({"name": n, "password": PASSWORD}))
+                .expect("login")
+                .into_json()
+                .expect("json");
+            login["token"].as_str().expect("token").to_owned()
+        })
+        .await
+        .expect("join");
+        ApiServer {
+            addr,
+            token,
+            stop,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
